@@ -1,0 +1,44 @@
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+/// Hard sigmoid: `ReLU6(x + 3) / 6`, i.e. 0 below -3, 1 above 3, `x/6 + 1/2` in between.
+///
+/// PyTorch: `nn.Hardsigmoid()`. Gradient `1/6` strictly inside `(-3, 3)`, 0 elsewhere (including
+/// both kinks and NaN).
+#[derive(Module, Debug, Default)]
+pub struct HardSigmoid;
+
+impl HardSigmoid {
+    /// Applies the hard sigmoid element-wise.
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let interior = interior(&input);
+        let linear = input.mul_scalar(1.0 / 6.0).add_scalar(0.5);
+        let clamped = linear.clone().detach().clamp(0.0, 1.0);
+        clamped.mask_where(interior, linear)
+    }
+
+    /// `1/6` on `(-3, 3)`, 0 elsewhere.
+    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        interior(&input).float().div_scalar(6.0)
+    }
+}
+
+fn interior<const D: usize>(input: &Tensor<D>) -> Tensor<D, burn::tensor::Bool> {
+    input
+        .clone()
+        .greater_elem(-3.0)
+        .bool_and(input.clone().lower_elem(3.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::*;
+
+    #[test]
+    fn gradient_vanishes_on_the_kinks() {
+        let (y, g) = value_and_grad(&[-4.0, -3.0, 0.0, 3.0], |x| HardSigmoid.forward(x));
+        assert_close(&y, &[0.0, 0.0, 0.5, 1.0]);
+        assert_close(&g, &[0.0, 0.0, 1.0 / 6.0, 0.0]);
+    }
+}

@@ -1,0 +1,52 @@
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+/// Hard swish (MobileNetV3): `x · ReLU6(x + 3) / 6`.
+///
+/// PyTorch: `nn.Hardswish()`. Gradient 0 for `x ≤ -3`, `x/3 + 1/2` on `(-3, 3)`, 1 for `x ≥ 3`
+/// (so 0 at -3 and 1 at 3, PyTorch's choice at the kinks). `-inf · 0` is NaN, as in PyTorch.
+#[derive(Module, Debug, Default)]
+pub struct HardSwish;
+
+impl HardSwish {
+    /// Applies hard swish element-wise.
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let low = input.clone().lower_equal_elem(-3.0);
+        let high = input.clone().greater_equal_elem(3.0);
+        // The quadratic piece sees 0 instead of the outer inputs so that its unused gradient
+        // stays finite (`0 · inf` would be NaN at x = ±inf).
+        let middle = input
+            .clone()
+            .mask_fill(low.clone().bool_or(high.clone()), 0.0);
+        let quadratic = middle.clone() * middle.add_scalar(3.0).div_scalar(6.0);
+        // `x · 0` keeps PyTorch's signed zero below -3, and its NaN at -inf.
+        let zero_times_input = input.clone().detach().mul_scalar(0.0);
+        quadratic
+            .mask_where(high, input)
+            .mask_where(low, zero_times_input)
+    }
+
+    /// 0 for `x ≤ -3`, `x/3 + 1/2` on `(-3, 3)`, 1 for `x ≥ 3`.
+    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let low = input.clone().lower_equal_elem(-3.0);
+        let high = input.clone().greater_equal_elem(3.0);
+        input
+            .div_scalar(3.0)
+            .add_scalar(0.5)
+            .mask_fill(high, 1.0)
+            .mask_fill(low, 0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::*;
+
+    #[test]
+    fn kinks_follow_pytorch() {
+        let (y, g) = value_and_grad(&[-4.0, -3.0, 0.0, 3.0, 1e4], |x| HardSwish.forward(x));
+        assert_close(&y, &[0.0, 0.0, 0.0, 3.0, 1e4]);
+        assert_close(&g, &[0.0, 0.0, 0.5, 1.0, 1.0]);
+    }
+}

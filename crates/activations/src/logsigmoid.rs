@@ -1,0 +1,36 @@
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+use crate::softplus::softplus;
+
+/// Log-sigmoid: `log σ(x) = -softplus(-x)`, with derivative `σ(-x) = 1 - σ(x)`.
+///
+/// PyTorch: `nn.LogSigmoid()`. Computed as `-softplus(-x)` (linear below -20), so `x = -1e4`
+/// gives `-1e4` with gradient 1 and `x = 1e4` gives 0, without overflow.
+#[derive(Module, Debug, Default)]
+pub struct LogSigmoid;
+
+impl LogSigmoid {
+    /// Applies `log σ(x)` element-wise.
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        softplus(input.neg(), 1.0, 20.0).neg()
+    }
+
+    /// `σ(-x)`.
+    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        burn::tensor::activation::sigmoid(input.neg())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::*;
+
+    #[test]
+    fn stable_tails() {
+        let (y, g) = value_and_grad(&[-1e4, 0.0, 1e4], |x| LogSigmoid.forward(x));
+        assert_close(&y, &[-1e4, -std::f32::consts::LN_2, 0.0]);
+        assert_close(&g, &[1.0, 0.5, 0.0]);
+    }
+}

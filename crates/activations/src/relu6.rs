@@ -1,0 +1,40 @@
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+use crate::hardtanh::clamp_with_open_gradient;
+
+/// ReLU6, `min(max(0, x), 6)` (MobileNetV2).
+///
+/// PyTorch: `nn.ReLU6`, i.e. `hardtanh(x, 0, 6)`: gradient 1 on `(0, 6)`, 0 elsewhere,
+/// including both kinks and NaN.
+#[derive(Module, Debug, Default)]
+pub struct Relu6;
+
+impl Relu6 {
+    /// Applies `min(max(0, x), 6)` element-wise.
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        clamp_with_open_gradient(input, 0.0, 6.0)
+    }
+
+    /// 1 on `(0, 6)`, 0 elsewhere.
+    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        input
+            .clone()
+            .greater_elem(0.0)
+            .bool_and(input.lower_elem(6.0))
+            .float()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::*;
+
+    #[test]
+    fn clamps_to_six_with_zero_gradient_at_kinks() {
+        let (y, g) = value_and_grad(&[-1.0, 0.0, 3.0, 6.0, 7.0], |x| Relu6.forward(x));
+        assert_close(&y, &[0.0, 0.0, 3.0, 6.0, 6.0]);
+        assert_close(&g, &[0.0, 0.0, 1.0, 0.0, 0.0]);
+    }
+}

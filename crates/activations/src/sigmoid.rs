@@ -1,0 +1,35 @@
+use burn::module::Module;
+use burn::tensor::{Tensor, activation};
+
+/// The logistic sigmoid, `σ(x) = 1 / (1 + exp(-x))`, with `σ'(x) = σ(x)(1 - σ(x))`.
+///
+/// PyTorch: `nn.Sigmoid`. Saturates to exactly 0 and 1 in f32 for |x| ≳ 17 (and 88 below zero),
+/// where its gradient vanishes: the classic cause of vanishing gradients in deep nets.
+#[derive(Module, Debug, Default)]
+pub struct Sigmoid;
+
+impl Sigmoid {
+    /// Applies `σ(x)` element-wise.
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        activation::sigmoid(input)
+    }
+
+    /// `σ'(x) = σ(x)(1 - σ(x))`.
+    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let s = activation::sigmoid(input);
+        s.clone() * (s.neg() + 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::*;
+
+    #[test]
+    fn saturates_without_overflow() {
+        let (y, g) = value_and_grad(&[-1e4, 0.0, 1e4], |x| Sigmoid.forward(x));
+        assert_close(&y, &[0.0, 0.5, 1.0]);
+        assert_close(&g, &[0.0, 0.25, 0.0]);
+    }
+}

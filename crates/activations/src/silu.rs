@@ -1,0 +1,106 @@
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor, activation::sigmoid};
+use serde::{Deserialize, Serialize};
+
+/// SiLU / Swish (Elfwing et al. 2017; Ramachandran et al. 2017): `x σ(β x)`.
+///
+/// PyTorch: `nn.SiLU()` is `β = 1`. Swish's `β` can be set, or learned (one scalar, initialised
+/// to `beta`). `SiLU'(x) = σ(βx) + β x σ(βx)(1 - σ(βx))`.
+#[derive(Module, Debug)]
+pub struct Silu {
+    /// Fixed `β` (used when `learnable_beta` is `None`).
+    pub beta: f64,
+    /// Learned `β`, shape `[1]`.
+    pub learnable_beta: Option<Param<Tensor<1>>>,
+}
+
+/// Configuration of [`Silu`] (`kind = "silu"` or its alias `"swish"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiluConfig {
+    /// `β` in `x σ(βx)`. Default 1 (SiLU).
+    pub beta: f64,
+    /// Learn `β` by gradient descent. Default false.
+    pub learnable: bool,
+}
+
+impl Default for SiluConfig {
+    fn default() -> Self {
+        Self {
+            beta: 1.0,
+            learnable: false,
+        }
+    }
+}
+
+impl SiluConfig {
+    /// Checks `beta` is finite.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.beta.is_finite() {
+            return Err(format!("silu.beta must be finite, got {}", self.beta));
+        }
+        Ok(())
+    }
+
+    /// Builds the module.
+    pub fn init(&self, device: &Device) -> Silu {
+        Silu {
+            beta: self.beta,
+            learnable_beta: self
+                .learnable
+                .then(|| Param::from_tensor(Tensor::full([1], self.beta, device))),
+        }
+    }
+}
+
+impl Silu {
+    fn scaled<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        match &self.learnable_beta {
+            Some(beta) => input * beta.val().reshape([1; D]),
+            None if self.beta == 1.0 => input,
+            None => input.mul_scalar(self.beta),
+        }
+    }
+
+    /// Applies `x σ(βx)` element-wise.
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        input.clone() * sigmoid(self.scaled(input))
+    }
+
+    /// `σ(βx) + βx σ(βx)(1 - σ(βx))`.
+    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let scaled = self.scaled(input).detach();
+        let s = sigmoid(scaled.clone());
+        s.clone() + scaled * s.clone() * s.neg().add_scalar(1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::*;
+
+    #[test]
+    fn silu_values_and_gradient() {
+        let module = SiluConfig::default().init(&device());
+        let (y, g) = value_and_grad(&[-1.0, 0.0, 1.0], |x| module.forward(x));
+        assert_close(&y, &[-0.268_941_43, 0.0, 0.731_058_6]);
+        assert_close(&g, &[0.072_329, 0.5, 0.927_671]);
+    }
+
+    #[test]
+    fn learnable_beta_receives_gradient() {
+        let module = SiluConfig {
+            beta: 1.5,
+            learnable: true,
+        }
+        .init(&device());
+        let x = tensor(&[-1.0, 2.0]);
+        let grads = module.forward(x).sum().backward();
+        let beta = module.learnable_beta.as_ref().unwrap().val();
+        // d/dβ x σ(βx) = x² σ(βx)(1 - σ(βx)) summed over x = -1, 2.
+        let s = |z: f32| 1.0 / (1.0 + (-z).exp());
+        let expected = s(-1.5) * (1.0 - s(-1.5)) + 4.0 * s(3.0) * (1.0 - s(3.0));
+        assert_close(&to_vec(beta.grad(&grads).unwrap()), &[expected]);
+    }
+}

@@ -1,0 +1,33 @@
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+/// The hyperbolic tangent, `tanh(x) = (eˣ - e⁻ˣ) / (eˣ + e⁻ˣ)`, with `tanh'(x) = 1 - tanh²(x)`.
+///
+/// PyTorch: `nn.Tanh`. Zero-centred, saturates at ±1.
+#[derive(Module, Debug, Default)]
+pub struct Tanh;
+
+impl Tanh {
+    /// Applies `tanh(x)` element-wise.
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        input.tanh()
+    }
+
+    /// `tanh'(x) = 1 - tanh²(x)`.
+    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        input.tanh().square().neg() + 1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::*;
+
+    #[test]
+    fn odd_and_bounded() {
+        let (y, g) = value_and_grad(&[-100.0, 0.0, 1.0], |x| Tanh.forward(x));
+        assert_close(&y, &[-1.0, 0.0, 0.761_594_2]);
+        assert_close(&g, &[0.0, 1.0, 0.419_974_3]);
+    }
+}
