@@ -1,0 +1,92 @@
+use std::fmt;
+
+use activations::burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::{CnnConfig, MlpConfig, Model};
+
+/// The `[model]` section: `kind = "cnn"` (default network) or `kind = "mlp"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// Convolutional network, see [`CnnConfig`].
+    Cnn(CnnConfig),
+    /// Fully connected network, see [`MlpConfig`].
+    Mlp(MlpConfig),
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self::Cnn(CnnConfig::default())
+    }
+}
+
+impl ModelConfig {
+    /// Checks every value; the error names the key (relative to `[model]`) and the reason.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            Self::Cnn(c) => c.validate(),
+            Self::Mlp(c) => c.validate(),
+        }
+    }
+
+    /// Builds the network on `device`.
+    ///
+    /// # Panics
+    /// On an invalid config; call [`validate`](Self::validate) first for an error instead.
+    pub fn init(&self, device: &Device) -> Model {
+        match self {
+            Self::Cnn(c) => Model::Cnn(c.init(device)),
+            Self::Mlp(c) => Model::Mlp(c.init(device)),
+        }
+    }
+
+    /// The activation used in most slots (the `activation` key), for reports.
+    pub fn activation(&self) -> &activations::ActivationConfig {
+        match self {
+            Self::Cnn(c) => &c.activation,
+            Self::Mlp(c) => &c.activation,
+        }
+    }
+
+    /// Sets the activation of every slot (clearing per-slot overrides).
+    pub fn set_activation(&mut self, activation: activations::ActivationConfig) {
+        match self {
+            Self::Cnn(c) => {
+                c.activation = activation;
+                c.conv_activations = None;
+                c.hidden_activations = None;
+            }
+            Self::Mlp(c) => {
+                c.activation = activation;
+                c.hidden_activations = None;
+            }
+        }
+    }
+}
+
+/// An impossible model setting: which key, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key, relative to `[model]`, e.g. `"conv_activations"`.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(key: &str, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "model.{}: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,83 @@
+use activations::burn::module::Module;
+use activations::burn::tensor::Tensor;
+
+use crate::{Cnn, IMAGE_SIZE, Mlp};
+
+/// A network built from a [`ModelConfig`](crate::ModelConfig).
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Model {
+    /// See [`Cnn`].
+    Cnn(Cnn),
+    /// See [`Mlp`].
+    Mlp(Mlp),
+}
+
+/// One activation slot's input and output, as `[N, C, H, W]` (dense layers: `[N, units, 1, 1]`),
+/// so statistics per unit are reductions over dims 0, 2 and 3.
+#[derive(Clone, Debug)]
+pub struct Tap {
+    /// `conv1`, `conv2`, ..., `fc1`, ...
+    pub name: String,
+    /// Pre-activation.
+    pub pre: Tensor<4>,
+    /// Post-activation.
+    pub post: Tensor<4>,
+}
+
+impl Tap {
+    pub(crate) fn new(name: String, pre: Tensor<4>, post: Tensor<4>) -> Self {
+        Self { name, pre, post }
+    }
+}
+
+/// Logits and taps from [`Model::forward_with_taps`].
+#[derive(Clone, Debug)]
+pub struct ModelOutput {
+    /// Class logits `[N, 10]`.
+    pub logits: Tensor<2>,
+    /// One entry per activation slot, in network order.
+    pub taps: Vec<Tap>,
+}
+
+impl Model {
+    fn images<const D: usize>(images: Tensor<D>) -> Tensor<4> {
+        let dims = images.dims();
+        let per_image: usize = dims[1..].iter().product();
+        assert!(
+            (D == 3 || D == 4) && per_image == IMAGE_SIZE * IMAGE_SIZE,
+            "expected images [N, 1, 28, 28] or [N, 28, 28], got {dims:?}"
+        );
+        images.reshape([dims[0], 1, IMAGE_SIZE, IMAGE_SIZE])
+    }
+
+    fn run(&self, images: Tensor<4>, taps: &mut Option<Vec<crate::Tap>>) -> Tensor<2> {
+        match self {
+            Self::Cnn(m) => m.run(images, taps),
+            Self::Mlp(m) => m.run(images, taps),
+        }
+    }
+
+    /// Class logits `[N, 10]` for images `[N, 1, 28, 28]` or `[N, 28, 28]`.
+    pub fn forward<const D: usize>(&self, images: Tensor<D>) -> Tensor<2> {
+        self.run(Self::images(images), &mut None)
+    }
+
+    /// Logits plus each activation slot's pre- and post-activation tensors.
+    pub fn forward_with_taps<const D: usize>(&self, images: Tensor<D>) -> ModelOutput {
+        let mut taps = Some(Vec::new());
+        let logits = self.run(Self::images(images), &mut taps);
+        ModelOutput {
+            logits,
+            taps: taps.unwrap_or_default(),
+        }
+    }
+
+    /// Names of the activation slots, in order.
+    pub fn slot_names(&self) -> Vec<String> {
+        match self {
+            Self::Cnn(m) => m.slot_names(),
+            Self::Mlp(m) => m.slot_names(),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The `models` crate from a user's side: TOML in, network out.
+use activations::burn::module::Module;
+use activations::burn::tensor::{Device, Distribution, Tensor};
+use activations::{Activation, ActivationConfig};
+use models::{CnnConfig, Model, ModelConfig};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    model: ModelConfig,
+}
+
+fn parse(text: &str) -> Result<ModelConfig, String> {
+    let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    file.model.validate().map_err(|e| e.to_string())?;
+    Ok(file.model)
+}
+
+fn device() -> Device {
+    Device::flex()
+}
+
+fn images(n: usize) -> Tensor<4> {
+    Tensor::random([n, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device())
+}
+
+fn hidden_kinds() -> Vec<ActivationConfig> {
+    ActivationConfig::catalog()
+        .into_iter()
+        .filter(|a| a.is_elementwise() || matches!(a, ActivationConfig::Aprelu(_)))
+        .collect()
+}
+
+#[test]
+fn default_cnn_has_the_reference_parameter_count() {
+    let model = ModelConfig::default().init(&device());
+    assert_eq!(model.num_params(), 421_642);
+}
+
+#[test]
+fn cnn_and_mlp_run_with_every_activation_kind() {
+    for activation in hidden_kinds() {
+        for mut config in [
+            ModelConfig::Cnn(CnnConfig {
+                channels: vec![4, 8],
+                hidden: vec![16],
+                ..Default::default()
+            }),
+            ModelConfig::Mlp(models::MlpConfig {
+                hidden: vec![16, 8],
+                ..Default::default()
+            }),
+        ] {
+            config.set_activation(activation.clone());
+            let model = config.init(&device());
+            let out = model.forward_with_taps(images(3));
+            assert_eq!(out.logits.dims(), [3, 10], "{activation}");
+            assert_eq!(out.taps.len(), model.slot_names().len(), "{activation}");
+            let three_d: Tensor<3> = images(2).reshape([2, 28, 28]);
+            assert_eq!(model.forward(three_d).dims(), [2, 10]);
+        }
+    }
+}
+
+#[test]
+fn taps_have_one_entry_per_slot_with_matching_shapes() {
+    let model = ModelConfig::default().init(&device());
+    let out = model.forward_with_taps(images(2));
+    let names: Vec<_> = out.taps.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["conv1", "conv2", "fc1"]);
+    assert_eq!(out.taps[0].pre.dims(), [2, 32, 28, 28]);
+    assert_eq!(out.taps[1].post.dims(), [2, 64, 14, 14]);
+    assert_eq!(out.taps[2].post.dims(), [2, 128, 1, 1]);
+    // relu's post-activation has no negatives.
+    let min: f32 = out.taps[0].post.clone().min().into_scalar();
+    assert!(min >= 0.0);
+}
+
+#[test]
+fn per_slot_overrides_are_applied_with_the_right_channel_counts() {
+    let config = parse(
+        r#"
+        [model]
+        kind = "cnn"
+        activation = "relu"
+        conv_activations = [{ kind = "prelu", per_channel = true }, "aprelu"]
+        hidden_activations = ["gelu"]
+        "#,
+    )
+    .unwrap();
+    let Model::Cnn(cnn) = config.init(&device()) else {
+        panic!("expected a CNN")
+    };
+    match &cnn.blocks[0].activation {
+        Activation::Prelu(p) => assert_eq!(p.weight.dims(), [32]),
+        other => panic!("conv1 should be prelu, got {other:?}"),
+    }
+    match &cnn.blocks[1].activation {
+        Activation::Aprelu(a) => assert_eq!(a.channels(), 64),
+        other => panic!("conv2 should be aprelu, got {other:?}"),
+    }
+    assert!(matches!(cnn.dense[0].activation, Activation::Gelu(_)));
+}
+
+#[test]
+fn selu_mlp_self_normalises_at_init() {
+    let config = parse(
+        r#"
+        [model]
+        kind = "mlp"
+        hidden = [256, 256, 256, 256, 256, 256, 256, 256]
+        activation = "selu"
+        dropout = 0.1
+        "#,
+    )
+    .unwrap();
+    let model = config.init(&device());
+    let Model::Mlp(mlp) = &model else { panic!() };
+    assert!(
+        mlp.dense
+            .iter()
+            .all(|b| b.alpha_dropout.is_some() && b.dropout.is_none())
+    );
+    let out = model.forward_with_taps(images(512));
+    let last = out.taps.last().unwrap().post.clone();
+    let mean: f32 = last.clone().mean().into_scalar();
+    let std: f32 = last.var(0).mean().sqrt().into_scalar();
+    assert!(mean.abs() < 0.15, "mean {mean}");
+    assert!((std - 1.0).abs() < 0.2, "std {std}");
+
+    // The same depth with relu and PyTorch's default init does not keep unit scale.
+    let mut relu = config.clone();
+    relu.set_activation(ActivationConfig::Relu);
+    let out = relu.init(&device()).forward_with_taps(images(512));
+    let last = out.taps.last().unwrap().post.clone();
+    let std: f32 = last.var(0).mean().sqrt().into_scalar();
+    assert!(std < 0.5, "relu std {std}");
+}
+
+#[test]
+fn save_and_load_gives_identical_logits() {
+    let dir = std::env::temp_dir().join(format!("models-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model");
+    let config = parse(
+        "[model]\nkind = \"cnn\"\nchannels = [4, 8]\nhidden = [16]\nbatch_norm = true\n\
+         activation = { kind = \"prelu\", per_channel = true }",
+    )
+    .unwrap();
+    let model = config.init(&device());
+    let x = images(4);
+    let before: Vec<f32> = model.forward(x.clone()).into_data().try_to_vec().unwrap();
+    model.save_file(&path).unwrap();
+    let loaded = config.init(&device()).load_file(&path);
+    let after: Vec<f32> = loaded.forward(x).into_data().try_to_vec().unwrap();
+    assert_eq!(before, after);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn unknown_keys_and_activations_are_named_with_the_choices() {
+    let error = parse("[model]\nkind = \"cnn\"\nchanels = [32]").unwrap_err();
+    assert!(
+        error.contains("chanels") && error.contains("channels"),
+        "{error}"
+    );
+    let error = parse("[model]\nkind = \"cnn\"\nactivation = \"relu7\"").unwrap_err();
+    assert!(
+        error.contains("relu7") && error.contains("leaky_relu"),
+        "{error}"
+    );
+    let error = parse("[model]\nkind = \"resnet\"").unwrap_err();
+    assert!(
+        error.contains("resnet") && error.contains("cnn") && error.contains("mlp"),
+        "{error}"
+    );
+}
+
+#[test]
+fn impossible_values_are_rejected_with_the_key() {
+    for (text, key) in [
+        ("channels = []", "model.channels"),
+        ("channels = [32, 0]", "model.channels"),
+        ("dropout = 1.0", "model.dropout"),
+        ("conv_activations = [\"relu\"]", "model.conv_activations"),
+        ("channels = [8, 8, 8, 8, 8]", "model.channels"),
+        ("activation = \"softmax\"", "model.activation"),
+    ] {
+        let error = parse(&format!("[model]\nkind = \"cnn\"\n{text}")).unwrap_err();
+        assert!(error.starts_with(key), "{text}: {error}");
+    }
+}
