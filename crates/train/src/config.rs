@@ -1,0 +1,305 @@
+//! The run configuration users edit: `[data]`, `[model]`, `[train]`, with `--set key=value`
+//! overrides validated exactly like the file.
+use std::path::{Path, PathBuf};
+
+use models::ModelConfig;
+use serde::{Deserialize, Serialize};
+
+/// A whole run: what data, which network, how to train it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Where the data comes from and how much of it to use.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// The network (see the `models` crate).
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// Optimiser, schedule, epochs, batch size, seed.
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+/// `[data]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Directory with the four IDX files (gzipped or not); unset: look in the usual places.
+    pub dir: Option<PathBuf>,
+    /// Training images held out (seeded random choice) as a validation split. 0 = none.
+    pub validation: usize,
+    /// Use only the first N training images. 0 = all.
+    pub train_limit: usize,
+    /// Use only the first N test images. 0 = all.
+    pub test_limit: usize,
+    /// Never download.
+    pub offline: bool,
+    /// Check the SHA-256 of the files against the canonical data set.
+    pub verify: bool,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            validation: 0,
+            train_limit: 0,
+            test_limit: 0,
+            offline: false,
+            verify: true,
+        }
+    }
+}
+
+/// Optimisers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimizer {
+    /// Adam (β = 0.9, 0.999, ε = 1e-8 as PyTorch).
+    #[default]
+    Adam,
+    /// AdamW (decoupled weight decay).
+    Adamw,
+    /// SGD with momentum.
+    Sgd,
+}
+
+/// Learning-rate schedules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// The same rate throughout.
+    #[default]
+    Constant,
+    /// Cosine decay from `lr` to 0 over all training steps.
+    Cosine,
+}
+
+/// `[train]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// `adam`, `adamw` or `sgd`.
+    pub optimizer: Optimizer,
+    /// Learning rate (> 0).
+    pub lr: f64,
+    /// Weight decay (L2 for adam/sgd, decoupled for adamw).
+    pub weight_decay: f64,
+    /// Momentum for sgd, in [0, 1).
+    pub momentum: f64,
+    /// `constant` or `cosine`.
+    pub schedule: Schedule,
+    /// Passes over the training set (> 0).
+    pub epochs: usize,
+    /// Images per step (> 0).
+    pub batch_size: usize,
+    /// Seeds weight init, shuffling and dropout.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            optimizer: Optimizer::Adam,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            momentum: 0.9,
+            schedule: Schedule::Constant,
+            epochs: 5,
+            batch_size: 128,
+            seed: 42,
+        }
+    }
+}
+
+/// A config that cannot be used: the message names the file, the key and the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl RunConfig {
+    /// Reads `path`, applies `--set key=value` overrides, and validates the result.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+        Self::parse(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Parses TOML text (`origin` names it in errors), applies overrides, validates.
+    pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
+        let config: RunConfig = if overrides.is_empty() {
+            toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?
+        } else {
+            let mut table: toml::Table =
+                toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+            for assignment in overrides {
+                apply_override(&mut table, assignment)?;
+            }
+            let merged = toml::to_string(&table).expect("a TOML table serialises");
+            toml::from_str(&merged).map_err(|e| {
+                ConfigError(format!(
+                    "{origin} with --set {}: {e}",
+                    overrides.join(" --set ")
+                ))
+            })?
+        };
+        config
+            .validate()
+            .map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot: ranges and consistency. The error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let t = &self.train;
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return Err(format!("train.lr: must be a positive number, got {}", t.lr));
+        }
+        if t.batch_size == 0 {
+            return Err("train.batch_size: must be at least 1".into());
+        }
+        if t.epochs == 0 {
+            return Err("train.epochs: must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&t.momentum) {
+            return Err(format!(
+                "train.momentum: must be in [0, 1), got {}",
+                t.momentum
+            ));
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return Err(format!(
+                "train.weight_decay: must be >= 0, got {}",
+                t.weight_decay
+            ));
+        }
+        self.model.validate().map_err(|e| e.to_string())
+    }
+
+    /// The config as TOML, every default written out.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("run configs serialise to TOML")
+    }
+}
+
+/// Applies `a.b.c=value` to a TOML table; `value` is read as TOML (`3`, `1e-3`, `true`,
+/// `[32, 64]`, `{ kind = "elu" }`) and otherwise taken as a string (`gelu`).
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
+    let Some((key, raw)) = assignment.split_once('=') else {
+        return Err(ConfigError(format!(
+            "--set {assignment}: expected KEY=VALUE, e.g. --set train.epochs=3"
+        )));
+    };
+    let key = key.trim();
+    let path: Vec<&str> = key.split('.').collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(ConfigError(format!(
+            "--set {assignment}: `{key}` is not a key path"
+        )));
+    }
+    let raw = raw.trim();
+    let value = toml::from_str::<toml::Table>(&format!("value = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("value"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let (last, parents) = path.split_last().unwrap();
+    let mut current = table;
+    for part in parents {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| {
+            ConfigError(format!(
+                "--set {assignment}: `{part}` is a value, not a section"
+            ))
+        })?;
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str, overrides: &[&str]) -> String {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        RunConfig::parse(text, "test.toml", &overrides)
+            .unwrap_err()
+            .0
+    }
+
+    #[test]
+    fn empty_file_gives_the_reference_run() {
+        let config = RunConfig::parse("", "empty", &[]).unwrap();
+        assert_eq!(config.train.epochs, 5);
+        assert_eq!(config.train.batch_size, 128);
+        assert_eq!(config, RunConfig::default());
+    }
+
+    #[test]
+    fn overrides_apply_with_the_same_validation() {
+        let sets = [
+            "model.activation=gelu".to_string(),
+            "train.epochs=3".to_string(),
+            "model.channels=[8, 16]".to_string(),
+            "model.conv_activations=[\"relu\", { kind = \"elu\", alpha = 0.5 }]".to_string(),
+        ];
+        let config = RunConfig::parse("[model]\nkind = \"cnn\"", "t", &sets).unwrap();
+        assert_eq!(config.train.epochs, 3);
+        assert_eq!(config.model.activation().name(), "gelu");
+        let error = error_of("[model]\nkind = \"cnn\"", &["model.activation=relu7"]);
+        assert!(
+            error.contains("relu7") && error.contains("leaky_relu"),
+            "{error}"
+        );
+        let error = error_of("", &["train.lr=-1"]);
+        assert!(error.contains("train.lr"), "{error}");
+        let error = error_of("", &["train.epochs"]);
+        assert!(error.contains("KEY=VALUE"), "{error}");
+    }
+
+    #[test]
+    fn every_config_error_names_file_key_and_reason() {
+        for (text, expected) in [
+            ("[train]\nlr = 0.0", "train.lr: must be a positive number"),
+            ("[train]\nlr = -0.1", "train.lr"),
+            (
+                "[train]\nbatch_size = 0",
+                "train.batch_size: must be at least 1",
+            ),
+            ("[train]\nepochs = 0", "train.epochs"),
+            (
+                "[model]\nkind = \"cnn\"\ndropout = 1.0",
+                "model.dropout: must be in [0, 1)",
+            ),
+            ("[model]\nkind = \"cnn\"\ndropout = -0.1", "model.dropout"),
+            (
+                "[model]\nkind = \"cnn\"\nchannels = []",
+                "model.channels: is empty",
+            ),
+            ("[train]\nlrr = 0.1", "unknown field `lrr`"),
+            ("[trian]\nlr = 0.1", "unknown field `trian`"),
+            ("[train]\noptimizer = \"adagrad\"", "adagrad"),
+            ("[train]\nbatch_size = \"big\"", "batch_size"),
+        ] {
+            let error = error_of(text, &[]);
+            assert!(error.starts_with("test.toml"), "{text}: {error}");
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let config = RunConfig::default();
+        let text = config.to_toml();
+        assert_eq!(RunConfig::parse(&text, "resolved", &[]).unwrap(), config);
+    }
+}

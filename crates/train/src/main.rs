@@ -1,0 +1,289 @@
+//! `fmnist`: train, evaluate and inspect activation functions on Fashion-MNIST.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use activations::ActivationConfig;
+use clap::{Parser, Subcommand};
+use train::data::{CLASS_NAMES, FILES};
+use train::{Backend, RunConfig, TrainOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "fmnist",
+    version,
+    about = "Compare activation functions on Fashion-MNIST"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model as a config file says; writes a run directory.
+    Train {
+        /// The run config (TOML).
+        #[arg(long, default_value = "configs/default.toml")]
+        config: PathBuf,
+        /// flex (default), ndarray, wgpu, or cuda (when compiled in).
+        #[arg(long, default_value = "flex", value_parser = parse_backend)]
+        backend: Backend,
+        /// Override a config key, e.g. --set model.activation=gelu --set train.epochs=3.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// The run directory (default: runs/<activation>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue from the run directory's last checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Directory with the four IDX files (overrides data.dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Never download the data.
+        #[arg(long)]
+        offline: bool,
+        /// Skip the SHA-256 check of the data files.
+        #[arg(long)]
+        no_verify: bool,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Test accuracy, per-class accuracy and confusion matrix of a trained model.
+    Eval {
+        /// A run directory written by `fmnist train`.
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "flex", value_parser = parse_backend)]
+        backend: Backend,
+        /// Directory with the four IDX files.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Top-3 classes with probabilities for 28×28 grayscale PNGs (or any PNG, resized).
+    Predict {
+        /// A run directory written by `fmnist train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// PNG images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Invert the images (for dark objects on a light background).
+        #[arg(long)]
+        invert: bool,
+        #[arg(long, default_value = "flex", value_parser = parse_backend)]
+        backend: Backend,
+    },
+    /// Where the data was found, checksums, counts per class.
+    Data {
+        /// Directory with the four IDX files.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Never download.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Every activation in the registry with its parameters and defaults.
+    Activations,
+}
+
+fn parse_backend(name: &str) -> Result<Backend, String> {
+    name.parse()
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Train {
+            config,
+            backend,
+            mut sets,
+            out,
+            resume,
+            data_dir,
+            offline,
+            no_verify,
+            quiet,
+        } => {
+            if let Some(dir) = data_dir {
+                sets.push(format!(
+                    "data.dir={}",
+                    toml_string(&dir.display().to_string())
+                ));
+            }
+            if offline {
+                sets.push("data.offline=true".into());
+            }
+            if no_verify {
+                sets.push("data.verify=false".into());
+            }
+            let config = RunConfig::load(&config, &sets).map_err(|e| e.0)?;
+            let out =
+                out.unwrap_or_else(|| PathBuf::from("runs").join(config.model.activation().name()));
+            let summary = train::train(
+                &config,
+                &TrainOptions {
+                    backend,
+                    out_dir: out.clone(),
+                    resume,
+                    quiet,
+                },
+            )
+            .map_err(|e| e.0)?;
+            println!(
+                "{}: test accuracy {:.2}% (loss {:.4}) after {} epochs on {}, {:.0} training images/s; \
+                 run directory {}",
+                summary.activation,
+                100.0 * summary.test_accuracy,
+                summary.test_loss,
+                summary.epochs,
+                summary.backend,
+                summary.train_images_per_second,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Eval {
+            model,
+            backend,
+            data_dir,
+        } => {
+            let (mut config, network) =
+                train::training::load_trained(&model, backend).map_err(|e| e.0)?;
+            if data_dir.is_some() {
+                config.data.dir = data_dir;
+            }
+            config.data.train_limit = 0;
+            config.data.validation = 0;
+            let data = train::training::load_data(&config).map_err(|e| e.0)?;
+            let result = train::training::evaluate_split(&network, &data.test, backend);
+            println!(
+                "test accuracy {:.2}% (loss {:.4}) on {} images",
+                100.0 * result.accuracy,
+                result.loss,
+                data.test.len()
+            );
+            println!("\nper-class accuracy:");
+            for (name, accuracy) in CLASS_NAMES.iter().zip(result.per_class_accuracy()) {
+                println!("  {name:<12} {:>6.2}%", 100.0 * accuracy);
+            }
+            println!("\nconfusion matrix (rows: true class, columns: predicted):");
+            print!("{:<12}", "");
+            for c in 0..10 {
+                print!("{c:>6}");
+            }
+            println!();
+            for (name, row) in CLASS_NAMES.iter().zip(&result.confusion) {
+                print!("{name:<12}");
+                for count in row {
+                    print!("{count:>6}");
+                }
+                println!();
+            }
+            Ok(())
+        }
+        Command::Predict {
+            model,
+            images,
+            invert,
+            backend,
+        } => {
+            let (_, network) = train::training::load_trained(&model, backend).map_err(|e| e.0)?;
+            let device = backend.device();
+            for path in images {
+                let pixels = train::image::load_png(&path, invert).map_err(|e| e.0)?;
+                let split = train::data::Split {
+                    images: pixels,
+                    labels: vec![0],
+                };
+                let (batch, _) = split.batch(&[0], &device);
+                let probabilities =
+                    train::burn::tensor::activation::softmax(network.forward(batch), 1);
+                let probabilities: Vec<f32> = probabilities
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec()
+                    .map_err(|e| format!("{e:?}"))?;
+                let mut ranked: Vec<(usize, f32)> =
+                    probabilities.iter().copied().enumerate().collect();
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let top: Vec<String> = ranked[..3]
+                    .iter()
+                    .map(|(class, p)| format!("{} {:.1}%", CLASS_NAMES[*class], 100.0 * p))
+                    .collect();
+                println!("{}: {}", path.display(), top.join(", "));
+            }
+            Ok(())
+        }
+        Command::Data { data_dir, offline } => {
+            let options = train::data::DataOptions {
+                dir: data_dir,
+                offline,
+                ..Default::default()
+            };
+            let located = train::data::locate(&options).map_err(|e| e.0)?;
+            println!("found in {} ({})", located.dir.display(), located.how);
+            for file in &FILES {
+                let path = located.path(file);
+                train::data::source::read_verified(&path, file, true).map_err(|e| e.0)?;
+                println!("  {}: sha256 verified ({})", file.name, path.display());
+            }
+            for (name, train) in [("train", true), ("test", false)] {
+                let split =
+                    train::data::dataset::read_split(&located, train, false).map_err(|e| e.0)?;
+                println!("\n{name}: {} images", split.len());
+                for (class, count) in CLASS_NAMES.iter().zip(split.class_counts()) {
+                    println!("  {class:<12} {count:>6}");
+                }
+            }
+            Ok(())
+        }
+        Command::Activations => {
+            println!("{:<12} {:<44} description", "kind", "parameters (defaults)");
+            for config in ActivationConfig::catalog() {
+                println!(
+                    "{:<12} {:<44} {}",
+                    config.name(),
+                    parameters(&config),
+                    config.description()
+                );
+            }
+            println!(
+                "\nIn a config: activation = \"gelu\", or a table: \
+                 activation = {{ kind = \"leaky_relu\", negative_slope = 0.1 }}"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `negative_slope = 0.01, ...` from the config's own serialisation, so the listing can never
+/// disagree with what the parser accepts.
+fn parameters(config: &ActivationConfig) -> String {
+    let value = toml::Value::try_from(config).expect("activation configs serialise");
+    let table = value.as_table().expect("configs serialise to tables");
+    let parts: Vec<String> = table
+        .iter()
+        .filter(|(key, _)| key.as_str() != "kind")
+        .map(|(key, value)| format!("{key} = {value}"))
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.into()).to_string()
+}

@@ -1,0 +1,96 @@
+//! Loss, accuracy and the confusion matrix of a model on a split.
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::Device;
+use models::Model;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Split;
+
+/// One row of `metrics.csv`: one split after one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// `train`, `validation` or `test`.
+    pub split: String,
+    /// Mean cross-entropy (train: over the epoch's batches, while training).
+    pub loss: f64,
+    /// Fraction correct.
+    pub accuracy: f64,
+    /// Wall time of the pass.
+    pub seconds: f64,
+    /// Images per second of the pass.
+    pub images_per_second: f64,
+}
+
+impl EpochRecord {
+    /// The CSV header.
+    pub const CSV_HEADER: &'static str = "epoch,split,loss,accuracy,seconds,images_per_second";
+
+    /// The CSV row.
+    pub fn csv_row(&self) -> String {
+        format!(
+            "{},{},{:.6},{:.6},{:.3},{:.1}",
+            self.epoch, self.split, self.loss, self.accuracy, self.seconds, self.images_per_second
+        )
+    }
+}
+
+/// A model's results on one split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction correct.
+    pub accuracy: f64,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+impl Evaluation {
+    /// Accuracy of each true class.
+    pub fn per_class_accuracy(&self) -> Vec<f64> {
+        self.confusion
+            .iter()
+            .enumerate()
+            .map(|(class, row)| {
+                let total: u64 = row.iter().sum();
+                if total == 0 {
+                    0.0
+                } else {
+                    row[class] as f64 / total as f64
+                }
+            })
+            .collect()
+    }
+}
+
+/// Evaluates `model` (in evaluation mode, on a plain device) on `split`, 1,000 images at a time.
+pub fn evaluate(model: &Model, split: &Split, device: &Device) -> Evaluation {
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let mut confusion = vec![vec![0u64; 10]; 10];
+    let mut loss_sum = 0.0f64;
+    let indices: Vec<usize> = (0..split.len()).collect();
+    for chunk in indices.chunks(1000) {
+        let (images, labels) = split.batch(chunk, device);
+        let logits = model.forward(images);
+        let loss: f32 = loss_fn.forward(logits.clone(), labels).into_scalar();
+        loss_sum += loss as f64 * chunk.len() as f64;
+        let predicted: Vec<i64> = logits
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec()
+            .expect("argmax gives integers");
+        for (&i, &p) in chunk.iter().zip(&predicted) {
+            confusion[split.labels[i] as usize][p as usize] += 1;
+        }
+    }
+    let correct: u64 = (0..10).map(|c| confusion[c][c]).sum();
+    let n = split.len().max(1) as f64;
+    Evaluation {
+        loss: loss_sum / n,
+        accuracy: correct as f64 / n,
+        confusion,
+    }
+}

@@ -1,0 +1,239 @@
+//! The run directory: `config.toml`, `metrics.csv`, `summary.json`, `model.bpk`, and the
+//! `checkpoint/` that `--resume` continues from. Every file is written to a temporary name and
+//! renamed into place, so an interrupted run never leaves a half-written file.
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use models::Model;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::config::RunConfig;
+use crate::metrics::{EpochRecord, Evaluation};
+
+/// `summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The activation of the model's slots (the `model.activation` key).
+    pub activation: String,
+    /// Its full configuration.
+    pub activation_config: activations::ActivationConfig,
+    /// Backend trained on.
+    pub backend: String,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Final test accuracy (fraction).
+    pub test_accuracy: f64,
+    /// Final test loss.
+    pub test_loss: f64,
+    /// Epoch with the best test accuracy, and that accuracy.
+    pub best_epoch: usize,
+    /// Best test accuracy over the epochs.
+    pub best_test_accuracy: f64,
+    /// Mean training loss of the last epoch.
+    pub final_train_loss: f64,
+    /// Training images per second, averaged over epochs (evaluation excluded).
+    pub train_images_per_second: f64,
+    /// Training wall time in seconds (evaluation excluded).
+    pub seconds: f64,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Training images per epoch.
+    pub train_images: usize,
+    /// Test accuracy per class, in label order.
+    pub per_class_accuracy: Vec<f64>,
+    /// Test confusion matrix, `[true][predicted]`.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+impl Summary {
+    pub(crate) fn new(
+        config: &RunConfig,
+        backend: Backend,
+        model: &Model,
+        history: &[EpochRecord],
+        test: &Evaluation,
+        seconds: f64,
+        train_images: usize,
+    ) -> Self {
+        let tests: Vec<&EpochRecord> = history.iter().filter(|r| r.split == "test").collect();
+        let best = tests
+            .iter()
+            .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+            .map(|r| (r.epoch, r.accuracy))
+            .unwrap_or((config.train.epochs, test.accuracy));
+        let trains: Vec<&EpochRecord> = history.iter().filter(|r| r.split == "train").collect();
+        Summary {
+            activation: config.model.activation().name().into(),
+            activation_config: config.model.activation().clone(),
+            backend: backend.name().into(),
+            epochs: config.train.epochs,
+            test_accuracy: test.accuracy,
+            test_loss: test.loss,
+            best_epoch: best.0,
+            best_test_accuracy: best.1,
+            final_train_loss: trains.last().map_or(f64::NAN, |r| r.loss),
+            train_images_per_second: trains.iter().map(|r| r.images_per_second).sum::<f64>()
+                / trains.len().max(1) as f64,
+            seconds,
+            params: model.num_params(),
+            train_images,
+            per_class_accuracy: test.per_class_accuracy(),
+            confusion: test.confusion.clone(),
+        }
+    }
+}
+
+/// A run directory.
+pub struct RunDir {
+    dir: PathBuf,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn save_model_atomic(model: &Model, path: &Path) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    model
+        .clone()
+        .save_file(&tmp)
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+impl RunDir {
+    /// Creates (or reuses) a run directory.
+    pub fn create(dir: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(dir.join("checkpoint"))
+            .map_err(|e| format!("cannot create run directory {}: {e}", dir.display()))?;
+        Ok(Self { dir: dir.into() })
+    }
+
+    /// Opens an existing run directory with a trained model.
+    pub fn open(dir: &Path) -> Result<Self, String> {
+        let run = Self { dir: dir.into() };
+        for path in [run.config_path(), run.model_path()] {
+            if !path.is_file() {
+                return Err(format!(
+                    "{} is not a finished run directory: {} is missing (train one with \
+                     `fmnist train --out {}`)",
+                    dir.display(),
+                    path.file_name().unwrap().to_string_lossy(),
+                    dir.display()
+                ));
+            }
+        }
+        Ok(run)
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `config.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    /// `model.bpk`, the final weights.
+    pub fn model_path(&self) -> PathBuf {
+        self.dir.join("model.bpk")
+    }
+
+    /// `summary.json`.
+    pub fn summary_path(&self) -> PathBuf {
+        self.dir.join("summary.json")
+    }
+
+    /// `metrics.csv`.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.dir.join("metrics.csv")
+    }
+
+    pub(crate) fn checkpoint_model(&self) -> PathBuf {
+        self.dir.join("checkpoint").join("model.bpk")
+    }
+
+    pub(crate) fn checkpoint_optimizer(&self) -> PathBuf {
+        self.dir.join("checkpoint").join("optimizer.bpk")
+    }
+
+    fn checkpoint_state(&self) -> PathBuf {
+        self.dir.join("checkpoint").join("state.json")
+    }
+
+    /// The resolved config of a finished run.
+    pub fn read_config(&self) -> Result<RunConfig, String> {
+        RunConfig::load(&self.config_path(), &[]).map_err(|e| e.0)
+    }
+
+    /// The summary of a finished run, if there is one.
+    pub fn read_summary(&self) -> Option<Summary> {
+        let text = std::fs::read_to_string(self.summary_path()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub(crate) fn write_metrics(&self, history: &[EpochRecord]) -> Result<(), String> {
+        let mut csv = String::from(EpochRecord::CSV_HEADER);
+        csv.push('\n');
+        for record in history {
+            csv.push_str(&record.csv_row());
+            csv.push('\n');
+        }
+        write_atomic(&self.metrics_path(), csv.as_bytes())
+    }
+
+    /// The state file is written last: a checkpoint counts only once it exists.
+    pub(crate) fn write_checkpoint<S: Serialize>(
+        &self,
+        model: &Model,
+        optim: &ModuleOptimizer,
+        state: &S,
+    ) -> Result<(), String> {
+        save_model_atomic(model, &self.checkpoint_model())?;
+        let optimizer = self.checkpoint_optimizer();
+        let tmp = optimizer.with_extension("tmp");
+        optim
+            .save(&tmp)
+            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &optimizer)
+            .map_err(|e| format!("cannot write {}: {e}", optimizer.display()))?;
+        let json = serde_json::to_vec_pretty(state).expect("checkpoint state serialises");
+        write_atomic(&self.checkpoint_state(), &json)
+    }
+
+    pub(crate) fn read_checkpoint_state<S: DeserializeOwned>(&self) -> Result<Option<S>, String> {
+        let path = self.checkpoint_state();
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            format!(
+                "{} is damaged ({e}); delete the checkpoint directory to start over",
+                path.display()
+            )
+        })
+    }
+
+    pub(crate) fn write_final(
+        &self,
+        config: &RunConfig,
+        model: &Model,
+        summary: &Summary,
+        _test: &Evaluation,
+    ) -> Result<(), String> {
+        write_atomic(&self.config_path(), config.to_toml().as_bytes())?;
+        save_model_atomic(model, &self.model_path())?;
+        let json = serde_json::to_vec_pretty(summary).expect("summaries serialise");
+        write_atomic(&self.summary_path(), &json)
+    }
+}

@@ -1,0 +1,347 @@
+//! The training loop: epochs of shuffled mini-batches, evaluation, checkpoints, resume.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Int, Tensor};
+use models::Model;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::config::{Optimizer, RunConfig, Schedule};
+use crate::data::source::DataOptions;
+use crate::data::{Split, dataset::Splits, load_splits};
+use crate::metrics::{EpochRecord, Evaluation, evaluate};
+use crate::progress::Progress;
+use crate::rng::SplitMix64;
+use crate::run_dir::{RunDir, Summary};
+
+/// How to run (what the config does not say).
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// The backend to train on.
+    pub backend: Backend,
+    /// The run directory (created if needed).
+    pub out_dir: PathBuf,
+    /// Continue from the run directory's last checkpoint.
+    pub resume: bool,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+/// Why training stopped without a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainError(pub String);
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TrainError {}
+
+/// What a checkpoint remembers besides the weights and the optimiser state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CheckpointState {
+    epochs_done: usize,
+    history: Vec<EpochRecord>,
+    train_seconds: f64,
+    config: RunConfig,
+}
+
+/// The data options a run config implies.
+pub fn data_options(config: &RunConfig) -> DataOptions {
+    DataOptions {
+        dir: config.data.dir.clone(),
+        offline: config.data.offline,
+        no_verify: !config.data.verify,
+        ..Default::default()
+    }
+}
+
+/// Loads the data a config asks for.
+pub fn load_data(config: &RunConfig) -> Result<Splits, TrainError> {
+    load_splits(
+        &data_options(config),
+        config.data.validation,
+        config.data.train_limit,
+        config.data.test_limit,
+        config.train.seed,
+    )
+    .map_err(|e| TrainError(e.0))
+}
+
+fn optimizer(config: &RunConfig) -> ModuleOptimizer {
+    let t = &config.train;
+    let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
+    match t.optimizer {
+        // ε = 1e-8 as PyTorch (Burn's default is 1e-5).
+        Optimizer::Adam => AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(decay)
+            .init(),
+        Optimizer::Adamw => AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(t.weight_decay as f32)
+            .init(),
+        Optimizer::Sgd => SgdConfig::new()
+            .with_weight_decay(decay)
+            .with_momentum((t.momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(t.momentum)
+                    .with_dampening(0.0)
+            }))
+            .init(),
+    }
+}
+
+fn learning_rate(config: &RunConfig, step: usize, total_steps: usize) -> f64 {
+    match config.train.schedule {
+        Schedule::Constant => config.train.lr,
+        Schedule::Cosine => {
+            let progress = step as f64 / total_steps.max(1) as f64;
+            config.train.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        }
+    }
+}
+
+/// The seed of everything random in one epoch (shuffling, dropout, random slopes), so that a
+/// resumed run draws exactly what an uninterrupted one would.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(epoch as u64)
+}
+
+/// Trains as `config` says on the given data, writing the run directory; returns the summary.
+pub fn train_on(
+    config: &RunConfig,
+    data: &Splits,
+    options: &TrainOptions,
+) -> Result<Summary, TrainError> {
+    let run = RunDir::create(&options.out_dir).map_err(TrainError)?;
+    let device = options.backend.device();
+    let train_device = device.clone().autodiff();
+    train_device.seed(config.train.seed);
+    let mut model = config.model.init(&train_device);
+    let mut optim = optimizer(config);
+    let mut history: Vec<EpochRecord> = Vec::new();
+    let mut train_seconds = 0.0;
+    let mut first_epoch = 1;
+
+    if options.resume
+        && let Some(state) = run
+            .read_checkpoint_state::<CheckpointState>()
+            .map_err(TrainError)?
+    {
+        if state.config != *config {
+            return Err(TrainError(format!(
+                "cannot resume {}: its checkpoint was made with a different config; use a new \
+                 --out directory, or the same config and --set options as before",
+                run.dir().display()
+            )));
+        }
+        model = model.load_file(run.checkpoint_model());
+        optim = optim
+            .load(run.checkpoint_optimizer())
+            .map_err(|e| TrainError(format!("cannot read the optimiser checkpoint: {e}")))?;
+        first_epoch = state.epochs_done + 1;
+        history = state.history;
+        train_seconds = state.train_seconds;
+        if !options.quiet {
+            eprintln!("resuming after epoch {}", state.epochs_done);
+        }
+    }
+
+    let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
+    let batch_size = config.train.batch_size;
+    let steps_per_epoch = data.train.len().div_ceil(batch_size);
+    let total_steps = steps_per_epoch * config.train.epochs;
+    let activation = config.model.activation().name().to_string();
+
+    for epoch in first_epoch..=config.train.epochs {
+        let seed = epoch_seed(config.train.seed, epoch);
+        train_device.seed(seed);
+        let mut order: Vec<usize> = (0..data.train.len()).collect();
+        SplitMix64::new(seed).shuffle(&mut order);
+
+        let mut progress = Progress::new(&format!(
+            "{activation} epoch {epoch}/{}",
+            config.train.epochs
+        ));
+        let started = Instant::now();
+        let mut loss_sum: Option<Tensor<1>> = None;
+        let mut correct_sum: Option<Tensor<1, Int>> = None;
+        for (step, indices) in order.chunks(batch_size).enumerate() {
+            let (images, labels) = data.train.batch(indices, &train_device);
+            let logits = model.forward(images);
+            let loss = loss_fn.forward(logits.clone(), labels.clone());
+            let correct = logits
+                .argmax(1)
+                .reshape([indices.len()])
+                .equal(labels)
+                .int()
+                .sum();
+            let weighted = loss.clone().detach().mul_scalar(indices.len() as f64);
+            loss_sum = Some(loss_sum.map_or(weighted.clone(), |s| s + weighted));
+            correct_sum = Some(correct_sum.map_or(correct.clone(), |s| s + correct));
+
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let lr = learning_rate(config, (epoch - 1) * steps_per_epoch + step, total_steps);
+            model = optim.step(lr, model, grads);
+
+            if step % 50 == 0 {
+                let value: f32 = loss.into_scalar();
+                check_finite(value, epoch, step, config)?;
+                if !options.quiet {
+                    progress.update(
+                        step as f64 / steps_per_epoch as f64,
+                        &format!("loss {value:.4}"),
+                    );
+                }
+            }
+        }
+        let epoch_loss: f32 = loss_sum.expect("at least one batch").into_scalar();
+        let epoch_loss = epoch_loss as f64 / data.train.len() as f64;
+        check_finite(epoch_loss as f32, epoch, steps_per_epoch, config)?;
+        let correct: i64 = correct_sum.expect("at least one batch").into_scalar();
+        let seconds = started.elapsed().as_secs_f64();
+        train_seconds += seconds;
+        if !options.quiet {
+            progress.finish(&format!("loss {epoch_loss:.4}"));
+        }
+        history.push(EpochRecord {
+            epoch,
+            split: "train".into(),
+            loss: epoch_loss,
+            accuracy: correct as f64 / data.train.len() as f64,
+            seconds,
+            images_per_second: data.train.len() as f64 / seconds,
+        });
+
+        let eval_model = model.valid();
+        for (split, name) in [(&data.validation, "validation"), (&data.test, "test")] {
+            if split.is_empty() {
+                continue;
+            }
+            let started = Instant::now();
+            let result = evaluate(&eval_model, split, &device);
+            history.push(EpochRecord {
+                epoch,
+                split: name.into(),
+                loss: result.loss,
+                accuracy: result.accuracy,
+                seconds: started.elapsed().as_secs_f64(),
+                images_per_second: split.len() as f64 / started.elapsed().as_secs_f64(),
+            });
+        }
+        if !options.quiet {
+            log_epoch(&history, epoch);
+        }
+        run.write_metrics(&history).map_err(TrainError)?;
+        run.write_checkpoint(
+            &model,
+            &optim,
+            &CheckpointState {
+                epochs_done: epoch,
+                history: history.clone(),
+                train_seconds,
+                config: config.clone(),
+            },
+        )
+        .map_err(TrainError)?;
+    }
+
+    let final_model = model.valid();
+    let test = evaluate(&final_model, &data.test, &device);
+    let summary = Summary::new(
+        config,
+        options.backend,
+        &final_model,
+        &history,
+        &test,
+        train_seconds,
+        data.train.len(),
+    );
+    run.write_final(config, &final_model, &summary, &test)
+        .map_err(TrainError)?;
+    Ok(summary)
+}
+
+/// Loads the data and trains.
+pub fn train(config: &RunConfig, options: &TrainOptions) -> Result<Summary, TrainError> {
+    let data = load_data(config)?;
+    if !options.quiet {
+        eprintln!(
+            "data: {} ({}); {} train, {} validation, {} test images; backend {}",
+            data.located.dir.display(),
+            data.located.how,
+            data.train.len(),
+            data.validation.len(),
+            data.test.len(),
+            options.backend
+        );
+    }
+    train_on(config, &data, options)
+}
+
+fn check_finite(
+    loss: f32,
+    epoch: usize,
+    step: usize,
+    config: &RunConfig,
+) -> Result<(), TrainError> {
+    if loss.is_finite() {
+        return Ok(());
+    }
+    Err(TrainError(format!(
+        "training stopped: the loss became {loss} in epoch {epoch} (step {step}) with \
+         {} at lr {}; lower train.lr (e.g. --set train.lr={}) or pick a better-conditioned \
+         activation/initialisation. Checkpoints of earlier epochs are kept.",
+        config.model.activation().name(),
+        config.train.lr,
+        config.train.lr / 10.0
+    )))
+}
+
+fn log_epoch(history: &[EpochRecord], epoch: usize) {
+    let parts: Vec<String> = history
+        .iter()
+        .filter(|r| r.epoch == epoch)
+        .map(|r| {
+            format!(
+                "{} loss {:.4} acc {:.2}%",
+                r.split,
+                r.loss,
+                100.0 * r.accuracy
+            )
+        })
+        .collect();
+    let speed = history
+        .iter()
+        .find(|r| r.epoch == epoch && r.split == "train")
+        .map(|r| format!(" ({:.0} img/s)", r.images_per_second))
+        .unwrap_or_default();
+    eprintln!("epoch {epoch}: {}{speed}", parts.join(", "));
+}
+
+/// Evaluates a saved model directory on the test split: the run's config and weights.
+pub fn load_trained(dir: &Path, backend: Backend) -> Result<(RunConfig, Model), TrainError> {
+    let run = RunDir::open(dir).map_err(TrainError)?;
+    let config = run.read_config().map_err(TrainError)?;
+    let device = backend.device();
+    let model = config.model.init(&device);
+    let model = model
+        .try_load_file(run.model_path())
+        .map_err(|e| TrainError(format!("cannot load {}: {e}", run.model_path().display())))?;
+    Ok((config, model))
+}
+
+/// Test-set evaluation of a trained model.
+pub fn evaluate_split(model: &Model, split: &Split, backend: Backend) -> Evaluation {
+    evaluate(model, split, &backend.device())
+}
