@@ -445,6 +445,23 @@ impl Activation {
         }
     }
 
+    /// Whether the output range is bounded on both sides (sigmoid, tanh, relu6, hardtanh,
+    /// hardsigmoid, softsign, softmax): the activations that saturate, where `f'(x) → 0` for
+    /// large `|x|` and learning stalls.
+    pub fn is_bounded(&self) -> bool {
+        use Activation as A;
+        matches!(
+            self,
+            A::Sigmoid(_)
+                | A::Tanh(_)
+                | A::Relu6(_)
+                | A::Hardtanh(_)
+                | A::Hardsigmoid(_)
+                | A::Softsign(_)
+                | A::Softmax(_)
+        )
+    }
+
     /// The analytic `f'(x)` of an element-wise activation, with PyTorch's choice at kinks;
     /// `None` for softmax, log-softmax and APReLU, whose output depends on other elements.
     pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Option<Tensor<D>> {
@@ -490,6 +507,24 @@ mod tests {
         toml::from_str::<Slot>(toml_text)
             .map(|slot| slot.activation)
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn bounded_means_the_output_stays_small_at_large_inputs() {
+        use crate::test_util::{device, to_vec};
+        for config in ActivationConfig::catalog() {
+            let activation = config.init(2, &device());
+            let x = Tensor::<2>::from_data([[1e4f32, -1e4], [-1e4, 1e4]], &device());
+            let largest = to_vec(activation.forward(x))
+                .into_iter()
+                .fold(0f32, |m, y| m.max(y.abs()));
+            assert_eq!(
+                activation.is_bounded(),
+                largest <= 6.0,
+                "{}: largest |f(±1e4)| = {largest}",
+                config.name()
+            );
+        }
     }
 
     #[test]

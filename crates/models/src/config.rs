@@ -6,13 +6,36 @@ use serde::{Deserialize, Serialize};
 use crate::{CnnConfig, MlpConfig, Model};
 
 /// The `[model]` section: `kind = "cnn"` (default network) or `kind = "mlp"`.
+///
+/// `kind` may be left out and then means `cnn`, so `[model]\nactivation = "gelu"` (or
+/// `--set model.activation=gelu` on a file without a `[model]` section) is the reference CNN
+/// with another activation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(remote = "Self", tag = "kind", rename_all = "snake_case")]
 pub enum ModelConfig {
     /// Convolutional network, see [`CnnConfig`].
     Cnn(CnnConfig),
     /// Fully connected network, see [`MlpConfig`].
     Mlp(MlpConfig),
+}
+
+impl Serialize for ModelConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Self::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // Buffered so that a missing `kind` can default to `cnn` before the tagged enum
+        // (which needs it) sees the table.
+        let mut table = serde_json::Map::deserialize(deserializer)?;
+        table
+            .entry("kind")
+            .or_insert_with(|| serde_json::Value::String("cnn".into()));
+        Self::deserialize(serde_json::Value::Object(table)).map_err(D::Error::custom)
+    }
 }
 
 impl Default for ModelConfig {

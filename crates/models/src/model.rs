@@ -73,6 +73,21 @@ impl Model {
         }
     }
 
+    /// The activation module of each slot, in the order of [`slot_names`](Self::slot_names).
+    pub fn slot_activations(&self) -> Vec<&activations::Activation> {
+        let dense = match self {
+            Self::Cnn(m) => &m.dense,
+            Self::Mlp(m) => &m.dense,
+        };
+        let conv = match self {
+            Self::Cnn(m) => m.blocks.iter().map(|b| &b.activation).collect(),
+            Self::Mlp(_) => Vec::new(),
+        };
+        conv.into_iter()
+            .chain(dense.iter().map(|d| &d.activation))
+            .collect()
+    }
+
     /// Names of the activation slots, in order.
     pub fn slot_names(&self) -> Vec<String> {
         match self {

@@ -57,6 +57,11 @@ fn cnn_and_mlp_run_with_every_activation_kind() {
             let out = model.forward_with_taps(images(3));
             assert_eq!(out.logits.dims(), [3, 10], "{activation}");
             assert_eq!(out.taps.len(), model.slot_names().len(), "{activation}");
+            assert_eq!(
+                model.slot_activations().len(),
+                out.taps.len(),
+                "{activation}"
+            );
             let three_d: Tensor<3> = images(2).reshape([2, 28, 28]);
             assert_eq!(model.forward(three_d).dims(), [2, 10]);
         }
@@ -173,6 +178,22 @@ fn unknown_keys_and_activations_are_named_with_the_choices() {
     let error = parse("[model]\nkind = \"resnet\"").unwrap_err();
     assert!(
         error.contains("resnet") && error.contains("cnn") && error.contains("mlp"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_model_section_without_kind_is_the_cnn() {
+    let config = parse("[model]\nactivation = \"gelu\"\nchannels = [8]").unwrap();
+    let ModelConfig::Cnn(cnn) = &config else {
+        panic!("expected the cnn, got {config:?}");
+    };
+    assert_eq!(cnn.channels, vec![8]);
+    assert_eq!(config.activation().name(), "gelu");
+    // Unknown keys are still refused, with the CNN's keys as the choices.
+    let error = parse("[model]\ndepth = 3").unwrap_err();
+    assert!(
+        error.contains("depth") && error.contains("channels"),
         "{error}"
     );
 }
