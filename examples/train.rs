@@ -47,6 +47,8 @@ fn main() {
         out_dir: out,
         resume: false,
         quiet: false,
+        stop_after: None,
+        diagnostics: false,
     };
     match train(&config, &options) {
         Ok(summary) => println!(

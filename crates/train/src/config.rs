@@ -260,6 +260,10 @@ mod tests {
             error.contains("relu7") && error.contains("leaky_relu"),
             "{error}"
         );
+        // No [model] section: the reference CNN with the overridden activation.
+        let config = RunConfig::parse("", "t", &["model.activation=elu".to_string()]).unwrap();
+        assert_eq!(config.model.activation().name(), "elu");
+        assert!(matches!(config.model, models::ModelConfig::Cnn(_)));
         let error = error_of("", &["train.lr=-1"]);
         assert!(error.contains("train.lr"), "{error}");
         let error = error_of("", &["train.epochs"]);

@@ -7,15 +7,23 @@
 //! - [`backend`]: `flex` (default), `ndarray`, `wgpu`, `cuda`, chosen at run time.
 //! - [`training`]: the loop, checkpoints every epoch, `--resume`, NaN stop.
 //! - [`metrics`]: loss, accuracy, confusion matrix.
+//! - [`diagnostics`]: dead units, sparsity, saturation, gradient norms per layer.
 //! - [`run_dir`]: `config.toml`, `metrics.csv`, `summary.json`, `model.bpk`.
+//! - [`export`]: the weights as safetensors with PyTorch's names and layouts.
+//! - [`compare`] → [`report`] + [`plots`]: many runs (activations × seeds), then one report.
 pub use burn;
 
 pub mod backend;
+pub mod compare;
 pub mod config;
 pub mod data;
+pub mod diagnostics;
+pub mod export;
 pub mod image;
 pub mod metrics;
+pub mod plots;
 pub mod progress;
+pub mod report;
 pub mod rng;
 pub mod run_dir;
 pub mod training;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use activations::ActivationConfig;
 use clap::{Parser, Subcommand};
+use train::burn::module::Module;
 use train::data::{CLASS_NAMES, FILES};
 use train::{Backend, RunConfig, TrainOptions};
 
@@ -37,6 +38,9 @@ enum Command {
         /// Continue from the run directory's last checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Stop after this epoch, keeping the checkpoint (continue later with --resume).
+        #[arg(long, value_name = "EPOCH")]
+        stop_after: Option<usize>,
         /// Directory with the four IDX files (overrides data.dir).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -86,10 +90,82 @@ enum Command {
     },
     /// Every activation in the registry with its parameters and defaults.
     Activations,
+    /// Train every activation × seed of a compare config, then write the report.
+    Compare {
+        /// The compare config (TOML): a run config plus [compare] activations and seeds.
+        #[arg(long, default_value = "configs/compare.toml")]
+        config: PathBuf,
+        #[arg(long, default_value = "flex", value_parser = parse_backend)]
+        backend: Backend,
+        /// Override a config key, e.g. --set compare.seeds=[1] --set train.epochs=1.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// The sweep directory: one subdirectory per run, and the report.
+        #[arg(long, default_value = "runs/compare")]
+        out: PathBuf,
+        /// Run only every N-th run starting at I (0-based), e.g. $SLURM_ARRAY_TASK_ID/N.
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<train::compare::Shard>,
+        /// Directory with the four IDX files (overrides data.dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Merge finished runs from one or more sweep directories into one report.
+    Report {
+        /// Sweep directories (written by `fmnist compare`, possibly by several shards).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where to write the report (default: the first directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Plot activations and their derivatives on [-6, 6] (default: every registry kind).
+    Plot {
+        /// Directory for activations.png and activations.svg.
+        #[arg(long, default_value = "runs/plots")]
+        out: PathBuf,
+        /// Only these (names or TOML tables, e.g. 'relu' '{ kind = "elu", alpha = 0.5 }').
+        activations: Vec<String>,
+    },
+    /// Write a trained model's weights for PyTorch (names: see scripts/torch_model.py).
+    Export {
+        /// A run directory written by `fmnist train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Only `safetensors` for now.
+        #[arg(long, default_value = "safetensors", value_parser = ["safetensors"])]
+        format: String,
+        /// The file to write (default: model.safetensors in the run directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn parse_backend(name: &str) -> Result<Backend, String> {
     name.parse()
+}
+
+fn parse_shard(text: &str) -> Result<train::compare::Shard, String> {
+    text.parse()
+}
+
+/// An activation from the command line: a name, or an inline TOML table.
+fn parse_activation(text: &str) -> Result<ActivationConfig, String> {
+    if text.trim_start().starts_with('{') {
+        #[derive(serde::Deserialize)]
+        struct Slot {
+            activation: ActivationConfig,
+        }
+        toml::from_str::<Slot>(&format!("activation = {text}"))
+            .map(|slot| slot.activation)
+            .map_err(|e| format!("{text}: {e}"))
+    } else {
+        text.parse()
+            .map_err(|e: activations::ParseActivationError| e.to_string())
+    }
 }
 
 fn main() -> ExitCode {
@@ -110,6 +186,7 @@ fn run(cli: Cli) -> Result<(), String> {
             mut sets,
             out,
             resume,
+            stop_after,
             data_dir,
             offline,
             no_verify,
@@ -137,9 +214,21 @@ fn run(cli: Cli) -> Result<(), String> {
                     out_dir: out.clone(),
                     resume,
                     quiet,
+                    stop_after,
+                    diagnostics: false,
                 },
             )
             .map_err(|e| e.0)?;
+            if !summary.complete {
+                println!(
+                    "stopped after epoch {} with test accuracy {:.2}%; the checkpoint is in {}: \
+                     continue with the same command and --resume",
+                    summary.epochs,
+                    100.0 * summary.test_accuracy,
+                    out.display()
+                );
+                return Ok(());
+            }
             println!(
                 "{}: test accuracy {:.2}% (loss {:.4}) after {} epochs on {}, {:.0} training images/s; \
                  run directory {}",
@@ -248,6 +337,114 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Compare {
+            config,
+            backend,
+            mut sets,
+            out,
+            shard,
+            data_dir,
+            quiet,
+        } => {
+            if let Some(dir) = data_dir {
+                sets.push(format!(
+                    "data.dir={}",
+                    toml_string(&dir.display().to_string())
+                ));
+            }
+            let config = train::compare::CompareConfig::load(&config, &sets).map_err(|e| e.0)?;
+            let shard = shard.unwrap_or_default();
+            let runs = config.plan();
+            let mine = runs.iter().filter(|r| shard.takes(r.index)).count();
+            if !quiet {
+                eprintln!(
+                    "{} runs ({} activations × {} seeds), {} of them in this shard; {} epochs each; \
+                     output {}",
+                    runs.len(),
+                    config.compare.activations.len(),
+                    config.compare.seeds.len(),
+                    mine,
+                    config.base.train.epochs,
+                    out.display()
+                );
+            }
+            let statuses = train::compare::run_sweep(
+                &config,
+                &train::compare::CompareOptions {
+                    backend,
+                    out_dir: out.clone(),
+                    shard,
+                    quiet,
+                },
+            )
+            .map_err(|e| e.0)?;
+            let finished = train::compare::collect_runs(std::slice::from_ref(&out))?;
+            let pending = statuses.len() - finished.len().min(statuses.len());
+            train::report::write_report(&finished, &out, &backend_note(backend))?;
+            println!(
+                "{} of {} runs finished; report: {}{}",
+                finished.len(),
+                statuses.len(),
+                out.join("report.md").display(),
+                if pending > 0 {
+                    format!(
+                        " ({pending} runs belong to other shards: merge with `fmnist report DIR...`)"
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            Ok(())
+        }
+        Command::Report { dirs, out } => {
+            let runs = train::compare::collect_runs(&dirs)?;
+            let out = out.unwrap_or_else(|| dirs[0].clone());
+            let backends: Vec<String> = runs.iter().map(|r| r.summary.backend.clone()).collect();
+            let note = match backends.first() {
+                Some(first) if backends.iter().all(|b| b == first) => {
+                    format!("Backend: {first}.")
+                }
+                _ => "Runs come from several backends: compare speeds with care.".into(),
+            };
+            train::report::write_report(&runs, &out, &note)?;
+            println!(
+                "{} finished runs from {} director{}; report: {}",
+                runs.len(),
+                dirs.len(),
+                if dirs.len() == 1 { "y" } else { "ies" },
+                out.join("report.md").display()
+            );
+            Ok(())
+        }
+        Command::Plot { out, activations } => {
+            let list = if activations.is_empty() {
+                ActivationConfig::catalog()
+            } else {
+                activations
+                    .iter()
+                    .map(|a| parse_activation(a))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            std::fs::create_dir_all(&out)
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            train::plots::activation_grid(&list, &out.join("activations"))?;
+            println!("wrote {} and .svg", out.join("activations.png").display());
+            Ok(())
+        }
+        Command::Export { model, format, out } => {
+            let (config, network) =
+                train::training::load_trained(&model, Backend::Flex).map_err(|e| e.0)?;
+            let out = out.unwrap_or_else(|| model.join(format!("model.{format}")));
+            train::export::export_safetensors(&network, &config.to_toml(), &out)?;
+            println!(
+                "wrote {} ({} parameters); load it in PyTorch with \
+                 `python scripts/torch_model.py {}`",
+                out.display(),
+                network.num_params(),
+                model.display()
+            );
+            Ok(())
+        }
         Command::Activations => {
             println!("{:<12} {:<44} description", "kind", "parameters (defaults)");
             for config in ActivationConfig::catalog() {
@@ -282,6 +479,13 @@ fn parameters(config: &ActivationConfig) -> String {
     } else {
         parts.join(", ")
     }
+}
+
+fn backend_note(backend: Backend) -> String {
+    format!(
+        "Backend: {backend}, on a machine with {} CPU threads.",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    )
 }
 
 fn toml_string(text: &str) -> String {

@@ -13,6 +13,10 @@ use crate::backend::Backend;
 use crate::config::RunConfig;
 use crate::metrics::{EpochRecord, Evaluation};
 
+fn yes() -> bool {
+    true
+}
+
 /// `summary.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -24,6 +28,9 @@ pub struct Summary {
     pub backend: String,
     /// Epochs trained.
     pub epochs: usize,
+    /// Whether all of the config's epochs were trained (false after a requested stop).
+    #[serde(default = "yes")]
+    pub complete: bool,
     /// Final test accuracy (fraction).
     pub test_accuracy: f64,
     /// Final test loss.
@@ -65,11 +72,13 @@ impl Summary {
             .map(|r| (r.epoch, r.accuracy))
             .unwrap_or((config.train.epochs, test.accuracy));
         let trains: Vec<&EpochRecord> = history.iter().filter(|r| r.split == "train").collect();
+        let epochs = trains.last().map_or(0, |r| r.epoch);
         Summary {
             activation: config.model.activation().name().into(),
             activation_config: config.model.activation().clone(),
             backend: backend.name().into(),
-            epochs: config.train.epochs,
+            epochs,
+            complete: epochs == config.train.epochs,
             test_accuracy: test.accuracy,
             test_loss: test.loss,
             best_epoch: best.0,
@@ -91,7 +100,7 @@ pub struct RunDir {
     dir: PathBuf,
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)
         .and_then(|_| std::fs::rename(&tmp, path))
@@ -188,6 +197,19 @@ impl RunDir {
             csv.push('\n');
         }
         write_atomic(&self.metrics_path(), csv.as_bytes())
+    }
+
+    pub(crate) fn write_diagnostics(
+        &self,
+        records: &[crate::diagnostics::DiagnosticRecord],
+    ) -> Result<(), String> {
+        let mut csv = String::from(crate::diagnostics::DiagnosticRecord::CSV_HEADER);
+        csv.push('\n');
+        for record in records {
+            csv.push_str(&record.csv_row());
+            csv.push('\n');
+        }
+        write_atomic(&self.dir.join("diagnostics.csv"), csv.as_bytes())
     }
 
     /// The state file is written last: a checkpoint counts only once it exists.

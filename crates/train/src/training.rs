@@ -15,6 +15,9 @@ use crate::backend::Backend;
 use crate::config::{Optimizer, RunConfig, Schedule};
 use crate::data::source::DataOptions;
 use crate::data::{Split, dataset::Splits, load_splits};
+use crate::diagnostics::{
+    DiagnosticRecord, GradNormMeter, epoch_records, layer_names, probe_stats, weight_grad_norms,
+};
 use crate::metrics::{EpochRecord, Evaluation, evaluate};
 use crate::progress::Progress;
 use crate::rng::SplitMix64;
@@ -31,6 +34,12 @@ pub struct TrainOptions {
     pub resume: bool,
     /// No progress output.
     pub quiet: bool,
+    /// Stop after this epoch as an interrupted run would, keeping its checkpoint; a later
+    /// `resume` continues exactly where it stopped (time-limited jobs, tests). `None`: run all.
+    pub stop_after: Option<usize>,
+    /// Record dead units, sparsity, saturation and gradient norms every epoch
+    /// (`diagnostics.csv`; costs a few percent of training time).
+    pub diagnostics: bool,
 }
 
 /// Why training stopped without a result.
@@ -52,6 +61,8 @@ struct CheckpointState {
     history: Vec<EpochRecord>,
     train_seconds: f64,
     config: RunConfig,
+    #[serde(default)]
+    diagnostics: Vec<DiagnosticRecord>,
 }
 
 /// The data options a run config implies.
@@ -110,6 +121,11 @@ fn learning_rate(config: &RunConfig, step: usize, total_steps: usize) -> f64 {
     }
 }
 
+/// Images in the diagnostics probe batch (the first training images).
+const PROBE_IMAGES: usize = 512;
+/// Gradient norms are sampled every this many steps.
+const GRAD_NORM_EVERY: usize = 10;
+
 /// The seed of everything random in one epoch (shuffling, dropout, random slopes), so that a
 /// resumed run draws exactly what an uninterrupted one would.
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
@@ -132,6 +148,7 @@ pub fn train_on(
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut train_seconds = 0.0;
     let mut first_epoch = 1;
+    let mut diagnostics: Vec<DiagnosticRecord> = Vec::new();
 
     if options.resume
         && let Some(state) = run
@@ -152,6 +169,7 @@ pub fn train_on(
         first_epoch = state.epochs_done + 1;
         history = state.history;
         train_seconds = state.train_seconds;
+        diagnostics = state.diagnostics;
         if !options.quiet {
             eprintln!("resuming after epoch {}", state.epochs_done);
         }
@@ -162,6 +180,8 @@ pub fn train_on(
     let steps_per_epoch = data.train.len().div_ceil(batch_size);
     let total_steps = steps_per_epoch * config.train.epochs;
     let activation = config.model.activation().name().to_string();
+    // Diagnostics look at the same fixed images every epoch.
+    let probe_indices: Vec<usize> = (0..data.train.len().min(PROBE_IMAGES)).collect();
 
     for epoch in first_epoch..=config.train.epochs {
         let seed = epoch_seed(config.train.seed, epoch);
@@ -176,6 +196,7 @@ pub fn train_on(
         let started = Instant::now();
         let mut loss_sum: Option<Tensor<1>> = None;
         let mut correct_sum: Option<Tensor<1, Int>> = None;
+        let mut grad_norms = GradNormMeter::default();
         for (step, indices) in order.chunks(batch_size).enumerate() {
             let (images, labels) = data.train.batch(indices, &train_device);
             let logits = model.forward(images);
@@ -191,6 +212,9 @@ pub fn train_on(
             correct_sum = Some(correct_sum.map_or(correct.clone(), |s| s + correct));
 
             let grads = GradientsParams::from_grads(loss.backward(), &model);
+            if options.diagnostics && step % GRAD_NORM_EVERY == 0 {
+                grad_norms.add(weight_grad_norms(&model, &grads));
+            }
             let lr = learning_rate(config, (epoch - 1) * steps_per_epoch + step, total_steps);
             model = optim.step(lr, model, grads);
 
@@ -243,6 +267,17 @@ pub fn train_on(
             log_epoch(&history, epoch);
         }
         run.write_metrics(&history).map_err(TrainError)?;
+        if options.diagnostics {
+            let (probe, _) = data.train.batch(&probe_indices, &device);
+            let stats = probe_stats(&eval_model, probe);
+            diagnostics.extend(epoch_records(
+                epoch,
+                &layer_names(&eval_model),
+                &stats,
+                &grad_norms.means(),
+            ));
+            run.write_diagnostics(&diagnostics).map_err(TrainError)?;
+        }
         run.write_checkpoint(
             &model,
             &optim,
@@ -251,9 +286,19 @@ pub fn train_on(
                 history: history.clone(),
                 train_seconds,
                 config: config.clone(),
+                diagnostics: diagnostics.clone(),
             },
         )
         .map_err(TrainError)?;
+        if options.stop_after.is_some_and(|last| epoch >= last) && epoch < config.train.epochs {
+            if !options.quiet {
+                eprintln!(
+                    "stopped after epoch {epoch} of {} as asked; continue with --resume",
+                    config.train.epochs
+                );
+            }
+            break;
+        }
     }
 
     let final_model = model.valid();
@@ -267,8 +312,11 @@ pub fn train_on(
         train_seconds,
         data.train.len(),
     );
-    run.write_final(config, &final_model, &summary, &test)
-        .map_err(TrainError)?;
+    // A stopped run has only its checkpoint: no summary.json means "not finished".
+    if summary.complete {
+        run.write_final(config, &final_model, &summary, &test)
+            .map_err(TrainError)?;
+    }
     Ok(summary)
 }
 

@@ -1,0 +1,305 @@
+//! Why an activation wins or loses: dead units, sparsity and saturation of every activation
+//! slot on a fixed probe batch, and the size of each layer's weight gradient.
+//!
+//! - **dead**: a unit (a conv channel, or a dense neuron) whose output is never positive over
+//!   the whole probe batch; for ReLU-like activations it no longer learns.
+//! - **sparsity**: the fraction of outputs that are exactly zero.
+//! - **saturation**: for bounded activations (see [`Activation::is_bounded`]), the fraction of
+//!   inputs where `|f'(x)| < 1e-3`, where almost no gradient passes.
+//! - **gradient norm**: the L2 norm of each layer's weight gradient, averaged over sampled
+//!   training steps of the epoch. The first/last layer ratio shows vanishing gradients.
+use activations::Activation;
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use models::{Model, Tap};
+use serde::{Deserialize, Serialize};
+
+/// Saturated: `|f'(x)|` below this.
+pub const SATURATION_THRESHOLD: f64 = 1e-3;
+
+/// Statistics of one activation slot on the probe batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlotStats {
+    /// `conv1`, ..., `fc1`, ...
+    pub slot: String,
+    /// Fraction of units never positive over the probe batch.
+    pub dead_fraction: f64,
+    /// Fraction of outputs exactly zero.
+    pub sparsity: f64,
+    /// Fraction of inputs with `|f'(x)| < 1e-3`; `None` for unbounded activations.
+    pub saturation: Option<f64>,
+}
+
+/// One row of `diagnostics.csv`: a layer in one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosticRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// `conv1`, ..., `fc1`, ..., `output` (the output layer has a gradient but no activation).
+    pub layer: String,
+    /// See [`SlotStats::dead_fraction`]; `None` for the output layer.
+    pub dead_fraction: Option<f64>,
+    /// See [`SlotStats::sparsity`].
+    pub sparsity: Option<f64>,
+    /// See [`SlotStats::saturation`].
+    pub saturation: Option<f64>,
+    /// Mean L2 norm of the layer's weight gradient over the sampled steps.
+    pub grad_norm: f64,
+}
+
+impl DiagnosticRecord {
+    /// The CSV header.
+    pub const CSV_HEADER: &'static str = "epoch,layer,dead_fraction,sparsity,saturation,grad_norm";
+
+    /// The CSV row (empty cells where a value does not apply).
+    pub fn csv_row(&self) -> String {
+        let cell = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
+        format!(
+            "{},{},{},{},{},{:.6e}",
+            self.epoch,
+            self.layer,
+            cell(self.dead_fraction),
+            cell(self.sparsity),
+            cell(self.saturation),
+            self.grad_norm
+        )
+    }
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .expect("a scalar")[0]
+}
+
+/// Statistics of one slot from its tap (`pre`, `post` as `[N, C, H, W]`) and its activation.
+pub fn tap_stats(tap: &Tap, activation: &Activation) -> SlotStats {
+    let [n, c, h, w] = tap.post.dims();
+    let elements = (n * c * h * w) as f64;
+    let unit_max = tap
+        .post
+        .clone()
+        .max_dim(0)
+        .max_dim(2)
+        .max_dim(3)
+        .reshape([c]);
+    let dead = scalar(unit_max.lower_equal_elem(0.0).int().sum().float());
+    let zeros = scalar(
+        tap.post
+            .clone()
+            .equal_elem(0.0)
+            .int()
+            .sum()
+            .float()
+            .reshape([1]),
+    );
+    let saturation = activation
+        .is_bounded()
+        .then(|| activation.derivative(tap.pre.clone()))
+        .flatten()
+        .map(|derivative| {
+            let saturated = derivative
+                .abs()
+                .lower_elem(SATURATION_THRESHOLD)
+                .int()
+                .sum()
+                .float()
+                .reshape([1]);
+            scalar(saturated) / elements
+        });
+    SlotStats {
+        slot: tap.name.clone(),
+        dead_fraction: dead / c as f64,
+        sparsity: zeros / elements,
+        saturation,
+    }
+}
+
+/// Slot statistics of `model` (in evaluation mode) on `probe` images.
+pub fn probe_stats(model: &Model, probe: Tensor<4>) -> Vec<SlotStats> {
+    let output = model.forward_with_taps(probe);
+    output
+        .taps
+        .iter()
+        .zip(model.slot_activations())
+        .map(|(tap, activation)| tap_stats(tap, activation))
+        .collect()
+}
+
+/// The layers with a weight, in order: `conv1`, ..., `fc1`, ..., `output`.
+pub fn layer_names(model: &Model) -> Vec<String> {
+    let mut names = model.slot_names();
+    names.push("output".into());
+    names
+}
+
+/// L2 norm of each layer's weight gradient, in the order of [`layer_names`].
+pub fn weight_grad_norms(model: &Model, grads: &GradientsParams) -> Vec<f64> {
+    fn norm<const D: usize>(grad: Option<Tensor<D>>) -> f64 {
+        grad.map_or(0.0, |g| scalar(g.powf_scalar(2.0).sum().sqrt()))
+    }
+    let (blocks, dense, output) = match model {
+        Model::Cnn(m) => (
+            m.blocks.iter().map(|b| b.conv.weight.id).collect(),
+            &m.dense,
+            &m.output,
+        ),
+        Model::Mlp(m) => (Vec::new(), &m.dense, &m.output),
+    };
+    blocks
+        .into_iter()
+        .map(|id| norm(grads.get::<4>(id)))
+        .chain(
+            dense
+                .iter()
+                .map(|d| norm(grads.get::<2>(d.linear.weight.id))),
+        )
+        .chain(std::iter::once(norm(grads.get::<2>(output.weight.id))))
+        .collect()
+}
+
+/// Sums gradient norms over sampled steps.
+#[derive(Clone, Debug, Default)]
+pub struct GradNormMeter {
+    sums: Vec<f64>,
+    count: usize,
+}
+
+impl GradNormMeter {
+    /// Adds one step's norms.
+    pub fn add(&mut self, norms: Vec<f64>) {
+        if self.sums.is_empty() {
+            self.sums = vec![0.0; norms.len()];
+        }
+        for (sum, norm) in self.sums.iter_mut().zip(norms) {
+            *sum += norm;
+        }
+        self.count += 1;
+    }
+
+    /// The mean norm per layer (empty when nothing was added).
+    pub fn means(&self) -> Vec<f64> {
+        self.sums
+            .iter()
+            .map(|s| s / self.count.max(1) as f64)
+            .collect()
+    }
+}
+
+/// One epoch's records: slot statistics joined with the gradient norms by layer.
+pub fn epoch_records(
+    epoch: usize,
+    layers: &[String],
+    stats: &[SlotStats],
+    grad_norms: &[f64],
+) -> Vec<DiagnosticRecord> {
+    layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| {
+            let slot = stats.iter().find(|s| &s.slot == layer);
+            DiagnosticRecord {
+                epoch,
+                layer: layer.clone(),
+                dead_fraction: slot.map(|s| s.dead_fraction),
+                sparsity: slot.map(|s| s.sparsity),
+                saturation: slot.and_then(|s| s.saturation),
+                grad_norm: grad_norms.get(i).copied().unwrap_or(f64::NAN),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use activations::ActivationConfig;
+    use burn::tensor::{Device, TensorData};
+
+    fn tap(pre: Vec<f32>, post: Vec<f32>, shape: [usize; 4]) -> Tap {
+        let device = Device::flex();
+        Tap {
+            name: "conv1".into(),
+            pre: Tensor::<1>::from_data(TensorData::new(pre.clone(), [pre.len()]), &device)
+                .reshape(shape),
+            post: Tensor::<1>::from_data(TensorData::new(post.clone(), [post.len()]), &device)
+                .reshape(shape),
+        }
+    }
+
+    #[test]
+    fn dead_units_and_sparsity_on_hand_made_relu_outputs() {
+        // [N=2, C=3, 1, 2]: channel 0 alive, channel 1 always zero (dead), channel 2 positive
+        // once (alive).
+        let post = vec![
+            1.0, 0.0, /* c1 */ 0.0, 0.0, /* c2 */ 0.0, 0.0, //
+            0.0, 2.0, /* c1 */ 0.0, 0.0, /* c2 */ 0.5, 0.0,
+        ];
+        let pre: Vec<f32> = post
+            .iter()
+            .map(|&v| if v > 0.0 { v } else { -1.0 })
+            .collect();
+        let relu = ActivationConfig::Relu.init(3, &Device::flex());
+        let stats = tap_stats(&tap(pre, post, [2, 3, 1, 2]), &relu);
+        assert_eq!(stats.dead_fraction, 1.0 / 3.0);
+        assert_eq!(stats.sparsity, 9.0 / 12.0);
+        assert_eq!(stats.saturation, None, "relu is unbounded");
+    }
+
+    #[test]
+    fn saturation_counts_flat_regions_of_bounded_activations() {
+        // sigmoid'(x) < 1e-3 for |x| > ~6.9.
+        let pre = vec![-10.0, -7.0, 0.0, 3.0, 6.0, 8.0, 20.0, 0.5];
+        let sigmoid = ActivationConfig::Sigmoid.init(1, &Device::flex());
+        let post: Vec<f32> = pre.iter().map(|x: &f32| 1.0 / (1.0 + (-x).exp())).collect();
+        let stats = tap_stats(&tap(pre, post, [8, 1, 1, 1]), &sigmoid);
+        assert_eq!(stats.saturation, Some(4.0 / 8.0));
+        assert_eq!(stats.dead_fraction, 0.0);
+        assert_eq!(stats.sparsity, 0.0);
+    }
+
+    #[test]
+    fn records_join_slots_and_gradients_by_layer() {
+        let layers = vec!["conv1".to_string(), "fc1".into(), "output".into()];
+        let stats = vec![
+            SlotStats {
+                slot: "conv1".into(),
+                dead_fraction: 0.5,
+                sparsity: 0.25,
+                saturation: None,
+            },
+            SlotStats {
+                slot: "fc1".into(),
+                dead_fraction: 0.0,
+                sparsity: 0.1,
+                saturation: Some(0.2),
+            },
+        ];
+        let mut meter = GradNormMeter::default();
+        meter.add(vec![1.0, 2.0, 3.0]);
+        meter.add(vec![3.0, 4.0, 5.0]);
+        let records = epoch_records(2, &layers, &stats, &meter.means());
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0].grad_norm, 2.0);
+        assert_eq!(records[1].saturation, Some(0.2));
+        assert_eq!(records[2].dead_fraction, None);
+        assert_eq!(records[2].grad_norm, 4.0);
+        assert_eq!(records[2].csv_row(), "2,output,,,,4.000000e0");
+    }
+
+    #[test]
+    fn gradient_norms_follow_the_layers() {
+        let device = Device::flex().autodiff();
+        let config: models::ModelConfig =
+            toml::from_str("kind = \"cnn\"\nchannels = [2]\nhidden = [4]").unwrap();
+        let model = config.init(&device);
+        let images = Tensor::<4>::ones([2, 1, 28, 28], &device);
+        let loss = model.forward(images).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let norms = weight_grad_norms(&model, &grads);
+        assert_eq!(layer_names(&model), vec!["conv1", "fc1", "output"]);
+        assert_eq!(norms.len(), 3);
+        assert!(norms.iter().all(|n| n.is_finite() && *n > 0.0), "{norms:?}");
+    }
+}

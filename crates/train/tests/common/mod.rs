@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests: synthetic data and small configs.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+
+use train::data::dataset::Splits;
+use train::data::{Located, Split};
+use train::{Backend, RunConfig, TrainOptions};
+
+/// Small synthetic data: each class lights up its own band of rows, plus noise.
+pub fn synthetic(n: usize, seed: u64) -> Split {
+    let mut rng = train::rng::SplitMix64::new(seed);
+    let mut images = Vec::with_capacity(n * 784);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let label = (i % 10) as u8;
+        for row in 0..28 {
+            for _ in 0..28 {
+                let band = row / 3 == label as usize;
+                let noise = (rng.next_u64() % 64) as u8;
+                images.push(if band { 180 + noise } else { noise });
+            }
+        }
+        labels.push(label);
+    }
+    Split { images, labels }
+}
+
+pub fn synthetic_splits() -> Splits {
+    Splits {
+        located: Located {
+            dir: PathBuf::from("synthetic"),
+            how: "test".into(),
+        },
+        train: synthetic(300, 1),
+        validation: Split::default(),
+        test: synthetic(100, 2),
+    }
+}
+
+pub fn small_config(extra: &[&str]) -> RunConfig {
+    let mut sets = vec![
+        "model.channels=[4]".to_string(),
+        "model.hidden=[16]".to_string(),
+        "train.batch_size=32".to_string(),
+        "train.epochs=2".to_string(),
+    ];
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    RunConfig::parse("[model]\nkind = \"cnn\"", "test", &sets).unwrap()
+}
+
+pub fn options(dir: &Path, backend: Backend, resume: bool) -> TrainOptions {
+    TrainOptions {
+        backend,
+        out_dir: dir.into(),
+        resume,
+        quiet: true,
+        stop_after: None,
+        diagnostics: false,
+    }
+}
