@@ -169,6 +169,12 @@ fn parse_activation(text: &str) -> Result<ActivationConfig, String> {
 }
 
 fn main() -> ExitCode {
+    // `fmnist eval ... | head` should end quietly like other Unix tools, not panic on EPIPE.
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE action before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -252,7 +258,9 @@ fn run(cli: Cli) -> Result<(), String> {
             if data_dir.is_some() {
                 config.data.dir = data_dir;
             }
+            // The whole test set, whatever subset the run was trained and tested on.
             config.data.train_limit = 0;
+            config.data.test_limit = 0;
             config.data.validation = 0;
             let data = train::training::load_data(&config).map_err(|e| e.0)?;
             let result = train::training::evaluate_split(&network, &data.test, backend);
