@@ -3,7 +3,7 @@
 //! on wgpu. `ACTIVATIONS_REQUIRE_WGPU=1` (set by `.ci/run`) turns a missing wgpu device into a
 //! failure instead of a skip.
 //!
-//! Run `cargo test -p activations --test golden -- --nocapture` to print each activation's
+//! Run `cargo test --workspace --test golden -- --nocapture` to print each activation's
 //! largest absolute and relative error.
 use std::collections::BTreeMap;
 

@@ -417,14 +417,14 @@ pub fn collect_runs(dirs: &[PathBuf]) -> Result<Vec<FinishedRun>, String> {
                 dir.display()
             ));
         }
-        if dir.join("summary.json").is_file() {
+        if is_run_dir(dir) {
             candidates.push(dir.clone());
             continue;
         }
         let mut children: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.join("summary.json").is_file())
+            .filter(|path| is_run_dir(path))
             .collect();
         children.sort();
         candidates.extend(children);
@@ -447,6 +447,14 @@ pub fn collect_runs(dirs: &[PathBuf]) -> Result<Vec<FinishedRun>, String> {
         runs.push(run);
     }
     Ok(runs)
+}
+
+/// A finished run's directory (a sweep directory holds a `summary.json` of its own, but no
+/// `metrics.csv` or `config.toml`).
+fn is_run_dir(dir: &Path) -> bool {
+    ["summary.json", "metrics.csv", "config.toml"]
+        .iter()
+        .all(|file| dir.join(file).is_file())
 }
 
 fn read_run(dir: &Path) -> Result<FinishedRun, String> {

@@ -31,9 +31,9 @@ fn err<E: std::fmt::Display>(error: E) -> String {
     format!("cannot draw a plot: {error}")
 }
 
-/// A distinct colour per series (tab10, then Plotters' 99-colour palette).
+/// A distinct, dark-enough colour per series: tab10, then six more, then Plotters' palette.
 fn color(index: usize) -> RGBColor {
-    const TAB10: [RGBColor; 10] = [
+    const COLORS: [RGBColor; 16] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -44,9 +44,15 @@ fn color(index: usize) -> RGBColor {
         RGBColor(127, 127, 127),
         RGBColor(188, 189, 34),
         RGBColor(23, 190, 207),
+        RGBColor(0, 0, 0),
+        RGBColor(0, 0, 128),
+        RGBColor(128, 0, 0),
+        RGBColor(0, 110, 90),
+        RGBColor(110, 80, 0),
+        RGBColor(90, 0, 140),
     ];
-    if index < TAB10.len() {
-        TAB10[index]
+    if index < COLORS.len() {
+        COLORS[index]
     } else {
         let c = Palette99::pick(index).to_rgba();
         RGBColor(c.0, c.1, c.2)
@@ -241,12 +247,14 @@ fn draw_curves<DB: DrawingBackend>(
         let low = values.iter().copied().fold(f64::MAX, f64::min);
         let high = values.iter().copied().fold(f64::MIN, f64::max);
         let pad = ((high - low) * 0.08).max(1e-3);
+        // Headroom above the data for the legend (one line per series), so it hides no line.
+        let headroom = (high - low).max(1e-3) * (0.07 * results.len() as f64).min(1.2);
         let mut chart = ChartBuilder::on(area)
             .caption(title, (FONT, 22))
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(x_range.clone(), (low - pad)..(high + pad))
+            .build_cartesian_2d(x_range.clone(), (low - pad)..(high + pad + headroom))
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -277,7 +285,8 @@ fn draw_curves<DB: DrawingBackend>(
         chart
             .configure_series_labels()
             .position(if title.starts_with("Test") {
-                SeriesLabelPosition::LowerRight
+                // Accuracy rises to the right: the upper left is where no line goes.
+                SeriesLabelPosition::UpperLeft
             } else {
                 SeriesLabelPosition::UpperRight
             })
@@ -338,7 +347,7 @@ fn draw_accuracy_bars<DB: DrawingBackend>(
                     (x_start, y(rank) - 0.35),
                     (100.0 * r.test_accuracy_mean, y(rank) + 0.35),
                 ],
-                color(rank).mix(0.55).filled(),
+                color(rank).mix(0.35).filled(),
             )
         }))
         .map_err(err)?;
@@ -357,12 +366,7 @@ fn draw_accuracy_bars<DB: DrawingBackend>(
     chart
         .draw_series(results.iter().enumerate().map(|(rank, r)| {
             Text::new(
-                format!(
-                    "{}  {:.2} ± {:.2}",
-                    r.label,
-                    100.0 * r.test_accuracy_mean,
-                    100.0 * r.test_accuracy_std
-                ),
+                format!("{}  {}", r.label, crate::report::accuracy_cell(r)),
                 (x_start + 0.01 * (x_end - x_start), y(rank) + 0.18),
                 (FONT, 15).into_font().color(&BLACK),
             )
