@@ -463,10 +463,10 @@ fn read_run(dir: &Path) -> Result<FinishedRun, String> {
         .map_err(|e| format!("cannot read {}: {e}", dir.join("summary.json").display()))?;
     let summary: Summary = serde_json::from_str(&text)
         .map_err(|e| format!("{} is damaged: {e}", dir.join("summary.json").display()))?;
-    let history = read_csv(&dir.join("metrics.csv"), parse_epoch_record)?;
+    let history = read_csv(&dir.join("metrics.csv"), EpochRecord::from_csv_row)?;
     let diagnostics_path = dir.join("diagnostics.csv");
     let diagnostics = if diagnostics_path.is_file() {
-        read_csv(&diagnostics_path, parse_diagnostic_record)?
+        read_csv(&diagnostics_path, DiagnosticRecord::from_csv_row)?
     } else {
         Vec::new()
     };
@@ -493,41 +493,6 @@ fn read_csv<T>(path: &Path, parse: fn(&[&str]) -> Option<T>) -> Result<Vec<T>, S
                 .ok_or_else(|| format!("{} line {}: cannot parse `{line}`", path.display(), i + 2))
         })
         .collect()
-}
-
-fn parse_epoch_record(cells: &[&str]) -> Option<EpochRecord> {
-    let [epoch, split, loss, accuracy, seconds, images_per_second] = cells else {
-        return None;
-    };
-    Some(EpochRecord {
-        epoch: epoch.parse().ok()?,
-        split: split.to_string(),
-        loss: loss.parse().ok()?,
-        accuracy: accuracy.parse().ok()?,
-        seconds: seconds.parse().ok()?,
-        images_per_second: images_per_second.parse().ok()?,
-    })
-}
-
-fn parse_diagnostic_record(cells: &[&str]) -> Option<DiagnosticRecord> {
-    let [epoch, layer, dead, sparsity, saturation, grad_norm] = cells else {
-        return None;
-    };
-    let optional = |cell: &str| -> Option<Option<f64>> {
-        if cell.is_empty() {
-            Some(None)
-        } else {
-            cell.parse().ok().map(Some)
-        }
-    };
-    Some(DiagnosticRecord {
-        epoch: epoch.parse().ok()?,
-        layer: layer.to_string(),
-        dead_fraction: optional(dead)?,
-        sparsity: optional(sparsity)?,
-        saturation: optional(saturation)?,
-        grad_norm: grad_norm.parse().ok()?,
-    })
 }
 
 #[cfg(test)]

@@ -64,6 +64,28 @@ impl DiagnosticRecord {
             self.grad_norm
         )
     }
+
+    /// Reads back a row of [`csv_row`](Self::csv_row), split at the commas.
+    pub fn from_csv_row(cells: &[&str]) -> Option<Self> {
+        let [epoch, layer, dead, sparsity, saturation, grad_norm] = cells else {
+            return None;
+        };
+        let optional = |cell: &str| -> Option<Option<f64>> {
+            if cell.is_empty() {
+                Some(None)
+            } else {
+                cell.parse().ok().map(Some)
+            }
+        };
+        Some(Self {
+            epoch: epoch.parse().ok()?,
+            layer: layer.to_string(),
+            dead_fraction: optional(dead)?,
+            sparsity: optional(sparsity)?,
+            saturation: optional(saturation)?,
+            grad_norm: grad_norm.parse().ok()?,
+        })
+    }
 }
 
 fn scalar(t: Tensor<1>) -> f64 {

@@ -198,12 +198,7 @@ fn run(cli: Cli) -> Result<(), String> {
             no_verify,
             quiet,
         } => {
-            if let Some(dir) = data_dir {
-                sets.push(format!(
-                    "data.dir={}",
-                    toml_string(&dir.display().to_string())
-                ));
-            }
+            sets.extend(data_dir_override(data_dir));
             if offline {
                 sets.push("data.offline=true".into());
             }
@@ -354,12 +349,7 @@ fn run(cli: Cli) -> Result<(), String> {
             data_dir,
             quiet,
         } => {
-            if let Some(dir) = data_dir {
-                sets.push(format!(
-                    "data.dir={}",
-                    toml_string(&dir.display().to_string())
-                ));
-            }
+            sets.extend(data_dir_override(data_dir));
             let config = train::compare::CompareConfig::load(&config, &sets).map_err(|e| e.0)?;
             let shard = shard.unwrap_or_default();
             let runs = config.plan();
@@ -494,6 +484,11 @@ fn backend_note(backend: Backend) -> String {
         "Backend: {backend}, on a machine with {} CPU threads.",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     )
+}
+
+/// `--data-dir DIR` as the `--set` it stands for.
+fn data_dir_override(dir: Option<PathBuf>) -> Option<String> {
+    dir.map(|dir| format!("data.dir={}", toml_string(&dir.display().to_string())))
 }
 
 fn toml_string(text: &str) -> String {

@@ -34,6 +34,21 @@ impl EpochRecord {
             self.epoch, self.split, self.loss, self.accuracy, self.seconds, self.images_per_second
         )
     }
+
+    /// Reads back a row of [`csv_row`](Self::csv_row), split at the commas.
+    pub fn from_csv_row(cells: &[&str]) -> Option<Self> {
+        let [epoch, split, loss, accuracy, seconds, images_per_second] = cells else {
+            return None;
+        };
+        Some(Self {
+            epoch: epoch.parse().ok()?,
+            split: split.to_string(),
+            loss: loss.parse().ok()?,
+            accuracy: accuracy.parse().ok()?,
+            seconds: seconds.parse().ok()?,
+            images_per_second: images_per_second.parse().ok()?,
+        })
+    }
 }
 
 /// A model's results on one split.

@@ -8,7 +8,7 @@ use std::sync::Once;
 use activations::ActivationConfig;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -272,29 +272,16 @@ fn draw_curves<DB: DrawingBackend>(
                 .enumerate()
                 .map(|(e, v)| (e as f64 + 1.0, v))
                 .collect();
-            let style = color(i).stroke_width(2);
-            chart
-                .draw_series(LineSeries::new(points.clone(), style))
-                .map_err(err)?
-                .label(result.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color(i).filled())))
-                .map_err(err)?;
+            labelled_line(&mut chart, points, i, &result.label)?;
         }
-        chart
-            .configure_series_labels()
-            .position(if title.starts_with("Test") {
-                // Accuracy rises to the right: the upper left is where no line goes.
-                SeriesLabelPosition::UpperLeft
-            } else {
-                SeriesLabelPosition::UpperRight
-            })
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(err)?;
+        // Accuracy rises to the right and loss falls: the upper left and upper right are
+        // where no line goes.
+        let corner = if title.starts_with("Test") {
+            SeriesLabelPosition::UpperLeft
+        } else {
+            SeriesLabelPosition::UpperRight
+        };
+        legend(&mut chart, corner)?;
     }
     Ok(())
 }
@@ -445,25 +432,47 @@ fn draw_grad_norms<DB: DrawingBackend>(
             .filter(|(_, (_, v))| *v > 0.0)
             .map(|(x, (_, v))| (x as f64, *v))
             .collect();
-        let style = color(i).stroke_width(2);
-        chart
-            .draw_series(LineSeries::new(points.clone(), style))
-            .map_err(err)?
-            .label(result.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color(i).filled())))
-            .map_err(err)?;
+        labelled_line(&mut chart, points, i, &result.label)?;
     }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// Series `index` as a line with point markers, named `label` in the legend.
+fn labelled_line<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    points: Vec<(f64, f64)>,
+    index: usize,
+    label: &str,
+) -> Result<(), String> {
+    let style = color(index).stroke_width(2);
+    chart
+        .draw_series(
+            points
+                .iter()
+                .map(|&p| Circle::new(p, 3, color(index).filled())),
+        )
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(points, style))
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+    Ok(())
+}
+
+/// The legend of the labelled series, in `corner`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    corner: SeriesLabelPosition,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(corner)
         .label_font((FONT, 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .draw()
-        .map_err(err)?;
-    Ok(())
+        .map_err(err)
 }
 
 /// A confusion matrix (`[true][predicted]` counts) as a heat map with class names.
