@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,20 @@ pub(crate) fn exponential_linear<const D: usize>(
     scale: f64,
     input_scale: f64,
 ) -> Tensor<D> {
+    let op = Pointwise::ExponentialLinear {
+        alpha,
+        scale,
+        input_scale,
+    };
+    // The fused backward works from the output, which needs a positive α to tell the sides apart.
+    let input = if op.saves_output() {
+        match fused::pointwise(input, op) {
+            Ok(output) => return output,
+            Err(input) => input,
+        }
+    } else {
+        input
+    };
     let positive = input.clone().greater_elem(0.0);
     let negative_part = input.clone().mask_fill(positive.clone(), 0.0);
     let negative = negative_part

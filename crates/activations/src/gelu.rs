@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,16 @@ impl GeluConfig {
 impl Gelu {
     /// Applies GELU element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let op = if self.tanh_approximation {
+            Pointwise::GeluTanh
+        } else {
+            Pointwise::Gelu
+        };
+        fused::pointwise(input, op).unwrap_or_else(|input| self.composite(input))
+    }
+
+    /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
+    fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         if self.tanh_approximation {
             let inner = tanh_inner(input.clone());
             input.mul_scalar(0.5) * (inner.tanh() + 1.0)

@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -11,6 +12,12 @@ pub struct HardSigmoid;
 impl HardSigmoid {
     /// Applies the hard sigmoid element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        fused::pointwise(input, Pointwise::HardSigmoid)
+            .unwrap_or_else(|input| self.composite(input))
+    }
+
+    /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
+    fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         let interior = interior(&input);
         let linear = input.mul_scalar(1.0 / 6.0).add_scalar(0.5);
         let clamped = linear.clone().detach().clamp(0.0, 1.0);

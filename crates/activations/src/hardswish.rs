@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -11,6 +12,11 @@ pub struct HardSwish;
 impl HardSwish {
     /// Applies hard swish element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        fused::pointwise(input, Pointwise::HardSwish).unwrap_or_else(|input| self.composite(input))
+    }
+
+    /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
+    fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         let low = input.clone().lower_equal_elem(-3.0);
         let high = input.clone().greater_equal_elem(3.0);
         // The quadratic piece sees 0 instead of the outer inputs so that its unused gradient

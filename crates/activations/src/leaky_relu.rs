@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,10 @@ impl LeakyRelu {
 
 /// `x > 0 ? x : slope · x`, with the gradient PyTorch uses (`slope` at 0 and for NaN).
 pub(crate) fn leaky<const D: usize>(input: Tensor<D>, negative_slope: f64) -> Tensor<D> {
+    let input = match fused::pointwise(input, Pointwise::LeakyRelu { negative_slope }) {
+        Ok(output) => return output,
+        Err(input) => input,
+    };
     let positive = input.clone().greater_elem(0.0);
     input
         .clone()

@@ -6,6 +6,8 @@
 //! - [`registry`]: [`ActivationConfig`] (serde/TOML, tagged by `kind`) is the one list of
 //!   activations; [`Activation`] is the module enum it builds. The CLI, configs, plots and
 //!   reports all derive their lists from [`ActivationConfig::catalog`].
+//! - [`fused`]: fused forward/backward kernels (Burn backend extension) that the element-wise
+//!   modules use on Flex; other backends take the composite path written in each file.
 //!
 //! Numerics follow PyTorch 2.x on CPU, including its subgradient at kinks (`relu'(0) = 0`,
 //! `hardtanh'(±1) = 0`, `hardswish'(-3) = 0`, ...), overflow-free tails (`softplus`, `mish`,
@@ -27,6 +29,7 @@ pub use burn;
 mod aprelu;
 mod celu;
 mod elu;
+pub mod fused;
 mod gelu;
 mod hardsigmoid;
 mod hardswish;

@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -13,6 +14,11 @@ pub struct LogSigmoid;
 impl LogSigmoid {
     /// Applies `log σ(x)` element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        fused::pointwise(input, Pointwise::LogSigmoid).unwrap_or_else(|input| self.composite(input))
+    }
+
+    /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
+    fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         softplus(input.neg(), 1.0, 20.0).neg()
     }
 

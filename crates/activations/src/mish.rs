@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 
@@ -13,6 +14,11 @@ pub struct Mish;
 impl Mish {
     /// Applies Mish element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        fused::pointwise(input, Pointwise::Mish).unwrap_or_else(|input| self.composite(input))
+    }
+
+    /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
+    fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         input.clone() * softplus(input, 1.0, 20.0).tanh()
     }
 

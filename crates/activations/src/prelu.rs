@@ -1,3 +1,4 @@
+use crate::fused;
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -74,6 +75,11 @@ impl PRelu {
 
     /// Applies the PReLU; input `[N, C, ...]` when there is one slope per channel.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        fused::prelu(input, self.weight.val()).unwrap_or_else(|input| self.composite(input))
+    }
+
+    /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
+    fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         let weight = self.broadcast_weight(&input);
         let positive = input.clone().greater_elem(0.0);
         (input.clone() * weight).mask_where(positive, input)

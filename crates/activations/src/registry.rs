@@ -187,6 +187,32 @@ impl ActivationConfig {
         )
     }
 
+    /// `true` when this configuration runs a fused kernel on Flex ([`crate::fused`]); the
+    /// others (and every activation on other backends) use Burn's built-in ops. RReLU's kernel
+    /// is its evaluation form.
+    pub fn has_fused_kernel(&self) -> bool {
+        match self {
+            Self::Sigmoid
+            | Self::Tanh
+            | Self::Selu
+            | Self::Mish
+            | Self::Softsign
+            | Self::Hardsigmoid
+            | Self::Hardswish
+            | Self::Logsigmoid
+            | Self::LeakyRelu(_)
+            | Self::Prelu(_)
+            | Self::Rrelu(_)
+            | Self::Gelu(_)
+            | Self::Softplus(_) => true,
+            // The backward works from the output, which needs α > 0 to tell the sides apart.
+            Self::Elu(config) => config.alpha > 0.0,
+            Self::Celu(config) => config.alpha > 0.0,
+            Self::Silu(config) => !config.learnable,
+            _ => false,
+        }
+    }
+
     /// `true` when the activation has trainable parameters.
     pub fn is_learnable(&self) -> bool {
         match self {

@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::Module;
 use burn::tensor::{Tensor, activation};
 
@@ -11,7 +12,7 @@ pub struct Sigmoid;
 impl Sigmoid {
     /// Applies `σ(x)` element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        activation::sigmoid(input)
+        fused::pointwise(input, Pointwise::Sigmoid).unwrap_or_else(activation::sigmoid)
     }
 
     /// `σ'(x) = σ(x)(1 - σ(x))`.

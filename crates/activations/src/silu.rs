@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, activation::sigmoid};
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,15 @@ impl Silu {
 
     /// Applies `x σ(βx)` element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        if self.learnable_beta.is_some() {
+            return self.composite(input);
+        }
+        fused::pointwise(input, Pointwise::Silu { beta: self.beta })
+            .unwrap_or_else(|input| self.composite(input))
+    }
+
+    /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
+    fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         input.clone() * sigmoid(self.scaled(input))
     }
 

@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::Module;
 use burn::tensor::{Tensor, activation::sigmoid};
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,15 @@ impl Default for Softplus {
 impl Softplus {
     /// Applies softplus element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let op = Pointwise::Softplus {
+            beta: self.beta,
+            threshold: self.threshold,
+        };
+        fused::pointwise(input, op).unwrap_or_else(|input| self.composite(input))
+    }
+
+    /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
+    fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         softplus(input, self.beta, self.threshold)
     }
 

@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -11,6 +12,11 @@ pub struct Softsign;
 impl Softsign {
     /// Applies softsign element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        fused::pointwise(input, Pointwise::Softsign).unwrap_or_else(|input| self.composite(input))
+    }
+
+    /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
+    fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         input.clone() / input.abs().add_scalar(1.0)
     }
 

@@ -1,3 +1,4 @@
+use crate::fused::{self, Pointwise};
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -10,7 +11,7 @@ pub struct Tanh;
 impl Tanh {
     /// Applies `tanh(x)` element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        input.tanh()
+        fused::pointwise(input, Pointwise::Tanh).unwrap_or_else(Tensor::tanh)
     }
 
     /// `tanh'(x) = 1 - tanh²(x)`.

@@ -1,0 +1,175 @@
+//! Fused activation kernels: one pass forward, one pass backward, multi-threaded and SIMD.
+//!
+//! # Map
+//! - [`Pointwise`]: the element-wise activations that have a fused kernel, with their parameters.
+//! - [`FusedActivationOps`]: the backend extension (`#[backend_extension]`) with the forward
+//!   ops; implemented for Flex (`flex.rs`) and for `Autodiff<B>` with a handwritten backward
+//!   (`autodiff.rs`) that calls [`FusedActivationBackward`].
+//! - `kernels.rs`: the formulas and the SIMD/rayon loops; `math.rs`: vectorisable `exp`,
+//!   `tanh`, `erf`, `log1p`.
+//! - [`pointwise`] and [`prelu`]: what the modules call. They use the fused path when the
+//!   tensor is f32 on Flex (with or without autodiff) and hand the input back otherwise, so the
+//!   module falls back to its composite formulation (ndarray, wgpu, other dtypes).
+//!
+//! [`without_fused`] runs a closure with the fused path off on this thread, for comparisons
+//! (`fmnist bench activations`); `ACTIVATIONS_FUSED=0` turns it off for the whole process.
+
+mod autodiff;
+#[cfg(feature = "flex")]
+mod flex;
+mod kernels;
+mod math;
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, backend_extension};
+use burn::tensor::{DType, Tensor};
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+/// An element-wise activation with a fused kernel. The parameters are PyTorch's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pointwise {
+    /// `1 / (1 + e⁻ˣ)`.
+    Sigmoid,
+    /// `tanh x`.
+    Tanh,
+    /// ELU, SELU and CELU: `x > 0 ? scale · x : scale · α (exp(input_scale · x) - 1)`.
+    ExponentialLinear {
+        alpha: f64,
+        scale: f64,
+        input_scale: f64,
+    },
+    /// `x Φ(x)` with the exact normal CDF.
+    Gelu,
+    /// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+    GeluTanh,
+    /// `x σ(βx)` with a fixed β.
+    Silu { beta: f64 },
+    /// `x tanh(softplus(x))`.
+    Mish,
+    /// `βx > threshold ? x : ln(1 + e^{βx}) / β`.
+    Softplus { beta: f64, threshold: f64 },
+    /// `x / (1 + |x|)`.
+    Softsign,
+    /// `ln σ(x)`.
+    LogSigmoid,
+    /// `x · relu6(x + 3) / 6`.
+    HardSwish,
+    /// `relu6(x + 3) / 6`.
+    HardSigmoid,
+    /// `x > 0 ? x : negative_slope · x` (also RReLU in evaluation).
+    LeakyRelu { negative_slope: f64 },
+}
+
+impl Pointwise {
+    /// Whether the backward pass needs only the output. Then the forward can overwrite its
+    /// input when nothing else holds it, and the graph keeps one tensor instead of two.
+    pub fn saves_output(&self) -> bool {
+        match *self {
+            Pointwise::Sigmoid | Pointwise::Tanh => true,
+            Pointwise::ExponentialLinear {
+                alpha,
+                scale,
+                input_scale,
+            } => alpha > 0.0 && scale > 0.0 && input_scale > 0.0,
+            Pointwise::LeakyRelu { negative_slope } => negative_slope > 0.0,
+            _ => false,
+        }
+    }
+}
+
+/// The backend extension: forward ops that backends implement with their own kernels.
+#[backend_extension(Flex: cfg(feature = "flex"), Autodiff)]
+pub trait FusedActivationOps: Backend {
+    /// Applies `op` element-wise.
+    fn fused_pointwise(input: FloatTensor<Self>, op: Pointwise) -> FloatTensor<Self>;
+
+    /// PReLU on `[N, C, ...]` with `weight` of shape `[C]` (or `[1]`, shared).
+    fn fused_prelu(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// The backward kernels that the autodiff implementation of [`FusedActivationOps`] calls.
+pub trait FusedActivationBackward: FusedActivationOps {
+    /// `grad · f'(x)`, from the input or the output as [`Pointwise::saves_output`] says.
+    fn fused_pointwise_backward(
+        saved: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        op: Pointwise,
+    ) -> FloatTensor<Self>;
+
+    /// The input gradient and the weight gradient (shaped like `weight`) of PReLU.
+    fn fused_prelu_backward(
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+thread_local! {
+    static DISABLED_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the fused path is on for this thread (`ACTIVATIONS_FUSED=0` turns it off everywhere).
+pub fn fused_enabled() -> bool {
+    static FROM_ENV: OnceLock<bool> = OnceLock::new();
+    let from_env = *FROM_ENV.get_or_init(|| {
+        std::env::var("ACTIVATIONS_FUSED").map_or(true, |v| v != "0" && v != "false")
+    });
+    from_env && !DISABLED_HERE.with(Cell::get)
+}
+
+/// Runs `f` with the fused kernels off on this thread, so the modules use their composite
+/// formulation (Burn's built-in ops), e.g. to compare the two.
+pub fn without_fused<R>(f: impl FnOnce() -> R) -> R {
+    let before = DISABLED_HERE.with(|d| d.replace(true));
+    let result = f();
+    DISABLED_HERE.with(|d| d.set(before));
+    result
+}
+
+/// Whether `tensor` can take the fused path: f32 on a backend with the kernels.
+fn has_kernels<const D: usize>(tensor: &Tensor<D>) -> bool {
+    if !fused_enabled() || tensor.dtype() != DType::F32 {
+        return false;
+    }
+    #[cfg(feature = "flex")]
+    {
+        use burn::backend::DispatchDevice;
+        let device = tensor.device().as_dispatch().clone().inner();
+        if matches!(device, DispatchDevice::Flex(_)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Applies `op` with the fused kernel, or returns the input untouched when the tensor's
+/// backend or dtype has none (the caller then uses its composite formulation).
+// The error hands the input back by value for the fallback; boxing it would cost an
+// allocation per call on every backend.
+#[allow(clippy::result_large_err)]
+pub fn pointwise<const D: usize>(input: Tensor<D>, op: Pointwise) -> Result<Tensor<D>, Tensor<D>> {
+    if !has_kernels(&input) {
+        return Err(input);
+    }
+    let output = <Dispatch as FusedActivationOps>::fused_pointwise(input.into_dispatch(), op);
+    Ok(Tensor::from_dispatch(output))
+}
+
+/// PReLU `x > 0 ? x : w[c] x` on `[N, C, ...]` (channel axis 1) with `weight` of shape `[C]` or
+/// `[1]`, fused; returns the input when there is no kernel for it.
+// The error hands the input back by value for the fallback; boxing it would cost an
+// allocation per call on every backend.
+#[allow(clippy::result_large_err)]
+pub fn prelu<const D: usize>(input: Tensor<D>, weight: Tensor<1>) -> Result<Tensor<D>, Tensor<D>> {
+    let channels = weight.dims()[0];
+    let fits = channels == 1 || (D >= 2 && input.dims()[1] == channels);
+    if !fits || !has_kernels(&input) || weight.dtype() != DType::F32 {
+        return Err(input);
+    }
+    let output = <Dispatch as FusedActivationOps>::fused_prelu(
+        input.into_dispatch(),
+        weight.into_dispatch(),
+    );
+    Ok(Tensor::from_dispatch(output))
+}
