@@ -14,6 +14,7 @@ use burn_activation_lab::train::compare::{
 use burn_activation_lab::train::report::write_report;
 
 fn main() {
+    burn_activation_lab::train::backend::keep_freed_memory();
     let mut backend = Backend::Flex;
     let mut base = burn_activation_lab::train::RunConfig::default();
     base.data.train_limit = 5_000;

@@ -9,6 +9,7 @@ use burn_activation_lab::activations::ActivationConfig;
 use burn_activation_lab::train::{Backend, RunConfig, TrainOptions, train};
 
 fn main() {
+    burn_activation_lab::train::backend::keep_freed_memory();
     let mut backend = Backend::Flex;
     let mut config = RunConfig::default();
     let mut args = std::env::args().skip(1);

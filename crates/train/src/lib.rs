@@ -11,9 +11,11 @@
 //! - [`run_dir`]: `config.toml`, `metrics.csv`, `summary.json`, `model.bpk`.
 //! - [`export`]: the weights as safetensors with PyTorch's names and layouts.
 //! - [`compare`] → [`report`] + [`plots`]: many runs (activations × seeds), then one report.
+//! - [`bench`]: activation kernels (fused vs built-in) and training throughput, for `fmnist bench`.
 pub use burn;
 
 pub mod backend;
+pub mod bench;
 pub mod compare;
 pub mod config;
 pub mod data;

@@ -87,7 +87,7 @@ pub fn load_data(config: &RunConfig) -> Result<Splits, TrainError> {
     .map_err(|e| TrainError(e.0))
 }
 
-fn optimizer(config: &RunConfig) -> ModuleOptimizer {
+pub(crate) fn optimizer(config: &RunConfig) -> ModuleOptimizer {
     let t = &config.train;
     let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
     match t.optimizer {
