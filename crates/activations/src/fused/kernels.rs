@@ -7,7 +7,7 @@
 //! special values follow PyTorch's CPU kernels (`aten/src/ATen/native/cpu/Activation.cpp`).
 
 use super::Pointwise;
-use super::math::{erf, erf_given_gaussian, exp, log1p_unit, sigmoid, tanh};
+use super::math::{erf, erf_given_gaussian, exp, exp_nonpositive, log1p_unit, sigmoid, tanh};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -21,6 +21,10 @@ const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 /// `√(2/π)` and the cubic coefficient of GELU's tanh form.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_CUBIC: f32 = 0.044_715;
+/// Multiplying by these instead of dividing by 6 and 3 (as PyTorch writes it) differs by at most
+/// an ulp and avoids a division, the slowest instruction in these loops.
+const ONE_SIXTH: f32 = 1.0 / 6.0;
+const ONE_THIRD: f32 = 1.0 / 3.0;
 
 /// One activation's forward and backward formulas. Each implementation is its own type so that
 /// the loops below are compiled for one formula at a time (a runtime `match` inside the loop
@@ -68,7 +72,9 @@ formula!(
         input_scale
     },
     |s, x| {
-        let negative = (exp(x * s.input_scale) - 1.0) * s.negative_coef;
+        // The positive side never reaches `exp` (its value is discarded; NaN stays NaN).
+        let negative_input = if x > 0.0 { 0.0 } else { x };
+        let negative = (exp_nonpositive(negative_input * s.input_scale) - 1.0) * s.negative_coef;
         if x <= 0.0 {
             negative
         } else {
@@ -92,7 +98,7 @@ formula!(
     |s, x| { x * 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) },
     |s, x, grad| {
         // One exponential serves both: erf(x/√2) needs e^{-x²/2}, and so does the density.
-        let gaussian = exp(-0.5 * x * x);
+        let gaussian = exp_nonpositive(-0.5 * x * x);
         let cdf = 0.5 * (1.0 + erf_given_gaussian(x * FRAC_1_SQRT_2, gaussian));
         let pdf = FRAC_1_SQRT_2PI * gaussian;
         grad * (cdf + x * pdf)
@@ -132,11 +138,15 @@ formula!(Mish {}, |s, x| { x * tanh_softplus(x) }, |s, x, grad| {
 });
 
 formula!(
-    Softplus { beta, threshold },
+    Softplus {
+        beta,
+        inverse_beta,
+        threshold
+    },
     |s, x| {
         let scaled = x * s.beta;
         let positive_part = if scaled > 0.0 { scaled } else { 0.0 };
-        let smooth = (positive_part + log1p_unit(exp(-scaled.abs()))) / s.beta;
+        let smooth = (positive_part + log1p_unit(exp_nonpositive(-scaled.abs()))) * s.inverse_beta;
         if scaled > s.threshold { x } else { smooth }
     },
     |s, x, grad| {
@@ -161,10 +171,10 @@ formula!(
     |s, x| {
         // `min(x, 0)` that keeps NaN.
         let negative_part = if x > 0.0 { 0.0 } else { x };
-        negative_part - log1p_unit(exp(-x.abs()))
+        negative_part - log1p_unit(exp_nonpositive(-x.abs()))
     },
     |s, x, grad| {
-        let e = exp(-x.abs());
+        let e = exp_nonpositive(-x.abs());
         let ratio = e / (1.0 + e);
         if x < 0.0 {
             grad * (1.0 - ratio)
@@ -176,7 +186,7 @@ formula!(
 
 formula!(
     HardSwish {},
-    |s, x| { x * ramp6(x + 3.0) / 6.0 },
+    |s, x| { x * ramp6(x + 3.0) * ONE_SIXTH },
     |s, x, grad| {
         // NaN falls through to the middle formula (NaN), as in PyTorch's blends.
         if x <= -3.0 {
@@ -184,15 +194,21 @@ formula!(
         } else if x >= 3.0 {
             grad
         } else {
-            grad * (x / 3.0 + 0.5)
+            grad * (x * ONE_THIRD + 0.5)
         }
     }
 );
 
 formula!(
     HardSigmoid {},
-    |s, x| { ramp6(x + 3.0) / 6.0 },
-    |s, x, grad| { if x > -3.0 && x < 3.0 { grad / 6.0 } else { 0.0 } }
+    |s, x| { ramp6(x + 3.0) * ONE_SIXTH },
+    |s, x, grad| {
+        if x > -3.0 && x < 3.0 {
+            grad * ONE_SIXTH
+        } else {
+            0.0
+        }
+    }
 );
 
 formula!(
@@ -258,6 +274,7 @@ macro_rules! with_formula {
             Pointwise::Softplus { beta, threshold } => {
                 let $f = Softplus {
                     beta: beta as f32,
+                    inverse_beta: (1.0 / beta) as f32,
                     threshold: threshold as f32,
                 };
                 $body

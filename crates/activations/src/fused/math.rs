@@ -24,11 +24,11 @@ pub fn exp(x: f32) -> f32 {
     let r = clamped - n * 0.693_359_4 - n * -2.121_944_4e-4;
     // Cephes' expf polynomial for e^r on that interval.
     let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5e-1;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 5e-1);
     let er = p * r * r + r + 1.0;
     // 2ⁿ in two halves, since n reaches 128 and -126 at the ends of the range.
     let n_int = shifted.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32;
@@ -43,6 +43,28 @@ pub fn exp(x: f32) -> f32 {
     } else {
         result
     }
+}
+
+/// `eˣ` for `x <= 0` (or NaN), the only arguments of σ, erf and log1p's callers: one scale
+/// factor and one bound instead of [`exp`]'s two, a few instructions less in the hottest loops.
+#[inline(always)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    const LO: f32 = -87.336_54;
+    let clamped = if x < LO { LO } else { x };
+    let shifted = clamped * std::f32::consts::LOG2_E + ROUND_MAGIC;
+    let n = shifted - ROUND_MAGIC;
+    let r = clamped - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 5e-1);
+    let er = (p * r).mul_add(r, r) + 1.0;
+    // n is in [-126, 0] here, so 2ⁿ is one normal float.
+    let n_int = shifted.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32;
+    let result = er * f32::from_bits(((n_int + 127) << 23) as u32);
+    if x < LO { 0.0 } else { result }
 }
 
 /// `ln x` for positive normal `x` (the only inputs `log1p` gives it).
@@ -64,14 +86,14 @@ fn ln_positive(x: f32) -> f32 {
     // Cephes' logf polynomial.
     let z = m * m;
     let mut p = 7.037_683_6e-2_f32;
-    p = p * m - 1.151_461e-1;
-    p = p * m + 1.167_699_9e-1;
-    p = p * m - 1.242_014_1e-1;
-    p = p * m + 1.424_932_3e-1;
-    p = p * m - 1.666_805_8e-1;
-    p = p * m + 2.000_071_4e-1;
-    p = p * m - 2.499_999_4e-1;
-    p = p * m + 3.333_333e-1;
+    p = p.mul_add(m, -1.151_461e-1);
+    p = p.mul_add(m, 1.167_699_9e-1);
+    p = p.mul_add(m, -1.242_014_1e-1);
+    p = p.mul_add(m, 1.424_932_3e-1);
+    p = p.mul_add(m, -1.666_805_8e-1);
+    p = p.mul_add(m, 2.000_071_4e-1);
+    p = p.mul_add(m, -2.499_999_4e-1);
+    p = p.mul_add(m, 3.333_333e-1);
     let mut y = p * m * z;
     y += e * -2.121_944_4e-4;
     y += -0.5 * z;
@@ -92,13 +114,10 @@ pub fn log1p_unit(u: f32) -> f32 {
 /// The logistic sigmoid `1 / (1 + e⁻ˣ)`, from `e^-|x|` so nothing overflows.
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    let e = exp(-x.abs());
-    let denominator = 1.0 + e;
-    if x >= 0.0 {
-        1.0 / denominator
-    } else {
-        e / denominator
-    }
+    let e = exp_nonpositive(-x.abs());
+    // One division for both sides: a second would double the cost of the whole formula.
+    let reciprocal = 1.0 / (1.0 + e);
+    if x >= 0.0 { reciprocal } else { e * reciprocal }
 }
 
 /// `tanh x`: Cephes' odd polynomial below 0.625, `(1 - e^-2|x|) / (1 + e^-2|x|)` above.
@@ -107,12 +126,12 @@ pub fn tanh(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
     let mut p = -5.704_988_7e-3_f32;
-    p = p * z + 2.063_909e-2;
-    p = p * z - 5.373_971_6e-2;
-    p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328e-1;
+    p = p.mul_add(z, 2.063_909e-2);
+    p = p.mul_add(z, -5.373_971_6e-2);
+    p = p.mul_add(z, 1.333_144_2e-1);
+    p = p.mul_add(z, -3.333_328e-1);
     let small = p * z * x + x;
-    let e = exp(-2.0 * a);
+    let e = exp_nonpositive(-2.0 * a);
     let large = ((1.0 - e) / (1.0 + e)).copysign(x);
     if a < 0.625 { small } else { large }
 }
@@ -121,7 +140,7 @@ pub fn tanh(x: f32) -> f32 {
 /// |error| < 1.5e-7), so GELU matches PyTorch's values rather than a different approximation.
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
-    erf_given_gaussian(x, exp(-(x * x)))
+    erf_given_gaussian(x, exp_nonpositive(-(x * x)))
 }
 
 /// [`erf`] with `e^{-x²}` computed by the caller, who may need it too (GELU's backward).
@@ -130,10 +149,10 @@ pub fn erf_given_gaussian(x: f32, gaussian: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (0.327_591_1 * a + 1.0);
     let mut r = 1.061_405_4_f32;
-    r = r * t - 1.453_152_1;
-    r = r * t + 1.421_413_8;
-    r = r * t - 0.284_496_74;
-    r = r * t + 0.254_829_6;
+    r = r.mul_add(t, -1.453_152_1);
+    r = r.mul_add(t, 1.421_413_8);
+    r = r.mul_add(t, -0.284_496_74);
+    r = r.mul_add(t, 0.254_829_6);
     (1.0 - r * t * gaussian).copysign(x)
 }
 
@@ -178,6 +197,15 @@ mod tests {
         assert_special(exp, 0.0, f32::INFINITY);
         assert_eq!(exp(0.0), 1.0);
         assert_eq!(exp(89.0), f32::INFINITY);
+    }
+
+    #[test]
+    fn exp_nonpositive_within_two_ulp() {
+        let err = max_error(|x| exp_nonpositive(-x.abs()), |x| (-x.abs()).exp(), 1e-30);
+        assert!(err < 2.0, "exp_nonpositive: {err} ulp");
+        assert!(exp_nonpositive(f32::NAN).is_nan());
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_nonpositive(0.0), 1.0);
     }
 
     #[test]

@@ -1,0 +1,212 @@
+//! The fused kernels against the composite formulation they replace, beyond the golden grid:
+//! multi-dimensional and strided inputs, upstream gradients that are not all ones, the in-place
+//! paths (a unique input or gradient is overwritten, a shared one never is), and PReLU's three
+//! layouts. `tests/golden.rs` checks both paths against PyTorch itself.
+
+use activations::burn::module::Module;
+use activations::burn::tensor::{Device, Distribution, Tensor, TensorData};
+use activations::fused::{self, Pointwise, without_fused};
+use activations::{ActivationConfig, PReluConfig};
+
+fn device() -> Device {
+    Device::flex().autodiff()
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec().unwrap()
+}
+
+fn assert_close(what: &str, actual: &[f32], expected: &[f32]) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let same = (a.is_nan() && e.is_nan()) || a == e;
+        let close = (a as f64 - e as f64).abs() <= 2e-6 + 1e-5 * (e as f64).abs();
+        assert!(same || close, "{what}[{i}]: fused {a}, composite {e}");
+    }
+}
+
+/// Every configuration with a kernel, with parameters away from the defaults too.
+fn configs() -> Vec<ActivationConfig> {
+    let mut list: Vec<ActivationConfig> = ActivationConfig::catalog()
+        .into_iter()
+        .filter(ActivationConfig::has_fused_kernel)
+        .collect();
+    for extra in [
+        r#"kind = "gelu"
+approximate = "tanh""#,
+        r#"kind = "elu"
+alpha = 0.5"#,
+        r#"kind = "celu"
+alpha = 2.0"#,
+        r#"kind = "silu"
+beta = 1.7"#,
+        r#"kind = "softplus"
+beta = 2.0
+threshold = 5.0"#,
+        r#"kind = "leaky_relu"
+negative_slope = -0.3"#,
+    ] {
+        list.push(toml::from_str(extra).unwrap());
+    }
+    list
+}
+
+/// Value, input gradient (with a random upstream gradient) and, for PReLU, the weight gradient.
+fn run(config: &ActivationConfig, input: &Tensor<3>, upstream: &Tensor<3>) -> Vec<Vec<f32>> {
+    let activation = config.init(input.dims()[1], &device()).valid();
+    let x = input.clone().require_grad();
+    let y = activation.forward(x.clone());
+    let grads = (y.clone() * upstream.clone()).sum().backward();
+    vec![values(y), values(x.grad(&grads).unwrap())]
+}
+
+#[test]
+fn every_kernel_equals_its_composite_on_3d_inputs_with_random_gradients() {
+    let device = device();
+    device.seed(3);
+    let mut data: Vec<f32> =
+        Tensor::<1>::random([4 * 6 * 9], Distribution::Normal(0.0, 4.0), &device)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+    data[..8].copy_from_slice(&[0.0, -0.0, 3.0, -3.0, 25.0, -25.0, 1e-4, f32::NAN]);
+    let input = Tensor::<3>::from_data(TensorData::new(data, [4, 6, 9]), &device);
+    let upstream = Tensor::<3>::random([4, 6, 9], Distribution::Normal(0.0, 1.0), &device);
+    for config in configs() {
+        let fused = run(&config, &input, &upstream);
+        let composite = without_fused(|| run(&config, &input, &upstream));
+        let label = format!("{config:?}");
+        assert_close(&format!("{label} value"), &fused[0], &composite[0]);
+        assert_close(&format!("{label} grad"), &fused[1], &composite[1]);
+    }
+}
+
+#[test]
+fn strided_views_are_read_in_logical_order() {
+    let device = device();
+    let base = Tensor::<3>::random([5, 4, 6], Distribution::Normal(0.0, 3.0), &device);
+    // A permuted and a sliced view: neither is contiguous.
+    for view in [base.clone().swap_dims(0, 2), base.clone().narrow(2, 1, 4)] {
+        let expected = without_fused(|| view.clone().tanh());
+        let fused = fused::pointwise(view.clone(), Pointwise::Tanh).expect("flex has kernels");
+        assert_eq!(fused.dims(), view.dims());
+        assert_close("tanh of a view", &values(fused), &values(expected));
+    }
+}
+
+#[test]
+fn a_shared_input_is_never_overwritten() {
+    let device = Device::flex();
+    let x = Tensor::<2>::random([64, 300], Distribution::Normal(0.0, 1.0), &device);
+    let before = values(x.clone());
+    for op in [
+        Pointwise::Sigmoid,
+        Pointwise::Gelu,
+        Pointwise::LeakyRelu {
+            negative_slope: 0.1,
+        },
+    ] {
+        let _ = fused::pointwise(x.clone(), op).unwrap();
+        assert_eq!(values(x.clone()), before, "{op:?} wrote into its input");
+    }
+    // Through autodiff, where the output-saving kernels may work in place.
+    let tracked = x.clone().autodiff().require_grad();
+    let y = fused::pointwise(tracked.clone(), Pointwise::Tanh).unwrap();
+    let grads = y.sum().backward();
+    assert_eq!(values(x.clone()), before);
+    let expected: Vec<f32> = before.iter().map(|v| 1.0 - v.tanh() * v.tanh()).collect();
+    assert_close(
+        "tanh grad",
+        &values(tracked.grad(&grads).unwrap()),
+        &expected,
+    );
+}
+
+#[test]
+fn a_unique_input_is_reused_and_the_result_is_right() {
+    let device = Device::flex();
+    let data: Vec<f32> = (0..100_000).map(|i| (i as f32 - 50_000.0) * 1e-3).collect();
+    let expected: Vec<f32> = data.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect();
+    let x = Tensor::<1>::from_data(TensorData::new(data, [100_000]), &device);
+    let y = fused::pointwise(x, Pointwise::Sigmoid).unwrap();
+    assert_close("sigmoid in place", &values(y), &expected);
+}
+
+fn prelu_case(per_channel: bool, shape: Vec<usize>) {
+    let device = device();
+    let channels = shape[1];
+    let input: Tensor<4> = Tensor::random(
+        [shape[0], shape[1], shape[2], shape[3]],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let upstream: Tensor<4> = Tensor::random(input.dims(), Distribution::Normal(0.0, 1.0), &device);
+    let module = PReluConfig {
+        per_channel,
+        ..PReluConfig::default()
+    }
+    .init(channels, &device);
+    // Distinct slopes per channel, so a channel mix-up shows.
+    let slopes: Vec<f32> = (0..module.weight.dims()[0])
+        .map(|c| 0.1 + 0.05 * c as f32)
+        .collect();
+    let n = slopes.len();
+    let module = activations::PRelu {
+        weight: activations::burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(slopes, [n]),
+            &device,
+        )),
+    };
+    let run = || {
+        let x = input.clone().require_grad();
+        let y = module.forward(x.clone());
+        let grads = (y.clone() * upstream.clone()).sum().backward();
+        (
+            values(y),
+            values(x.grad(&grads).unwrap()),
+            values(module.weight.val().grad(&grads).unwrap()),
+        )
+    };
+    let fused = run();
+    let composite = without_fused(run);
+    let label = format!("prelu per_channel={per_channel} {shape:?}");
+    assert_close(&format!("{label} value"), &fused.0, &composite.0);
+    assert_close(&format!("{label} input grad"), &fused.1, &composite.1);
+    // Sums over the batch: compared on the scale of the largest.
+    let scale = composite.2.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (a, e) in fused.2.iter().zip(&composite.2) {
+        assert!(
+            (a - e).abs() <= 1e-5 * scale,
+            "{label} weight grad: {a} vs {e}"
+        );
+    }
+}
+
+#[test]
+fn prelu_matches_for_every_layout() {
+    prelu_case(true, vec![3, 5, 4, 6]); // [N, C, H, W]: runs of one channel
+    prelu_case(true, vec![70, 12, 1, 1]); // [N, C]-like: rows of all channels
+    prelu_case(false, vec![2, 3, 5, 7]); // one shared slope
+}
+
+#[test]
+fn without_fused_is_scoped_to_the_closure() {
+    assert!(fused::fused_enabled());
+    without_fused(|| {
+        assert!(!fused::fused_enabled());
+        without_fused(|| assert!(!fused::fused_enabled()));
+        assert!(!fused::fused_enabled());
+        let x = Tensor::<1>::ones([3], &Device::flex());
+        assert!(fused::pointwise(x, Pointwise::Tanh).is_err());
+    });
+    assert!(fused::fused_enabled());
+}
+
+#[test]
+fn other_dtypes_and_backends_fall_back() {
+    let x = Tensor::<1>::ones([3], &Device::flex()).cast(activations::burn::tensor::DType::F64);
+    assert!(fused::pointwise(x, Pointwise::Tanh).is_err());
+    #[allow(deprecated)] // ndarray stays selectable for users who ask for it
+    let x = Tensor::<1>::ones([3], &Device::ndarray());
+    assert!(fused::pointwise(x, Pointwise::Tanh).is_err());
+}
