@@ -187,9 +187,9 @@ impl ActivationConfig {
         )
     }
 
-    /// `true` when this configuration runs a fused kernel on Flex ([`crate::fused`]); the
-    /// others (and every activation on other backends) use Burn's built-in ops. RReLU's kernel
-    /// is its evaluation form.
+    /// `true` when this configuration runs a fused kernel on Flex ([`crate::fused`]; on the Cube
+    /// backends too, except PReLU and softsign); the others, and every activation on ndarray,
+    /// use Burn's built-in ops. RReLU's kernel is its evaluation form.
     pub fn has_fused_kernel(&self) -> bool {
         match self {
             Self::Sigmoid

@@ -7,14 +7,18 @@
 //!   (`autodiff.rs`) that calls [`FusedActivationBackward`].
 //! - `kernels.rs`: the formulas and the SIMD/rayon loops; `math.rs`: vectorisable `exp`,
 //!   `tanh`, `erf`, `log1p`.
+//! - `cube.rs`: the same element-wise formulas as one CubeCL kernel for the Cube backends
+//!   (wgpu, cuda; PReLU and softsign stay composite there).
 //! - [`pointwise`] and [`prelu`]: what the modules call. They use the fused path when the
-//!   tensor is f32 on Flex (with or without autodiff) and hand the input back otherwise, so the
-//!   module falls back to its composite formulation (ndarray, wgpu, other dtypes).
+//!   tensor is f32 on Flex or a Cube backend (with or without autodiff) and hand the input back
+//!   otherwise, so the module falls back to its composite formulation (ndarray, other dtypes).
 //!
 //! [`without_fused`] runs a closure with the fused path off on this thread, for comparisons
 //! (`fmnist bench activations`); `ACTIVATIONS_FUSED=0` turns it off for the whole process.
 
 mod autodiff;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod cube;
 #[cfg(feature = "flex")]
 mod flex;
 mod kernels;
@@ -79,7 +83,7 @@ impl Pointwise {
 }
 
 /// The backend extension: forward ops that backends implement with their own kernels.
-#[backend_extension(Flex: cfg(feature = "flex"), Autodiff)]
+#[backend_extension(Flex: cfg(feature = "flex"), Cube: cfg(any(feature = "wgpu", feature = "cuda")), Autodiff)]
 pub trait FusedActivationOps: Backend {
     /// Applies `op` element-wise.
     fn fused_pointwise(input: FloatTensor<Self>, op: Pointwise) -> FloatTensor<Self>;
@@ -127,20 +131,34 @@ pub fn without_fused<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// Whether `tensor` can take the fused path: f32 on a backend with the kernels.
-fn has_kernels<const D: usize>(tensor: &Tensor<D>) -> bool {
+/// Which kernels a tensor's backend has.
+#[derive(Clone, Copy, PartialEq)]
+enum Kernels {
+    None,
+    /// Flex: every op.
+    Flex,
+    /// The Cube backends (wgpu, cuda): the element-wise ops.
+    Cube,
+}
+
+/// The kernels `tensor` can use: f32 on a backend with an implementation.
+fn kernels_for<const D: usize>(tensor: &Tensor<D>) -> Kernels {
     if !fused_enabled() || tensor.dtype() != DType::F32 {
-        return false;
+        return Kernels::None;
     }
+    #[allow(unused_imports)]
+    use burn::backend::DispatchDevice;
+    let device = tensor.device().as_dispatch().clone().inner();
     #[cfg(feature = "flex")]
-    {
-        use burn::backend::DispatchDevice;
-        let device = tensor.device().as_dispatch().clone().inner();
-        if matches!(device, DispatchDevice::Flex(_)) {
-            return true;
-        }
+    if matches!(device, DispatchDevice::Flex(_)) {
+        return Kernels::Flex;
     }
-    false
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if matches!(device, DispatchDevice::Cube(_)) {
+        return Kernels::Cube;
+    }
+    let _ = device;
+    Kernels::None
 }
 
 /// Applies `op` with the fused kernel, or returns the input untouched when the tensor's
@@ -149,8 +167,13 @@ fn has_kernels<const D: usize>(tensor: &Tensor<D>) -> bool {
 // allocation per call on every backend.
 #[allow(clippy::result_large_err)]
 pub fn pointwise<const D: usize>(input: Tensor<D>, op: Pointwise) -> Result<Tensor<D>, Tensor<D>> {
-    if !has_kernels(&input) {
-        return Err(input);
+    match kernels_for(&input) {
+        Kernels::None => return Err(input),
+        // Softsign's gradient must be NaN at ±inf, which needs an inf test inside the kernel;
+        // shader compilers assume finite math and fold it away (see cube.rs). It is the
+        // cheapest of the composites, so the Cube backends keep it.
+        Kernels::Cube if op == Pointwise::Softsign => return Err(input),
+        _ => {}
     }
     let output = <Dispatch as FusedActivationOps>::fused_pointwise(input.into_dispatch(), op);
     Ok(Tensor::from_dispatch(output))
@@ -164,7 +187,7 @@ pub fn pointwise<const D: usize>(input: Tensor<D>, op: Pointwise) -> Result<Tens
 pub fn prelu<const D: usize>(input: Tensor<D>, weight: Tensor<1>) -> Result<Tensor<D>, Tensor<D>> {
     let channels = weight.dims()[0];
     let fits = channels == 1 || (D >= 2 && input.dims()[1] == channels);
-    if !fits || !has_kernels(&input) || weight.dtype() != DType::F32 {
+    if !fits || kernels_for(&input) != Kernels::Flex || weight.dtype() != DType::F32 {
         return Err(input);
     }
     let output = <Dispatch as FusedActivationOps>::fused_prelu(

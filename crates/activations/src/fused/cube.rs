@@ -1,0 +1,269 @@
+//! [`FusedActivationOps`] for the Cube backends (wgpu, cuda): one CubeCL kernel, specialised at
+//! compile time for each formula, forward and backward. The formulas mirror `kernels.rs` and the
+//! modules' composite path (same `exp`/`tanh`/`erf` primitives), with PyTorch's select order.
+
+use super::{FusedActivationBackward, FusedActivationOps, Pointwise};
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::cubecl;
+use burn_cubecl::cubecl::{calculate_cube_count_elemwise, prelude::*};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const GELU_CUBIC: f32 = 0.044_715;
+
+/// Formula codes (comptime): the kernel is compiled once per code.
+const SIGMOID: u32 = 0;
+const TANH: u32 = 1;
+const EXPONENTIAL_LINEAR: u32 = 2;
+const GELU: u32 = 3;
+const GELU_TANH: u32 = 4;
+const SILU: u32 = 5;
+const MISH: u32 = 6;
+const SOFTPLUS: u32 = 7;
+const SOFTSIGN: u32 = 8;
+const LOG_SIGMOID: u32 = 9;
+const HARD_SWISH: u32 = 10;
+const HARD_SIGMOID: u32 = 11;
+const LEAKY_RELU: u32 = 12;
+
+/// The code and up to three parameters of `op`.
+fn code_and_params(op: Pointwise) -> (u32, [f32; 3]) {
+    match op {
+        Pointwise::Sigmoid => (SIGMOID, [0.0; 3]),
+        Pointwise::Tanh => (TANH, [0.0; 3]),
+        Pointwise::ExponentialLinear {
+            alpha,
+            scale,
+            input_scale,
+        } => (
+            EXPONENTIAL_LINEAR,
+            [(alpha * scale) as f32, scale as f32, input_scale as f32],
+        ),
+        Pointwise::Gelu => (GELU, [0.0; 3]),
+        Pointwise::GeluTanh => (GELU_TANH, [0.0; 3]),
+        Pointwise::Silu { beta } => (SILU, [beta as f32, 0.0, 0.0]),
+        Pointwise::Mish => (MISH, [0.0; 3]),
+        Pointwise::Softplus { beta, threshold } => (
+            SOFTPLUS,
+            [beta as f32, (1.0 / beta) as f32, threshold as f32],
+        ),
+        Pointwise::Softsign => (SOFTSIGN, [0.0; 3]),
+        Pointwise::LogSigmoid => (LOG_SIGMOID, [0.0; 3]),
+        Pointwise::HardSwish => (HARD_SWISH, [0.0; 3]),
+        Pointwise::HardSigmoid => (HARD_SIGMOID, [0.0; 3]),
+        Pointwise::LeakyRelu { negative_slope } => (LEAKY_RELU, [negative_slope as f32, 0.0, 0.0]),
+    }
+}
+
+#[cube]
+fn sigmoid<F: Float>(x: F) -> F {
+    let e = F::exp(F::new(0.0) - F::abs(x));
+    let reciprocal = F::new(1.0) / (F::new(1.0) + e);
+    select(x >= F::new(0.0), reciprocal, e * reciprocal)
+}
+
+#[cube]
+fn ramp6<F: Float>(v: F) -> F {
+    let low = select(v < F::new(0.0), F::new(0.0), v);
+    select(low > F::new(6.0), F::new(6.0), low)
+}
+
+#[cube]
+fn softplus_unit<F: Float>(x: F) -> F {
+    // tanh(ln(1 + eˣ)) for Mish, with x capped at 20 where it is 1 in f32.
+    let capped = select(x < F::new(20.0), x, F::new(20.0));
+    F::tanh(F::log1p(F::exp(capped)))
+}
+
+// The `if comptime!` chain assigns exactly one branch; the initial value only gives the type.
+#[allow(unused_assignments)]
+#[cube]
+fn forward_formula<F: Float>(x: F, p0: F, p1: F, p2: F, #[comptime] code: u32) -> F {
+    let zero = F::new(0.0);
+    let one = F::new(1.0);
+    let mut y = zero;
+    if comptime![code == SIGMOID] {
+        y = sigmoid::<F>(x);
+    } else if comptime![code == TANH] {
+        y = F::tanh(x);
+    } else if comptime![code == EXPONENTIAL_LINEAR] {
+        let negative_input = select(x > zero, zero, x);
+        let negative = (F::exp(negative_input * p2) - one) * p0;
+        y = select(x <= zero, negative, x * p1);
+    } else if comptime![code == GELU] {
+        y = x * F::new(0.5) * (one + F::erf(x * F::new(FRAC_1_SQRT_2)));
+    } else if comptime![code == GELU_TANH] {
+        let inner = F::new(SQRT_2_OVER_PI) * (x + F::new(GELU_CUBIC) * x * x * x);
+        y = F::new(0.5) * x * (one + F::tanh(inner));
+    } else if comptime![code == SILU] {
+        y = x * sigmoid::<F>(x * p0);
+    } else if comptime![code == MISH] {
+        y = x * softplus_unit::<F>(x);
+    } else if comptime![code == SOFTPLUS] {
+        let scaled = x * p0;
+        let positive_part = select(scaled > zero, scaled, zero);
+        let smooth = (positive_part + F::log1p(F::exp(zero - F::abs(scaled)))) * p1;
+        y = select(scaled > p2, x, smooth);
+    } else if comptime![code == SOFTSIGN] {
+        y = x / (one + F::abs(x));
+    } else if comptime![code == LOG_SIGMOID] {
+        let negative_part = select(x > zero, zero, x);
+        y = negative_part - F::log1p(F::exp(zero - F::abs(x)));
+    } else if comptime![code == HARD_SWISH] {
+        y = x * ramp6::<F>(x + F::new(3.0)) * F::new(1.0 / 6.0);
+    } else if comptime![code == HARD_SIGMOID] {
+        y = ramp6::<F>(x + F::new(3.0)) * F::new(1.0 / 6.0);
+    } else {
+        y = select(x > zero, x, x * p0);
+    }
+    y
+}
+
+#[allow(unused_assignments)]
+#[cube]
+fn backward_formula<F: Float>(s: F, g: F, p0: F, p1: F, p2: F, #[comptime] code: u32) -> F {
+    let zero = F::new(0.0);
+    let one = F::new(1.0);
+    let mut d = zero;
+    if comptime![code == SIGMOID] {
+        d = g * (one - s) * s;
+    } else if comptime![code == TANH] {
+        d = g * (one - s * s);
+    } else if comptime![code == EXPONENTIAL_LINEAR] {
+        let negative = g * p2 * (s + p0);
+        d = select(s > zero, g * p1, negative);
+    } else if comptime![code == GELU] {
+        let cdf = F::new(0.5) * (one + F::erf(s * F::new(FRAC_1_SQRT_2)));
+        let pdf = F::new(FRAC_1_SQRT_2PI) * F::exp(F::new(-0.5) * s * s);
+        d = g * (cdf + s * pdf);
+    } else if comptime![code == GELU_TANH] {
+        let x_sq = s * s;
+        let t = F::tanh(F::new(SQRT_2_OVER_PI) * (s + F::new(GELU_CUBIC) * x_sq * s));
+        let left = F::new(0.5) * (one + t);
+        let right = F::new(0.5)
+            * s
+            * (one - t * t)
+            * F::new(SQRT_2_OVER_PI)
+            * (one + F::new(3.0 * GELU_CUBIC) * x_sq);
+        d = g * (left + right);
+    } else if comptime![code == SILU] {
+        let scaled = s * p0;
+        let sig = sigmoid::<F>(scaled);
+        d = g * sig * (one + scaled * (one - sig));
+    } else if comptime![code == MISH] {
+        let t = softplus_unit::<F>(s);
+        d = g * (t + s * sigmoid::<F>(s) * (one - t * t));
+    } else if comptime![code == SOFTPLUS] {
+        let scaled = s * p0;
+        d = select(scaled > p2, g, g * sigmoid::<F>(scaled));
+    } else if comptime![code == SOFTSIGN] {
+        let denominator = one + F::abs(s);
+        // Exact for finite inputs. At ±inf PyTorch gives NaN, which needs an inf test that
+        // shader compilers fold away under their finite-math assumption, so `fused::pointwise`
+        // keeps softsign on the composite path for Cube devices.
+        d = g / (denominator * denominator);
+    } else if comptime![code == LOG_SIGMOID] {
+        let e = F::exp(zero - F::abs(s));
+        let ratio = e / (one + e);
+        d = select(s < zero, g * (one - ratio), g * ratio);
+    } else if comptime![code == HARD_SWISH] {
+        let middle = g * (s * F::new(1.0 / 3.0) + F::new(0.5));
+        d = select(s <= F::new(-3.0), zero, select(s >= F::new(3.0), g, middle));
+    } else if comptime![code == HARD_SIGMOID] {
+        let inside = s > F::new(-3.0) && s < F::new(3.0);
+        d = select(inside, g * F::new(1.0 / 6.0), zero);
+    } else {
+        d = select(s > zero, g, g * p0);
+    }
+    d
+}
+
+#[cube(launch)]
+fn pointwise_kernel<F: Float>(
+    saved: &Tensor<F>,
+    grad: &Tensor<F>,
+    output: &mut Tensor<F>,
+    p0: f32,
+    p1: f32,
+    p2: f32,
+    #[comptime] code: u32,
+    #[comptime] backward: bool,
+    #[define(F)] _dtype: ElemType,
+) {
+    if ABSOLUTE_POS >= output.len() {
+        terminate!();
+    }
+    let p0 = F::cast_from(p0);
+    let p1 = F::cast_from(p1);
+    let p2 = F::cast_from(p2);
+    if comptime![backward] {
+        output[ABSOLUTE_POS] =
+            backward_formula::<F>(saved[ABSOLUTE_POS], grad[ABSOLUTE_POS], p0, p1, p2, code);
+    } else {
+        output[ABSOLUTE_POS] = forward_formula::<F>(saved[ABSOLUTE_POS], p0, p1, p2, code);
+    }
+}
+
+/// Runs the kernel over contiguous `saved` (and `grad` for the backward) into a new tensor.
+fn launch(op: Pointwise, saved: CubeTensor, grad: Option<CubeTensor>) -> CubeTensor {
+    let (code, [p0, p1, p2]) = code_and_params(op);
+    let saved = into_contiguous(saved);
+    let grad = grad.map(into_contiguous);
+    let shape = saved.meta.shape().clone();
+    let output = empty_device_contiguous_dtype(
+        saved.client.clone(),
+        saved.device.clone(),
+        shape.clone(),
+        saved.dtype,
+    );
+    let elements = shape.num_elements();
+    let cube_dim = CubeDim::new(&saved.client, elements);
+    let cube_count = calculate_cube_count_elemwise(&saved.client, elements, cube_dim);
+    let dtype = saved.dtype;
+    let backward = grad.is_some();
+    let grad = grad.unwrap_or_else(|| saved.clone());
+    pointwise_kernel::launch(
+        &output.client,
+        cube_count,
+        cube_dim,
+        saved.into_tensor_arg(),
+        grad.into_tensor_arg(),
+        output.clone().into_tensor_arg(),
+        p0,
+        p1,
+        p2,
+        code,
+        backward,
+        dtype_to_storage_type(dtype),
+    );
+    output
+}
+
+impl FusedActivationOps for CubeBackend {
+    fn fused_pointwise(input: CubeTensor, op: Pointwise) -> CubeTensor {
+        launch(op, input, None)
+    }
+
+    fn fused_prelu(_input: CubeTensor, _weight: CubeTensor) -> CubeTensor {
+        unreachable!("fused::prelu routes only Flex tensors to the extension")
+    }
+}
+
+impl FusedActivationBackward for CubeBackend {
+    fn fused_pointwise_backward(saved: CubeTensor, grad: CubeTensor, op: Pointwise) -> CubeTensor {
+        launch(op, saved, Some(grad))
+    }
+
+    fn fused_prelu_backward(
+        _input: CubeTensor,
+        _weight: CubeTensor,
+        _grad: CubeTensor,
+    ) -> (CubeTensor, CubeTensor) {
+        unreachable!("fused::prelu routes only Flex tensors to the extension")
+    }
+}
