@@ -51,33 +51,61 @@ negative_slope = -0.3"#,
     list
 }
 
-/// Value, input gradient (with a random upstream gradient) and, for PReLU, the weight gradient.
+/// Value and input gradient (with a random upstream gradient).
 fn run(config: &ActivationConfig, input: &Tensor<3>, upstream: &Tensor<3>) -> Vec<Vec<f32>> {
-    let activation = config.init(input.dims()[1], &device()).valid();
+    let activation = config.init(input.dims()[1], &input.device()).valid();
     let x = input.clone().require_grad();
     let y = activation.forward(x.clone());
     let grads = (y.clone() * upstream.clone()).sum().backward();
     vec![values(y), values(x.grad(&grads).unwrap())]
 }
 
-#[test]
-fn every_kernel_equals_its_composite_on_3d_inputs_with_random_gradients() {
-    let device = device();
-    device.seed(3);
+/// Every kernel against the composite on `device`, including special values.
+fn check_every_kernel(device: Device) {
+    let data_device = Device::flex();
+    data_device.seed(3);
     let mut data: Vec<f32> =
-        Tensor::<1>::random([4 * 6 * 9], Distribution::Normal(0.0, 4.0), &device)
+        Tensor::<1>::random([4 * 6 * 9], Distribution::Normal(0.0, 4.0), &data_device)
             .into_data()
             .try_to_vec()
             .unwrap();
     data[..8].copy_from_slice(&[0.0, -0.0, 3.0, -3.0, 25.0, -25.0, 1e-4, f32::NAN]);
+    let upstream: Vec<f32> =
+        Tensor::<1>::random([4 * 6 * 9], Distribution::Normal(0.0, 1.0), &data_device)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
     let input = Tensor::<3>::from_data(TensorData::new(data, [4, 6, 9]), &device);
-    let upstream = Tensor::<3>::random([4, 6, 9], Distribution::Normal(0.0, 1.0), &device);
+    let upstream = Tensor::<3>::from_data(TensorData::new(upstream, [4, 6, 9]), &device);
     for config in configs() {
         let fused = run(&config, &input, &upstream);
         let composite = without_fused(|| run(&config, &input, &upstream));
         let label = format!("{config:?}");
         assert_close(&format!("{label} value"), &fused[0], &composite[0]);
         assert_close(&format!("{label} grad"), &fused[1], &composite[1]);
+    }
+}
+
+#[test]
+fn every_kernel_equals_its_composite_on_3d_inputs_with_random_gradients() {
+    check_every_kernel(device());
+}
+
+/// The CubeCL kernel on wgpu (lavapipe in CI; `ACTIVATIONS_REQUIRE_WGPU=1` makes a missing
+/// device fail instead of skip, as in the golden tests).
+#[test]
+fn every_cube_kernel_equals_its_composite_on_wgpu() {
+    let probe = std::panic::catch_unwind(|| {
+        let device = Device::wgpu(activations::burn::tensor::DeviceKind::DefaultDevice);
+        let _ = values(Tensor::<1>::from_floats([1.0, 2.0], &device).exp());
+        device
+    });
+    match probe {
+        Ok(device) => check_every_kernel(device.autodiff()),
+        Err(_) if std::env::var("ACTIVATIONS_REQUIRE_WGPU").is_ok_and(|v| v == "1") => {
+            panic!("ACTIVATIONS_REQUIRE_WGPU=1 but no wgpu device was found")
+        }
+        Err(_) => eprintln!("skipped: no wgpu device"),
     }
 }
 
