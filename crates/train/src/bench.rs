@@ -16,9 +16,11 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use models::Model;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
+use crate::compare::label;
 use crate::config::RunConfig;
 use crate::rng::SplitMix64;
 
@@ -67,26 +69,6 @@ pub fn default_activations() -> Vec<ActivationConfig> {
         .map_or(list.len(), |i| i + 1);
     list.insert(gelu_at, gelu_tanh);
     list
-}
-
-/// A short label: the name, with the parameters that change the kernel.
-pub fn label(config: &ActivationConfig) -> String {
-    let default = ActivationConfig::catalog()
-        .into_iter()
-        .find(|c| c.name() == config.name());
-    if default.as_ref() == Some(config) {
-        return config.name().to_string();
-    }
-    let table = toml::Value::try_from(config)
-        .ok()
-        .and_then(|v| v.as_table().cloned())
-        .unwrap_or_default();
-    let params: Vec<String> = table
-        .iter()
-        .filter(|(k, _)| k.as_str() != "kind")
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    format!("{}({})", config.name(), params.join(", ")).replace('"', "")
 }
 
 /// Median of `repeats` timings of `f` in milliseconds, after `warmup` untimed calls.
@@ -184,20 +166,25 @@ pub fn bench_train(
         })
         .collect();
 
-    let mut run = |count: usize| {
-        for step in 0..count {
-            let (images, labels) = batches[step % batches.len()].clone();
-            let loss = loss_fn.forward(model.forward(images), labels);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.train.lr, model.clone(), grads);
-        }
-        let _ = device.sync();
+    // The model moves through each step, as in the training loop: a clone kept alive across
+    // `optim.step` would stop the optimiser from updating the parameters in place.
+    let mut step = |model: Model, index: usize| {
+        let (images, labels) = batches[index % batches.len()].clone();
+        let loss = loss_fn.forward(model.forward(images), labels);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        optim.step(config.train.lr, model, grads)
     };
-    run(warmup);
+    for index in 0..warmup {
+        model = step(model, index);
+    }
+    let _ = device.sync();
     let started = Instant::now();
-    run(steps);
+    for index in 0..steps {
+        model = step(model, index);
+    }
+    let _ = device.sync();
     let seconds = started.elapsed().as_secs_f64();
-    let _ = model.num_params();
+    drop(model);
     TrainTiming {
         activation: label(activation),
         backend: backend.name().to_string(),

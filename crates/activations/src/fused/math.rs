@@ -10,14 +10,9 @@
 /// pushes the fraction bits out of the mantissa.
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
-/// `eˣ`, within 2 ulp for normal results; 0 below -87.34 (PyTorch gives denormals there, all
-/// smaller than 1.2e-38) and +inf above 88.72.
+/// `e^x = 2ⁿ · e^r` for `x` already clamped to the normal range: returns `e^r` and `n`.
 #[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    const LO: f32 = -87.336_54;
-    const HI: f32 = 88.722_83;
-    // `clamp` passes NaN through (`max`/`min` would not).
-    let clamped = x.clamp(LO, HI);
+fn exp_reduced(clamped: f32) -> (f32, i32) {
     // Cody–Waite reduction: x = n ln 2 + r with |r| <= ln 2 / 2.
     let shifted = clamped * std::f32::consts::LOG2_E + ROUND_MAGIC;
     let n = shifted - ROUND_MAGIC;
@@ -29,16 +24,32 @@ pub fn exp(x: f32) -> f32 {
     p = p.mul_add(r, 4.166_579_6e-2);
     p = p.mul_add(r, 1.666_666_5e-1);
     p = p.mul_add(r, 5e-1);
-    let er = p * r * r + r + 1.0;
-    // 2ⁿ in two halves, since n reaches 128 and -126 at the ends of the range.
+    let er = (p * r).mul_add(r, r) + 1.0;
     let n_int = shifted.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32;
-    let half = n_int >> 1;
-    let scale_a = f32::from_bits(((half + 127) << 23) as u32);
-    let scale_b = f32::from_bits(((n_int - half + 127) << 23) as u32);
-    let result = er * scale_a * scale_b;
-    if x < LO {
+    (er, n_int)
+}
+
+/// `2ⁿ` for `n` in [-126, 127].
+#[inline(always)]
+fn pow2(n: i32) -> f32 {
+    f32::from_bits(((n + 127) << 23) as u32)
+}
+
+const EXP_LO: f32 = -87.336_54;
+const EXP_HI: f32 = 88.722_83;
+
+/// `eˣ`, within 2 ulp for normal results; 0 below -87.34 (PyTorch gives denormals there, all
+/// smaller than 1.2e-38) and +inf above 88.72.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    // `clamp` passes NaN through (`max`/`min` would not).
+    let (er, n) = exp_reduced(x.clamp(EXP_LO, EXP_HI));
+    // 2ⁿ in two halves, since n reaches 128 and -126 at the ends of the range.
+    let half = n >> 1;
+    let result = er * pow2(half) * pow2(n - half);
+    if x < EXP_LO {
         0.0
-    } else if x > HI {
+    } else if x > EXP_HI {
         f32::INFINITY
     } else {
         result
@@ -49,22 +60,10 @@ pub fn exp(x: f32) -> f32 {
 /// factor and one bound instead of [`exp`]'s two, a few instructions less in the hottest loops.
 #[inline(always)]
 pub fn exp_nonpositive(x: f32) -> f32 {
-    const LO: f32 = -87.336_54;
-    let clamped = if x < LO { LO } else { x };
-    let shifted = clamped * std::f32::consts::LOG2_E + ROUND_MAGIC;
-    let n = shifted - ROUND_MAGIC;
-    let r = clamped - n * 0.693_359_4 - n * -2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4_f32;
-    p = p.mul_add(r, 1.398_199_9e-3);
-    p = p.mul_add(r, 8.333_452e-3);
-    p = p.mul_add(r, 4.166_579_6e-2);
-    p = p.mul_add(r, 1.666_666_5e-1);
-    p = p.mul_add(r, 5e-1);
-    let er = (p * r).mul_add(r, r) + 1.0;
+    let (er, n) = exp_reduced(if x < EXP_LO { EXP_LO } else { x });
     // n is in [-126, 0] here, so 2ⁿ is one normal float.
-    let n_int = shifted.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32;
-    let result = er * f32::from_bits(((n_int + 127) << 23) as u32);
-    if x < LO { 0.0 } else { result }
+    let result = er * pow2(n);
+    if x < EXP_LO { 0.0 } else { result }
 }
 
 /// `ln x` for positive normal `x` (the only inputs `log1p` gives it).
