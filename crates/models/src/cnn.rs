@@ -10,7 +10,7 @@ use crate::mlp::{DenseBlock, dense_stack};
 use crate::slots::{
     check_activations, check_dropout, check_widths, is_selu, lecun_normal, slot_activations,
 };
-use crate::{ConfigError, IMAGE_SIZE, Tap};
+use crate::{ConfigError, IMAGE_SIZE, Tap, kernels};
 
 /// The CNN: per entry of `channels`, Conv2d 3×3 (padding 1) → optional BatchNorm → activation →
 /// MaxPool 2×2; flatten; per entry of `hidden`, Linear → activation → dropout; Linear to 10
@@ -177,15 +177,20 @@ impl Cnn {
     pub(crate) fn run(&self, images: Tensor<4>, taps: &mut Option<Vec<Tap>>) -> Tensor<2> {
         let mut x = images;
         for (index, block) in self.blocks.iter().enumerate() {
-            let mut pre = block.conv.forward(x);
+            let mut pre = kernels::conv2d(&block.conv, x);
             if let Some(norm) = &block.norm {
                 pre = norm.forward(pre);
             }
-            let post = block.activation.forward(pre.clone());
-            if let Some(taps) = taps {
-                taps.push(Tap::new(format!("conv{}", index + 1), pre, post.clone()));
-            }
-            x = self.pool.forward(post);
+            let post = match taps {
+                Some(taps) => {
+                    let post = block.activation.forward(pre.clone());
+                    taps.push(Tap::new(format!("conv{}", index + 1), pre, post.clone()));
+                    post
+                }
+                // Nothing else holds `pre`: a fused activation may overwrite it.
+                None => block.activation.forward(pre),
+            };
+            x = kernels::max_pool2d(&self.pool, post);
         }
         let [n, c, h, w] = x.dims();
         let flat = x.reshape([n, c * h * w]);

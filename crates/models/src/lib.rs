@@ -13,6 +13,7 @@
 mod alpha_dropout;
 mod cnn;
 mod config;
+pub mod kernels;
 mod mlp;
 mod model;
 mod slots;

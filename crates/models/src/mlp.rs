@@ -97,15 +97,20 @@ impl DenseBlock {
     ) -> Tensor<2> {
         for (index, block) in blocks.iter().enumerate() {
             let pre = block.linear.forward(x);
-            let post = block.activation.forward(pre.clone());
-            if let Some(taps) = taps {
-                let [n, width] = pre.dims();
-                taps.push(Tap::new(
-                    format!("fc{}", index + 1),
-                    pre.reshape([n, width, 1, 1]),
-                    post.clone().reshape([n, width, 1, 1]),
-                ));
-            }
+            let post = match taps {
+                Some(taps) => {
+                    let post = block.activation.forward(pre.clone());
+                    let [n, width] = pre.dims();
+                    taps.push(Tap::new(
+                        format!("fc{}", index + 1),
+                        pre.reshape([n, width, 1, 1]),
+                        post.clone().reshape([n, width, 1, 1]),
+                    ));
+                    post
+                }
+                // Nothing else holds `pre`: a fused activation may overwrite it.
+                None => block.activation.forward(pre),
+            };
             x = match (&block.dropout, &block.alpha_dropout) {
                 (Some(dropout), _) => dropout.forward(post),
                 (_, Some(alpha)) => alpha.forward(post),

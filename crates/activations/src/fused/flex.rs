@@ -1,56 +1,11 @@
 //! [`FusedActivationOps`] for Flex: the kernels run on the tensors' f32 storage, in place when
 //! the tensor is contiguous and nothing else holds its buffer.
 
+use super::flex_storage::{contiguous, elements, elements_mut, from_vec, new_tensor, owned_copy};
 use super::kernels::{self, ChannelLayout};
 use super::{FusedActivationBackward, FusedActivationOps, Pointwise};
-use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::{Bytes, DType, Flex, TensorMetadata};
-use std::mem::MaybeUninit;
-
-/// The tensor, made contiguous if it was a strided view.
-fn contiguous(tensor: FlexTensor) -> FlexTensor {
-    assert_eq!(
-        tensor.dtype(),
-        DType::F32,
-        "fused activations take f32 tensors (the callers check)"
-    );
-    if tensor.layout().contiguous_offsets().is_some() {
-        tensor
-    } else {
-        tensor.to_contiguous()
-    }
-}
-
-/// The contiguous elements of a tensor that `contiguous` returned.
-fn elements(tensor: &FlexTensor) -> &[f32] {
-    let (start, end) = tensor.layout().contiguous_offsets().expect("contiguous");
-    &tensor.storage::<f32>()[start..end]
-}
-
-/// Mutable elements when this tensor is the only owner of its buffer.
-fn elements_mut(tensor: &mut FlexTensor) -> Option<&mut [f32]> {
-    let (start, end) = tensor.layout().contiguous_offsets()?;
-    tensor
-        .try_storage_mut::<f32>()
-        .map(|storage| &mut storage[start..end])
-}
-
-/// A new contiguous tensor of `shape`, filled by `fill` (which must write every element).
-fn new_tensor(
-    shape: burn::tensor::Shape,
-    fill: impl FnOnce(&mut [MaybeUninit<f32>]),
-) -> FlexTensor {
-    let len = shape.num_elements();
-    let mut values: Vec<f32> = Vec::with_capacity(len);
-    fill(&mut values.spare_capacity_mut()[..len]);
-    // SAFETY: `fill` initialised the first `len` elements (every kernel writes each output).
-    unsafe { values.set_len(len) };
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::contiguous(shape),
-        DType::F32,
-    )
-}
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Flex, TensorMetadata};
 
 impl FusedActivationOps for Flex {
     fn fused_pointwise(input: FlexTensor, op: Pointwise) -> FlexTensor {
@@ -125,20 +80,7 @@ impl FusedActivationBackward for Flex {
         let values = elements_mut(&mut grad).expect("owned above");
         let weight_grad =
             kernels::prelu_backward(elements(&input), elements(&weight), layout, values);
-        let weight_grad = FlexTensor::new(
-            Bytes::from_elems(weight_grad),
-            Layout::contiguous(weight.shape()),
-            DType::F32,
-        );
+        let weight_grad = from_vec(weight_grad, weight.shape());
         (grad, weight_grad)
     }
-}
-
-/// A copy of a contiguous tensor with its own buffer.
-fn owned_copy(tensor: &FlexTensor) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(elements(tensor).to_vec()),
-        Layout::contiguous(tensor.shape()),
-        DType::F32,
-    )
 }

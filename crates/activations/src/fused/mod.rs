@@ -21,6 +21,8 @@ mod autodiff;
 mod cube;
 #[cfg(feature = "flex")]
 mod flex;
+#[cfg(feature = "flex")]
+pub mod flex_storage;
 mod kernels;
 mod math;
 
@@ -138,6 +140,7 @@ enum Kernels {
     /// Flex: every op.
     Flex,
     /// The Cube backends (wgpu, cuda): the element-wise ops.
+    #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
     Cube,
 }
 

@@ -1,0 +1,98 @@
+//! [`LayerKernelOps`] for `Autodiff<B>`: the forward runs `B`'s kernel and records a
+//! handwritten backward step that runs `B`'s backward kernel.
+
+use super::{ConvGradients, LayerKernelBackward, LayerKernelOps, Window2d};
+use activations::burn::backend::Autodiff;
+use activations::burn::backend::autodiff::checkpoint::{
+    base::Checkpointer, strategy::CheckpointStrategy,
+};
+use activations::burn::backend::autodiff::grads::Gradients;
+use activations::burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use activations::burn::backend::tensor::FloatTensor;
+
+/// The convolution's backward step (parents: x, weight, bias). Its state is the input and the
+/// weight.
+#[derive(Debug)]
+struct ConvBackward(Window2d);
+
+impl<B: LayerKernelBackward> Backward<B, 3> for ConvBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let output_grad = grads.consume::<B>(&ops.node);
+        let [x_node, weight_node, bias_node] = ops.parents;
+        let wanted = ConvGradients {
+            x: x_node.is_some(),
+            weight: weight_node.is_some(),
+            bias: bias_node.is_some(),
+        };
+        let (x, weight) = ops.state;
+        let computed = B::layer_conv2d_backward(x, weight, output_grad, self.0, wanted);
+        for (node, grad) in [
+            (x_node, computed.x),
+            (weight_node, computed.weight),
+            (bias_node, computed.bias),
+        ] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// Max-pooling's backward step; its state is the input.
+#[derive(Debug)]
+struct MaxPoolBackward(Window2d);
+
+impl<B: LayerKernelBackward> Backward<B, 1> for MaxPoolBackward {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let output_grad = grads.consume::<B>(&ops.node);
+        if let Some(parent) = parent {
+            let grad = B::layer_max_pool2d_backward(ops.state, output_grad, self.0);
+            grads.register::<B>(parent.id, grad);
+        }
+    }
+}
+
+impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<B, C> {
+    fn layer_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        window: Window2d,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        let (bias, bias_node) = bias.into_parts();
+        // Compute-bound: the state is kept, never recomputed by a checkpointing strategy.
+        match ConvBackward(window)
+            .prepare::<C>([x_node, weight_node, bias_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let output = B::layer_conv2d(x.clone(), weight.clone(), bias, window);
+                prep.finish((x, weight), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_conv2d(x, weight, bias, window)),
+        }
+    }
+
+    fn layer_max_pool2d(x: FloatTensor<Self>, window: Window2d) -> FloatTensor<Self> {
+        let (x, node) = x.into_parts();
+        match MaxPoolBackward(window)
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let output = B::layer_max_pool2d(x.clone(), window);
+                prep.finish(x, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_max_pool2d(x, window)),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The CNN's convolution and max-pooling with this project's own kernels on Flex.
+//!
+//! Burn's Flex convolution is an im2col + gemm over the whole batch; its backward runs as a
+//! transposed convolution (input gradient) and as a convolution of the swapped input with the
+//! swapped output gradient (weight gradient), with layout copies around both; its max-pooling
+//! computes indices in a generic loop. On the reference CNN these took three quarters of a
+//! training step (docs/performance.md). The kernels here work one sample at a time, so every
+//! intermediate stays in cache, and call the same `gemm` crate:
+//! - forward: im2col of one sample, then `out = W · col` with the bias as the initial value;
+//! - backward, one pass per sample: `dW += dout · colᵀ`, `db += Σ dout`, and
+//!   `dx = col2im(Wᵀ · dout)` — each only when its tensor is tracked;
+//! - max-pooling: one pass; its backward finds each window's maximum again in the saved input
+//!   instead of keeping an index tensor.
+//!
+//! # Map
+//! - [`LayerKernelOps`]: the backend extension (`#[backend_extension]`), implemented for Flex
+//!   (`flex.rs`) and for `Autodiff<B>` with a handwritten backward (`autodiff.rs`) that calls
+//!   [`LayerKernelBackward`].
+//! - [`conv2d`] and [`max_pool2d`]: what the CNN calls in place of `Conv2d::forward` and
+//!   `MaxPool2d::forward`. They take Burn's modules, so parameters, records and exports are
+//!   unchanged, use the kernels for f32 on Flex, and run the module's own forward otherwise
+//!   (other backends and dtypes, groups, asymmetric padding, ceil mode).
+//!
+//! The kernels follow the activations' switch: `ACTIVATIONS_FUSED=0` or
+//! [`activations::fused::without_fused`] turn them off too.
+
+mod autodiff;
+#[cfg(feature = "flex")]
+mod flex;
+
+use activations::burn::backend::tensor::FloatTensor;
+use activations::burn::backend::{Backend, Dispatch, backend_extension};
+use activations::burn::nn::PaddingConfig2d;
+use activations::burn::nn::conv::Conv2d;
+use activations::burn::nn::pool::MaxPool2d;
+use activations::burn::tensor::{DType, Tensor};
+
+/// Stride, symmetric zero padding and dilation of a 2-D convolution or pooling window, per
+/// axis (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window2d {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl Window2d {
+    /// The output size along `axis` for an input of `size`, PyTorch's floor rule; `None` when
+    /// the dilated window does not fit in the padded input.
+    pub fn output_size(&self, axis: usize, size: usize) -> Option<usize> {
+        let span = self.dilation[axis] * (self.kernel[axis] - 1) + 1;
+        let padded = size + 2 * self.padding[axis];
+        (padded >= span && self.stride[axis] > 0).then(|| (padded - span) / self.stride[axis] + 1)
+    }
+}
+
+/// The backend extension: forward ops that backends implement with their own kernels.
+#[backend_extension(Flex: cfg(feature = "flex"), Autodiff)]
+pub trait LayerKernelOps: Backend {
+    /// Cross-correlation of `x` `[N, C_in, H, W]` with `weight` `[C_out, C_in, kH, kW]`, plus
+    /// `bias` `[C_out]`, with `window.kernel` equal to the weight's kernel size. (A layer
+    /// without bias passes zeros: the extension macro does not route optional tensors.)
+    fn layer_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        window: Window2d,
+    ) -> FloatTensor<Self>;
+
+    /// Max-pooling of `x` `[N, C, H, W]` (padding counts as -inf, as in PyTorch).
+    fn layer_max_pool2d(x: FloatTensor<Self>, window: Window2d) -> FloatTensor<Self>;
+}
+
+/// Which gradients a convolution's backward computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGradients {
+    pub x: bool,
+    pub weight: bool,
+    pub bias: bool,
+}
+
+/// The gradients of a convolution, each present when asked for.
+pub struct Conv2dGrads<T> {
+    pub x: Option<T>,
+    pub weight: Option<T>,
+    pub bias: Option<T>,
+}
+
+/// The backward kernels that the autodiff implementation of [`LayerKernelOps`] calls.
+pub trait LayerKernelBackward: LayerKernelOps {
+    /// The gradients of [`LayerKernelOps::layer_conv2d`] asked for by `wanted`.
+    fn layer_conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        window: Window2d,
+        wanted: ConvGradients,
+    ) -> Conv2dGrads<FloatTensor<Self>>;
+
+    /// The input gradient of [`LayerKernelOps::layer_max_pool2d`]: each output's gradient goes
+    /// to its window's maximum (the last NaN if there is one, else the first maximum).
+    fn layer_max_pool2d_backward(
+        x: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        window: Window2d,
+    ) -> FloatTensor<Self>;
+}
+
+/// Whether `tensor` can use the kernels: f32 on Flex, with the project's kernels switched on.
+pub fn has_kernels<const D: usize>(tensor: &Tensor<D>) -> bool {
+    if !activations::fused::fused_enabled() || tensor.dtype() != DType::F32 {
+        return false;
+    }
+    #[cfg(feature = "flex")]
+    {
+        use activations::burn::backend::DispatchDevice;
+        matches!(
+            tensor.device().as_dispatch().clone().inner(),
+            DispatchDevice::Flex(_)
+        )
+    }
+    #[cfg(not(feature = "flex"))]
+    false
+}
+
+/// The padding per axis when it is explicit and symmetric (`Valid` is zero); `None` for
+/// asymmetric padding and for `Same`, which Burn's modules resolve per input.
+fn symmetric_padding(padding: &PaddingConfig2d) -> Option<[usize; 2]> {
+    match *padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    }
+}
+
+/// `conv.forward(x)`, through the kernels when `x` can use them.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, channels_in, height, width] = x.dims();
+    let weight = conv.weight.val();
+    let [_, weight_channels, ..] = weight.dims();
+    let padding = symmetric_padding(&conv.padding);
+    let (Some(padding), true, true) = (
+        padding,
+        conv.groups == 1 && weight_channels == channels_in,
+        has_kernels(&x) && weight.dtype() == DType::F32,
+    ) else {
+        return conv.forward(x);
+    };
+    let window = Window2d {
+        kernel: conv.kernel_size,
+        stride: conv.stride,
+        padding,
+        dilation: conv.dilation,
+    };
+    if window.output_size(0, height).is_none() || window.output_size(1, width).is_none() {
+        // Burn's own forward reports the misfit.
+        return conv.forward(x);
+    }
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([weight.dims()[0]], &weight.device()),
+    };
+    let output = <Dispatch as LayerKernelOps>::layer_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        window,
+    );
+    Tensor::from_dispatch(output)
+}
+
+/// `pool.forward(x)`, through the kernels when `x` can use them.
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, height, width] = x.dims();
+    let padding = symmetric_padding(&pool.padding);
+    let window = padding.map(|padding| Window2d {
+        kernel: pool.kernel_size,
+        stride: pool.stride,
+        padding,
+        dilation: pool.dilation,
+    });
+    match window {
+        Some(window)
+            if !pool.ceil_mode
+                && has_kernels(&x)
+                // PyTorch's rule: padding at most half the kernel.
+                && (0..2).all(|axis| 2 * window.padding[axis] <= window.kernel[axis])
+                && window.output_size(0, height).is_some()
+                && window.output_size(1, width).is_some() =>
+        {
+            let output = <Dispatch as LayerKernelOps>::layer_max_pool2d(x.into_dispatch(), window);
+            Tensor::from_dispatch(output)
+        }
+        _ => pool.forward(x),
+    }
+}

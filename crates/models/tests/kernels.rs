@@ -1,0 +1,247 @@
+//! The CNN's convolution and max-pooling kernels (`models::kernels`) against Burn's own modules,
+//! whose values and gradients follow PyTorch: forward, input, weight and bias gradients under a
+//! random upstream gradient, over strides, paddings, dilations and odd sizes; PyTorch's tie and
+//! NaN rule for max-pooling; the fallbacks; and a whole CNN training step both ways.
+
+use activations::ActivationConfig;
+use activations::burn::module::Module;
+use activations::burn::nn::conv::Conv2dConfig;
+use activations::burn::nn::pool::MaxPool2dConfig;
+use activations::burn::nn::{PaddingConfig2d, loss::CrossEntropyLossConfig};
+use activations::burn::tensor::{Device, Distribution, Gradients, Int, Tensor, TensorData};
+use activations::fused::without_fused;
+use models::kernels::{conv2d, has_kernels, max_pool2d};
+use models::{CnnConfig, ModelConfig};
+
+/// Flex with autodiff, checked to run the kernels (else these tests would compare Burn with
+/// itself).
+fn device() -> Device {
+    let device = Device::flex().autodiff();
+    let probe = Tensor::<1>::zeros([1], &device);
+    assert!(has_kernels(&probe), "the kernels are on for f32 on Flex");
+    assert!(
+        !without_fused(|| has_kernels(&probe)),
+        "without_fused turns them off"
+    );
+    device
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec().unwrap()
+}
+
+/// Close within float rounding of sums of `scale`-sized terms (the two sum in different orders).
+fn assert_close(what: &str, actual: &[f32], expected: &[f32]) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let same = (a.is_nan() && e.is_nan()) || a == e;
+        assert!(
+            same || (a - e).abs() <= 2e-5 * scale,
+            "{what}[{i}]: kernel {a}, Burn {e} (scale {scale})"
+        );
+    }
+}
+
+/// Output, input gradient and parameter gradients of `forward` under a random upstream gradient.
+fn run_with_grads(
+    x: &Tensor<4>,
+    upstream_seed: u64,
+    forward: impl Fn(Tensor<4>) -> Tensor<4>,
+    params: impl Fn(&Gradients) -> Vec<Vec<f32>>,
+) -> Vec<Vec<f32>> {
+    let x = x.clone().require_grad();
+    let y = forward(x.clone());
+    x.device().seed(upstream_seed);
+    let upstream = Tensor::random(y.dims(), Distribution::Normal(0.0, 1.0), &x.device());
+    let grads = (y.clone() * upstream).sum().backward();
+    let mut out = vec![values(y), values(x.grad(&grads).unwrap())];
+    out.extend(params(&grads));
+    out
+}
+
+#[test]
+fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
+    let device = device();
+    // (in, out, kernel, stride, padding [top, left, bottom, right], dilation, bias, height, width)
+    let cases = [
+        (1, 32, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 28, 28),
+        (32, 64, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 14, 14),
+        (3, 5, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true, 9, 8),
+        (4, 6, [5, 3], [1, 2], [2, 0, 2, 0], [1, 1], false, 11, 10),
+        (2, 3, [3, 3], [1, 1], [2, 2, 2, 2], [2, 2], true, 7, 9),
+        (3, 4, [1, 1], [1, 1], [0, 0, 0, 0], [1, 1], true, 5, 5),
+        (2, 2, [3, 2], [3, 1], [0, 1, 0, 1], [1, 3], true, 10, 7),
+    ];
+    for (index, (c_in, c_out, kernel, stride, [top, left, bottom, right], dilation, bias, h, w)) in
+        cases.into_iter().enumerate()
+    {
+        device.seed(index as u64);
+        let conv = Conv2dConfig::new([c_in, c_out], kernel)
+            .with_stride(stride)
+            .with_padding(PaddingConfig2d::Explicit(top, left, bottom, right))
+            .with_dilation(dilation)
+            .with_bias(bias)
+            .init(&device);
+        let x: Tensor<4> = Tensor::random([3, c_in, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let params = |grads: &_| {
+            let mut list = vec![values(conv.weight.grad(grads).unwrap())];
+            if let Some(bias) = &conv.bias {
+                list.push(values(bias.grad(grads).unwrap()));
+            }
+            list
+        };
+        let kernel_run = run_with_grads(&x, 9, |x| conv2d(&conv, x), params);
+        let burn_run = without_fused(|| run_with_grads(&x, 9, |x| conv.forward(x), params));
+        for (name, (a, e)) in ["output", "input grad", "weight grad", "bias grad"]
+            .iter()
+            .zip(kernel_run.iter().zip(&burn_run))
+        {
+            assert_close(&format!("case {index} {name}"), a, e);
+        }
+    }
+}
+
+#[test]
+fn max_pool2d_matches_burn_with_overlap_padding_and_odd_sizes() {
+    let device = device();
+    // (kernel, stride, padding, dilation, height, width)
+    let cases = [
+        ([2, 2], [2, 2], [0, 0], [1, 1], 28, 28),
+        ([2, 2], [2, 2], [0, 0], [1, 1], 7, 9),
+        ([3, 3], [2, 2], [1, 1], [1, 1], 8, 7),
+        ([3, 3], [1, 1], [0, 0], [1, 1], 6, 6),
+        ([2, 3], [1, 2], [1, 1], [2, 1], 9, 10),
+    ];
+    for (index, (kernel, stride, [pad_h, pad_w], dilation, h, w)) in cases.into_iter().enumerate() {
+        device.seed(100 + index as u64);
+        let pool = MaxPool2dConfig::new(kernel)
+            .with_strides(stride)
+            .with_padding(PaddingConfig2d::Explicit(pad_h, pad_w, pad_h, pad_w))
+            .with_dilation(dilation)
+            .init();
+        let x: Tensor<4> = Tensor::random([2, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let kernel_run = run_with_grads(&x, 5, |x| max_pool2d(&pool, x), |_| vec![]);
+        let burn_run = without_fused(|| run_with_grads(&x, 5, |x| pool.forward(x), |_| vec![]));
+        assert_close(
+            &format!("case {index} output"),
+            &kernel_run[0],
+            &burn_run[0],
+        );
+        assert_close(
+            &format!("case {index} input grad"),
+            &kernel_run[1],
+            &burn_run[1],
+        );
+    }
+}
+
+#[test]
+fn max_pool2d_follows_pytorch_on_ties_nan_and_minus_infinity() {
+    // Expected values and gradients printed by PyTorch 2.15 (`max_pool2d(x, 2)`, `sum().backward()`).
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    let cases: [([f32; 4], f32, [f32; 4]); 8] = [
+        ([1.0, 1.0, 0.0, 0.0], 1.0, [1.0, 0.0, 0.0, 0.0]),
+        ([1.0, nan, nan, 0.0], nan, [0.0, 0.0, 1.0, 0.0]),
+        ([nan, 0.0, 3.0, 0.0], nan, [1.0, 0.0, 0.0, 0.0]),
+        ([0.0, 0.0, 0.0, nan], nan, [0.0, 0.0, 0.0, 1.0]),
+        ([1.0, 2.0, nan, nan], nan, [0.0, 0.0, 0.0, 1.0]),
+        ([0.0, nan, 1.0, 2.0], nan, [0.0, 1.0, 0.0, 0.0]),
+        ([-inf, -inf, -inf, -inf], -inf, [1.0, 0.0, 0.0, 0.0]),
+        ([2.0, 5.0, 5.0, 1.0], 5.0, [0.0, 1.0, 0.0, 0.0]),
+    ];
+    let device = device();
+    let pool = MaxPool2dConfig::new([2, 2]).init();
+    for (input, output, grad) in cases {
+        let x: Tensor<4> =
+            Tensor::from_data(TensorData::new(input.to_vec(), [1, 1, 2, 2]), &device)
+                .require_grad();
+        let y = max_pool2d(&pool, x.clone());
+        let got = values(y.clone())[0];
+        assert!(
+            got == output || (got.is_nan() && output.is_nan()),
+            "{input:?}: max {got}, PyTorch {output}"
+        );
+        let grads = y.sum().backward();
+        assert_eq!(values(x.grad(&grads).unwrap()), grad, "{input:?}: gradient");
+    }
+}
+
+#[test]
+fn layers_the_kernels_do_not_cover_fall_back_to_burn() {
+    let device = device();
+    let x: Tensor<4> = Tensor::random([2, 4, 7, 7], Distribution::Normal(0.0, 1.0), &device);
+    let grouped = Conv2dConfig::new([4, 4], [3, 3])
+        .with_groups(2)
+        .init(&device);
+    let same = Conv2dConfig::new([4, 3], [3, 3])
+        .with_padding(PaddingConfig2d::Same)
+        .init(&device);
+    let asymmetric = Conv2dConfig::new([4, 3], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 0, 0, 1))
+        .init(&device);
+    for conv in [grouped, same, asymmetric] {
+        assert_close(
+            "fallback conv",
+            &values(conv2d(&conv, x.clone())),
+            &values(conv.forward(x.clone())),
+        );
+    }
+    let ceil = MaxPool2dConfig::new([2, 2]).with_ceil_mode(true).init();
+    let y = max_pool2d(&ceil, x.clone());
+    assert_eq!(
+        y.dims(),
+        [2, 4, 4, 4],
+        "ceil mode keeps the last partial window"
+    );
+    assert_close(
+        "fallback pool",
+        &values(y),
+        &values(ceil.forward(x.clone())),
+    );
+}
+
+#[test]
+fn a_cnn_training_step_gives_the_same_loss_and_gradients_with_and_without_kernels() {
+    let device = device();
+    for activation in ["relu", "gelu"] {
+        device.seed(3);
+        let config = ModelConfig::Cnn(CnnConfig {
+            activation: activation.parse::<ActivationConfig>().unwrap(),
+            ..CnnConfig::default()
+        });
+        let model = config.init(&device);
+        let images: Tensor<4> = Tensor::random([8, 1, 28, 28], Distribution::Default, &device);
+        let labels: Tensor<1, Int> = Tensor::from_data(
+            TensorData::new((0..8i64).map(|i| i % 10).collect::<Vec<_>>(), [8]),
+            &device,
+        );
+        let loss_fn = CrossEntropyLossConfig::new().init(&device);
+        let step = || {
+            let loss = loss_fn.forward(model.forward(images.clone()), labels.clone());
+            let grads = loss.backward();
+            let mut out = vec![values(loss)];
+            model.visit(&mut CollectGrads(&grads, &mut out));
+            out
+        };
+        let with = step();
+        let without = without_fused(step);
+        assert_eq!(with.len(), without.len());
+        assert_eq!(with.len(), 1 + 8, "loss and 8 parameter gradients");
+        for (index, (a, e)) in with.iter().zip(&without).enumerate() {
+            assert_close(&format!("{activation} tensor {index}"), a, e);
+        }
+    }
+}
+
+/// Collects every parameter's gradient, in module order.
+struct CollectGrads<'a>(&'a Gradients, &'a mut Vec<Vec<f32>>);
+
+impl activations::burn::module::ModuleVisitor for CollectGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &activations::burn::module::Param<Tensor<D>>) {
+        if let Some(grad) = param.grad(self.0) {
+            self.1.push(values(grad));
+        }
+    }
+}
