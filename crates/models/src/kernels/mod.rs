@@ -144,7 +144,8 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let padding = symmetric_padding(&conv.padding);
     let (Some(padding), true, true) = (
         padding,
-        conv.groups == 1 && weight_channels == channels_in,
+        // Zero channels: nothing for the kernels to split into per-sample chunks.
+        conv.groups == 1 && weight_channels == channels_in && weight.shape().num_elements() > 0,
         has_kernels(&x) && weight.dtype() == DType::F32,
     ) else {
         return conv.forward(x);
