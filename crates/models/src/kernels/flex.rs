@@ -72,9 +72,10 @@ impl ConvDims {
         ])
     }
 
-    /// Calls `f(row, x_start, out_range, x_step)` for each kernel tap and output row that
-    /// reads the input: row `row` of the im2col matrix, output columns `out_range` of that
-    /// output row read input elements `x_start + i · x_step`; every other column is padding.
+    /// Calls `f(row, out_row, x_start, out_range, x_step)` for each kernel tap and output row:
+    /// in row `row` of the im2col matrix, output columns `out_range` of output row `out_row`
+    /// read input elements `x_start + i · x_step`; every other column is padding (all of them
+    /// when `out_range` is empty).
     fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, usize)) {
         let Window2d {
             kernel: [kernel_h, kernel_w],
@@ -92,6 +93,7 @@ impl ConvDims {
                         let in_row = (out_row * stride_h + kernel_row * dilation_h) as isize
                             - pad_h as isize;
                         if in_row < 0 || in_row as usize >= self.height || cols.is_empty() {
+                            f(row, out_row, 0, 0..0, stride_w);
                             continue;
                         }
                         let x_row = (channel * self.height + in_row as usize) * self.width;
@@ -129,12 +131,14 @@ fn valid_outputs(
 
 /// Fills `col` (`patch_len × positions`) with the patches of one sample `x` (`C_in × H × W`).
 fn im2col(dims: &ConvDims, x: &[f32], col: &mut [f32]) {
-    // Padding and the taps' edges are zero.
-    col.fill(0.0);
     let positions = dims.positions();
     let out_width = dims.out_width;
     dims.for_each_tap(|row, out_row, x_start, cols, step| {
-        let dst = &mut col[row * positions + out_row * out_width..][cols.clone()];
+        // Each element written once: padding zeros around the copied run.
+        let dst = &mut col[row * positions + out_row * out_width..][..out_width];
+        dst[..cols.start].fill(0.0);
+        dst[cols.end.max(cols.start)..].fill(0.0);
+        let dst = &mut dst[cols.clone()];
         if step == 1 {
             dst.copy_from_slice(&x[x_start..x_start + dst.len()]);
         } else {
@@ -150,6 +154,9 @@ fn col2im(dims: &ConvDims, col: &[f32], dx: &mut [f32]) {
     let positions = dims.positions();
     let out_width = dims.out_width;
     dims.for_each_tap(|row, out_row, x_start, cols, step| {
+        if cols.is_empty() {
+            return;
+        }
         let src = &col[row * positions + out_row * out_width..][cols.clone()];
         if step == 1 {
             for (target, value) in dx[x_start..x_start + src.len()].iter_mut().zip(src) {
