@@ -266,33 +266,60 @@ fn conv2d_forward(dims: &ConvDims, x: &[f32], weight: &[f32], bias: &[f32]) -> V
         "conv2d: one bias per output channel"
     );
     let (patch_len, positions) = (dims.patch_len(), dims.positions());
-    let mut output = vec![0.0f32; dims.batch * dims.output_len()];
     let samples = items_per_task(dims.batch);
     let kernel = Matrix::rows(weight, dims.out_channels, patch_len);
-    output
-        .par_chunks_mut(samples * dims.output_len())
-        .zip(x.par_chunks(samples * dims.input_len()))
-        .for_each(|(output, x)| {
-            let mut col = vec![0.0f32; patch_len * positions];
-            for (out, x) in output
-                .chunks_mut(dims.output_len())
-                .zip(x.chunks(dims.input_len()))
-            {
-                im2col(dims, x, &mut col);
-                for (channel, &b) in out.chunks_mut(positions).zip(bias) {
-                    channel.fill(b);
+    filled_vec(dims.batch * dims.output_len(), |output| {
+        output
+            .par_chunks_mut(samples * dims.output_len())
+            .zip(x.par_chunks(samples * dims.input_len()))
+            .for_each(|(output, x)| {
+                let mut col = vec![0.0f32; patch_len * positions];
+                for (out, x) in output
+                    .chunks_mut(dims.output_len())
+                    .zip(x.chunks(dims.input_len()))
+                {
+                    im2col(dims, x, &mut col);
+                    // The bias is the initial value that the product is added to.
+                    for (channel, &b) in out.chunks_mut(positions).zip(bias) {
+                        for value in channel {
+                            value.write(b);
+                        }
+                    }
+                    // SAFETY: every element of `out` was written just above.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len())
+                    };
+                    let patches = Matrix::rows(&col, patch_len, positions);
+                    matmul(out, true, &kernel, &patches);
                 }
-                let patches = Matrix::rows(&col, patch_len, positions);
-                matmul(out, true, &kernel, &patches);
-            }
-        });
-    output
+            })
+    })
 }
 
-/// Per-task sums of the weight and bias gradients.
+/// Per-task sums of the weight and bias gradients (empty when not wanted).
 struct ParamGrads {
     weight: Vec<f32>,
     bias: Vec<f32>,
+}
+
+impl ParamGrads {
+    fn zeros(dims: &ConvDims, wanted: ConvGradients) -> Self {
+        let len = |wanted: bool, len: usize| if wanted { len } else { 0 };
+        Self {
+            weight: vec![0.0; len(wanted.weight, dims.out_channels * dims.patch_len())],
+            bias: vec![0.0; len(wanted.bias, dims.out_channels)],
+        }
+    }
+
+    fn add(mut self, other: Self) -> Self {
+        for (sum, value) in self.weight.iter_mut().zip(&other.weight) {
+            *sum += value;
+        }
+        for (sum, value) in self.bias.iter_mut().zip(&other.bias) {
+            *sum += value;
+        }
+        self
+    }
 }
 
 fn conv2d_backward(
@@ -309,33 +336,10 @@ fn conv2d_backward(
     // One task: samples `first..` of its chunk, writing their input gradients into `dx`.
     let task = |first: usize, mut dx: Option<&mut [f32]>| {
         let count = samples.min(dims.batch - first);
-        let mut sums = ParamGrads {
-            weight: vec![
-                0.0;
-                if wanted.weight {
-                    dims.out_channels * patch_len
-                } else {
-                    0
-                }
-            ],
-            bias: vec![0.0; if wanted.bias { dims.out_channels } else { 0 }],
-        };
-        let mut col = vec![
-            0.0f32;
-            if wanted.weight {
-                patch_len * positions
-            } else {
-                0
-            }
-        ];
-        let mut dcol = vec![
-            0.0f32;
-            if dx.is_some() {
-                patch_len * positions
-            } else {
-                0
-            }
-        ];
+        let mut sums = ParamGrads::zeros(dims, wanted);
+        let patches_len = |wanted: bool| if wanted { patch_len * positions } else { 0 };
+        let mut col = vec![0.0f32; patches_len(wanted.weight)];
+        let mut dcol = vec![0.0f32; patches_len(dx.is_some())];
         for index in 0..count {
             let sample = first + index;
             let grad = &output_grad[sample * dims.output_len()..][..dims.output_len()];
@@ -374,25 +378,10 @@ fn conv2d_backward(
             .map(|task_index| task(task_index * samples, None))
             .collect(),
     };
-    let mut total = ParamGrads {
-        weight: vec![
-            0.0;
-            if wanted.weight {
-                dims.out_channels * patch_len
-            } else {
-                0
-            }
-        ],
-        bias: vec![0.0; if wanted.bias { dims.out_channels } else { 0 }],
-    };
-    for partial in partials {
-        for (sum, value) in total.weight.iter_mut().zip(&partial.weight) {
-            *sum += value;
-        }
-        for (sum, value) in total.bias.iter_mut().zip(&partial.bias) {
-            *sum += value;
-        }
-    }
+    let total = partials
+        .into_iter()
+        .reduce(ParamGrads::add)
+        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted));
     (dx, total)
 }
 
