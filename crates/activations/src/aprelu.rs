@@ -3,6 +3,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation::sigmoid};
 use serde::{Deserialize, Serialize};
 
+use crate::kind::{ActivationKind, NotElementwise};
+
 /// Adaptively parametric ReLU (Zhao et al., "Deep residual networks with adaptively parametric
 /// rectifier linear units for fault diagnosis", IEEE TIE 2020): a ReLU whose negative slope is
 /// computed per sample and per channel by a small squeeze-and-excitation network.
@@ -96,6 +98,33 @@ impl AprReluConfig {
             fc2: he_normal(hidden, channels),
             bn2: BatchNorm1d::new(channels, self.momentum, self.epsilon, device),
         }
+    }
+}
+
+impl ActivationKind for AprRelu {
+    const KIND: &'static str = "aprelu";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str =
+        "adaptively parametric ReLU: SE network sets per-sample, per-channel slopes";
+    const BOUNDED: bool = false;
+    const ELEMENTWISE: bool = false;
+    type Config = AprReluConfig;
+    type Formula = NotElementwise;
+
+    fn validate(config: &AprReluConfig) -> Result<(), String> {
+        config.validate()
+    }
+    fn from_config(config: &AprReluConfig, channels: usize, device: &Device) -> Self {
+        config.init(channels, device)
+    }
+    fn has_fused_kernel(_: &AprReluConfig) -> bool {
+        false
+    }
+    fn is_learnable(_: &AprReluConfig) -> bool {
+        true
+    }
+    fn formula(&self) -> Option<NotElementwise> {
+        None
     }
 }
 

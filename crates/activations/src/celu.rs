@@ -1,8 +1,9 @@
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::elu::{exponential_linear, exponential_linear_derivative};
+use crate::elu::{ExponentialLinearFormula, exponential_linear};
+use crate::kind::ActivationKind;
 
 /// Continuously differentiable ELU (Barron, 2017): `max(0, x) + min(0, α (exp(x/α) - 1))`.
 ///
@@ -50,10 +51,32 @@ impl Celu {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         exponential_linear(input, self.alpha, 1.0, 1.0 / self.alpha)
     }
+}
 
-    /// 1 for `x > 0`, `exp(x/α)` otherwise.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        exponential_linear_derivative(input, self.alpha, 1.0, 1.0 / self.alpha)
+impl ActivationKind for Celu {
+    const KIND: &'static str = "celu";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str = "continuously differentiable ELU";
+    const BOUNDED: bool = false;
+    const ELEMENTWISE: bool = true;
+    type Config = CeluConfig;
+    type Formula = ExponentialLinearFormula;
+
+    fn validate(config: &CeluConfig) -> Result<(), String> {
+        config.validate()
+    }
+    fn from_config(config: &CeluConfig, _: usize, _: &Device) -> Self {
+        config.init()
+    }
+    fn has_fused_kernel(config: &CeluConfig) -> bool {
+        // The backward works from the output, which needs α > 0 to tell the sides apart.
+        config.alpha > 0.0
+    }
+    fn is_learnable(_: &CeluConfig) -> bool {
+        false
+    }
+    fn formula(&self) -> Option<ExponentialLinearFormula> {
+        Some(ExponentialLinearFormula::new(self.alpha, 1.0, 1.0 / self.alpha))
     }
 }
 

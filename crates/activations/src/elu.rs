@@ -1,6 +1,7 @@
-use crate::fused::{self, Pointwise};
+use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::kind::ActivationKind;
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Exponential linear unit (Clevert et al., 2015): `x` for `x > 0`, `α (exp(x) - 1)` otherwise.
@@ -47,10 +48,90 @@ impl Elu {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         exponential_linear(input, self.alpha, 1.0, 1.0)
     }
+}
 
-    /// 1 for `x > 0`, `α exp(x)` otherwise.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        exponential_linear_derivative(input, self.alpha, 1.0, 1.0)
+impl ActivationKind for Elu {
+    const KIND: &'static str = "elu";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str = "smooth negative saturation at -alpha";
+    const BOUNDED: bool = false;
+    const ELEMENTWISE: bool = true;
+    type Config = EluConfig;
+    type Formula = ExponentialLinearFormula;
+
+    fn validate(config: &EluConfig) -> Result<(), String> {
+        config.validate()
+    }
+    fn from_config(config: &EluConfig, _: usize, _: &Device) -> Self {
+        config.init()
+    }
+    fn has_fused_kernel(config: &EluConfig) -> bool {
+        // The backward works from the output, which needs α > 0 to tell the sides apart.
+        config.alpha > 0.0
+    }
+    fn is_learnable(_: &EluConfig) -> bool {
+        false
+    }
+    fn formula(&self) -> Option<ExponentialLinearFormula> {
+        Some(ExponentialLinearFormula::new(self.alpha, 1.0, 1.0))
+    }
+}
+
+formula!(
+    /// The ELU family (ELU, SELU, CELU): `x > 0 ? positive_coef · x :
+    /// negative_coef · (exp(input_scale · x) - 1)`, with `negative_coef = scale · α` and
+    /// `positive_coef = scale`.
+    ExponentialLinearFormula {
+        negative_coef,
+        positive_coef,
+        input_scale
+    },
+    value: |s, x| {
+        // The positive side never reaches `exp` (its value is discarded; NaN stays NaN).
+        let negative_input = if x > 0.0 { 0.0 } else { x };
+        let negative =
+            (math::exp_nonpositive(negative_input * s.input_scale) - 1.0) * s.negative_coef;
+        if x <= 0.0 {
+            negative
+        } else {
+            x * s.positive_coef
+        }
+    },
+    // From the output: y > 0 exactly when x > 0 for positive α. NaN takes the exponential
+    // side, whose formula gives NaN, as PyTorch's vectorised `x > 0 ? ... : ...` blend does.
+    backward: |s, y, grad| {
+        if y > 0.0 {
+            grad * s.positive_coef
+        } else {
+            s.negative_side(grad, y)
+        }
+    },
+    saves_output: |s| s.negative_coef > 0.0 && s.positive_coef > 0.0 && s.input_scale > 0.0,
+    // From the input, which tells the sides apart for every α.
+    derivative: |s, x| {
+        if x > 0.0 {
+            s.positive_coef
+        } else {
+            s.negative_side(1.0, s.value(x))
+        }
+    },
+);
+
+impl ExponentialLinearFormula {
+    /// The formula of `scale · elu(x · input_scale, α)`-style parameters, as PyTorch's `elu`
+    /// kernel takes them.
+    pub(crate) fn new(alpha: f64, scale: f64, input_scale: f64) -> Self {
+        Self {
+            negative_coef: (alpha * scale) as f32,
+            positive_coef: scale as f32,
+            input_scale: input_scale as f32,
+        }
+    }
+
+    /// `grad · f'(x)` on the negative side, from the output `y = negative_coef (e^{·} - 1)`.
+    #[inline(always)]
+    fn negative_side(self, grad: f32, y: f32) -> f32 {
+        grad * self.input_scale * (y + self.negative_coef)
     }
 }
 
@@ -92,22 +173,6 @@ pub(crate) fn exponential_linear<const D: usize>(
         input.mul_scalar(scale)
     };
     negative.mask_where(positive, linear)
-}
-
-/// `scale` for `x > 0`, `scale · α · input_scale · exp(x · input_scale)` otherwise.
-pub(crate) fn exponential_linear_derivative<const D: usize>(
-    input: Tensor<D>,
-    alpha: f64,
-    scale: f64,
-    input_scale: f64,
-) -> Tensor<D> {
-    let positive = input.clone().greater_elem(0.0);
-    input
-        .mask_fill(positive.clone(), 0.0)
-        .mul_scalar(input_scale)
-        .exp()
-        .mul_scalar(alpha * scale * input_scale)
-        .mask_fill(positive, scale)
 }
 
 #[cfg(test)]

@@ -1,14 +1,17 @@
-use crate::fused::{self, Pointwise};
+use crate::fused::{self, Formula, Pointwise, formula::formula, math};
+use crate::kind::ActivationKind;
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
-/// `1 / sqrt(2π)`, the standard normal density at 0.
-const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-/// `sqrt(2 / π)`.
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-const TANH_CUBIC: f64 = 0.044_715;
+/// `1 / √2`, the scale of `erf`'s argument in `Φ(x)`.
+pub(crate) const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// `1 / √(2π)`, the standard normal density at 0 (PyTorch's `kAlpha` in the GELU backward).
+pub(crate) const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+/// `√(2/π)`, the scale of the tanh form.
+pub(crate) const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// The cubic coefficient of the tanh form.
+pub(crate) const TANH_CUBIC: f32 = 0.044_715;
 
 /// Which form of GELU to compute, as PyTorch's `approximate` argument.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,34 +77,94 @@ impl Gelu {
             input.mul_scalar(0.5) * cdf
         }
     }
+}
 
-    /// Exact: `Φ(x) + x φ(x)`; tanh form: its derivative.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        if self.tanh_approximation {
-            let t = tanh_inner(input.clone()).tanh();
-            let slope = input
-                .clone()
-                .square()
-                .mul_scalar(3.0 * TANH_CUBIC)
-                .add_scalar(1.0)
-                .mul_scalar(SQRT_2_OVER_PI);
-            let sech2 = t.clone().square().neg().add_scalar(1.0);
-            t.add_scalar(1.0).mul_scalar(0.5) + input.mul_scalar(0.5) * sech2 * slope
-        } else {
-            let cdf = input
-                .clone()
-                .mul_scalar(FRAC_1_SQRT_2)
-                .erf()
-                .add_scalar(1.0)
-                .mul_scalar(0.5);
-            let pdf = input
-                .clone()
-                .square()
-                .mul_scalar(-0.5)
-                .exp()
-                .mul_scalar(FRAC_1_SQRT_2PI);
-            cdf + input * pdf
+/// The exact form's formula or the tanh form's, as one type for [`ActivationKind::Formula`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GeluForm {
+    /// `x Φ(x)`.
+    Exact(GeluFormula),
+    /// The tanh approximation.
+    Tanh(GeluTanhFormula),
+}
+
+impl Formula for GeluForm {
+    fn value(self, x: f32) -> f32 {
+        match self {
+            Self::Exact(f) => f.value(x),
+            Self::Tanh(f) => f.value(x),
         }
+    }
+    fn backward(self, saved: f32, grad: f32) -> f32 {
+        match self {
+            Self::Exact(f) => f.backward(saved, grad),
+            Self::Tanh(f) => f.backward(saved, grad),
+        }
+    }
+    fn saves_output(self) -> bool {
+        false
+    }
+}
+
+formula!(
+    /// `x Φ(x)` with the exact normal CDF; derivative `Φ(x) + x φ(x)`.
+    GeluFormula {},
+    value: |s, x| x * 0.5 * (1.0 + math::erf(x * FRAC_1_SQRT_2)),
+    backward: |s, x, grad| {
+        // One exponential serves both: erf(x/√2) needs e^{-x²/2}, and so does the density.
+        let gaussian = math::exp_nonpositive(-0.5 * x * x);
+        let cdf = 0.5 * (1.0 + math::erf_given_gaussian(x * FRAC_1_SQRT_2, gaussian));
+        let pdf = FRAC_1_SQRT_2PI * gaussian;
+        grad * (cdf + x * pdf)
+    },
+);
+
+formula!(
+    /// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))` and its derivative.
+    GeluTanhFormula {},
+    value: |s, x| {
+        let inner = SQRT_2_OVER_PI * (x + TANH_CUBIC * x * x * x);
+        0.5 * x * (1.0 + math::tanh(inner))
+    },
+    backward: |s, x, grad| {
+        let x_sq = x * x;
+        let inner = SQRT_2_OVER_PI * (x + TANH_CUBIC * x_sq * x);
+        let t = math::tanh(inner);
+        let left_derivative = 0.5 * (1.0 + t);
+        let right_derivative =
+            0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * TANH_CUBIC * x_sq);
+        grad * (left_derivative + right_derivative)
+    },
+);
+
+impl ActivationKind for Gelu {
+    const KIND: &'static str = "gelu";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str =
+        "x·Φ(x), exact (erf) or tanh approximation (Transformers)";
+    const BOUNDED: bool = false;
+    const ELEMENTWISE: bool = true;
+    type Config = GeluConfig;
+    type Formula = GeluForm;
+
+    fn validate(_: &GeluConfig) -> Result<(), String> {
+        Ok(())
+    }
+    fn from_config(config: &GeluConfig, _: usize, _: &Device) -> Self {
+        config.init()
+    }
+    fn has_fused_kernel(_: &GeluConfig) -> bool {
+        true
+    }
+    fn is_learnable(_: &GeluConfig) -> bool {
+        false
+    }
+    fn formula(&self) -> Option<GeluForm> {
+        Some(if self.tanh_approximation {
+            GeluForm::Tanh(GeluTanhFormula {})
+        } else {
+            GeluForm::Exact(GeluFormula {})
+        })
     }
 }
 

@@ -1,4 +1,7 @@
-use crate::fused::{self, Pointwise};
+use crate::fused::{self, Pointwise, formula::formula};
+use crate::hardsigmoid::ONE_SIXTH;
+use crate::kind::parameterless_kind;
+use crate::relu6::ramp6;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -31,18 +34,36 @@ impl HardSwish {
             .mask_where(high, input)
             .mask_where(low, zero_times_input)
     }
-
-    /// 0 for `x ≤ -3`, `x/3 + 1/2` on `(-3, 3)`, 1 for `x ≥ 3`.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let low = input.clone().lower_equal_elem(-3.0);
-        let high = input.clone().greater_equal_elem(3.0);
-        input
-            .div_scalar(3.0)
-            .add_scalar(0.5)
-            .mask_fill(high, 1.0)
-            .mask_fill(low, 0.0)
-    }
 }
+
+/// `1/3`, multiplied rather than divided by (see [`ONE_SIXTH`]).
+pub(crate) const ONE_THIRD: f32 = 1.0 / 3.0;
+
+formula!(
+    /// `x · relu6(x + 3) / 6`; derivative 0 for `x ≤ -3`, `x/3 + 1/2` on `(-3, 3)`, 1 for
+    /// `x ≥ 3`.
+    HardSwishFormula {},
+    value: |s, x| x * ramp6(x + 3.0) * ONE_SIXTH,
+    backward: |s, x, grad| {
+        // NaN falls through to the middle formula (NaN), as in PyTorch's blends.
+        if x <= -3.0 {
+            0.0
+        } else if x >= 3.0 {
+            grad
+        } else {
+            grad * (x * ONE_THIRD + 0.5)
+        }
+    },
+);
+
+parameterless_kind!(
+    HardSwish,
+    kind: "hardswish",
+    description: "x·hardsigmoid(x) (MobileNetV3)",
+    bounded: false,
+    fused_kernel: true,
+    formula: HardSwishFormula = HardSwishFormula {},
+);
 
 #[cfg(test)]
 mod tests {

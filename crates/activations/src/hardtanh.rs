@@ -1,5 +1,7 @@
+use crate::fused::formula::formula;
+use crate::kind::ActivationKind;
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// HardTanh: `x` clamped to `[min_val, max_val]`.
@@ -59,10 +61,45 @@ impl HardTanh {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         clamp_with_open_gradient(input, self.min_val, self.max_val)
     }
+}
 
-    /// 1 strictly inside `(min_val, max_val)`, 0 elsewhere.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        inside(&input, self.min_val, self.max_val).float()
+formula!(
+    /// `clamp(x, min_val, max_val)` keeping NaN (also ReLU6's, on `[0, 6]`); derivative 1
+    /// strictly inside the interval, 0 on and outside its edges and for NaN.
+    HardTanhFormula { min_val, max_val },
+    value: |s, x| {
+        let low = if x < s.min_val { s.min_val } else { x };
+        if low > s.max_val { s.max_val } else { low }
+    },
+    backward: |s, x, grad| if x > s.min_val && x < s.max_val { grad } else { 0.0 },
+);
+
+impl ActivationKind for HardTanh {
+    const KIND: &'static str = "hardtanh";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str = "clamp to [min_val, max_val]";
+    const BOUNDED: bool = true;
+    const ELEMENTWISE: bool = true;
+    type Config = HardTanhConfig;
+    type Formula = HardTanhFormula;
+
+    fn validate(config: &HardTanhConfig) -> Result<(), String> {
+        config.validate()
+    }
+    fn from_config(config: &HardTanhConfig, _: usize, _: &Device) -> Self {
+        config.init()
+    }
+    fn has_fused_kernel(_: &HardTanhConfig) -> bool {
+        false
+    }
+    fn is_learnable(_: &HardTanhConfig) -> bool {
+        false
+    }
+    fn formula(&self) -> Option<HardTanhFormula> {
+        Some(HardTanhFormula {
+            min_val: self.min_val as f32,
+            max_val: self.max_val as f32,
+        })
     }
 }
 

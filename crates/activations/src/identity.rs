@@ -1,3 +1,5 @@
+use crate::fused::formula::formula;
+use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -13,12 +15,23 @@ impl Identity {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         input
     }
-
-    /// `f'(x) = 1`.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        input.ones_like()
-    }
 }
+
+formula!(
+    /// `x`, derivative 1.
+    IdentityFormula {},
+    value: |s, x| x,
+    backward: |s, x, grad| grad,
+);
+
+parameterless_kind!(
+    Identity,
+    kind: "identity",
+    description: "no non-linearity: the linear baseline",
+    bounded: false,
+    fused_kernel: false,
+    formula: IdentityFormula = IdentityFormula {},
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
-use crate::fused::{self, Pointwise};
+use crate::fused::{self, Pointwise, formula::formula};
+use crate::kind::ActivationKind;
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Leaky ReLU: `x` for `x > 0`, `negative_slope · x` otherwise.
@@ -54,14 +55,43 @@ impl LeakyRelu {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         leaky(input, self.negative_slope)
     }
+}
 
-    /// 1 for `x > 0`, `negative_slope` otherwise.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let positive = input.clone().greater_elem(0.0);
-        input
-            .ones_like()
-            .mul_scalar(self.negative_slope)
-            .mask_fill(positive, 1.0)
+formula!(
+    /// `x > 0 ? x : negative_slope · x` (also PReLU's per slope and RReLU's evaluation form);
+    /// derivative 1 for `x > 0`, `negative_slope` otherwise (at 0 and for NaN too).
+    LeakyReluFormula { negative_slope },
+    value: |s, x| if x > 0.0 { x } else { x * s.negative_slope },
+    // From the output when the slope is positive (y > 0 exactly when x > 0), else the input.
+    backward: |s, saved, grad| if saved > 0.0 { grad } else { grad * s.negative_slope },
+    saves_output: |s| s.negative_slope > 0.0,
+);
+
+impl ActivationKind for LeakyRelu {
+    const KIND: &'static str = "leaky_relu";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str = "ReLU with a small fixed slope for x < 0";
+    const BOUNDED: bool = false;
+    const ELEMENTWISE: bool = true;
+    type Config = LeakyReluConfig;
+    type Formula = LeakyReluFormula;
+
+    fn validate(config: &LeakyReluConfig) -> Result<(), String> {
+        config.validate()
+    }
+    fn from_config(config: &LeakyReluConfig, _: usize, _: &Device) -> Self {
+        config.init()
+    }
+    fn has_fused_kernel(_: &LeakyReluConfig) -> bool {
+        true
+    }
+    fn is_learnable(_: &LeakyReluConfig) -> bool {
+        false
+    }
+    fn formula(&self) -> Option<LeakyReluFormula> {
+        Some(LeakyReluFormula {
+            negative_slope: self.negative_slope as f32,
+        })
     }
 }
 

@@ -2,12 +2,17 @@
 //!
 //! # Map
 //! - One file per activation ([`Relu`], [`Gelu`], [`PRelu`], [`AprRelu`], ...): the module, its
-//!   config with PyTorch's defaults, `forward`, and the analytic `derivative` for plots.
-//! - [`registry`]: [`ActivationConfig`] (serde/TOML, tagged by `kind`) is the one list of
-//!   activations; [`Activation`] is the module enum it builds. The CLI, configs, plots and
+//!   config with PyTorch's defaults, `forward` (the fused kernel, or Burn's ops as the fallback),
+//!   its scalar [`Formula`] (value and derivative, shared by the SIMD kernel and plots) and its
+//!   [`ActivationKind`] declaration (kind name, description, bounded, fused, learnable).
+//! - [`kind`]: the [`ActivationKind`] trait every activation implements.
+//! - [`registry`]: the `registry!` macro. Its one invocation, below, lists every kind on one
+//!   line and generates [`ActivationConfig`] (serde/TOML, tagged by `kind`), [`Activation`]
+//!   (the module enum it builds), the catalog and every predicate. The CLI, configs, plots and
 //!   reports all derive their lists from [`ActivationConfig::catalog`].
-//! - [`fused`]: fused forward/backward kernels (Burn backend extension) that the element-wise
-//!   modules use on Flex; other backends take the composite path written in each file.
+//! - [`fused`]: the backend extension that runs the formulas as fused forward/backward kernels
+//!   on Flex (SIMD) and the Cube backends (CubeCL); other backends take each file's composite
+//!   path.
 //!
 //! Numerics follow PyTorch 2.x on CPU, including its subgradient at kinks (`relu'(0) = 0`,
 //! `hardtanh'(±1) = 0`, `hardswish'(-3) = 0`, ...), overflow-free tails (`softplus`, `mish`,
@@ -26,61 +31,46 @@
 
 pub use burn;
 
-mod aprelu;
-mod celu;
-mod elu;
 pub mod fused;
-mod gelu;
-mod hardsigmoid;
-mod hardswish;
-mod hardtanh;
-mod identity;
-mod leaky_relu;
-mod log_softmax;
-mod logsigmoid;
-mod mish;
-mod prelu;
+pub mod kind;
 pub mod registry;
-mod relu;
-mod relu6;
-mod rrelu;
-mod selu;
-mod sigmoid;
-mod silu;
-mod softmax;
-mod softplus;
-mod softsign;
-mod tanh;
-mod tanhshrink;
 
 #[cfg(test)]
 pub(crate) mod test_util;
 
-pub use aprelu::{AprRelu, AprReluConfig};
-pub use celu::{Celu, CeluConfig};
-pub use elu::{Elu, EluConfig};
-pub use gelu::{Gelu, GeluApproximation, GeluConfig};
-pub use hardsigmoid::HardSigmoid;
-pub use hardswish::HardSwish;
-pub use hardtanh::{HardTanh, HardTanhConfig};
-pub use identity::Identity;
-pub use leaky_relu::{LeakyRelu, LeakyReluConfig};
-pub use log_softmax::LogSoftmax;
-pub use logsigmoid::LogSigmoid;
-pub use mish::Mish;
-pub use prelu::{PRelu, PReluConfig};
-pub use registry::{Activation, ActivationConfig, ParseActivationError};
-pub use relu::Relu;
-pub use relu6::Relu6;
-pub use rrelu::{RRelu, RReluConfig};
-pub use selu::Selu;
-pub use sigmoid::Sigmoid;
-pub use silu::{Silu, SiluConfig};
-pub use softmax::{Softmax, SoftmaxConfig};
-pub use softplus::{Softplus, SoftplusConfig};
-pub use softsign::Softsign;
-pub use tanh::Tanh;
-pub use tanhshrink::Tanhshrink;
+pub use kind::{ActivationKind, Formula};
+pub use registry::ParseActivationError;
+
+// The one list of activations: `file: Variant(Config) => Module`, in the order users see them.
+// Each line declares the file's module, re-exports its public items, and registers the kind
+// (see `registry!`).
+registry::registry! {
+    identity: Identity => Identity,
+    sigmoid: Sigmoid => Sigmoid,
+    tanh: Tanh => Tanh,
+    #[default]
+    relu: Relu => Relu,
+    relu6: Relu6 => Relu6,
+    leaky_relu: LeakyRelu(LeakyReluConfig) => LeakyRelu,
+    prelu: Prelu(PReluConfig) => PRelu,
+    rrelu: Rrelu(RReluConfig) => RRelu,
+    elu: Elu(EluConfig) => Elu,
+    selu: Selu => Selu,
+    celu: Celu(CeluConfig) => Celu,
+    gelu: Gelu(GeluConfig) => Gelu,
+    silu: Silu(SiluConfig) => Silu,
+    mish: Mish => Mish,
+    softplus: Softplus(SoftplusConfig) => Softplus,
+    softsign: Softsign => Softsign,
+    hardtanh: Hardtanh(HardTanhConfig) => HardTanh,
+    hardsigmoid: Hardsigmoid => HardSigmoid,
+    hardswish: Hardswish => HardSwish,
+    logsigmoid: Logsigmoid => LogSigmoid,
+    tanhshrink: Tanhshrink => Tanhshrink,
+    softmax: Softmax(SoftmaxConfig) => Softmax,
+    log_softmax: LogSoftmax(SoftmaxConfig) => LogSoftmax,
+    aprelu: Aprelu(AprReluConfig) => AprRelu,
+}
 
 /// The README's Rust example, compiled and run as a doctest so it stays true.
 #[cfg(doctest)]

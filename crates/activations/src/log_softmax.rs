@@ -1,5 +1,6 @@
+use crate::kind::{ActivationKind, NotElementwise};
 use burn::module::Module;
-use burn::tensor::{Tensor, activation};
+use burn::tensor::{Device, Tensor, activation};
 
 use crate::softmax::{SoftmaxConfig, resolve_dim};
 
@@ -23,6 +24,32 @@ impl LogSoftmax {
     /// Applies log-softmax along `dim`.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         activation::log_softmax(input, resolve_dim::<D>(self.dim, "log_softmax"))
+    }
+}
+
+impl ActivationKind for LogSoftmax {
+    const KIND: &'static str = "log_softmax";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str = "log of softmax over a dim (output layers)";
+    const BOUNDED: bool = false;
+    const ELEMENTWISE: bool = false;
+    type Config = SoftmaxConfig;
+    type Formula = NotElementwise;
+
+    fn validate(_: &SoftmaxConfig) -> Result<(), String> {
+        Ok(())
+    }
+    fn from_config(config: &SoftmaxConfig, _: usize, _: &Device) -> Self {
+        config.init_log()
+    }
+    fn has_fused_kernel(_: &SoftmaxConfig) -> bool {
+        false
+    }
+    fn is_learnable(_: &SoftmaxConfig) -> bool {
+        false
+    }
+    fn formula(&self) -> Option<NotElementwise> {
+        None
     }
 }
 

@@ -1,4 +1,5 @@
-use crate::fused::{self, Pointwise};
+use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -21,12 +22,35 @@ impl LogSigmoid {
     fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         softplus(input.neg(), 1.0, 20.0).neg()
     }
-
-    /// `σ(-x)`.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        burn::tensor::activation::sigmoid(input.neg())
-    }
 }
+
+formula!(
+    /// `min(x, 0) - log1p(e^{-|x|})`; derivative `σ(-x)`.
+    LogSigmoidFormula {},
+    value: |s, x| {
+        // `min(x, 0)` that keeps NaN.
+        let negative_part = if x > 0.0 { 0.0 } else { x };
+        negative_part - math::log1p_unit(math::exp_nonpositive(-x.abs()))
+    },
+    backward: |s, x, grad| {
+        let e = math::exp_nonpositive(-x.abs());
+        let ratio = e / (1.0 + e);
+        if x < 0.0 {
+            grad * (1.0 - ratio)
+        } else {
+            grad * ratio
+        }
+    },
+);
+
+parameterless_kind!(
+    LogSigmoid,
+    kind: "logsigmoid",
+    description: "log σ(x); numerically stable",
+    bounded: false,
+    fused_kernel: true,
+    formula: LogSigmoidFormula = LogSigmoidFormula {},
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
-use crate::fused::{self, Pointwise};
+use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::kind::parameterless_kind;
 use burn::module::Module;
-use burn::tensor::{Tensor, activation::sigmoid};
+use burn::tensor::Tensor;
 
 use crate::softplus::softplus;
 
@@ -21,14 +22,36 @@ impl Mish {
     fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         input.clone() * softplus(input, 1.0, 20.0).tanh()
     }
-
-    /// `tanh(sp(x)) + x σ(x) (1 - tanh²(sp(x)))`.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let t = softplus(input.clone(), 1.0, 20.0).tanh();
-        let sech2 = t.clone().square().neg().add_scalar(1.0);
-        t + input.clone() * sigmoid(input) * sech2
-    }
 }
+
+/// `tanh(softplus(x))` in one exponential: with `e = eˣ`, `tanh(ln(1 + e)) = n / (n + 2)` where
+/// `n = e (e + 2)`. Past x = 20 it is 1 in f32, and capping there keeps `n` finite.
+#[inline(always)]
+fn tanh_softplus(x: f32) -> f32 {
+    let capped = if x < 20.0 { x } else { 20.0 };
+    let e = math::exp(capped);
+    let n = e * (e + 2.0);
+    n / (n + 2.0)
+}
+
+formula!(
+    /// `x tanh(sp(x))`; derivative `tanh(sp(x)) + x σ(x) (1 - tanh²(sp(x)))`.
+    MishFormula {},
+    value: |s, x| x * tanh_softplus(x),
+    backward: |s, x, grad| {
+        let t = tanh_softplus(x);
+        grad * (t + x * math::sigmoid(x) * (1.0 - t * t))
+    },
+);
+
+parameterless_kind!(
+    Mish,
+    kind: "mish",
+    description: "x·tanh(softplus(x))",
+    bounded: false,
+    fused_kernel: true,
+    formula: MishFormula = MishFormula {},
+);
 
 #[cfg(test)]
 mod tests {

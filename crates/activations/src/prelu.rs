@@ -1,6 +1,8 @@
-use crate::fused;
+use crate::fused::{self, Formula};
+use crate::kind::ActivationKind;
+use crate::leaky_relu::LeakyReluFormula;
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// Parametric ReLU (He et al., 2015): `x` for `x > 0`, `a · x` otherwise, with a learned slope `a`.
@@ -85,11 +87,73 @@ impl PRelu {
         (input.clone() * weight).mask_where(positive, input)
     }
 
-    /// 1 for `x > 0`, the channel's slope otherwise.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let weight = self.broadcast_weight(&input).detach();
-        let positive = input.clone().greater_elem(0.0);
-        (input.ones_like() * weight).mask_fill(positive, 1.0)
+    /// The slopes' current values.
+    fn slopes(&self) -> Vec<f32> {
+        self.weight
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .expect("converted to f32")
+    }
+}
+
+impl ActivationKind for PRelu {
+    const KIND: &'static str = "prelu";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str = "ReLU with a learned negative slope (shared or per channel)";
+    const BOUNDED: bool = false;
+    const ELEMENTWISE: bool = true;
+    type Config = PReluConfig;
+    /// The leaky ReLU with the learned slope; with one slope per channel, one formula each.
+    type Formula = LeakyReluFormula;
+
+    fn validate(config: &PReluConfig) -> Result<(), String> {
+        config.validate()
+    }
+    fn from_config(config: &PReluConfig, channels: usize, device: &Device) -> Self {
+        config.init(channels, device)
+    }
+    fn has_fused_kernel(_: &PReluConfig) -> bool {
+        true
+    }
+    fn is_learnable(_: &PReluConfig) -> bool {
+        true
+    }
+    /// The formula of a shared slope; `None` with one slope per channel (see `derivative`).
+    fn formula(&self) -> Option<LeakyReluFormula> {
+        match self.slopes()[..] {
+            [negative_slope] => Some(LeakyReluFormula { negative_slope }),
+            _ => None,
+        }
+    }
+
+    /// 1 for `x > 0`, the channel's slope otherwise (channels on dim 1).
+    fn derivative<const D: usize>(&self, input: Tensor<D>) -> Option<Tensor<D>> {
+        let slopes = self.slopes();
+        let dims = input.dims();
+        // Checks the channel count with the forward's message.
+        let _ = self.broadcast_weight(&input);
+        let inner: usize = dims.iter().skip(2).product();
+        let channel = |index: usize| match slopes.len() {
+            1 => 0,
+            channels => (index / inner.max(1)) % channels,
+        };
+        let device = input.device();
+        let values: Vec<f32> = input
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .expect("converted to f32");
+        let derivative = values
+            .into_iter()
+            .enumerate()
+            .map(|(index, x)| {
+                let negative_slope = slopes[channel(index)];
+                LeakyReluFormula { negative_slope }.derivative(x)
+            })
+            .collect();
+        Some(Tensor::from_data(TensorData::new(derivative, dims), &device))
     }
 }
 

@@ -1,3 +1,5 @@
+use crate::fused::formula::formula;
+use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -13,13 +15,24 @@ impl Relu {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         burn::tensor::activation::relu(input)
     }
-
-    /// `ReLU'(x) = 1` for `x > 0`, else 0 (0 at the kink, 1 for NaN, as PyTorch's backward).
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let not_positive = input.clone().lower_equal_elem(0.0);
-        input.ones_like().mask_fill(not_positive, 0.0)
-    }
 }
+
+formula!(
+    /// `max(0, x)` keeping NaN; `ReLU'(x) = 1` for `x > 0`, else 0 (0 at the kink, 1 for NaN,
+    /// as PyTorch's backward).
+    ReluFormula {},
+    value: |s, x| if x <= 0.0 { 0.0 } else { x },
+    backward: |s, x, grad| if x <= 0.0 { 0.0 } else { grad },
+);
+
+parameterless_kind!(
+    Relu,
+    kind: "relu",
+    description: "max(0, x); the default, units can die",
+    bounded: false,
+    fused_kernel: false,
+    formula: ReluFormula = ReluFormula {},
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,3 +1,6 @@
+use crate::fused::Formula;
+use crate::hardtanh::HardTanhFormula;
+use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -15,16 +18,28 @@ impl Relu6 {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         clamp_with_open_gradient(input, 0.0, 6.0)
     }
-
-    /// 1 on `(0, 6)`, 0 elsewhere.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        input
-            .clone()
-            .greater_elem(0.0)
-            .bool_and(input.lower_elem(6.0))
-            .float()
-    }
 }
+
+/// ReLU6 is PyTorch's `hardtanh(x, 0, 6)`, in value and gradient.
+const RELU6: HardTanhFormula = HardTanhFormula {
+    min_val: 0.0,
+    max_val: 6.0,
+};
+
+/// `min(max(v, 0), 6)`, keeping NaN (also the ramp of hard sigmoid and hard swish).
+#[inline(always)]
+pub(crate) fn ramp6(v: f32) -> f32 {
+    RELU6.value(v)
+}
+
+parameterless_kind!(
+    Relu6,
+    kind: "relu6",
+    description: "ReLU clamped at 6 (MobileNet)",
+    bounded: true,
+    fused_kernel: false,
+    formula: HardTanhFormula = RELU6,
+);
 
 #[cfg(test)]
 mod tests {

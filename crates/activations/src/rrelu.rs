@@ -1,8 +1,9 @@
 use burn::module::{Module, Param};
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::leaky_relu::leaky;
+use crate::kind::ActivationKind;
+use crate::leaky_relu::{LeakyReluFormula, leaky};
 
 /// Randomized leaky ReLU (Xu et al., 2015): `x` for `x > 0`, `a · x` otherwise, where
 /// `a ~ U(lower, upper)` is drawn per element in training and `a = (lower + upper) / 2` in
@@ -84,14 +85,36 @@ impl RRelu {
     pub fn mean_slope(&self) -> f64 {
         (self.lower + self.upper) / 2.0
     }
+}
 
-    /// The evaluation-mode derivative: 1 for `x > 0`, the mean slope otherwise.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let positive = input.clone().greater_elem(0.0);
-        input
-            .ones_like()
-            .mul_scalar(self.mean_slope())
-            .mask_fill(positive, 1.0)
+impl ActivationKind for RRelu {
+    const KIND: &'static str = "rrelu";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str =
+        "leaky ReLU with a random slope in training, mean slope in eval";
+    const BOUNDED: bool = false;
+    const ELEMENTWISE: bool = true;
+    type Config = RReluConfig;
+    /// The evaluation form: the leaky ReLU with the mean slope.
+    type Formula = LeakyReluFormula;
+
+    fn validate(config: &RReluConfig) -> Result<(), String> {
+        config.validate()
+    }
+    fn from_config(config: &RReluConfig, _: usize, _: &Device) -> Self {
+        config.init()
+    }
+    /// The kernel is its evaluation form.
+    fn has_fused_kernel(_: &RReluConfig) -> bool {
+        true
+    }
+    fn is_learnable(_: &RReluConfig) -> bool {
+        false
+    }
+    fn formula(&self) -> Option<LeakyReluFormula> {
+        Some(LeakyReluFormula {
+            negative_slope: self.mean_slope() as f32,
+        })
     }
 }
 

@@ -1,7 +1,8 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 
-use crate::elu::{exponential_linear, exponential_linear_derivative};
+use crate::elu::{ExponentialLinearFormula, exponential_linear};
+use crate::kind::parameterless_kind;
 
 /// `α` of SELU (Klambauer et al., 2017), as in PyTorch.
 pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
@@ -21,12 +22,16 @@ impl Selu {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         exponential_linear(input, SELU_ALPHA, SELU_SCALE, 1.0)
     }
-
-    /// `λ` for `x > 0`, `λ α exp(x)` otherwise.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        exponential_linear_derivative(input, SELU_ALPHA, SELU_SCALE, 1.0)
-    }
 }
+
+parameterless_kind!(
+    Selu,
+    kind: "selu",
+    description: "self-normalising scaled ELU (pairs with LeCun init + AlphaDropout)",
+    bounded: false,
+    fused_kernel: true,
+    formula: ExponentialLinearFormula = ExponentialLinearFormula::new(SELU_ALPHA, SELU_SCALE, 1.0),
+);
 
 #[cfg(test)]
 mod tests {

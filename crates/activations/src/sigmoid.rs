@@ -1,4 +1,5 @@
-use crate::fused::{self, Pointwise};
+use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::{Tensor, activation};
 
@@ -14,13 +15,24 @@ impl Sigmoid {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         fused::pointwise(input, Pointwise::Sigmoid).unwrap_or_else(activation::sigmoid)
     }
-
-    /// `σ'(x) = σ(x)(1 - σ(x))`.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let s = activation::sigmoid(input);
-        s.clone() * (s.neg() + 1.0)
-    }
 }
+
+formula!(
+    /// `σ(x)`; the backward `σ'(x) = σ(x)(1 - σ(x))` from the output.
+    SigmoidFormula {},
+    value: |s, x| math::sigmoid(x),
+    backward: |s, y, grad| grad * (1.0 - y) * y,
+    saves_output: |s| true,
+);
+
+parameterless_kind!(
+    Sigmoid,
+    kind: "sigmoid",
+    description: "logistic 1/(1+e^-x); saturates, vanishing gradients in deep nets",
+    bounded: true,
+    fused_kernel: true,
+    formula: SigmoidFormula = SigmoidFormula {},
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,5 @@
-use crate::fused::{self, Pointwise};
+use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::kind::ActivationKind;
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, activation::sigmoid};
 use serde::{Deserialize, Serialize};
@@ -77,11 +78,51 @@ impl Silu {
         input.clone() * sigmoid(self.scaled(input))
     }
 
-    /// `σ(βx) + βx σ(βx)(1 - σ(βx))`.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let scaled = self.scaled(input).detach();
-        let s = sigmoid(scaled.clone());
-        s.clone() + scaled * s.clone() * s.neg().add_scalar(1.0)
+    /// `β`: the learned value when it is learned.
+    pub fn current_beta(&self) -> f64 {
+        match &self.learnable_beta {
+            Some(beta) => beta.val().into_scalar::<f64>(),
+            None => self.beta,
+        }
+    }
+}
+
+formula!(
+    /// `x σ(βx)`; derivative `σ(βx) (1 + βx (1 - σ(βx)))`.
+    SiluFormula { beta },
+    value: |s, x| x * math::sigmoid(x * s.beta),
+    backward: |s, x, grad| {
+        let scaled = x * s.beta;
+        let sig = math::sigmoid(scaled);
+        grad * sig * (1.0 + scaled * (1.0 - sig))
+    },
+);
+
+impl ActivationKind for Silu {
+    const KIND: &'static str = "silu";
+    const ALIASES: &'static [&'static str] = &["swish"];
+    const DESCRIPTION: &'static str = "x·σ(βx), a.k.a. swish; β fixed or learned";
+    const BOUNDED: bool = false;
+    const ELEMENTWISE: bool = true;
+    type Config = SiluConfig;
+    type Formula = SiluFormula;
+
+    fn validate(config: &SiluConfig) -> Result<(), String> {
+        config.validate()
+    }
+    fn from_config(config: &SiluConfig, _: usize, device: &Device) -> Self {
+        config.init(device)
+    }
+    fn has_fused_kernel(config: &SiluConfig) -> bool {
+        !config.learnable
+    }
+    fn is_learnable(config: &SiluConfig) -> bool {
+        config.learnable
+    }
+    fn formula(&self) -> Option<SiluFormula> {
+        Some(SiluFormula {
+            beta: self.current_beta() as f32,
+        })
     }
 }
 

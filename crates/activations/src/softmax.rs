@@ -1,5 +1,6 @@
+use crate::kind::{ActivationKind, NotElementwise};
 use burn::module::Module;
-use burn::tensor::{Tensor, activation};
+use burn::tensor::{Device, Tensor, activation};
 use serde::{Deserialize, Serialize};
 
 /// Softmax over one dimension: `exp(xᵢ) / Σⱼ exp(xⱼ)`, computed with the maximum subtracted so
@@ -50,6 +51,32 @@ impl Softmax {
     /// Applies softmax along `dim`.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         activation::softmax(input, resolve_dim::<D>(self.dim, "softmax"))
+    }
+}
+
+impl ActivationKind for Softmax {
+    const KIND: &'static str = "softmax";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str = "normalised exponentials over a dim (output layers)";
+    const BOUNDED: bool = true;
+    const ELEMENTWISE: bool = false;
+    type Config = SoftmaxConfig;
+    type Formula = NotElementwise;
+
+    fn validate(_: &SoftmaxConfig) -> Result<(), String> {
+        Ok(())
+    }
+    fn from_config(config: &SoftmaxConfig, _: usize, _: &Device) -> Self {
+        config.init()
+    }
+    fn has_fused_kernel(_: &SoftmaxConfig) -> bool {
+        false
+    }
+    fn is_learnable(_: &SoftmaxConfig) -> bool {
+        false
+    }
+    fn formula(&self) -> Option<NotElementwise> {
+        None
     }
 }
 

@@ -1,6 +1,7 @@
-use crate::fused::{self, Pointwise};
+use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::kind::ActivationKind;
 use burn::module::Module;
-use burn::tensor::{Tensor, activation::sigmoid};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Softplus: `(1/β) log(1 + exp(β x))`, and `x` itself where `β x > threshold`.
@@ -75,12 +76,66 @@ impl Softplus {
     fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         softplus(input, self.beta, self.threshold)
     }
+}
 
-    /// `σ(βx)`, or 1 where `βx > threshold`.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let scaled = input.mul_scalar(self.beta);
-        let linear = scaled.clone().greater_elem(self.threshold);
-        sigmoid(scaled).mask_fill(linear, 1.0)
+formula!(
+    /// `βx > threshold ? x : ln(1 + e^{βx}) / β`; derivative `σ(βx)`, 1 above the threshold.
+    SoftplusFormula {
+        beta,
+        inverse_beta,
+        threshold
+    },
+    value: |s, x| {
+        let scaled = x * s.beta;
+        let positive_part = if scaled > 0.0 { scaled } else { 0.0 };
+        let smooth = (positive_part + math::log1p_unit(math::exp_nonpositive(-scaled.abs())))
+            * s.inverse_beta;
+        if scaled > s.threshold { x } else { smooth }
+    },
+    backward: |s, x, grad| {
+        let scaled = x * s.beta;
+        if scaled > s.threshold {
+            grad
+        } else {
+            grad * math::sigmoid(scaled)
+        }
+    },
+);
+
+impl SoftplusFormula {
+    /// The formula for PyTorch's `beta` and `threshold`.
+    pub(crate) fn new(beta: f64, threshold: f64) -> Self {
+        Self {
+            beta: beta as f32,
+            inverse_beta: (1.0 / beta) as f32,
+            threshold: threshold as f32,
+        }
+    }
+}
+
+impl ActivationKind for Softplus {
+    const KIND: &'static str = "softplus";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str = "smooth ReLU, log(1+e^(βx))/β";
+    const BOUNDED: bool = false;
+    const ELEMENTWISE: bool = true;
+    type Config = SoftplusConfig;
+    type Formula = SoftplusFormula;
+
+    fn validate(config: &SoftplusConfig) -> Result<(), String> {
+        config.validate()
+    }
+    fn from_config(config: &SoftplusConfig, _: usize, _: &Device) -> Self {
+        config.init()
+    }
+    fn has_fused_kernel(_: &SoftplusConfig) -> bool {
+        true
+    }
+    fn is_learnable(_: &SoftplusConfig) -> bool {
+        false
+    }
+    fn formula(&self) -> Option<SoftplusFormula> {
+        Some(SoftplusFormula::new(self.beta, self.threshold))
     }
 }
 

@@ -1,4 +1,5 @@
-use crate::fused::{self, Pointwise};
+use crate::fused::{self, Pointwise, formula::formula};
+use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -19,12 +20,28 @@ impl Softsign {
     fn composite<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         input.clone() / input.abs().add_scalar(1.0)
     }
-
-    /// `1 / (1 + |x|)²`.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        input.abs().add_scalar(1.0).square().recip()
-    }
 }
+
+formula!(
+    /// `x / (1 + |x|)`; derivative `1 / (1 + |x|)²`.
+    SoftsignFormula {},
+    value: |s, x| x / (1.0 + x.abs()),
+    backward: |s, x, grad| {
+        let magnitude = x.abs();
+        let denominator = 1.0 + magnitude;
+        // `denominator - magnitude` is 1, or NaN at ±inf as PyTorch's autograd gives.
+        grad * (denominator - magnitude) / (denominator * denominator)
+    },
+);
+
+parameterless_kind!(
+    Softsign,
+    kind: "softsign",
+    description: "x/(1+|x|); tanh-like with polynomial tails",
+    bounded: true,
+    fused_kernel: true,
+    formula: SoftsignFormula = SoftsignFormula {},
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,5 @@
-use crate::fused::{self, Pointwise};
+use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -13,12 +14,24 @@ impl Tanh {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         fused::pointwise(input, Pointwise::Tanh).unwrap_or_else(Tensor::tanh)
     }
-
-    /// `tanh'(x) = 1 - tanh²(x)`.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        input.tanh().square().neg() + 1.0
-    }
 }
+
+formula!(
+    /// `tanh x`; the backward `1 - tanh²(x)` from the output.
+    TanhFormula {},
+    value: |s, x| math::tanh(x),
+    backward: |s, y, grad| grad * (1.0 - y * y),
+    saves_output: |s| true,
+);
+
+parameterless_kind!(
+    Tanh,
+    kind: "tanh",
+    description: "hyperbolic tangent; zero-centred, saturates at ±1",
+    bounded: true,
+    fused_kernel: true,
+    formula: TanhFormula = TanhFormula {},
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,3 +1,5 @@
+use crate::fused::{formula::formula, math};
+use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -12,12 +14,26 @@ impl Tanhshrink {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         input.clone() - input.tanh()
     }
-
-    /// `tanh²(x)`.
-    pub fn derivative<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        input.tanh().square()
-    }
 }
+
+formula!(
+    /// `x - tanh(x)`, derivative `tanh²(x)`.
+    TanhshrinkFormula {},
+    value: |s, x| x - math::tanh(x),
+    backward: |s, x, grad| {
+        let t = math::tanh(x);
+        grad * t * t
+    },
+);
+
+parameterless_kind!(
+    Tanhshrink,
+    kind: "tanhshrink",
+    description: "x - tanh(x)",
+    bounded: false,
+    fused_kernel: false,
+    formula: TanhshrinkFormula = TanhshrinkFormula {},
+);
 
 #[cfg(test)]
 mod tests {

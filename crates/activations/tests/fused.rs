@@ -238,3 +238,37 @@ fn other_dtypes_and_backends_fall_back() {
     let x = Tensor::<1>::ones([3], &Device::ndarray());
     assert!(fused::pointwise(x, Pointwise::Tanh).is_err());
 }
+
+/// The three paths of every element-wise kind agree: the scalar formula's derivative (what
+/// plots use, and what the SIMD kernels inline) equals the composite's autodiff gradient, on
+/// random inputs and with parameters away from the defaults.
+#[test]
+fn every_formula_derivative_equals_the_composite_gradient() {
+    let device = Device::flex().autodiff();
+    let data_device = Device::flex();
+    data_device.seed(7);
+    let xs: Vec<f32> = Tensor::<1>::random([512], Distribution::Normal(0.0, 3.0), &data_device)
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    let mut list = ActivationConfig::catalog();
+    list.extend(configs());
+    for config in list.iter().filter(|c| c.is_elementwise()) {
+        let activation = config.init(1, &device).valid();
+        let x =
+            Tensor::<1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device).require_grad();
+        let grads = without_fused(|| activation.forward(x.clone()).sum().backward());
+        let composite = values(x.grad(&grads).unwrap());
+        let derivative = activation
+            .derivative(Tensor::<1>::from_data(
+                TensorData::new(xs.clone(), [xs.len()]),
+                &data_device,
+            ))
+            .expect("element-wise kinds have a derivative");
+        assert_close(
+            &format!("{config:?} derivative"),
+            &values(derivative),
+            &composite,
+        );
+    }
+}

@@ -485,3 +485,26 @@ fn learnable_parameters_receive_gradients_through_the_registry() {
         assert!(found > 0, "{} parameters got no gradient", config.name());
     }
 }
+
+/// Every registered kind has a PyTorch module in `scripts/torch_activations.py`, which writes
+/// its golden cases and builds the PyTorch twin of exported models (`scripts/torch_model.py`).
+#[test]
+fn every_kind_has_a_pytorch_module() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/torch_activations.py"
+    );
+    let Ok(script) = std::fs::read_to_string(path) else {
+        // A packaged crate (crates.io) has no scripts/ beside it.
+        eprintln!("skipped: {path} not found");
+        return;
+    };
+    let missing: Vec<&str> = ActivationConfig::names()
+        .into_iter()
+        .filter(|name| !script.contains(&format!("\n    \"{name}\": lambda")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "kinds without a PyTorch module in scripts/torch_activations.py: {missing:?}"
+    );
+}

@@ -1,6 +1,8 @@
 //! [`FusedActivationOps`] for the Cube backends (wgpu, cuda): one CubeCL kernel, specialised at
-//! compile time for each formula, forward and backward. The formulas mirror `kernels.rs` and the
-//! modules' composite path (same `exp`/`tanh`/`erf` primitives), with PyTorch's select order.
+//! compile time for each formula, forward and backward. The formulas mirror each activation's
+//! scalar [`Formula`](super::Formula) with CubeCL's `exp`/`tanh`/`erf`, PyTorch's select order
+//! and the same constants (imported from the activations' files); `tests/golden.rs` checks them
+//! against the same PyTorch fixture on wgpu, and `tests/fused.rs` against the composite path.
 
 use super::{FusedActivationBackward, FusedActivationOps, Pointwise};
 use burn::backend::cubecl::dtype_to_storage_type;
@@ -11,10 +13,11 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 
-const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
-const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-const GELU_CUBIC: f32 = 0.044_715;
+use crate::elu::ExponentialLinearFormula;
+use crate::gelu::{FRAC_1_SQRT_2, FRAC_1_SQRT_2PI, SQRT_2_OVER_PI, TANH_CUBIC as GELU_CUBIC};
+use crate::hardsigmoid::ONE_SIXTH;
+use crate::hardswish::ONE_THIRD;
+use crate::softplus::SoftplusFormula;
 
 /// Formula codes (comptime): the kernel is compiled once per code.
 const SIGMOID: u32 = 0;
@@ -40,18 +43,21 @@ fn code_and_params(op: Pointwise) -> (u32, [f32; 3]) {
             alpha,
             scale,
             input_scale,
-        } => (
-            EXPONENTIAL_LINEAR,
-            [(alpha * scale) as f32, scale as f32, input_scale as f32],
-        ),
+        } => {
+            let f = ExponentialLinearFormula::new(alpha, scale, input_scale);
+            (
+                EXPONENTIAL_LINEAR,
+                [f.negative_coef, f.positive_coef, f.input_scale],
+            )
+        }
         Pointwise::Gelu => (GELU, [0.0; 3]),
         Pointwise::GeluTanh => (GELU_TANH, [0.0; 3]),
         Pointwise::Silu { beta } => (SILU, [beta as f32, 0.0, 0.0]),
         Pointwise::Mish => (MISH, [0.0; 3]),
-        Pointwise::Softplus { beta, threshold } => (
-            SOFTPLUS,
-            [beta as f32, (1.0 / beta) as f32, threshold as f32],
-        ),
+        Pointwise::Softplus { beta, threshold } => {
+            let f = SoftplusFormula::new(beta, threshold);
+            (SOFTPLUS, [f.beta, f.inverse_beta, f.threshold])
+        }
         Pointwise::Softsign => (SOFTSIGN, [0.0; 3]),
         Pointwise::LogSigmoid => (LOG_SIGMOID, [0.0; 3]),
         Pointwise::HardSwish => (HARD_SWISH, [0.0; 3]),
@@ -115,9 +121,9 @@ fn forward_formula<F: Float>(x: F, p0: F, p1: F, p2: F, #[comptime] code: u32) -
         let negative_part = select(x > zero, zero, x);
         y = negative_part - F::log1p(F::exp(zero - F::abs(x)));
     } else if comptime![code == HARD_SWISH] {
-        y = x * ramp6::<F>(x + F::new(3.0)) * F::new(1.0 / 6.0);
+        y = x * ramp6::<F>(x + F::new(3.0)) * F::new(ONE_SIXTH);
     } else if comptime![code == HARD_SIGMOID] {
-        y = ramp6::<F>(x + F::new(3.0)) * F::new(1.0 / 6.0);
+        y = ramp6::<F>(x + F::new(3.0)) * F::new(ONE_SIXTH);
     } else {
         y = select(x > zero, x, x * p0);
     }
@@ -172,11 +178,11 @@ fn backward_formula<F: Float>(s: F, g: F, p0: F, p1: F, p2: F, #[comptime] code:
         let ratio = e / (one + e);
         d = select(s < zero, g * (one - ratio), g * ratio);
     } else if comptime![code == HARD_SWISH] {
-        let middle = g * (s * F::new(1.0 / 3.0) + F::new(0.5));
+        let middle = g * (s * F::new(ONE_THIRD) + F::new(0.5));
         d = select(s <= F::new(-3.0), zero, select(s >= F::new(3.0), g, middle));
     } else if comptime![code == HARD_SIGMOID] {
         let inside = s > F::new(-3.0) && s < F::new(3.0);
-        d = select(inside, g * F::new(1.0 / 6.0), zero);
+        d = select(inside, g * F::new(ONE_SIXTH), zero);
     } else {
         d = select(s > zero, g, g * p0);
     }

@@ -1,13 +1,12 @@
-//! The element-wise formulas of every fused activation and the loops that run them over slices.
+//! The loops that run the fused activations' formulas over slices.
 //!
-//! Each formula is written once, as a scalar `f32` function with selects instead of branches;
+//! Each formula is written once, as a scalar `f32` [`Formula`] in its activation's own file;
 //! [`for_each`] and friends run it over a slice split across rayon's threads, each chunk
 //! compiled three times (AVX-512, AVX2+FMA, baseline) and picked at run time, so LLVM turns the
 //! scalar code into 16- or 8-lane SIMD. The formulas, their order of operations and their
 //! special values follow PyTorch's CPU kernels (`aten/src/ATen/native/cpu/Activation.cpp`).
 
-use super::Pointwise;
-use super::math::{erf, erf_given_gaussian, exp, exp_nonpositive, log1p_unit, sigmoid, tanh};
+use super::{Formula, Pointwise};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -15,232 +14,17 @@ use std::mem::MaybeUninit;
 /// balance two to sixteen cores on the tensors an activation sees in training.
 const CHUNK: usize = 1 << 15;
 
-const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-/// `1 / √(2π)`, the normal density's constant (PyTorch's `kAlpha` in the GELU backward).
-const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
-/// `√(2/π)` and the cubic coefficient of GELU's tanh form.
-const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-const GELU_CUBIC: f32 = 0.044_715;
-/// Multiplying by these instead of dividing by 6 and 3 (as PyTorch writes it) differs by at most
-/// an ulp and avoids a division, the slowest instruction in these loops.
-const ONE_SIXTH: f32 = 1.0 / 6.0;
-const ONE_THIRD: f32 = 1.0 / 3.0;
-
-/// One activation's forward and backward formulas. Each implementation is its own type so that
-/// the loops below are compiled for one formula at a time (a runtime `match` inside the loop
-/// would keep LLVM from vectorising it).
-pub(crate) trait Formula: Copy + Send + Sync {
-    /// `f(x)`.
-    fn value(self, x: f32) -> f32;
-    /// `grad · f'(x)`, from `saved` = the output when [`Pointwise::saves_output`], else the input.
-    fn backward(self, saved: f32, grad: f32) -> f32;
-}
-
-macro_rules! formula {
-    ($name:ident { $($field:ident),* }, |$s:ident, $x:ident| $value:block, |$s2:ident, $saved:ident, $grad:ident| $backward:block) => {
-        #[derive(Clone, Copy)]
-        pub(crate) struct $name { $(pub $field: f32),* }
-        impl Formula for $name {
-            #[inline(always)]
-            #[allow(unused_variables)]
-            fn value(self, $x: f32) -> f32 {
-                let $s = self;
-                $value
-            }
-            #[inline(always)]
-            #[allow(unused_variables)]
-            fn backward(self, $saved: f32, $grad: f32) -> f32 {
-                let $s2 = self;
-                $backward
-            }
-        }
-    };
-}
-
-formula!(Sigmoid {}, |s, x| { sigmoid(x) }, |s, y, grad| {
-    grad * (1.0 - y) * y
-});
-
-formula!(Tanh {}, |s, x| { tanh(x) }, |s, y, grad| {
-    grad * (1.0 - y * y)
-});
-
-formula!(
-    ExponentialLinear {
-        negative_coef,
-        positive_coef,
-        input_scale
-    },
-    |s, x| {
-        // The positive side never reaches `exp` (its value is discarded; NaN stays NaN).
-        let negative_input = if x > 0.0 { 0.0 } else { x };
-        let negative = (exp_nonpositive(negative_input * s.input_scale) - 1.0) * s.negative_coef;
-        if x <= 0.0 {
-            negative
-        } else {
-            x * s.positive_coef
-        }
-    },
-    // From the output: y > 0 exactly when x > 0 for positive α. NaN takes the exponential
-    // side, whose formula gives NaN, as PyTorch's vectorised `x > 0 ? ... : ...` blend does.
-    |s, y, grad| {
-        let negative = grad * s.input_scale * (y + s.negative_coef);
-        if y > 0.0 {
-            grad * s.positive_coef
-        } else {
-            negative
-        }
-    }
-);
-
-formula!(
-    Gelu {},
-    |s, x| { x * 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) },
-    |s, x, grad| {
-        // One exponential serves both: erf(x/√2) needs e^{-x²/2}, and so does the density.
-        let gaussian = exp_nonpositive(-0.5 * x * x);
-        let cdf = 0.5 * (1.0 + erf_given_gaussian(x * FRAC_1_SQRT_2, gaussian));
-        let pdf = FRAC_1_SQRT_2PI * gaussian;
-        grad * (cdf + x * pdf)
-    }
-);
-
-formula!(
-    GeluTanh {},
-    |s, x| {
-        let inner = SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x);
-        0.5 * x * (1.0 + tanh(inner))
-    },
-    |s, x, grad| {
-        let x_sq = x * x;
-        let inner = SQRT_2_OVER_PI * (x + GELU_CUBIC * x_sq * x);
-        let t = tanh(inner);
-        let left_derivative = 0.5 * (1.0 + t);
-        let right_derivative =
-            0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x_sq);
-        grad * (left_derivative + right_derivative)
-    }
-);
-
-formula!(
-    Silu { beta },
-    |s, x| { x * sigmoid(x * s.beta) },
-    |s, x, grad| {
-        let scaled = x * s.beta;
-        let sig = sigmoid(scaled);
-        grad * sig * (1.0 + scaled * (1.0 - sig))
-    }
-);
-
-formula!(Mish {}, |s, x| { x * tanh_softplus(x) }, |s, x, grad| {
-    let t = tanh_softplus(x);
-    grad * (t + x * sigmoid(x) * (1.0 - t * t))
-});
-
-formula!(
-    Softplus {
-        beta,
-        inverse_beta,
-        threshold
-    },
-    |s, x| {
-        let scaled = x * s.beta;
-        let positive_part = if scaled > 0.0 { scaled } else { 0.0 };
-        let smooth = (positive_part + log1p_unit(exp_nonpositive(-scaled.abs()))) * s.inverse_beta;
-        if scaled > s.threshold { x } else { smooth }
-    },
-    |s, x, grad| {
-        let scaled = x * s.beta;
-        if scaled > s.threshold {
-            grad
-        } else {
-            grad * sigmoid(scaled)
-        }
-    }
-);
-
-formula!(Softsign {}, |s, x| { x / (1.0 + x.abs()) }, |s, x, grad| {
-    let magnitude = x.abs();
-    let denominator = 1.0 + magnitude;
-    // `denominator - magnitude` is 1, or NaN at ±inf as PyTorch's autograd gives.
-    grad * (denominator - magnitude) / (denominator * denominator)
-});
-
-formula!(
-    LogSigmoid {},
-    |s, x| {
-        // `min(x, 0)` that keeps NaN.
-        let negative_part = if x > 0.0 { 0.0 } else { x };
-        negative_part - log1p_unit(exp_nonpositive(-x.abs()))
-    },
-    |s, x, grad| {
-        let e = exp_nonpositive(-x.abs());
-        let ratio = e / (1.0 + e);
-        if x < 0.0 {
-            grad * (1.0 - ratio)
-        } else {
-            grad * ratio
-        }
-    }
-);
-
-formula!(
-    HardSwish {},
-    |s, x| { x * ramp6(x + 3.0) * ONE_SIXTH },
-    |s, x, grad| {
-        // NaN falls through to the middle formula (NaN), as in PyTorch's blends.
-        if x <= -3.0 {
-            0.0
-        } else if x >= 3.0 {
-            grad
-        } else {
-            grad * (x * ONE_THIRD + 0.5)
-        }
-    }
-);
-
-formula!(
-    HardSigmoid {},
-    |s, x| { ramp6(x + 3.0) * ONE_SIXTH },
-    |s, x, grad| {
-        if x > -3.0 && x < 3.0 {
-            grad * ONE_SIXTH
-        } else {
-            0.0
-        }
-    }
-);
-
-formula!(
-    LeakyRelu { negative_slope },
-    |s, x| { if x > 0.0 { x } else { x * s.negative_slope } },
-    // From the output when the slope is positive (y > 0 exactly when x > 0), else the input.
-    |s, saved, grad| {
-        if saved > 0.0 {
-            grad
-        } else {
-            grad * s.negative_slope
-        }
-    }
-);
-
-/// `min(max(v, 0), 6)`, keeping NaN.
-#[inline(always)]
-fn ramp6(v: f32) -> f32 {
-    let v = if v < 0.0 { 0.0 } else { v };
-    if v > 6.0 { 6.0 } else { v }
-}
-
-/// Runs `$body` with `$f` bound to the [`Formula`] of `$op`, one arm per variant.
+/// Runs `$body` with `$f` bound to the [`Formula`] of `$op`, one arm per variant. The
+/// formulas live in the activations' own files.
 macro_rules! with_formula {
     ($op:expr, |$f:ident| $body:expr) => {
         match $op {
             Pointwise::Sigmoid => {
-                let $f = Sigmoid {};
+                let $f = crate::sigmoid::SigmoidFormula {};
                 $body
             }
             Pointwise::Tanh => {
-                let $f = Tanh {};
+                let $f = crate::tanh::TanhFormula {};
                 $body
             }
             Pointwise::ExponentialLinear {
@@ -248,55 +32,47 @@ macro_rules! with_formula {
                 scale,
                 input_scale,
             } => {
-                let $f = ExponentialLinear {
-                    negative_coef: (alpha * scale) as f32,
-                    positive_coef: scale as f32,
-                    input_scale: input_scale as f32,
-                };
+                let $f = crate::elu::ExponentialLinearFormula::new(alpha, scale, input_scale);
                 $body
             }
             Pointwise::Gelu => {
-                let $f = Gelu {};
+                let $f = crate::gelu::GeluFormula {};
                 $body
             }
             Pointwise::GeluTanh => {
-                let $f = GeluTanh {};
+                let $f = crate::gelu::GeluTanhFormula {};
                 $body
             }
             Pointwise::Silu { beta } => {
-                let $f = Silu { beta: beta as f32 };
+                let $f = crate::silu::SiluFormula { beta: beta as f32 };
                 $body
             }
             Pointwise::Mish => {
-                let $f = Mish {};
+                let $f = crate::mish::MishFormula {};
                 $body
             }
             Pointwise::Softplus { beta, threshold } => {
-                let $f = Softplus {
-                    beta: beta as f32,
-                    inverse_beta: (1.0 / beta) as f32,
-                    threshold: threshold as f32,
-                };
+                let $f = crate::softplus::SoftplusFormula::new(beta, threshold);
                 $body
             }
             Pointwise::Softsign => {
-                let $f = Softsign {};
+                let $f = crate::softsign::SoftsignFormula {};
                 $body
             }
             Pointwise::LogSigmoid => {
-                let $f = LogSigmoid {};
+                let $f = crate::logsigmoid::LogSigmoidFormula {};
                 $body
             }
             Pointwise::HardSwish => {
-                let $f = HardSwish {};
+                let $f = crate::hardswish::HardSwishFormula {};
                 $body
             }
             Pointwise::HardSigmoid => {
-                let $f = HardSigmoid {};
+                let $f = crate::hardsigmoid::HardSigmoidFormula {};
                 $body
             }
             Pointwise::LeakyRelu { negative_slope } => {
-                let $f = LeakyRelu {
+                let $f = crate::leaky_relu::LeakyReluFormula {
                     negative_slope: negative_slope as f32,
                 };
                 $body
@@ -315,16 +91,12 @@ impl Pointwise {
     pub fn backward(self, saved: f32, grad: f32) -> f32 {
         with_formula!(self, |f| f.backward(saved, grad))
     }
-}
 
-/// `tanh(softplus(x))` in one exponential: with `e = eˣ`, `tanh(ln(1 + e)) = n / (n + 2)` where
-/// `n = e (e + 2)`. Past x = 20 it is 1 in f32, and capping there keeps `n` finite.
-#[inline(always)]
-fn tanh_softplus(x: f32) -> f32 {
-    let capped = if x < 20.0 { x } else { 20.0 };
-    let e = exp(capped);
-    let n = e * (e + 2.0);
-    n / (n + 2.0)
+    /// Whether the backward pass needs only the output. Then the forward can overwrite its
+    /// input when nothing else holds it, and the graph keeps one tensor instead of two.
+    pub fn saves_output(self) -> bool {
+        with_formula!(self, |f| f.saves_output())
+    }
 }
 
 /// An element-wise function that the loops below inline into their SIMD bodies. Closures are

@@ -5,8 +5,9 @@
 //! - [`FusedActivationOps`]: the backend extension (`#[backend_extension]`) with the forward
 //!   ops; implemented for Flex (`flex.rs`) and for `Autodiff<B>` with a handwritten backward
 //!   (`autodiff.rs`) that calls [`FusedActivationBackward`].
-//! - `kernels.rs`: the formulas and the SIMD/rayon loops; `math.rs`: vectorisable `exp`,
-//!   `tanh`, `erf`, `log1p`.
+//! - [`Formula`]: an activation's scalar value and backward, declared with `formula!` in the
+//!   activation's own file; `kernels.rs`: the SIMD/rayon loops that run them (and maps each
+//!   [`Pointwise`] to its formula); `math.rs`: vectorisable `exp`, `tanh`, `erf`, `log1p`.
 //! - `cube.rs`: the same element-wise formulas as one CubeCL kernel for the Cube backends
 //!   (wgpu, cuda; PReLU and softsign stay composite there).
 //! - [`pointwise`] and [`prelu`]: what the modules call. They use the fused path when the
@@ -23,8 +24,11 @@ mod cube;
 mod flex;
 #[cfg(feature = "flex")]
 pub mod flex_storage;
+pub mod formula;
 mod kernels;
-mod math;
+pub(crate) mod math;
+
+pub use formula::{Formula, NotElementwise};
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, backend_extension};
@@ -65,23 +69,6 @@ pub enum Pointwise {
     HardSigmoid,
     /// `x > 0 ? x : negative_slope · x` (also RReLU in evaluation).
     LeakyRelu { negative_slope: f64 },
-}
-
-impl Pointwise {
-    /// Whether the backward pass needs only the output. Then the forward can overwrite its
-    /// input when nothing else holds it, and the graph keeps one tensor instead of two.
-    pub fn saves_output(&self) -> bool {
-        match *self {
-            Pointwise::Sigmoid | Pointwise::Tanh => true,
-            Pointwise::ExponentialLinear {
-                alpha,
-                scale,
-                input_scale,
-            } => alpha > 0.0 && scale > 0.0 && input_scale > 0.0,
-            Pointwise::LeakyRelu { negative_slope } => negative_slope > 0.0,
-            _ => false,
-        }
-    }
 }
 
 /// The backend extension: forward ops that backends implement with their own kernels.

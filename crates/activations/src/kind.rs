@@ -1,0 +1,108 @@
+//! What each activation declares about itself, beside its module.
+//!
+//! Every activation file implements [`ActivationKind`] for its module; the one list in
+//! [`crate::registry`] turns those declarations into [`ActivationConfig`](crate::ActivationConfig),
+//! [`Activation`](crate::Activation), the catalog and every predicate. Nothing has a default
+//! answer: a new kind that leaves a question open does not compile.
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use crate::fused::formula::{Formula, NotElementwise};
+
+/// Everything the registry needs to know about one kind of activation.
+pub trait ActivationKind: Sized {
+    /// The `kind` written in configs, e.g. `"leaky_relu"`.
+    const KIND: &'static str;
+    /// Other names accepted for this kind (`"swish"` for SiLU).
+    const ALIASES: &'static [&'static str];
+    /// One line for listings.
+    const DESCRIPTION: &'static str;
+    /// The output is bounded on both sides, so `f'(x) → 0` for large `|x|` (it saturates).
+    const BOUNDED: bool;
+    /// Each output element depends on its input element alone (the activation then has a
+    /// [`Formula`], a derivative, and a curve in plots).
+    const ELEMENTWISE: bool;
+
+    /// The parameters users write; `()` for kinds without any.
+    type Config: Clone + std::fmt::Debug + Default + PartialEq + Serialize + DeserializeOwned;
+    /// The scalar formula of an element-wise kind ([`NotElementwise`] for the others).
+    type Formula: Formula;
+
+    /// Checks the parameters, with a message that names the parameter and the reason.
+    fn validate(config: &Self::Config) -> Result<(), String>;
+
+    /// Builds the module for a slot with `channels` channels (dim 1 of its input).
+    fn from_config(config: &Self::Config, channels: usize, device: &Device) -> Self;
+
+    /// Whether this configuration runs a fused kernel on Flex ([`crate::fused`]).
+    fn has_fused_kernel(config: &Self::Config) -> bool;
+
+    /// Whether this configuration has trainable parameters.
+    fn is_learnable(config: &Self::Config) -> bool;
+
+    /// The scalar formula with this module's current parameters (`None` when not element-wise).
+    fn formula(&self) -> Option<Self::Formula>;
+
+    /// The analytic `f'(x)` from [`formula`](Self::formula), with PyTorch's choice at kinks;
+    /// `None` when the activation is not element-wise. Computed on the host: it serves plots
+    /// and diagnostics, not training.
+    fn derivative<const D: usize>(&self, input: Tensor<D>) -> Option<Tensor<D>> {
+        let formula = self.formula()?;
+        Some(map_on_host(input, |x| formula.derivative(x)))
+    }
+}
+
+/// `f` applied to every element of `input`, on the host, back on `input`'s device.
+pub(crate) fn map_on_host<const D: usize>(input: Tensor<D>, f: impl Fn(f32) -> f32) -> Tensor<D> {
+    let device = input.device();
+    let shape = input.dims();
+    let values: Vec<f32> = input
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("converted to f32 above");
+    let mapped: Vec<f32> = values.into_iter().map(f).collect();
+    Tensor::from_data(TensorData::new(mapped, shape), &device)
+}
+
+/// The [`ActivationKind`] of a kind without parameters: `Config = ()`, nothing to validate or
+/// learn, element-wise with the formula given.
+macro_rules! parameterless_kind {
+    (
+        $module:ident,
+        kind: $kind:literal,
+        description: $description:literal,
+        bounded: $bounded:literal,
+        fused_kernel: $fused:literal,
+        formula: $formula:ty = $value:expr $(,)?
+    ) => {
+        impl $crate::kind::ActivationKind for $module {
+            const KIND: &'static str = $kind;
+            const ALIASES: &'static [&'static str] = &[];
+            const DESCRIPTION: &'static str = $description;
+            const BOUNDED: bool = $bounded;
+            const ELEMENTWISE: bool = true;
+            type Config = ();
+            type Formula = $formula;
+
+            fn validate(_: &()) -> Result<(), String> {
+                Ok(())
+            }
+            fn from_config(_: &(), _: usize, _: &burn::tensor::Device) -> Self {
+                $module
+            }
+            fn has_fused_kernel(_: &()) -> bool {
+                $fused
+            }
+            fn is_learnable(_: &()) -> bool {
+                false
+            }
+            fn formula(&self) -> Option<$formula> {
+                Some($value)
+            }
+        }
+    };
+}
+
+pub(crate) use parameterless_kind;
