@@ -1,0 +1,375 @@
+//! 2-D convolution on one sample at a time: im2col, then `gemm` for the output and, in the
+//! backward pass, for the weight gradient and (through col2im) the input gradient.
+use super::super::{ConvGradients, Window2d};
+use super::{filled_vec, items_per_task};
+use activations::burn::tensor::Shape;
+use rayon::prelude::*;
+
+/// The sizes of one convolution.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ConvDims {
+    batch: usize,
+    in_channels: usize,
+    height: usize,
+    width: usize,
+    pub(super) out_channels: usize,
+    out_height: usize,
+    out_width: usize,
+    window: Window2d,
+}
+
+impl ConvDims {
+    pub(super) fn new(x: &Shape, weight: &Shape, window: Window2d) -> Self {
+        assert_eq!(x.num_dims(), 4, "conv2d input is [N, C, H, W]");
+        assert_eq!(
+            weight.num_dims(),
+            4,
+            "conv2d weight is [C_out, C_in, kH, kW]"
+        );
+        assert_eq!(x[1], weight[1], "conv2d: input and weight channels differ");
+        assert_eq!(window.kernel, [weight[2], weight[3]], "conv2d: kernel size");
+        Self {
+            batch: x[0],
+            in_channels: x[1],
+            height: x[2],
+            width: x[3],
+            out_channels: weight[0],
+            out_height: window.output_size(0, x[2]).expect("window fits"),
+            out_width: window.output_size(1, x[3]).expect("window fits"),
+            window,
+        }
+    }
+
+    /// Rows of the im2col matrix: one per (input channel, kernel row, kernel column).
+    fn patch_len(&self) -> usize {
+        self.in_channels * self.window.kernel[0] * self.window.kernel[1]
+    }
+
+    /// Columns of the im2col matrix: one per output position.
+    fn positions(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
+    fn input_len(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+
+    fn output_len(&self) -> usize {
+        self.out_channels * self.positions()
+    }
+
+    pub(super) fn output_shape(&self) -> Shape {
+        Shape::new([
+            self.batch,
+            self.out_channels,
+            self.out_height,
+            self.out_width,
+        ])
+    }
+
+    /// Calls `f(row, out_row, x_start, out_range, x_step)` for each kernel tap and output row:
+    /// in row `row` of the im2col matrix, output columns `out_range` of output row `out_row`
+    /// read input elements `x_start + i · x_step`; every other column is padding (all of them
+    /// when `out_range` is empty).
+    fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, usize)) {
+        let Window2d {
+            kernel: [kernel_h, kernel_w],
+            stride: [stride_h, stride_w],
+            padding: [pad_h, pad_w],
+            dilation: [dilation_h, dilation_w],
+        } = self.window;
+        for channel in 0..self.in_channels {
+            for kernel_row in 0..kernel_h {
+                for kernel_col in 0..kernel_w {
+                    let row = (channel * kernel_h + kernel_row) * kernel_w + kernel_col;
+                    let col_offset = (kernel_col * dilation_w) as isize - pad_w as isize;
+                    let cols = valid_outputs(col_offset, stride_w, self.width, self.out_width);
+                    for out_row in 0..self.out_height {
+                        let in_row = (out_row * stride_h + kernel_row * dilation_h) as isize
+                            - pad_h as isize;
+                        if in_row < 0 || in_row as usize >= self.height || cols.is_empty() {
+                            f(row, out_row, 0, 0..0, stride_w);
+                            continue;
+                        }
+                        let x_row = (channel * self.height + in_row as usize) * self.width;
+                        let x_start = (x_row as isize
+                            + cols.start as isize * stride_w as isize
+                            + col_offset) as usize;
+                        f(row, out_row, x_start, cols.clone(), stride_w);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The outputs `o` whose input index `o · stride + offset` lies in `0..size`.
+fn valid_outputs(
+    offset: isize,
+    stride: usize,
+    size: usize,
+    outputs: usize,
+) -> std::ops::Range<usize> {
+    let stride = stride as isize;
+    // First o with o·stride + offset ≥ 0, and first o with o·stride + offset ≥ size.
+    let first = if offset >= 0 {
+        0
+    } else {
+        (-offset + stride - 1) / stride
+    };
+    let end = (size as isize - offset + stride - 1)
+        .div_euclid(stride)
+        .max(0);
+    let first = (first as usize).min(outputs);
+    first..(end as usize).clamp(first, outputs)
+}
+
+/// Fills `col` (`patch_len × positions`) with the patches of one sample `x` (`C_in × H × W`).
+fn im2col(dims: &ConvDims, x: &[f32], col: &mut [f32]) {
+    let positions = dims.positions();
+    let out_width = dims.out_width;
+    dims.for_each_tap(|row, out_row, x_start, cols, step| {
+        // Each element written once: padding zeros around the copied run.
+        let dst = &mut col[row * positions + out_row * out_width..][..out_width];
+        dst[..cols.start].fill(0.0);
+        dst[cols.end.max(cols.start)..].fill(0.0);
+        let dst = &mut dst[cols.clone()];
+        if step == 1 {
+            dst.copy_from_slice(&x[x_start..x_start + dst.len()]);
+        } else {
+            for (i, value) in dst.iter_mut().enumerate() {
+                *value = x[x_start + i * step];
+            }
+        }
+    });
+}
+
+/// Adds the patches `col` back into one sample's input gradient `dx` (the adjoint of im2col).
+fn col2im(dims: &ConvDims, col: &[f32], dx: &mut [f32]) {
+    let positions = dims.positions();
+    let out_width = dims.out_width;
+    dims.for_each_tap(|row, out_row, x_start, cols, step| {
+        if cols.is_empty() {
+            return;
+        }
+        let src = &col[row * positions + out_row * out_width..][cols.clone()];
+        if step == 1 {
+            for (target, value) in dx[x_start..x_start + src.len()].iter_mut().zip(src) {
+                *target += value;
+            }
+        } else {
+            for (i, value) in src.iter().enumerate() {
+                dx[x_start + i * step] += value;
+            }
+        }
+    });
+}
+
+/// A matrix view: `rows × cols` elements of `data` at `row · row_stride + col · col_stride`.
+struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    /// A row-major matrix.
+    fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major `cols × rows` matrix.
+    fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: 1,
+            col_stride: rows,
+        }
+    }
+
+    fn check(&self) {
+        if self.rows > 0 && self.cols > 0 {
+            let last = (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride;
+            assert!(last < self.data.len(), "matrix view out of bounds");
+        }
+    }
+}
+
+/// `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`), `dst` row-major, single-threaded:
+/// the callers already run one sample per thread.
+fn matmul(dst: &mut [f32], accumulate: bool, lhs: &Matrix, rhs: &Matrix) {
+    assert_eq!(lhs.cols, rhs.rows, "matmul: inner dimensions");
+    assert_eq!(dst.len(), lhs.rows * rhs.cols, "matmul: output size");
+    lhs.check();
+    rhs.check();
+    if dst.is_empty() {
+        return;
+    }
+    if lhs.cols == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: every view was bounds-checked above, `dst` is exclusively borrowed and
+    // row-major `lhs.rows × rhs.cols`, and the inputs do not alias it.
+    unsafe {
+        gemm::gemm(
+            lhs.rows,
+            rhs.cols,
+            lhs.cols,
+            dst.as_mut_ptr(),
+            1,
+            rhs.cols as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+pub(super) fn conv2d_forward(dims: &ConvDims, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+    assert_eq!(
+        bias.len(),
+        dims.out_channels,
+        "conv2d: one bias per output channel"
+    );
+    let (patch_len, positions) = (dims.patch_len(), dims.positions());
+    let samples = items_per_task(dims.batch);
+    let kernel = Matrix::rows(weight, dims.out_channels, patch_len);
+    filled_vec(dims.batch * dims.output_len(), |output| {
+        output
+            .par_chunks_mut(samples * dims.output_len())
+            .zip(x.par_chunks(samples * dims.input_len()))
+            .for_each(|(output, x)| {
+                let mut col = vec![0.0f32; patch_len * positions];
+                for (out, x) in output
+                    .chunks_mut(dims.output_len())
+                    .zip(x.chunks(dims.input_len()))
+                {
+                    im2col(dims, x, &mut col);
+                    // The bias is the initial value that the product is added to.
+                    for (channel, &b) in out.chunks_mut(positions).zip(bias) {
+                        for value in channel {
+                            value.write(b);
+                        }
+                    }
+                    // SAFETY: every element of `out` was written just above.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len())
+                    };
+                    let patches = Matrix::rows(&col, patch_len, positions);
+                    matmul(out, true, &kernel, &patches);
+                }
+            })
+    })
+}
+
+/// Per-task sums of the weight and bias gradients (empty when not wanted).
+pub(super) struct ParamGrads {
+    pub(super) weight: Vec<f32>,
+    pub(super) bias: Vec<f32>,
+}
+
+impl ParamGrads {
+    fn zeros(dims: &ConvDims, wanted: ConvGradients) -> Self {
+        let len = |wanted: bool, len: usize| if wanted { len } else { 0 };
+        Self {
+            weight: vec![0.0; len(wanted.weight, dims.out_channels * dims.patch_len())],
+            bias: vec![0.0; len(wanted.bias, dims.out_channels)],
+        }
+    }
+
+    fn add(mut self, other: Self) -> Self {
+        for (sum, value) in self.weight.iter_mut().zip(&other.weight) {
+            *sum += value;
+        }
+        for (sum, value) in self.bias.iter_mut().zip(&other.bias) {
+            *sum += value;
+        }
+        self
+    }
+}
+
+pub(super) fn conv2d_backward(
+    dims: &ConvDims,
+    x: &[f32],
+    weight: &[f32],
+    output_grad: &[f32],
+    wanted: ConvGradients,
+) -> (Option<Vec<f32>>, ParamGrads) {
+    let (patch_len, positions) = (dims.patch_len(), dims.positions());
+    let samples = items_per_task(dims.batch);
+    let kernel_t = Matrix::transposed(weight, patch_len, dims.out_channels);
+
+    // One task: samples `first..` of its chunk, writing their input gradients into `dx`.
+    let task = |first: usize, mut dx: Option<&mut [f32]>| {
+        let count = samples.min(dims.batch - first);
+        let mut sums = ParamGrads::zeros(dims, wanted);
+        let patches_len = |wanted: bool| if wanted { patch_len * positions } else { 0 };
+        let mut col = vec![0.0f32; patches_len(wanted.weight)];
+        let mut dcol = vec![0.0f32; patches_len(dx.is_some())];
+        for index in 0..count {
+            let sample = first + index;
+            let grad = &output_grad[sample * dims.output_len()..][..dims.output_len()];
+            let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
+            if wanted.weight {
+                let x = &x[sample * dims.input_len()..][..dims.input_len()];
+                im2col(dims, x, &mut col);
+                let patches_t = Matrix::transposed(&col, positions, patch_len);
+                matmul(&mut sums.weight, true, &grad_matrix, &patches_t);
+            }
+            if wanted.bias {
+                for (sum, channel) in sums.bias.iter_mut().zip(grad.chunks(positions)) {
+                    *sum += channel.iter().sum::<f32>();
+                }
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                matmul(&mut dcol, false, &kernel_t, &grad_matrix);
+                let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
+                col2im(dims, &dcol, dx);
+            }
+        }
+        sums
+    };
+
+    let mut dx = wanted
+        .x
+        .then(|| vec![0.0f32; dims.batch * dims.input_len()]);
+    let partials: Vec<ParamGrads> = match dx.as_deref_mut() {
+        Some(dx) => dx
+            .par_chunks_mut(samples * dims.input_len())
+            .enumerate()
+            .map(|(task_index, dx)| task(task_index * samples, Some(dx)))
+            .collect(),
+        None => (0..dims.batch.div_ceil(samples))
+            .into_par_iter()
+            .map(|task_index| task(task_index * samples, None))
+            .collect(),
+    };
+    let total = partials
+        .into_iter()
+        .reduce(ParamGrads::add)
+        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted));
+    (dx, total)
+}

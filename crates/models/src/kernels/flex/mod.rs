@@ -1,0 +1,99 @@
+//! [`LayerKernelOps`] for Flex: convolution as per-sample im2col + `gemm` (`conv.rs`),
+//! max-pooling as one pass (`pool.rs`), over the tensors' f32 storage; samples (or planes)
+//! spread over rayon's threads.
+mod conv;
+mod pool;
+
+use super::{Conv2dGrads, ConvGradients, LayerKernelBackward, LayerKernelOps, Window2d};
+use activations::burn::backend::Flex;
+use activations::burn::backend::TensorMetadata;
+use activations::burn::backend::flex::FlexTensor;
+use activations::burn::tensor::Shape;
+use activations::fused::flex_storage::{contiguous, elements, from_vec};
+use std::mem::MaybeUninit;
+
+use conv::{ConvDims, conv2d_backward, conv2d_forward};
+use pool::{PoolDims, max_pool_backward, max_pool_forward};
+
+/// Contiguous runs of `len` items per task: a few per thread, so a slow thread does not hold
+/// the others up, and never empty.
+pub(super) fn items_per_task(items: usize) -> usize {
+    items.div_ceil(rayon::current_num_threads() * 2).max(1)
+}
+
+/// A vector of `len` elements, each written once by `fill` (which must write them all).
+pub(super) fn filled_vec(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut values: Vec<f32> = Vec::with_capacity(len);
+    fill(&mut values.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` initialised the first `len` elements (every caller writes each one).
+    unsafe { values.set_len(len) };
+    values
+}
+
+impl LayerKernelOps for Flex {
+    fn layer_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        window: Window2d,
+    ) -> FlexTensor {
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
+        let output = conv2d_forward(&dims, elements(&x), elements(&weight), elements(&bias));
+        from_vec(output, dims.output_shape())
+    }
+
+    fn layer_max_pool2d(x: FlexTensor, window: Window2d) -> FlexTensor {
+        let x = contiguous(x);
+        let shape = x.shape();
+        let dims = PoolDims::new(&shape, window);
+        let output = max_pool_forward(&dims, elements(&x));
+        from_vec(
+            output,
+            Shape::new([shape[0], shape[1], dims.out_height, dims.out_width]),
+        )
+    }
+}
+
+impl LayerKernelBackward for Flex {
+    fn layer_conv2d_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        window: Window2d,
+        wanted: ConvGradients,
+    ) -> Conv2dGrads<FlexTensor> {
+        let (x, weight, output_grad) = (contiguous(x), contiguous(weight), contiguous(output_grad));
+        let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
+        assert_eq!(
+            output_grad.shape(),
+            dims.output_shape(),
+            "conv2d output gradient"
+        );
+        let (dx, sums) = conv2d_backward(
+            &dims,
+            elements(&x),
+            elements(&weight),
+            elements(&output_grad),
+            wanted,
+        );
+        Conv2dGrads {
+            x: dx.map(|dx| from_vec(dx, x.shape())),
+            weight: wanted.weight.then(|| from_vec(sums.weight, weight.shape())),
+            bias: wanted
+                .bias
+                .then(|| from_vec(sums.bias, Shape::new([dims.out_channels]))),
+        }
+    }
+
+    fn layer_max_pool2d_backward(
+        x: FlexTensor,
+        output_grad: FlexTensor,
+        window: Window2d,
+    ) -> FlexTensor {
+        let (x, output_grad) = (contiguous(x), contiguous(output_grad));
+        let dims = PoolDims::new(&x.shape(), window);
+        let dx = max_pool_backward(&dims, elements(&x), elements(&output_grad));
+        from_vec(dx, x.shape())
+    }
+}
