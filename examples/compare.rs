@@ -8,70 +8,48 @@ use std::path::PathBuf;
 
 use burn_activation_lab::activations::ActivationConfig;
 use burn_activation_lab::train::Backend;
-use burn_activation_lab::train::compare::{
-    CompareConfig, CompareOptions, CompareSection, Shard, collect_runs, run_sweep,
+use burn_activation_lab::train::report::{collect_runs, write_report};
+use burn_activation_lab::train::sweep::{
+    CompareConfig, CompareOptions, CompareSection, Shard, run_sweep,
 };
-use burn_activation_lab::train::report::write_report;
+use clap::Parser;
+
+/// Compare a few activations on a subset of Fashion-MNIST.
+#[derive(Parser)]
+struct Args {
+    /// flex, ndarray, wgpu (or cuda when compiled in).
+    #[arg(long, default_value = "flex", value_parser = |s: &str| s.parse::<Backend>())]
+    backend: Backend,
+    /// Registry names, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "relu,gelu,sigmoid", value_parser = |s: &str| s.trim().parse::<ActivationConfig>().map_err(|e| e.to_string()))]
+    activations: Vec<ActivationConfig>,
+    /// Seeds, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    seeds: Vec<u64>,
+    /// Epochs per run.
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+}
 
 fn main() {
     burn_activation_lab::train::backend::keep_freed_memory();
-    let mut backend = Backend::Flex;
+    let args = Args::parse();
     let mut base = burn_activation_lab::train::RunConfig::default();
     base.data.train_limit = 5_000;
     base.data.test_limit = 2_000;
-    base.train.epochs = 2;
-    let mut compare = CompareSection {
-        activations: ["relu", "gelu", "sigmoid"]
-            .iter()
-            .map(|name| name.parse().expect("registry names parse"))
-            .collect(),
-        seeds: vec![1],
+    base.train.epochs = args.epochs;
+    let compare = CompareSection {
+        activations: args.activations,
+        seeds: args.seeds,
         diagnostics: true,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .unwrap_or_else(|| fail(&format!("{flag} needs a value")));
-        match flag.as_str() {
-            "--backend" => backend = value.parse().unwrap_or_else(|e: String| fail(&e)),
-            "--activations" => {
-                compare.activations = value
-                    .split(',')
-                    .map(|name| {
-                        name.trim()
-                            .parse::<ActivationConfig>()
-                            .unwrap_or_else(|e| fail(&e.to_string()))
-                    })
-                    .collect()
-            }
-            "--seeds" => {
-                compare.seeds = value
-                    .split(',')
-                    .map(|s| {
-                        s.trim()
-                            .parse()
-                            .unwrap_or_else(|_| fail("--seeds takes numbers, e.g. 1,2,3"))
-                    })
-                    .collect()
-            }
-            "--epochs" => {
-                base.train.epochs = value
-                    .parse()
-                    .unwrap_or_else(|_| fail("--epochs takes a whole number"))
-            }
-            other => fail(&format!(
-                "unknown flag {other}; use --backend, --activations, --seeds, --epochs"
-            )),
-        }
-    }
     let config = CompareConfig { base, compare };
     if let Err(error) = config.validate() {
         fail(&error);
     }
     let out = PathBuf::from("runs/example-compare");
     let options = CompareOptions {
-        backend,
+        backend: args.backend,
         out_dir: out.clone(),
         shard: Shard::default(),
         quiet: false,
@@ -80,7 +58,7 @@ fn main() {
         fail(&error.0);
     }
     let runs = collect_runs(std::slice::from_ref(&out)).unwrap_or_else(|e| fail(&e));
-    write_report(&runs, &out, &format!("Backend: {backend}.")).unwrap_or_else(|e| fail(&e));
+    write_report(&runs, &out, &format!("Backend: {}.", args.backend)).unwrap_or_else(|e| fail(&e));
     println!("report: {}", out.join("report.md").display());
 }
 

@@ -7,44 +7,42 @@ use std::path::PathBuf;
 
 use burn_activation_lab::activations::ActivationConfig;
 use burn_activation_lab::train::{Backend, RunConfig, TrainOptions, train};
+use clap::Parser;
+
+/// Train the reference CNN on Fashion-MNIST with one activation.
+#[derive(Parser)]
+struct Args {
+    /// flex, ndarray, wgpu (or cuda when compiled in).
+    #[arg(long, default_value = "flex", value_parser = |s: &str| s.parse::<Backend>())]
+    backend: Backend,
+    /// The activation of every slot: a registry name such as `gelu`.
+    #[arg(long, default_value = "relu", value_parser = |s: &str| s.parse::<ActivationConfig>().map_err(|e| e.to_string()))]
+    activation: ActivationConfig,
+    /// Epochs to train (default: the reference run's).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Train on the first N images only (0: all).
+    #[arg(long)]
+    train_limit: Option<usize>,
+}
 
 fn main() {
     burn_activation_lab::train::backend::keep_freed_memory();
-    let mut backend = Backend::Flex;
+    let args = Args::parse();
     let mut config = RunConfig::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .unwrap_or_else(|| fail(&format!("{flag} needs a value")));
-        match flag.as_str() {
-            "--backend" => backend = value.parse().unwrap_or_else(|e: String| fail(&e)),
-            "--activation" => config.model.set_activation(
-                value
-                    .parse::<ActivationConfig>()
-                    .unwrap_or_else(|e| fail(&e.to_string())),
-            ),
-            "--epochs" => {
-                config.train.epochs = value
-                    .parse()
-                    .unwrap_or_else(|_| fail("--epochs takes a whole number"))
-            }
-            "--train-limit" => {
-                config.data.train_limit = value
-                    .parse()
-                    .unwrap_or_else(|_| fail("--train-limit takes a whole number"))
-            }
-            other => fail(&format!(
-                "unknown flag {other}; use --backend, --activation, --epochs, --train-limit"
-            )),
-        }
+    config.model.set_activation(args.activation);
+    if let Some(epochs) = args.epochs {
+        config.train.epochs = epochs;
+    }
+    if let Some(limit) = args.train_limit {
+        config.data.train_limit = limit;
     }
     if let Err(error) = config.validate() {
         fail(&error);
     }
     let out = PathBuf::from("runs/example").join(config.model.activation().name());
     let options = TrainOptions {
-        backend,
+        backend: args.backend,
         out_dir: out,
         resume: false,
         quiet: false,

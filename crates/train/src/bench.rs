@@ -20,9 +20,9 @@ use models::Model;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::compare::label;
 use crate::config::RunConfig;
 use crate::rng::SplitMix64;
+use crate::sweep::label;
 
 /// The benchmark tensor: `[128, 32, 32, 32]` = 4,194,304 f32 (16 MiB), channels on axis 1 so
 /// that per-channel PReLU applies.
@@ -150,7 +150,7 @@ pub fn bench_train(
     let device = backend.device().autodiff();
     device.seed(1);
     let mut model = config.model.init(&device);
-    let mut optim = crate::training::optimizer(&config);
+    let mut optim = crate::run::training::optimizer(&config);
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
 
     // A few distinct batches in memory, as the training loop holds the data set in memory.

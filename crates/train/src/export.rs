@@ -28,7 +28,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use models::Model;
 
-use crate::run_dir::write_atomic;
+use crate::run::dir::write_atomic;
 
 /// One exported tensor.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,35 +1,35 @@
 //! Fashion-MNIST training, evaluation and the `fmnist` command.
 //!
 //! # Map
-//! **data** → model → **training loop** → **metrics** → **run directory**
-//! - [`data`]: find, verify and parse the IDX files; batches; Burn's `Dataset` trait.
+//! **data** → model → **run** (training loop, metrics) → **sweep** → **report**; each module
+//! imports only from those before it (and the shared helpers below).
+//! - [`data`]: find, verify and parse the IDX files; batches; Burn's `Dataset` trait; PNGs.
 //! - [`config`]: `[data]`, `[model]`, `[train]` from TOML, with `--set` overrides.
 //! - [`backend`]: `flex` (default), `ndarray`, `wgpu`, `cuda`, chosen at run time.
-//! - [`training`]: the loop, checkpoints every epoch, `--resume`, NaN stop.
-//! - [`metrics`]: loss, accuracy, confusion matrix.
-//! - [`diagnostics`]: dead units, sparsity, saturation, gradient norms per layer.
-//! - [`run_dir`]: `config.toml`, `metrics.csv`, `summary.json`, `model.bpk`.
+//! - [`run`]: one training run: the loop, checkpoints and `--resume`, metrics, diagnostics, and
+//!   the run directory ([`run::RunDir`] owns every file name in it).
+//! - [`sweep`]: `fmnist compare`'s config, plan (activations × seeds), shards, and training.
+//! - [`report`]: finished runs collected, aggregated, written as tables and plots.
 //! - [`export`]: the weights as safetensors with PyTorch's names and layouts.
-//! - [`compare`] → [`report`] + [`plots`]: many runs (activations × seeds), then one report.
 //! - [`bench`]: activation kernels (fused vs built-in) and training throughput, for `fmnist bench`.
+//! - Helpers: [`records`] (CSV through serde), [`progress`] (progress bars), [`rng`].
+//!
+//! The `fmnist` binary (`src/main.rs`, one file per subcommand in `src/cli/`) only parses
+//! flags and calls into these modules.
 pub use burn;
 
 pub mod backend;
 pub mod bench;
-pub mod compare;
 pub mod config;
 pub mod data;
-pub mod diagnostics;
 pub mod export;
-pub mod image;
-pub mod metrics;
-pub mod plots;
 pub mod progress;
+pub mod records;
 pub mod report;
 pub mod rng;
-pub mod run_dir;
-pub mod training;
+pub mod run;
+pub mod sweep;
 
 pub use backend::Backend;
 pub use config::RunConfig;
-pub use training::{TrainOptions, train, train_on};
+pub use run::{TrainOptions, train, train_on};

@@ -51,8 +51,8 @@ fn run_directory_holds_config_metrics_summary_and_weights() {
     let metrics = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
     assert!(metrics.starts_with("epoch,split,loss,accuracy"));
     assert!(dir.path().join("model.bpk").is_file());
-    let (_, model) = train::training::load_trained(dir.path(), Backend::Flex).unwrap();
-    let again = train::training::evaluate_split(&model, &data.test, Backend::Flex);
+    let (_, model) = train::run::load_trained(dir.path(), Backend::Flex).unwrap();
+    let again = train::run::evaluate_split(&model, &data.test, Backend::Flex);
     assert!((again.accuracy - summary.test_accuracy).abs() < 1e-12);
 }
 
@@ -76,7 +76,7 @@ fn diverging_loss_stops_with_a_clear_message() {
 fn real_data_config(sets: &[&str]) -> Option<RunConfig> {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     let config = RunConfig::parse("", "test", &sets).unwrap();
-    match train::training::load_data(&config) {
+    match train::run::load_data(&config) {
         Ok(_) => Some(config),
         Err(error) if std::env::var_os("CI").is_some() => {
             panic!("CI must have the real data (apt-get install dataset-fashion-mnist): {error}")
@@ -198,7 +198,7 @@ fn every_shipped_config_is_valid() {
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("compare"));
         if is_compare {
-            train::compare::CompareConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            train::sweep::CompareConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
             count += 1;
         } else if path.extension().is_some_and(|e| e == "toml") {
             RunConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
@@ -224,7 +224,8 @@ fn cli_lists_the_registry() {
 /// A sweep split over two shards, re-run, interrupted and resumed, then merged into one report.
 #[test]
 fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
-    use train::compare::{CompareConfig, CompareOptions, RunStatus, Shard, collect_runs};
+    use train::report::collect_runs;
+    use train::sweep::{CompareConfig, CompareOptions, RunStatus, Shard};
     let data = synthetic_splits();
     let config = CompareConfig::parse(
         "[compare]\nactivations = [\"relu\", { kind = \"leaky_relu\", negative_slope = 0.2 }]\n\
@@ -254,7 +255,7 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
     };
     train_on(&plan[2].config, &data, &stop).unwrap();
 
-    let first = train::compare::run_sweep_on(&config, &data, &sweep("a", "0/2")).unwrap();
+    let first = train::sweep::run_sweep_on(&config, &data, &sweep("a", "0/2")).unwrap();
     let statuses: Vec<&RunStatus> = first.iter().map(|(_, s)| s).collect();
     assert_eq!(
         statuses,
@@ -265,10 +266,10 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
             &RunStatus::OtherShard
         ]
     );
-    let again = train::compare::run_sweep_on(&config, &data, &sweep("a", "0/2")).unwrap();
+    let again = train::sweep::run_sweep_on(&config, &data, &sweep("a", "0/2")).unwrap();
     assert_eq!(again[0].1, RunStatus::Skipped);
     assert_eq!(again[2].1, RunStatus::Skipped);
-    train::compare::run_sweep_on(&config, &data, &sweep("b", "1/2")).unwrap();
+    train::sweep::run_sweep_on(&config, &data, &sweep("b", "1/2")).unwrap();
 
     let runs = collect_runs(&[root.path().join("a"), root.path().join("b")]).unwrap();
     assert_eq!(runs.len(), 4);
@@ -281,7 +282,7 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
         resumed
             .history
             .iter()
-            .filter(|h| h.split == "train")
+            .filter(|h| h.split == train::run::SplitName::Train)
             .count(),
         2
     );
@@ -309,6 +310,6 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
         &[],
     )
     .unwrap();
-    let error = train::compare::run_sweep_on(&changed, &data, &sweep("a", "0/1")).unwrap_err();
+    let error = train::sweep::run_sweep_on(&changed, &data, &sweep("a", "0/1")).unwrap_err();
     assert!(error.0.contains("different config"), "{}", error.0);
 }

@@ -4,8 +4,10 @@
 //! - [`source`]: where the files come from (a directory, `$FASHION_MNIST_DIR`, the cache, the
 //!   Debian package, the official mirror) and their SHA-256.
 //! - [`dataset`]: the splits in memory, normalised batches, and Burn's `Dataset` trait.
+//! - [`image`]: user PNGs as 28×28 grayscale, for `fmnist predict`.
 pub mod dataset;
 pub mod idx;
+pub mod image;
 pub mod source;
 
 pub use dataset::{FashionMnistDataset, FashionMnistItem, Split, load_splits};

@@ -47,47 +47,6 @@ pub struct DiagnosticRecord {
     pub grad_norm: f64,
 }
 
-impl DiagnosticRecord {
-    /// The CSV header.
-    pub const CSV_HEADER: &'static str = "epoch,layer,dead_fraction,sparsity,saturation,grad_norm";
-
-    /// The CSV row (empty cells where a value does not apply).
-    pub fn csv_row(&self) -> String {
-        let cell = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
-        format!(
-            "{},{},{},{},{},{:.6e}",
-            self.epoch,
-            self.layer,
-            cell(self.dead_fraction),
-            cell(self.sparsity),
-            cell(self.saturation),
-            self.grad_norm
-        )
-    }
-
-    /// Reads back a row of [`csv_row`](Self::csv_row), split at the commas.
-    pub fn from_csv_row(cells: &[&str]) -> Option<Self> {
-        let [epoch, layer, dead, sparsity, saturation, grad_norm] = cells else {
-            return None;
-        };
-        let optional = |cell: &str| -> Option<Option<f64>> {
-            if cell.is_empty() {
-                Some(None)
-            } else {
-                cell.parse().ok().map(Some)
-            }
-        };
-        Some(Self {
-            epoch: epoch.parse().ok()?,
-            layer: layer.to_string(),
-            dead_fraction: optional(dead)?,
-            sparsity: optional(sparsity)?,
-            saturation: optional(saturation)?,
-            grad_norm: grad_norm.parse().ok()?,
-        })
-    }
-}
-
 fn scalar(t: Tensor<1>) -> f64 {
     t.into_data()
         .convert::<f64>()
@@ -307,7 +266,9 @@ mod tests {
         assert_eq!(records[1].saturation, Some(0.2));
         assert_eq!(records[2].dead_fraction, None);
         assert_eq!(records[2].grad_norm, 4.0);
-        assert_eq!(records[2].csv_row(), "2,output,,,,4.000000e0");
+        // Empty cells where a value does not apply.
+        let csv = String::from_utf8(crate::records::to_csv(&records)).unwrap();
+        assert_eq!(csv.lines().last(), Some("2,output,,,,4.0"));
     }
 
     #[test]

@@ -1,17 +1,19 @@
-//! The run directory: `config.toml`, `metrics.csv`, `summary.json`, `model.bpk`, and the
-//! `checkpoint/` that `--resume` continues from. Every file is written to a temporary name and
+//! The run directory: `config.toml`, `metrics.csv`, `diagnostics.csv`, `summary.json`,
+//! `model.bpk`, and the `checkpoint/` that `--resume` continues from. Every file is written to a temporary name and
 //! renamed into place, so an interrupted run never leaves a half-written file.
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use models::Model;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::config::RunConfig;
-use crate::metrics::{EpochRecord, Evaluation};
+use crate::records::{read_csv, to_csv};
+use crate::run::checkpoint::CheckpointState;
+use crate::run::diagnostics::DiagnosticRecord;
+use crate::run::metrics::{EpochRecord, Evaluation, SplitName};
 
 fn yes() -> bool {
     true
@@ -65,13 +67,19 @@ impl Summary {
         seconds: f64,
         train_images: usize,
     ) -> Self {
-        let tests: Vec<&EpochRecord> = history.iter().filter(|r| r.split == "test").collect();
+        let tests: Vec<&EpochRecord> = history
+            .iter()
+            .filter(|r| r.split == SplitName::Test)
+            .collect();
         let best = tests
             .iter()
             .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
             .map(|r| (r.epoch, r.accuracy))
             .unwrap_or((config.train.epochs, test.accuracy));
-        let trains: Vec<&EpochRecord> = history.iter().filter(|r| r.split == "train").collect();
+        let trains: Vec<&EpochRecord> = history
+            .iter()
+            .filter(|r| r.split == SplitName::Train)
+            .collect();
         let epochs = trains.last().map_or(0, |r| r.epoch);
         Summary {
             activation: config.model.activation().name().into(),
@@ -95,7 +103,8 @@ impl Summary {
     }
 }
 
-/// A run directory.
+/// A run directory. It owns every file name in it: nothing else in the crate joins a name
+/// to a run's path.
 pub struct RunDir {
     dir: PathBuf,
 }
@@ -122,6 +131,20 @@ impl RunDir {
         std::fs::create_dir_all(dir.join("checkpoint"))
             .map_err(|e| format!("cannot create run directory {}: {e}", dir.display()))?;
         Ok(Self { dir: dir.into() })
+    }
+
+    /// Whether `dir` holds a finished run (`summary.json`, `metrics.csv` and `config.toml`; a
+    /// sweep directory holds a `summary.json` of its own, but not the other two).
+    pub fn is_finished(dir: &Path) -> bool {
+        let run = Self { dir: dir.into() };
+        [run.summary_path(), run.metrics_path(), run.config_path()]
+            .iter()
+            .all(|file| file.is_file())
+    }
+
+    /// A handle on `dir` without touching the disk.
+    pub fn at(dir: &Path) -> Self {
+        Self { dir: dir.into() }
     }
 
     /// Opens an existing run directory with a trained model.
@@ -166,6 +189,16 @@ impl RunDir {
         self.dir.join("metrics.csv")
     }
 
+    /// `diagnostics.csv`.
+    pub fn diagnostics_path(&self) -> PathBuf {
+        self.dir.join("diagnostics.csv")
+    }
+
+    /// Whether there is a checkpoint to resume from.
+    pub fn has_checkpoint(&self) -> bool {
+        self.checkpoint_state().is_file()
+    }
+
     pub(crate) fn checkpoint_model(&self) -> PathBuf {
         self.dir.join("checkpoint").join("model.bpk")
     }
@@ -183,41 +216,43 @@ impl RunDir {
         RunConfig::load(&self.config_path(), &[]).map_err(|e| e.0)
     }
 
-    /// The summary of a finished run, if there is one.
-    pub fn read_summary(&self) -> Option<Summary> {
-        let text = std::fs::read_to_string(self.summary_path()).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-
     pub(crate) fn write_metrics(&self, history: &[EpochRecord]) -> Result<(), String> {
-        let mut csv = String::from(EpochRecord::CSV_HEADER);
-        csv.push('\n');
-        for record in history {
-            csv.push_str(&record.csv_row());
-            csv.push('\n');
-        }
-        write_atomic(&self.metrics_path(), csv.as_bytes())
+        write_atomic(&self.metrics_path(), &to_csv(history))
     }
 
-    pub(crate) fn write_diagnostics(
-        &self,
-        records: &[crate::diagnostics::DiagnosticRecord],
-    ) -> Result<(), String> {
-        let mut csv = String::from(crate::diagnostics::DiagnosticRecord::CSV_HEADER);
-        csv.push('\n');
-        for record in records {
-            csv.push_str(&record.csv_row());
-            csv.push('\n');
+    pub(crate) fn write_diagnostics(&self, records: &[DiagnosticRecord]) -> Result<(), String> {
+        write_atomic(&self.diagnostics_path(), &to_csv(records))
+    }
+
+    /// `metrics.csv`.
+    pub fn read_metrics(&self) -> Result<Vec<EpochRecord>, String> {
+        read_csv(&self.metrics_path())
+    }
+
+    /// `diagnostics.csv`, empty when the run recorded none.
+    pub fn read_diagnostics(&self) -> Result<Vec<DiagnosticRecord>, String> {
+        let path = self.diagnostics_path();
+        if path.is_file() {
+            read_csv(&path)
+        } else {
+            Ok(Vec::new())
         }
-        write_atomic(&self.dir.join("diagnostics.csv"), csv.as_bytes())
+    }
+
+    /// `summary.json` of a finished run, with an error that names a damaged file.
+    pub fn read_summary(&self) -> Result<Summary, String> {
+        let path = self.summary_path();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))
     }
 
     /// The state file is written last: a checkpoint counts only once it exists.
-    pub(crate) fn write_checkpoint<S: Serialize>(
+    pub(crate) fn write_checkpoint(
         &self,
         model: &Model,
         optim: &ModuleOptimizer,
-        state: &S,
+        state: &CheckpointState,
     ) -> Result<(), String> {
         save_model_atomic(model, &self.checkpoint_model())?;
         let optimizer = self.checkpoint_optimizer();
@@ -227,18 +262,17 @@ impl RunDir {
             .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, &optimizer)
             .map_err(|e| format!("cannot write {}: {e}", optimizer.display()))?;
-        let json = serde_json::to_vec_pretty(state).expect("checkpoint state serialises");
-        write_atomic(&self.checkpoint_state(), &json)
+        write_atomic(&self.checkpoint_state(), &state.to_json())
     }
 
-    pub(crate) fn read_checkpoint_state<S: DeserializeOwned>(&self) -> Result<Option<S>, String> {
+    pub(crate) fn read_checkpoint_state(&self) -> Result<Option<CheckpointState>, String> {
         let path = self.checkpoint_state();
         if !path.is_file() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map(Some).map_err(|e| {
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        CheckpointState::from_json(&bytes).map(Some).map_err(|e| {
             format!(
                 "{} is damaged ({e}); delete the checkpoint directory to start over",
                 path.display()

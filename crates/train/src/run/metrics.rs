@@ -6,13 +6,42 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Split;
 
+/// Which split a record is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitName {
+    /// The training images (measured while training).
+    Train,
+    /// The held-out part of the training images (`data.validation`).
+    Validation,
+    /// The test images.
+    Test,
+}
+
+impl SplitName {
+    /// `train`, `validation` or `test`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Validation => "validation",
+            Self::Test => "test",
+        }
+    }
+}
+
+impl std::fmt::Display for SplitName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One row of `metrics.csv`: one split after one epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// 1-based epoch.
     pub epoch: usize,
-    /// `train`, `validation` or `test`.
-    pub split: String,
+    /// The split measured.
+    pub split: SplitName,
     /// Mean cross-entropy (train: over the epoch's batches, while training).
     pub loss: f64,
     /// Fraction correct.
@@ -21,34 +50,6 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Images per second of the pass.
     pub images_per_second: f64,
-}
-
-impl EpochRecord {
-    /// The CSV header.
-    pub const CSV_HEADER: &'static str = "epoch,split,loss,accuracy,seconds,images_per_second";
-
-    /// The CSV row.
-    pub fn csv_row(&self) -> String {
-        format!(
-            "{},{},{:.6},{:.6},{:.3},{:.1}",
-            self.epoch, self.split, self.loss, self.accuracy, self.seconds, self.images_per_second
-        )
-    }
-
-    /// Reads back a row of [`csv_row`](Self::csv_row), split at the commas.
-    pub fn from_csv_row(cells: &[&str]) -> Option<Self> {
-        let [epoch, split, loss, accuracy, seconds, images_per_second] = cells else {
-            return None;
-        };
-        Some(Self {
-            epoch: epoch.parse().ok()?,
-            split: split.to_string(),
-            loss: loss.parse().ok()?,
-            accuracy: accuracy.parse().ok()?,
-            seconds: seconds.parse().ok()?,
-            images_per_second: images_per_second.parse().ok()?,
-        })
-    }
 }
 
 /// A model's results on one split.

@@ -9,19 +9,19 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Int, Tensor};
 use models::Model;
-use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::config::{Optimizer, RunConfig, Schedule};
 use crate::data::source::DataOptions;
 use crate::data::{Split, dataset::Splits, load_splits};
-use crate::diagnostics::{
-    DiagnosticRecord, GradNormMeter, epoch_records, layer_names, probe_stats, weight_grad_norms,
-};
-use crate::metrics::{EpochRecord, Evaluation, evaluate};
 use crate::progress::Progress;
 use crate::rng::SplitMix64;
-use crate::run_dir::{RunDir, Summary};
+use crate::run::checkpoint::{self, CheckpointState};
+use crate::run::diagnostics::{
+    DiagnosticRecord, GradNormMeter, epoch_records, layer_names, probe_stats, weight_grad_norms,
+};
+use crate::run::dir::{RunDir, Summary};
+use crate::run::metrics::{EpochRecord, Evaluation, SplitName, evaluate};
 
 /// How to run (what the config does not say).
 #[derive(Clone, Debug)]
@@ -53,17 +53,6 @@ impl std::fmt::Display for TrainError {
 }
 
 impl std::error::Error for TrainError {}
-
-/// What a checkpoint remembers besides the weights and the optimiser state.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct CheckpointState {
-    epochs_done: usize,
-    history: Vec<EpochRecord>,
-    train_seconds: f64,
-    config: RunConfig,
-    #[serde(default)]
-    diagnostics: Vec<DiagnosticRecord>,
-}
 
 /// The data options a run config implies.
 pub fn data_options(config: &RunConfig) -> DataOptions {
@@ -150,28 +139,17 @@ pub fn train_on(
     let mut first_epoch = 1;
     let mut diagnostics: Vec<DiagnosticRecord> = Vec::new();
 
-    if options.resume
-        && let Some(state) = run
-            .read_checkpoint_state::<CheckpointState>()
-            .map_err(TrainError)?
-    {
-        if state.config != *config {
-            return Err(TrainError(format!(
-                "cannot resume {}: its checkpoint was made with a different config; use a new \
-                 --out directory, or the same config and --set options as before",
-                run.dir().display()
-            )));
-        }
-        model = model.load_file(run.checkpoint_model());
-        optim = optim
-            .load(run.checkpoint_optimizer())
-            .map_err(|e| TrainError(format!("cannot read the optimiser checkpoint: {e}")))?;
-        first_epoch = state.epochs_done + 1;
-        history = state.history;
-        train_seconds = state.train_seconds;
-        diagnostics = state.diagnostics;
-        if !options.quiet {
-            eprintln!("resuming after epoch {}", state.epochs_done);
+    if options.resume {
+        let resumed = checkpoint::resume(&run, config, model, optim)?;
+        (model, optim) = (resumed.model, resumed.optim);
+        if let Some(state) = resumed.state {
+            first_epoch = state.epochs_done + 1;
+            history = state.history;
+            train_seconds = state.train_seconds;
+            diagnostics = state.diagnostics;
+            if !options.quiet {
+                eprintln!("resuming after epoch {}", state.epochs_done);
+            }
         }
     }
 
@@ -240,7 +218,7 @@ pub fn train_on(
         }
         history.push(EpochRecord {
             epoch,
-            split: "train".into(),
+            split: SplitName::Train,
             loss: epoch_loss,
             accuracy: correct as f64 / data.train.len() as f64,
             seconds,
@@ -248,7 +226,10 @@ pub fn train_on(
         });
 
         let eval_model = model.valid();
-        for (split, name) in [(&data.validation, "validation"), (&data.test, "test")] {
+        for (split, name) in [
+            (&data.validation, SplitName::Validation),
+            (&data.test, SplitName::Test),
+        ] {
             if split.is_empty() {
                 continue;
             }
@@ -256,7 +237,7 @@ pub fn train_on(
             let result = evaluate(&eval_model, split, &device);
             history.push(EpochRecord {
                 epoch,
-                split: name.into(),
+                split: name,
                 loss: result.loss,
                 accuracy: result.accuracy,
                 seconds: started.elapsed().as_secs_f64(),
@@ -371,7 +352,7 @@ fn log_epoch(history: &[EpochRecord], epoch: usize) {
         .collect();
     let speed = history
         .iter()
-        .find(|r| r.epoch == epoch && r.split == "train")
+        .find(|r| r.epoch == epoch && r.split == SplitName::Train)
         .map(|r| format!(" ({:.0} img/s)", r.images_per_second))
         .unwrap_or_default();
     eprintln!("epoch {epoch}: {}{speed}", parts.join(", "));

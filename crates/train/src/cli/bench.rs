@@ -1,0 +1,146 @@
+//! `fmnist bench activations|train`.
+use super::*;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Forward and forward+backward milliseconds on a 4M-element f32 tensor, per activation,
+    /// through the fused kernels and through Burn's built-in ops, side by side.
+    Activations {
+        #[arg(long, default_value = "flex", value_parser = parse_backend)]
+        backend: Backend,
+        /// Only these (names or TOML tables); default: every activation with a fused kernel.
+        #[arg(long = "activation", value_parser = parse_activation)]
+        activations: Vec<ActivationConfig>,
+        /// Timed repetitions per measurement (the median is reported).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+        repeats: u32,
+        /// One JSON array on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Training images/s of the reference CNN (warm-up excluded) and peak memory.
+    Train {
+        #[arg(long, default_value = "flex", value_parser = parse_backend)]
+        backend: Backend,
+        /// The activation in every slot; repeat for several (default: relu and gelu).
+        #[arg(long = "activation", value_parser = parse_activation)]
+        activations: Vec<ActivationConfig>,
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+        batch_size: u32,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 5)]
+        warmup: u32,
+        /// Timed steps.
+        #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+        steps: u32,
+        /// One JSON array on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl BenchCommand {
+    pub fn run(self) -> Result<(), String> {
+        use ::train::bench;
+        match self {
+            BenchCommand::Activations {
+                backend,
+                activations,
+                repeats,
+                json,
+            } => {
+                let list = if activations.is_empty() {
+                    bench::default_activations()
+                } else {
+                    activations
+                };
+                if !json {
+                    println!(
+                        "{:<24} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}",
+                        "activation", "fwd ms", "builtin", "fwd+bwd", "builtin", "fwd x", "f+b x"
+                    );
+                }
+                let rows = bench::bench_activations(
+                    backend,
+                    &list,
+                    bench::ACTIVATION_SHAPE,
+                    repeats as usize,
+                    |row| {
+                        if !json {
+                            println!(
+                                "{:<24} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>7.1}x {:>7.1}x",
+                                row.activation,
+                                row.forward_ms,
+                                row.builtin_forward_ms,
+                                row.forward_backward_ms,
+                                row.builtin_forward_backward_ms,
+                                row.builtin_forward_ms / row.forward_ms,
+                                row.builtin_forward_backward_ms / row.forward_backward_ms,
+                            );
+                        }
+                    },
+                );
+                if json {
+                    print_json(&rows)?;
+                } else {
+                    println!(
+                        "\n{} elements ({:?}), f32, median of {repeats}; x = speed-up of the fused \
+                     kernel over Burn's built-in ops. {}",
+                        bench::ACTIVATION_SHAPE.iter().product::<usize>(),
+                        bench::ACTIVATION_SHAPE,
+                        backend_note(backend)
+                    );
+                }
+                Ok(())
+            }
+            BenchCommand::Train {
+                backend,
+                activations,
+                batch_size,
+                warmup,
+                steps,
+                json,
+            } => {
+                let list = if activations.is_empty() {
+                    vec![
+                        ActivationConfig::Relu,
+                        "gelu".parse().expect("gelu is registered"),
+                    ]
+                } else {
+                    activations
+                };
+                let mut rows = Vec::new();
+                for activation in &list {
+                    let row = bench::bench_train(
+                        backend,
+                        activation,
+                        batch_size as usize,
+                        warmup as usize,
+                        steps as usize,
+                    );
+                    if !json {
+                        println!(
+                            "{:<16} batch {:>4}: {:>8.0} training images/s, peak memory {}",
+                            row.activation,
+                            row.batch_size,
+                            row.train_images_per_second,
+                            row.peak_memory_mib
+                                .map_or("unknown".into(), |m| format!("{m:.0} MiB"))
+                        );
+                    }
+                    rows.push(row);
+                }
+                if json {
+                    print_json(&rows)?;
+                } else {
+                    println!(
+                        "\nReference CNN (conv32-conv64-fc128, Adam), {steps} steps after {warmup} \
+                     warm-up steps, random in-memory batches. {}",
+                        backend_note(backend)
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `fmnist compare`.
+use super::*;
+
+/// Train every activation × seed of a compare config, then write the report.
+#[derive(Args)]
+pub struct CompareArgs {
+    /// The compare config (TOML): a run config plus [compare] activations and seeds.
+    #[arg(long, default_value = "configs/compare.toml")]
+    pub config: PathBuf,
+    #[arg(long, default_value = "flex", value_parser = parse_backend)]
+    pub backend: Backend,
+    /// Override a config key, e.g. --set compare.seeds=[1] --set train.epochs=1.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// The sweep directory: one subdirectory per run, and the report.
+    #[arg(long, default_value = "runs/compare")]
+    pub out: PathBuf,
+    /// Run only every N-th run starting at I (0-based), e.g. $SLURM_ARRAY_TASK_ID/N.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<::train::sweep::Shard>,
+    /// Directory with the four IDX files (overrides data.dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl CompareArgs {
+    pub fn run(self) -> Result<(), String> {
+        let Self {
+            config,
+            backend,
+            mut sets,
+            out,
+            shard,
+            data_dir,
+            quiet,
+        } = self;
+        sets.extend(data_dir_override(data_dir));
+        let config = ::train::sweep::CompareConfig::load(&config, &sets).map_err(|e| e.0)?;
+        let shard = shard.unwrap_or_default();
+        let runs = config.plan();
+        let mine = runs.iter().filter(|r| shard.takes(r.index)).count();
+        if !quiet {
+            eprintln!(
+                "{} runs ({} activations × {} seeds), {} of them in this shard; {} epochs each; \
+                 output {}",
+                runs.len(),
+                config.compare.activations.len(),
+                config.compare.seeds.len(),
+                mine,
+                config.base.train.epochs,
+                out.display()
+            );
+        }
+        let statuses = ::train::sweep::run_sweep(
+            &config,
+            &::train::sweep::CompareOptions {
+                backend,
+                out_dir: out.clone(),
+                shard,
+                quiet,
+            },
+        )
+        .map_err(|e| e.0)?;
+        let finished = ::train::report::collect_runs(std::slice::from_ref(&out))?;
+        let pending = statuses.len() - finished.len().min(statuses.len());
+        ::train::report::write_report(&finished, &out, &backend_note(backend))?;
+        println!(
+            "{} of {} runs finished; report: {}{}",
+            finished.len(),
+            statuses.len(),
+            out.join("report.md").display(),
+            if pending > 0 {
+                format!(
+                    " ({pending} runs belong to other shards: merge with `fmnist report DIR...`)"
+                )
+            } else {
+                String::new()
+            }
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,40 @@
+//! `fmnist data`.
+use super::*;
+
+/// Where the data was found, checksums, counts per class.
+#[derive(Args)]
+pub struct DataArgs {
+    /// Directory with the four IDX files.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Never download.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl DataArgs {
+    pub fn run(self) -> Result<(), String> {
+        let Self { data_dir, offline } = self;
+        let options = ::train::data::DataOptions {
+            dir: data_dir,
+            offline,
+            ..Default::default()
+        };
+        let located = ::train::data::locate(&options).map_err(|e| e.0)?;
+        println!("found in {} ({})", located.dir.display(), located.how);
+        for file in &FILES {
+            let path = located.path(file);
+            ::train::data::source::read_verified(&path, file, true).map_err(|e| e.0)?;
+            println!("  {}: sha256 verified ({})", file.name, path.display());
+        }
+        for (name, train) in [("train", true), ("test", false)] {
+            let split =
+                ::train::data::dataset::read_split(&located, train, false).map_err(|e| e.0)?;
+            println!("\n{name}: {} images", split.len());
+            for (class, count) in CLASS_NAMES.iter().zip(split.class_counts()) {
+                println!("  {class:<12} {count:>6}");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! `fmnist predict`.
+use super::*;
+
+/// Top-3 classes with probabilities for 28×28 grayscale PNGs (or any PNG, resized).
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A run directory written by `fmnist train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// PNG images.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Invert the images (for dark objects on a light background).
+    #[arg(long)]
+    pub invert: bool,
+    #[arg(long, default_value = "flex", value_parser = parse_backend)]
+    pub backend: Backend,
+}
+
+impl PredictArgs {
+    pub fn run(self) -> Result<(), String> {
+        let Self {
+            model,
+            images,
+            invert,
+            backend,
+        } = self;
+        let (_, network) = ::train::run::load_trained(&model, backend).map_err(|e| e.0)?;
+        let device = backend.device();
+        for path in images {
+            let pixels = ::train::data::image::load_png(&path, invert).map_err(|e| e.0)?;
+            let split = ::train::data::Split {
+                images: pixels,
+                labels: vec![0],
+            };
+            let (batch, _) = split.batch(&[0], &device);
+            let probabilities =
+                ::train::burn::tensor::activation::softmax(network.forward(batch), 1);
+            let probabilities: Vec<f32> = probabilities
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec()
+                .map_err(|e| format!("{e:?}"))?;
+            let mut ranked: Vec<(usize, f32)> = probabilities.iter().copied().enumerate().collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let top: Vec<String> = ranked[..3]
+                .iter()
+                .map(|(class, p)| format!("{} {:.1}%", CLASS_NAMES[*class], 100.0 * p))
+                .collect();
+            println!("{}: {}", path.display(), top.join(", "));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,98 @@
+//! `fmnist train`.
+use super::*;
+
+/// Train a model as a config file says; writes a run directory.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// The run config (TOML).
+    #[arg(long, default_value = "configs/default.toml")]
+    pub config: PathBuf,
+    /// flex (default), ndarray, wgpu, or cuda (when compiled in).
+    #[arg(long, default_value = "flex", value_parser = parse_backend)]
+    pub backend: Backend,
+    /// Override a config key, e.g. --set model.activation=gelu --set train.epochs=3.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// The run directory (default: runs/<activation>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from the run directory's last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this epoch, keeping the checkpoint (continue later with --resume).
+    #[arg(long, value_name = "EPOCH")]
+    pub stop_after: Option<usize>,
+    /// Directory with the four IDX files (overrides data.dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Never download the data.
+    #[arg(long)]
+    pub offline: bool,
+    /// Skip the SHA-256 check of the data files.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl TrainArgs {
+    pub fn run(self) -> Result<(), String> {
+        let Self {
+            config,
+            backend,
+            mut sets,
+            out,
+            resume,
+            stop_after,
+            data_dir,
+            offline,
+            no_verify,
+            quiet,
+        } = self;
+        sets.extend(data_dir_override(data_dir));
+        if offline {
+            sets.push("data.offline=true".into());
+        }
+        if no_verify {
+            sets.push("data.verify=false".into());
+        }
+        let config = RunConfig::load(&config, &sets).map_err(|e| e.0)?;
+        let out =
+            out.unwrap_or_else(|| PathBuf::from("runs").join(config.model.activation().name()));
+        let summary = ::train::train(
+            &config,
+            &TrainOptions {
+                backend,
+                out_dir: out.clone(),
+                resume,
+                quiet,
+                stop_after,
+                diagnostics: false,
+            },
+        )
+        .map_err(|e| e.0)?;
+        if !summary.complete {
+            println!(
+                "stopped after epoch {} with test accuracy {:.2}%; the checkpoint is in {}: \
+                 continue with the same command and --resume",
+                summary.epochs,
+                100.0 * summary.test_accuracy,
+                out.display()
+            );
+            return Ok(());
+        }
+        println!(
+            "{}: test accuracy {:.2}% (loss {:.4}) after {} epochs on {}, {:.0} training images/s; \
+             run directory {}",
+            summary.activation,
+            100.0 * summary.test_accuracy,
+            summary.test_loss,
+            summary.epochs,
+            summary.backend,
+            summary.train_images_per_second,
+            out.display()
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! Finished runs read back from their directories, for the report.
+use std::path::{Path, PathBuf};
+
+use crate::config::RunConfig;
+use crate::run::{DiagnosticRecord, EpochRecord, RunDir, Summary};
+use crate::sweep::label;
+
+/// A finished run read back from its directory.
+#[derive(Clone, Debug)]
+pub struct FinishedRun {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// The activation's label.
+    pub label: String,
+    /// Its seed.
+    pub seed: u64,
+    /// Its resolved config.
+    pub config: RunConfig,
+    /// `summary.json`.
+    pub summary: Summary,
+    /// `metrics.csv`.
+    pub history: Vec<EpochRecord>,
+    /// `diagnostics.csv` (empty when not recorded).
+    pub diagnostics: Vec<DiagnosticRecord>,
+}
+
+/// Finished runs in the given sweep directories (each a directory of run directories, or a run
+/// directory itself), in a stable order; a run found twice (same label and seed) is kept once.
+pub fn collect_runs(dirs: &[PathBuf]) -> Result<Vec<FinishedRun>, String> {
+    let mut candidates = Vec::new();
+    for dir in dirs {
+        if !dir.is_dir() {
+            return Err(format!(
+                "{} is not a directory: give sweep directories written by `fmnist compare`",
+                dir.display()
+            ));
+        }
+        if RunDir::is_finished(dir) {
+            candidates.push(dir.clone());
+            continue;
+        }
+        let mut children: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| RunDir::is_finished(path))
+            .collect();
+        children.sort();
+        candidates.extend(children);
+    }
+    let mut runs: Vec<FinishedRun> = Vec::new();
+    for dir in candidates {
+        let run = read_run(&dir)?;
+        if runs
+            .iter()
+            .any(|r| r.label == run.label && r.seed == run.seed)
+        {
+            eprintln!(
+                "note: {} repeats {} seed {}; the first one found is used",
+                dir.display(),
+                run.label,
+                run.seed
+            );
+            continue;
+        }
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
+fn read_run(dir: &Path) -> Result<FinishedRun, String> {
+    let run = RunDir::at(dir);
+    let config: RunConfig = run.read_config()?;
+    let summary = run.read_summary()?;
+    let history = run.read_metrics()?;
+    let diagnostics = run.read_diagnostics()?;
+    Ok(FinishedRun {
+        dir: dir.into(),
+        label: label(config.model.activation()),
+        seed: config.train.seed,
+        config,
+        summary,
+        history,
+        diagnostics,
+    })
+}

@@ -1,0 +1,162 @@
+//! Each activation and its derivative on [−6, 6], as a grid of small plots.
+use std::path::Path;
+
+use activations::ActivationConfig;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{DF_COLOR, F_COLOR, FONT, err, fonts, render, with_suffix};
+
+/// `f(x)` and, for element-wise activations, `f'(x)` on `xs` (modules in evaluation mode:
+/// RReLU at its mean slope, APReLU with its initial SE network).
+pub fn activation_curve(config: &ActivationConfig, xs: &[f32]) -> (Vec<f32>, Option<Vec<f32>>) {
+    let device = Device::flex().autodiff();
+    let activation = config.init(1, &device).valid();
+    let inner = Device::flex();
+    let x = Tensor::<2>::from_data(TensorData::new(xs.to_vec(), [xs.len(), 1]), &inner);
+    let values = |t: Tensor<2>| -> Vec<f32> {
+        t.into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32 values")
+    };
+    let f = values(activation.forward(x.clone()));
+    let df = activation.derivative(x).map(values);
+    (f, df)
+}
+
+/// The activations that are functions of one value (softmax and log-softmax are left out).
+pub fn plottable(activations: &[ActivationConfig]) -> Vec<ActivationConfig> {
+    activations
+        .iter()
+        .filter(|a| {
+            !matches!(
+                a,
+                ActivationConfig::Softmax(_) | ActivationConfig::LogSoftmax(_)
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+/// A grid of small plots: each activation and its derivative on [−6, 6].
+pub fn activation_grid(activations: &[ActivationConfig], stem: &Path) -> Result<(), String> {
+    let activations = plottable(activations);
+    if activations.is_empty() {
+        return Err("no element-wise activation to plot".into());
+    }
+    let cols = activations.len().clamp(1, 5);
+    let rows = activations.len().div_ceil(cols);
+    let size = (cols as u32 * 280, rows as u32 * 220 + 50);
+    render!(stem, size, draw_activation_grid, &activations, cols, rows)
+}
+
+fn draw_activation_grid<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    activations: &[ActivationConfig],
+    cols: usize,
+    rows: usize,
+) -> Result<(), String> {
+    let (title, body) = root.split_vertically(50);
+    title
+        .draw(&Text::new(
+            "Activations f(x) (blue) and derivatives f′(x) (orange) on [−6, 6]",
+            (12, 14),
+            (FONT, 20).into_font().style(FontStyle::Bold),
+        ))
+        .map_err(err)?;
+    let xs: Vec<f32> = (0..=240).map(|i| -6.0 + 0.05 * i as f32).collect();
+    let panels = body.split_evenly((rows, cols));
+    for (config, panel) in activations.iter().zip(panels.iter()) {
+        let (f, df) = activation_curve(config, &xs);
+        let all = f.iter().chain(df.iter().flatten()).copied();
+        let (low, high) = all
+            .filter(|v| v.is_finite())
+            .fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(v), h.max(v)));
+        let (low, high) = (low.max(-6.5) - 0.3, high.min(6.5) + 0.3);
+        let mut chart = ChartBuilder::on(panel)
+            .caption(crate::sweep::label(config), (FONT, 16))
+            .margin(6)
+            .x_label_area_size(22)
+            .y_label_area_size(34)
+            .build_cartesian_2d(-6f32..6f32, low..high)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(7)
+            .y_labels(5)
+            .label_style((FONT, 11))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                [(-6f32, 0f32), (6f32, 0f32)],
+                BLACK.mix(0.3),
+            ))
+            .map_err(err)?;
+        if let Some(df) = df {
+            chart
+                .draw_series(LineSeries::new(
+                    xs.iter().copied().zip(df),
+                    DF_COLOR.stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                xs.iter().copied().zip(f),
+                F_COLOR.stroke_width(2),
+            ))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::plots::confusion;
+
+    #[test]
+    fn curves_of_activations_are_the_modules_values() {
+        let xs = [-2.0f32, 0.0, 3.0];
+        let (f, df) = activation_curve(&ActivationConfig::Relu, &xs);
+        assert_eq!(f, vec![0.0, 0.0, 3.0]);
+        assert_eq!(df, Some(vec![0.0, 0.0, 1.0]));
+        let (f, df) = activation_curve(&"aprelu".parse().unwrap(), &xs);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[2], 3.0, "positive inputs pass unchanged");
+        assert!(df.is_none(), "APReLU is not element-wise");
+        let all = plottable(&ActivationConfig::catalog());
+        assert_eq!(all.len(), ActivationConfig::catalog().len() - 2);
+    }
+
+    #[test]
+    fn every_plot_is_written_as_png_and_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        activation_grid(&ActivationConfig::catalog(), &dir.path().join("all")).unwrap();
+        confusion(
+            &vec![vec![3; 10]; 10],
+            &crate::data::CLASS_NAMES,
+            "test",
+            &dir.path().join("confusion"),
+        )
+        .unwrap();
+        for name in ["all.png", "all.svg", "confusion.png", "confusion.svg"] {
+            let size = std::fs::metadata(dir.path().join(name)).unwrap().len();
+            assert!(size > 1000, "{name}: {size} bytes");
+        }
+        let svg = std::fs::read_to_string(dir.path().join("all.svg")).unwrap();
+        assert!(
+            svg.contains("gelu") && svg.contains("hardswish"),
+            "labels are drawn"
+        );
+        assert!(
+            !dir.path().join("all.tmp.png").exists(),
+            "temporary files are renamed"
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! The results of a comparison: accuracy and loss per epoch, final accuracy with error bars,
+//! gradient norm per layer.
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{FONT, color, err, fonts, labelled_line, legend, render, with_suffix};
+use crate::report::aggregate::{ActivationResult, accuracy_cell};
+
+/// Test accuracy and training loss per epoch, one line per activation.
+pub fn curves(results: &[ActivationResult], stem: &Path) -> Result<(), String> {
+    render!(stem, (1400, 620), draw_curves, results)
+}
+
+/// A curve panel: where, title, y-axis name, and the values per epoch of one activation.
+type Panel<'a, DB> = (
+    &'a DrawingArea<DB, Shift>,
+    &'static str,
+    &'static str,
+    fn(&ActivationResult) -> Vec<f64>,
+);
+
+fn draw_curves<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    results: &[ActivationResult],
+) -> Result<(), String> {
+    let (left, right) = root.split_horizontally(700);
+    let epochs = results
+        .iter()
+        .map(|r| r.test_accuracy_per_epoch.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let x_range = 0.8f64..epochs as f64 + 0.2;
+    let panels: [Panel<'_, DB>; 2] = [
+        (&left, "Test accuracy (%)", "test accuracy %", |r| {
+            r.test_accuracy_per_epoch
+                .iter()
+                .map(|a| 100.0 * a)
+                .collect()
+        }),
+        (&right, "Training loss", "training loss", |r| {
+            r.train_loss_per_epoch.clone()
+        }),
+    ];
+    for (area, title, y_desc, series) in panels {
+        let values: Vec<f64> = results
+            .iter()
+            .flat_map(series)
+            .filter(|v| v.is_finite())
+            .collect();
+        let low = values.iter().copied().fold(f64::MAX, f64::min);
+        let high = values.iter().copied().fold(f64::MIN, f64::max);
+        let pad = ((high - low) * 0.08).max(1e-3);
+        // Headroom above the data for the legend (one line per series), so it hides no line.
+        let headroom = (high - low).max(1e-3) * (0.07 * results.len() as f64).min(1.2);
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, (FONT, 22))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x_range.clone(), (low - pad)..(high + pad + headroom))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(y_desc)
+            .x_labels(epochs.min(12))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
+            .draw()
+            .map_err(err)?;
+        for (i, result) in results.iter().enumerate() {
+            let points: Vec<(f64, f64)> = series(result)
+                .into_iter()
+                .enumerate()
+                .map(|(e, v)| (e as f64 + 1.0, v))
+                .collect();
+            labelled_line(&mut chart, points, i, &result.label)?;
+        }
+        // Accuracy rises to the right and loss falls: the upper left and upper right are
+        // where no line goes.
+        let corner = if title.starts_with("Test") {
+            SeriesLabelPosition::UpperLeft
+        } else {
+            SeriesLabelPosition::UpperRight
+        };
+        legend(&mut chart, corner)?;
+    }
+    Ok(())
+}
+
+/// Final test accuracy per activation as horizontal bars with ±std error bars, best on top.
+pub fn accuracy_bars(results: &[ActivationResult], stem: &Path) -> Result<(), String> {
+    let height = 110 + 34 * results.len() as u32;
+    render!(stem, (1000, height), draw_accuracy_bars, results)
+}
+
+fn draw_accuracy_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    results: &[ActivationResult],
+) -> Result<(), String> {
+    let n = results.len();
+    let lows = results
+        .iter()
+        .map(|r| 100.0 * (r.test_accuracy_mean - r.test_accuracy_std));
+    let highs = results
+        .iter()
+        .map(|r| 100.0 * (r.test_accuracy_mean + r.test_accuracy_std));
+    let low = lows.fold(f64::MAX, f64::min);
+    let high = highs.fold(f64::MIN, f64::max);
+    let span = (high - low).max(1.0);
+    // Bars start left of the worst result, so differences stay visible.
+    let x_start = (low - 0.6 * span).max(0.0);
+    let x_end = (high + 0.08 * span).min(100.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption("Final test accuracy (mean ± std over seeds)", (FONT, 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(10)
+        .build_cartesian_2d(x_start..x_end, -0.5f64..n as f64 - 0.5)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc("test accuracy %")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(err)?;
+    // Best on top: rank 0 at the highest y.
+    let y = |rank: usize| (n - 1 - rank) as f64;
+    chart
+        .draw_series(results.iter().enumerate().map(|(rank, r)| {
+            Rectangle::new(
+                [
+                    (x_start, y(rank) - 0.35),
+                    (100.0 * r.test_accuracy_mean, y(rank) + 0.35),
+                ],
+                color(rank).mix(0.35).filled(),
+            )
+        }))
+        .map_err(err)?;
+    chart
+        .draw_series(results.iter().enumerate().map(|(rank, r)| {
+            ErrorBar::new_horizontal(
+                y(rank),
+                100.0 * (r.test_accuracy_mean - r.test_accuracy_std),
+                100.0 * r.test_accuracy_mean,
+                100.0 * (r.test_accuracy_mean + r.test_accuracy_std),
+                BLACK.stroke_width(2),
+                10,
+            )
+        }))
+        .map_err(err)?;
+    chart
+        .draw_series(results.iter().enumerate().map(|(rank, r)| {
+            Text::new(
+                format!("{}  {}", r.label, accuracy_cell(r)),
+                (x_start + 0.01 * (x_end - x_start), y(rank) + 0.18),
+                (FONT, 15).into_font().color(&BLACK),
+            )
+        }))
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Weight-gradient norm per layer (log scale), one line per activation.
+pub fn grad_norms(results: &[&ActivationResult], stem: &Path) -> Result<(), String> {
+    render!(stem, (1100, 640), draw_grad_norms, results)
+}
+
+fn draw_grad_norms<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    results: &[&ActivationResult],
+) -> Result<(), String> {
+    let layers: Vec<String> = results
+        .iter()
+        .max_by_key(|r| r.grad_norm_per_layer.len())
+        .map(|r| {
+            r.grad_norm_per_layer
+                .iter()
+                .map(|(l, _)| l.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let values: Vec<f64> = results
+        .iter()
+        .flat_map(|r| r.grad_norm_per_layer.iter().map(|(_, v)| *v))
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    let low = values.iter().copied().fold(f64::MAX, f64::min).max(1e-12);
+    let high = values
+        .iter()
+        .copied()
+        .fold(f64::MIN, f64::max)
+        .max(low * 10.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            "Weight-gradient L2 norm per layer (input → output)",
+            (FONT, 22),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(80)
+        .build_cartesian_2d(
+            -0.3f64..layers.len() as f64 - 0.7,
+            (low / 2.0..high * 2.0).log_scale(),
+        )
+        .map_err(err)?;
+    let names = layers.clone();
+    chart
+        .configure_mesh()
+        .x_labels(layers.len().max(2))
+        .x_label_formatter(&move |x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| format!("{y:.0e}"))
+        .x_desc("layer")
+        .y_desc("‖∂loss/∂W‖ (log)")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(err)?;
+    for (i, result) in results.iter().enumerate() {
+        let points: Vec<(f64, f64)> = result
+            .grad_norm_per_layer
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, v))| *v > 0.0)
+            .map(|(x, (_, v))| (x as f64, *v))
+            .collect();
+        labelled_line(&mut chart, points, i, &result.label)?;
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}

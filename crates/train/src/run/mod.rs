@@ -1,0 +1,21 @@
+//! One training run, from data in memory to a run directory.
+//!
+//! - [`training`]: the loop (epochs of shuffled mini-batches, evaluation, NaN stop) and
+//!   [`load_trained`] for a finished run.
+//! - [`checkpoint`]: what a checkpoint remembers, and resuming from it.
+//! - [`dir`]: [`RunDir`], which owns every file name of a run directory, and [`Summary`].
+//! - [`metrics`]: loss, accuracy and confusion matrix of a split; [`EpochRecord`] rows.
+//! - [`diagnostics`]: dead units, sparsity, saturation, gradient norms per layer.
+pub mod checkpoint;
+pub mod diagnostics;
+pub mod dir;
+pub mod metrics;
+pub mod training;
+
+pub use diagnostics::DiagnosticRecord;
+pub use dir::{RunDir, Summary};
+pub use metrics::{EpochRecord, Evaluation, SplitName};
+pub use training::{
+    TrainError, TrainOptions, data_options, evaluate_split, load_data, load_trained, train,
+    train_on,
+};

@@ -1,0 +1,130 @@
+//! Training this shard's part of a sweep: finished runs are skipped, interrupted ones resumed
+//! from their checkpoint, the data is read once and only when some run needs it.
+use std::path::PathBuf;
+
+use crate::backend::Backend;
+use crate::config::RunConfig;
+use crate::data::dataset::Splits;
+use crate::run::{RunDir, TrainError, TrainOptions, load_data, train_on};
+use crate::sweep::{CompareConfig, PlannedRun, Shard};
+
+/// What happened to each run of a sweep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Already finished: skipped.
+    Skipped,
+    /// Trained from scratch.
+    Trained,
+    /// Continued from its checkpoint.
+    Resumed,
+    /// Another shard's.
+    OtherShard,
+}
+
+/// How to run a sweep.
+#[derive(Clone, Debug)]
+pub struct CompareOptions {
+    /// Backend for every run.
+    pub backend: Backend,
+    /// The sweep directory (one subdirectory per run).
+    pub out_dir: PathBuf,
+    /// This machine's part.
+    pub shard: Shard,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+/// Whether a run directory holds a finished run of `config`; an error if it holds a run of
+/// another config (the user changed the config but kept `--out`).
+fn finished(run: &RunDir, config: &RunConfig) -> Result<bool, TrainError> {
+    if !run.summary_path().is_file() {
+        return Ok(false);
+    }
+    let existing = run.read_config().map_err(TrainError)?;
+    if existing != *config {
+        return Err(TrainError(format!(
+            "{} holds a finished run of a different config; use another --out directory \
+             for the changed sweep (or delete that run to redo it)",
+            run.dir().display()
+        )));
+    }
+    Ok(true)
+}
+
+/// Runs this shard's part of the sweep on the data `config` names; returns each planned run
+/// with its status. The data is read only when some run needs training.
+pub fn run_sweep(
+    config: &CompareConfig,
+    options: &CompareOptions,
+) -> Result<Vec<(PlannedRun, RunStatus)>, TrainError> {
+    sweep(config, options, None)
+}
+
+/// [`run_sweep`] on data already in memory (every run uses it as given).
+pub fn run_sweep_on(
+    config: &CompareConfig,
+    data: &Splits,
+    options: &CompareOptions,
+) -> Result<Vec<(PlannedRun, RunStatus)>, TrainError> {
+    sweep(config, options, Some(data))
+}
+
+fn sweep(
+    config: &CompareConfig,
+    options: &CompareOptions,
+    given: Option<&Splits>,
+) -> Result<Vec<(PlannedRun, RunStatus)>, TrainError> {
+    std::fs::create_dir_all(&options.out_dir)
+        .map_err(|e| TrainError(format!("cannot create {}: {e}", options.out_dir.display())))?;
+    let plan = config.plan();
+    let mut loaded: Option<Splits> = None;
+    let mut statuses = Vec::new();
+    for run in plan {
+        if !options.shard.takes(run.index) {
+            statuses.push((run, RunStatus::OtherShard));
+            continue;
+        }
+        let dir = options.out_dir.join(&run.dir_name);
+        if finished(&RunDir::at(&dir), &run.config)? {
+            if !options.quiet {
+                eprintln!("[{}] {}: finished, skipped", run.index + 1, run.dir_name);
+            }
+            statuses.push((run, RunStatus::Skipped));
+            continue;
+        }
+        let resume = RunDir::at(&dir).has_checkpoint();
+        if given.is_none() && loaded.is_none() {
+            loaded = Some(load_data(&config.base)?);
+        }
+        let data = given
+            .or(loaded.as_ref())
+            .expect("data given or loaded above");
+        if !options.quiet {
+            eprintln!(
+                "[{}] {}: {}",
+                run.index + 1,
+                run.dir_name,
+                if resume { "resuming" } else { "training" }
+            );
+        }
+        train_on(
+            &run.config,
+            data,
+            &TrainOptions {
+                backend: options.backend,
+                out_dir: dir,
+                resume,
+                quiet: options.quiet,
+                stop_after: None,
+                diagnostics: config.compare.diagnostics,
+            },
+        )?;
+        let status = if resume {
+            RunStatus::Resumed
+        } else {
+            RunStatus::Trained
+        };
+        statuses.push((run, status));
+    }
+    Ok(statuses)
+}
