@@ -8,14 +8,16 @@ random normals); `grad` is d(sum(f(x)))/dx, i.e. f'(x) as PyTorch's autograd com
 including its subgradient choice at kinks. PReLU (per channel), softmax/log_softmax and
 APReLU (fixed weights, [N,C] and [N,C,H,W], train and eval) also record parameter gradients.
 Non-finite floats are written as the strings "nan", "inf", "-inf" (JSON has no literal for them).
+The modules come from scripts/torch_activations.py, which scripts/torch_model.py uses too.
 """
 import json
 import math
 import os
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_activations import AprRelu, activation
 
 torch.manual_seed(20261123)
 torch.set_num_threads(1)
@@ -41,46 +43,46 @@ EDGES = [-1e4, -100.0, -20.5, -6.0, -3.0, -1.0, -1e-3, 0.0, 1e-3, 1.0, 3.0, 6.0,
 GRID = torch.tensor(EDGES + torch.randn(300).mul(3.0).tolist(), dtype=torch.float32)
 
 
-def elementwise(name, fn, params=None):
+def elementwise(name, params=None):
+    """One kind on the grid, through the same module scripts/torch_model.py uses (RReLU in its
+    deterministic evaluation form)."""
+    params = params or {}
+    module = activation({"kind": name, **params}).eval()
     x = GRID.clone().requires_grad_(True)
-    y = fn(x)
+    y = module(x)
     y.sum().backward()
-    return {"name": name, "params": params or {}, "y": enc(y), "grad": enc(x.grad)}
-
-
-def rrelu_eval(x, lower=1 / 8, upper=1 / 3):
-    return F.rrelu(x, lower, upper, training=False)
+    return {"name": name, "params": params, "y": enc(y), "grad": enc(x.grad)}
 
 
 cases = [
-    elementwise("identity", lambda x: x * 1.0),
-    elementwise("sigmoid", torch.sigmoid),
-    elementwise("tanh", torch.tanh),
-    elementwise("relu", F.relu),
-    elementwise("relu6", F.relu6),
-    elementwise("leaky_relu", F.leaky_relu, {"negative_slope": 0.01}),
-    elementwise("leaky_relu", lambda x: F.leaky_relu(x, 0.2), {"negative_slope": 0.2}),
-    elementwise("prelu", lambda x: F.prelu(x, torch.tensor([0.25])), {"init": 0.25}),
-    elementwise("rrelu", rrelu_eval, {"lower": 1 / 8, "upper": 1 / 3}),
-    elementwise("elu", F.elu, {"alpha": 1.0}),
-    elementwise("elu", lambda x: F.elu(x, 0.5), {"alpha": 0.5}),
-    elementwise("selu", F.selu),
-    elementwise("celu", F.celu, {"alpha": 1.0}),
-    elementwise("celu", lambda x: F.celu(x, 2.0), {"alpha": 2.0}),
-    elementwise("gelu", F.gelu, {"approximate": "none"}),
-    elementwise("gelu", lambda x: F.gelu(x, approximate="tanh"), {"approximate": "tanh"}),
-    elementwise("silu", F.silu, {"beta": 1.0}),
-    elementwise("silu", lambda x: x * torch.sigmoid(1.5 * x), {"beta": 1.5}),
-    elementwise("mish", F.mish),
-    elementwise("softplus", F.softplus, {"beta": 1.0, "threshold": 20.0}),
-    elementwise("softplus", lambda x: F.softplus(x, 2.0, 10.0), {"beta": 2.0, "threshold": 10.0}),
-    elementwise("softsign", F.softsign),
-    elementwise("hardtanh", F.hardtanh, {"min_val": -1.0, "max_val": 1.0}),
-    elementwise("hardtanh", lambda x: F.hardtanh(x, -2.0, 3.0), {"min_val": -2.0, "max_val": 3.0}),
-    elementwise("hardsigmoid", F.hardsigmoid),
-    elementwise("hardswish", F.hardswish),
-    elementwise("logsigmoid", F.logsigmoid),
-    elementwise("tanhshrink", F.tanhshrink),
+    elementwise("identity"),
+    elementwise("sigmoid"),
+    elementwise("tanh"),
+    elementwise("relu"),
+    elementwise("relu6"),
+    elementwise("leaky_relu", {"negative_slope": 0.01}),
+    elementwise("leaky_relu", {"negative_slope": 0.2}),
+    elementwise("prelu", {"init": 0.25}),
+    elementwise("rrelu", {"lower": 1 / 8, "upper": 1 / 3}),
+    elementwise("elu", {"alpha": 1.0}),
+    elementwise("elu", {"alpha": 0.5}),
+    elementwise("selu"),
+    elementwise("celu", {"alpha": 1.0}),
+    elementwise("celu", {"alpha": 2.0}),
+    elementwise("gelu", {"approximate": "none"}),
+    elementwise("gelu", {"approximate": "tanh"}),
+    elementwise("silu", {"beta": 1.0}),
+    elementwise("silu", {"beta": 1.5}),
+    elementwise("mish"),
+    elementwise("softplus", {"beta": 1.0, "threshold": 20.0}),
+    elementwise("softplus", {"beta": 2.0, "threshold": 10.0}),
+    elementwise("softsign"),
+    elementwise("hardtanh", {"min_val": -1.0, "max_val": 1.0}),
+    elementwise("hardtanh", {"min_val": -2.0, "max_val": 3.0}),
+    elementwise("hardsigmoid"),
+    elementwise("hardswish"),
+    elementwise("logsigmoid"),
+    elementwise("tanhshrink"),
 ]
 
 # Softmax / log-softmax: gradient of sum(f(x) * w), since sum(softmax) is constant.
@@ -107,31 +109,6 @@ for shape in ([3, 4, 2, 3], [6, 4]):
                   "upstream": enc(w), "y": enc(y), "grad": enc(x.grad), "grad_weight": enc(weight.grad)})
 
 
-class APReLU(nn.Module):
-    """Zhao et al.'s adaptively parametric ReLU, the reference for crates/activations/src/aprelu.rs."""
-
-    def __init__(self, channels, reduction=1):
-        super().__init__()
-        hidden = max(channels // reduction, 1)
-        self.fc1 = nn.Linear(2 * channels, hidden)
-        self.bn1 = nn.BatchNorm1d(hidden, momentum=0.1)
-        self.fc2 = nn.Linear(hidden, channels)
-        self.bn2 = nn.BatchNorm1d(channels, momentum=0.1)
-
-    def forward(self, x):
-        pos = F.relu(x)
-        neg = torch.clamp(x, max=0.0)
-        if x.dim() > 2:
-            spatial = tuple(range(2, x.dim()))
-            summary = torch.cat([pos.mean(dim=spatial), neg.mean(dim=spatial)], dim=1)
-        else:
-            summary = torch.cat([pos, neg], dim=1)
-        h = F.relu(self.bn1(self.fc1(summary)))
-        alpha = torch.sigmoid(self.bn2(self.fc2(h)))
-        alpha = alpha.reshape(alpha.shape + (1,) * (x.dim() - 2))
-        return pos + alpha * neg
-
-
 def module_params(m):
     return {
         "fc1_weight": enc(m.fc1.weight), "fc1_bias": enc(m.fc1.bias),
@@ -145,7 +122,7 @@ def module_params(m):
 
 for shape, reduction in (([5, 4], 1), ([3, 4, 3, 2], 1), ([3, 4, 3, 2], 2)):
     for mode in ("train", "eval"):
-        m = APReLU(shape[1], reduction)
+        m = AprRelu(shape[1], reduction)
         with torch.no_grad():
             for p in m.parameters():
                 p.copy_(torch.randn_like(p) * 0.5)

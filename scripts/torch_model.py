@@ -25,6 +25,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from torch_activations import activation
+
 MEAN, STD = 0.2860, 0.3530
 
 
@@ -42,76 +44,6 @@ def read_safetensors(path):
         array = np.frombuffer(data[start:end], dtype=dtypes[info["dtype"]])
         tensors[name] = torch.from_numpy(array.copy().reshape(info["shape"]))
     return tensors, metadata
-
-
-class Silu(nn.Module):
-    """x * sigmoid(beta * x), beta fixed or learned (`learnable_beta`)."""
-
-    def __init__(self, beta, learnable):
-        super().__init__()
-        self.beta = beta
-        if learnable:
-            self.learnable_beta = nn.Parameter(torch.tensor([float(beta)]))
-
-    def forward(self, x):
-        beta = self.learnable_beta if hasattr(self, "learnable_beta") else self.beta
-        return x * torch.sigmoid(beta * x)
-
-
-class AprRelu(nn.Module):
-    """pos + alpha * neg, alpha from an SE network on the pooled pos/neg parts (Zhao et al.)."""
-
-    def __init__(self, channels, reduction=1, momentum=0.1, epsilon=1e-5):
-        super().__init__()
-        hidden = max(1, channels // reduction)
-        self.fc1 = nn.Linear(2 * channels, hidden)
-        self.bn1 = nn.BatchNorm1d(hidden, eps=epsilon, momentum=momentum)
-        self.fc2 = nn.Linear(hidden, channels)
-        self.bn2 = nn.BatchNorm1d(channels, eps=epsilon, momentum=momentum)
-
-    def forward(self, x):
-        pos, neg = F.relu(x), -F.relu(-x)
-        dims = tuple(range(2, x.dim()))
-        pooled = torch.cat([pos.mean(dims) if dims else pos, neg.mean(dims) if dims else neg], 1)
-        alpha = torch.sigmoid(self.bn2(self.fc2(F.relu(self.bn1(self.fc1(pooled))))))
-        return pos + alpha.reshape(alpha.shape + (1,) * len(dims)) * neg
-
-
-def activation(spec, channels):
-    """The torch module for one registry entry (a name or a table with `kind`)."""
-    if isinstance(spec, str):
-        spec = {"kind": spec}
-    kind, p = spec["kind"], spec
-    simple = {
-        "identity": nn.Identity, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU,
-        "relu6": nn.ReLU6, "selu": nn.SELU, "mish": nn.Mish, "softsign": nn.Softsign,
-        "hardsigmoid": nn.Hardsigmoid, "hardswish": nn.Hardswish, "logsigmoid": nn.LogSigmoid,
-        "tanhshrink": nn.Tanhshrink,
-    }
-    if kind in simple:
-        return simple[kind]()
-    if kind == "leaky_relu":
-        return nn.LeakyReLU(p.get("negative_slope", 0.01))
-    if kind == "prelu":
-        return nn.PReLU(channels if p.get("per_channel", False) else 1, p.get("init", 0.25))
-    if kind == "rrelu":
-        return nn.RReLU(p.get("lower", 1 / 8), p.get("upper", 1 / 3))
-    if kind == "elu":
-        return nn.ELU(p.get("alpha", 1.0))
-    if kind == "celu":
-        return nn.CELU(p.get("alpha", 1.0))
-    if kind == "gelu":
-        return nn.GELU(approximate=p.get("approximate", "none"))
-    if kind in ("silu", "swish"):
-        return Silu(p.get("beta", 1.0), p.get("learnable", False))
-    if kind == "softplus":
-        return nn.Softplus(p.get("beta", 1.0), p.get("threshold", 20.0))
-    if kind == "hardtanh":
-        return nn.Hardtanh(p.get("min_val", -1.0), p.get("max_val", 1.0))
-    if kind == "aprelu":
-        return AprRelu(channels, p.get("reduction", 1), p.get("momentum", 0.1),
-                       p.get("epsilon", 1e-5))
-    raise ValueError(f"activation {kind!r} has no PyTorch counterpart here")
 
 
 def uses_selu(spec):
