@@ -17,7 +17,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from torch_activations import AprRelu, activation
+from torch_activations import MODULES, AprRelu, activation
 
 torch.manual_seed(20261123)
 torch.set_num_threads(1)
@@ -84,6 +84,11 @@ cases = [
     elementwise("logsigmoid"),
     elementwise("tanhshrink"),
 ]
+# Every other element-wise kind of scripts/torch_activations.py with its default parameters, so
+# a new activation needs only its MODULES entry (add a case above for other parameters).
+NOT_ELEMENTWISE = {"softmax", "log_softmax", "aprelu"}
+covered = {case["name"] for case in cases}
+cases += [elementwise(kind) for kind in MODULES if kind not in covered | NOT_ELEMENTWISE]
 
 # Softmax / log-softmax: gradient of sum(f(x) * w), since sum(softmax) is constant.
 sm_x = torch.randn(5, 7) * 3.0
