@@ -81,6 +81,7 @@ MODULES = {
     "hardswish": lambda p, c: nn.Hardswish(),
     "logsigmoid": lambda p, c: nn.LogSigmoid(),
     "tanhshrink": lambda p, c: nn.Tanhshrink(),
+    "softshrink": lambda p, c: nn.Softshrink(p.get("lambda", 0.5)),
     "softmax": lambda p, c: Softmax(p.get("dim", -1)),
     "log_softmax": lambda p, c: Softmax(p.get("dim", -1), log=True),
     "aprelu": lambda p, c: AprRelu(c, p.get("reduction", 1), p.get("momentum", 0.1),

@@ -67,6 +67,7 @@ registry::registry! {
     hardswish: Hardswish => HardSwish,
     logsigmoid: Logsigmoid => LogSigmoid,
     tanhshrink: Tanhshrink => Tanhshrink,
+    softshrink: Softshrink(SoftshrinkConfig) => Softshrink,
     softmax: Softmax(SoftmaxConfig) => Softmax,
     log_softmax: LogSoftmax(SoftmaxConfig) => LogSoftmax,
     aprelu: Aprelu(AprReluConfig) => AprRelu,
