@@ -146,6 +146,7 @@ mod tests {
                 train_images: 1000,
                 per_class_accuracy: vec![accuracy; 10],
                 confusion: vec![vec![10; 10]; 10],
+                model_sha256: None,
             },
             config,
             history,

@@ -1,16 +1,82 @@
-//! What a checkpoint remembers, and resuming a run from it: the weights and the optimiser
-//! state (in `checkpoint/`, written by [`RunDir::write_checkpoint`]) plus [`CheckpointState`],
-//! written last, so that a checkpoint counts only once its state exists.
+//! Checkpoints as one atomic unit, and resuming a run from one.
+//!
+//! A checkpoint is a directory `checkpoints/epoch-NNNN/` holding `model.bpk`, `optimizer.bpk`,
+//! `state.json` (epoch, timings, config, the records so far) and `manifest.json` (format
+//! version, epoch, the size and SHA-256 of each file). It is written as
+//! `checkpoints/epoch-NNNN.partial/`, every file fsynced, the manifest written and fsynced
+//! last, and then switched into place by one rename (the parent directory fsynced after): a
+//! crash leaves either the whole checkpoint or none of it. The last two are kept.
+//!
+//! Resuming verifies the newest checkpoint's manifest and every file against it before any
+//! byte reaches Burn's loaders; one that does not verify is reported and the one before it is
+//! used, which gives the same results (each epoch is seeded on its own).
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use models::Model;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::config::RunConfig;
 use crate::run::diagnostics::DiagnosticRecord;
-use crate::run::dir::RunDir;
+use crate::run::dir::{RunDir, fsync_dir, load_model_bytes, write_synced};
 use crate::run::metrics::EpochRecord;
 use crate::run::training::TrainError;
+
+/// The checkpoint layout this version writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Checkpoints kept: the newest, and one to fall back on.
+const KEEP: usize = 2;
+
+const MODEL: &str = "model.bpk";
+const OPTIMIZER: &str = "optimizer.bpk";
+const STATE: &str = "state.json";
+const MANIFEST: &str = "manifest.json";
+
+/// `manifest.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    epoch: usize,
+    files: BTreeMap<String, FileEntry>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct FileEntry {
+    bytes: u64,
+    sha256: String,
+}
+
+/// The SHA-256 of `bytes` in hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn entry(path: &Path) -> Result<FileEntry, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(FileEntry {
+        bytes: bytes.len() as u64,
+        sha256: sha256_hex(&bytes),
+    })
+}
+
+/// Test hook for the fault-injection tests: `FMNIST_ABORT_AT=step@epoch` aborts the process
+/// at that step of writing that epoch's checkpoint (steps: `model`, `optimizer`, `state`,
+/// `manifest`, `switch`, `cleanup`; `final-model`, `final-summary` for the finished run), as a
+/// kill or a power cut would. Unset, it costs one environment lookup per checkpoint.
+pub(crate) fn fault_point(step: &str, epoch: usize) {
+    if let Ok(target) = std::env::var("FMNIST_ABORT_AT")
+        && target == format!("{step}@{epoch}")
+    {
+        eprintln!("FMNIST_ABORT_AT: aborting at {target}");
+        std::process::abort();
+    }
+}
 
 /// What a checkpoint remembers besides the weights and the optimiser state.
 #[derive(Clone, Debug)]
@@ -70,6 +136,154 @@ fn parse_csv_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, 
         .map_err(|e| e.to_string())
 }
 
+/// Writes the checkpoint of `state.epochs_done` as one unit (see the module docs).
+pub(crate) fn write(
+    run: &RunDir,
+    model: &Model,
+    optim: &ModuleOptimizer,
+    state: &CheckpointState,
+) -> Result<(), String> {
+    let epoch = state.epochs_done;
+    let final_dir = run.checkpoint_dir(epoch);
+    let partial = final_dir.with_extension("partial");
+    let io = |path: &Path, e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(|e| io(&partial, e))?;
+    }
+    std::fs::create_dir_all(&partial).map_err(|e| io(&partial, e))?;
+
+    let model_path = partial.join(MODEL);
+    model
+        .clone()
+        .save_file(&model_path)
+        .map_err(|e| format!("cannot write {}: {e}", model_path.display()))?;
+    sync_file(&model_path)?;
+    fault_point("model", epoch);
+    let optimizer_path = partial.join(OPTIMIZER);
+    optim
+        .save(&optimizer_path)
+        .map_err(|e| format!("cannot write {}: {e}", optimizer_path.display()))?;
+    sync_file(&optimizer_path)?;
+    fault_point("optimizer", epoch);
+    write_synced(&partial.join(STATE), &state.to_json())?;
+    fault_point("state", epoch);
+
+    let mut files = BTreeMap::new();
+    for name in [MODEL, OPTIMIZER, STATE] {
+        files.insert(name.to_string(), entry(&partial.join(name))?);
+    }
+    let manifest = Manifest {
+        format: FORMAT_VERSION,
+        epoch,
+        files,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
+    write_synced(&partial.join(MANIFEST), &json)?;
+    fsync_dir(&partial)?;
+    fault_point("manifest", epoch);
+
+    if final_dir.exists() {
+        // A checkpoint of this epoch from an earlier attempt: this one replaces it.
+        std::fs::remove_dir_all(&final_dir).map_err(|e| io(&final_dir, e))?;
+    }
+    std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
+    fsync_dir(&run.checkpoints_dir())?;
+    fault_point("switch", epoch);
+
+    for old in checkpoint_dirs(run)?.into_iter().skip(KEEP) {
+        std::fs::remove_dir_all(&old.1).map_err(|e| io(&old.1, e))?;
+    }
+    fault_point("cleanup", epoch);
+    Ok(())
+}
+
+fn sync_file(path: &Path) -> Result<(), String> {
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The finished checkpoints (`epoch-NNNN`, no `.partial`), newest first.
+fn checkpoint_dirs(run: &RunDir) -> Result<Vec<(usize, PathBuf)>, String> {
+    let root = run.checkpoints_dir();
+    if !root.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(&root)
+        .map_err(|e| format!("cannot read {}: {e}", root.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?;
+            let epoch = name.strip_prefix("epoch-")?.parse().ok()?;
+            Some((epoch, path))
+        })
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found)
+}
+
+/// Whether the run has a checkpoint to resume from (verified or not).
+pub(crate) fn exists(run: &RunDir) -> bool {
+    checkpoint_dirs(run).is_ok_and(|dirs| !dirs.is_empty()) || run.legacy_checkpoint().is_dir()
+}
+
+/// A checkpoint that verified: its state, and the verified bytes of its weights.
+struct Verified {
+    state: CheckpointState,
+    model: Vec<u8>,
+    optimizer: PathBuf,
+}
+
+/// Reads and verifies one checkpoint directory; the error names the damaged file.
+fn verify(dir: &Path, epoch: usize) -> Result<Verified, String> {
+    let manifest_path = dir.join(MANIFEST);
+    let text = std::fs::read(&manifest_path)
+        .map_err(|e| format!("{} is missing or unreadable ({e})", manifest_path.display()))?;
+    let manifest: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| format!("{} is damaged ({e})", manifest_path.display()))?;
+    if manifest.format != FORMAT_VERSION {
+        return Err(format!(
+            "{} is in checkpoint format {}, this fmnist reads format {FORMAT_VERSION}: resume \
+             it with the version that wrote it",
+            dir.display(),
+            manifest.format
+        ));
+    }
+    if manifest.epoch != epoch {
+        return Err(format!(
+            "{} says epoch {}, its name says {epoch}",
+            manifest_path.display(),
+            manifest.epoch
+        ));
+    }
+    let mut contents = BTreeMap::new();
+    for name in [MODEL, OPTIMIZER, STATE] {
+        let path = dir.join(name);
+        let expected = manifest
+            .files
+            .get(name)
+            .ok_or_else(|| format!("{} does not list {name}", manifest_path.display()))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("{} is missing or unreadable ({e})", path.display()))?;
+        if bytes.len() as u64 != expected.bytes || sha256_hex(&bytes) != expected.sha256 {
+            return Err(format!(
+                "{} is damaged: {} bytes where the manifest recorded {}, or a different SHA-256",
+                path.display(),
+                bytes.len(),
+                expected.bytes
+            ));
+        }
+        contents.insert(name, bytes);
+    }
+    let state = CheckpointState::from_json(&contents[STATE])
+        .map_err(|e| format!("{} is damaged ({e})", dir.join(STATE).display()))?;
+    Ok(Verified {
+        state,
+        model: contents.remove(MODEL).expect("read above"),
+        optimizer: dir.join(OPTIMIZER),
+    })
+}
+
 /// Where a run continues: after its last checkpoint, or from the start.
 pub(crate) struct Resumed {
     pub model: Model,
@@ -77,35 +291,69 @@ pub(crate) struct Resumed {
     pub state: Option<CheckpointState>,
 }
 
-/// Loads the run's last checkpoint into `model` and `optim` when there is one; refuses one made
-/// with another config.
+/// Loads the newest checkpoint that verifies into `model` and `optim`, when there is one;
+/// refuses one made with another config, and says which file is damaged when none verifies.
 pub(crate) fn resume(
     run: &RunDir,
     config: &RunConfig,
     model: Model,
     optim: ModuleOptimizer,
+    quiet: bool,
 ) -> Result<Resumed, TrainError> {
-    let Some(state) = run.read_checkpoint_state().map_err(TrainError)? else {
-        return Ok(Resumed {
-            model,
-            optim,
-            state: None,
-        });
+    if run.legacy_checkpoint().is_dir() && checkpoint_dirs(run).map_err(TrainError)?.is_empty() {
+        return Err(TrainError(format!(
+            "{} was written by an older fmnist (no manifest, checkpoint format 0); finish the \
+             run with that version, or delete {} to start over",
+            run.legacy_checkpoint().display(),
+            run.legacy_checkpoint().display()
+        )));
+    }
+    let mut failures = Vec::new();
+    let mut verified = None;
+    for (epoch, dir) in checkpoint_dirs(run).map_err(TrainError)? {
+        match verify(&dir, epoch) {
+            Ok(found) => {
+                verified = Some(found);
+                break;
+            }
+            Err(reason) => failures.push(reason),
+        }
+    }
+    let Some(found) = verified else {
+        if failures.is_empty() {
+            return Ok(Resumed {
+                model,
+                optim,
+                state: None,
+            });
+        }
+        return Err(TrainError(format!(
+            "cannot resume {}: no checkpoint verifies ({}); delete {} to start over",
+            run.dir().display(),
+            failures.join("; "),
+            run.checkpoints_dir().display()
+        )));
     };
-    if state.config != *config {
+    if !quiet {
+        for reason in &failures {
+            eprintln!("warning: {reason}; resuming from the checkpoint before it");
+        }
+    }
+    if found.state.config != *config {
         return Err(TrainError(format!(
             "cannot resume {}: its checkpoint was made with a different config; use a new \
              --out directory, or the same config and --set options as before",
             run.dir().display()
         )));
     }
-    let model = model.load_file(run.checkpoint_model());
+    let model = load_model_bytes(model, found.model)
+        .map_err(|e| TrainError(format!("cannot load the checkpoint's weights: {e}")))?;
     let optim = optim
-        .load(run.checkpoint_optimizer())
+        .load(&found.optimizer)
         .map_err(|e| TrainError(format!("cannot read the optimiser checkpoint: {e}")))?;
     Ok(Resumed {
         model,
         optim,
-        state: Some(state),
+        state: Some(found.state),
     })
 }

@@ -4,14 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
 use models::Model;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::config::RunConfig;
 use crate::records::{read_csv, to_csv};
-use crate::run::checkpoint::CheckpointState;
 use crate::run::diagnostics::DiagnosticRecord;
 use crate::run::metrics::{EpochRecord, Evaluation, SplitName};
 
@@ -55,6 +53,9 @@ pub struct Summary {
     pub per_class_accuracy: Vec<f64>,
     /// Test confusion matrix, `[true][predicted]`.
     pub confusion: Vec<Vec<u64>>,
+    /// SHA-256 of the `model.bpk` this summary describes (absent in runs of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
 }
 
 impl Summary {
@@ -99,6 +100,7 @@ impl Summary {
             train_images,
             per_class_accuracy: test.per_class_accuracy(),
             confusion: test.confusion.clone(),
+            model_sha256: None,
         }
     }
 }
@@ -109,11 +111,34 @@ pub struct RunDir {
     dir: PathBuf,
 }
 
+/// Writes `bytes` to a temporary name, fsyncs it and renames it into place (fsyncing the
+/// directory), so an interrupted write never leaves a half-written or empty file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
+    write_synced(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => fsync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` to `path` and waits until they are on disk.
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    std::fs::File::create(path)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Makes a directory's entries (renames, new files) durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), String> {
+    std::fs::File::open(dir)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| format!("cannot sync {}: {e}", dir.display()))
 }
 
 fn save_model_atomic(model: &Model, path: &Path) -> Result<(), String> {
@@ -122,13 +147,16 @@ fn save_model_atomic(model: &Model, path: &Path) -> Result<(), String> {
         .clone()
         .save_file(&tmp)
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::File::open(&tmp)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 impl RunDir {
     /// Creates (or reuses) a run directory.
     pub fn create(dir: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(dir.join("checkpoint"))
+        std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create run directory {}: {e}", dir.display()))?;
         Ok(Self { dir: dir.into() })
     }
@@ -196,19 +224,32 @@ impl RunDir {
 
     /// Whether there is a checkpoint to resume from.
     pub fn has_checkpoint(&self) -> bool {
-        self.checkpoint_state().is_file()
+        crate::run::checkpoint::exists(self)
     }
 
-    pub(crate) fn checkpoint_model(&self) -> PathBuf {
-        self.dir.join("checkpoint").join("model.bpk")
+    /// `run.lock`, held by the one process that writes the run.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join("run.lock")
     }
 
-    pub(crate) fn checkpoint_optimizer(&self) -> PathBuf {
-        self.dir.join("checkpoint").join("optimizer.bpk")
+    /// Takes the run's writer lock (see [`RunLock`](crate::run::lock::RunLock)).
+    pub fn lock(&self) -> Result<crate::run::lock::RunLock, crate::run::lock::LockError> {
+        crate::run::lock::RunLock::acquire(&self.lock_path())
     }
 
-    fn checkpoint_state(&self) -> PathBuf {
-        self.dir.join("checkpoint").join("state.json")
+    /// `checkpoints/`, one directory per kept checkpoint.
+    pub(crate) fn checkpoints_dir(&self) -> PathBuf {
+        self.dir.join("checkpoints")
+    }
+
+    /// `checkpoints/epoch-NNNN`.
+    pub(crate) fn checkpoint_dir(&self, epoch: usize) -> PathBuf {
+        self.checkpoints_dir().join(format!("epoch-{epoch:04}"))
+    }
+
+    /// `checkpoint/`, the layout before checkpoint format 1.
+    pub(crate) fn legacy_checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint")
     }
 
     /// The resolved config of a finished run.
@@ -247,49 +288,53 @@ impl RunDir {
         serde_json::from_str(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))
     }
 
-    /// The state file is written last: a checkpoint counts only once it exists.
-    pub(crate) fn write_checkpoint(
-        &self,
-        model: &Model,
-        optim: &ModuleOptimizer,
-        state: &CheckpointState,
-    ) -> Result<(), String> {
-        save_model_atomic(model, &self.checkpoint_model())?;
-        let optimizer = self.checkpoint_optimizer();
-        let tmp = optimizer.with_extension("tmp");
-        optim
-            .save(&tmp)
-            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &optimizer)
-            .map_err(|e| format!("cannot write {}: {e}", optimizer.display()))?;
-        write_atomic(&self.checkpoint_state(), &state.to_json())
-    }
-
-    pub(crate) fn read_checkpoint_state(&self) -> Result<Option<CheckpointState>, String> {
-        let path = self.checkpoint_state();
-        if !path.is_file() {
-            return Ok(None);
-        }
-        let bytes =
-            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        CheckpointState::from_json(&bytes).map(Some).map_err(|e| {
-            format!(
-                "{} is damaged ({e}); delete the checkpoint directory to start over",
-                path.display()
-            )
-        })
-    }
-
+    /// Writes the finished run: its config and weights, then `summary.json` with the weights'
+    /// SHA-256, last, so a summary exists only beside the weights it describes.
     pub(crate) fn write_final(
         &self,
         config: &RunConfig,
         model: &Model,
-        summary: &Summary,
-        _test: &Evaluation,
+        summary: &mut Summary,
     ) -> Result<(), String> {
         write_atomic(&self.config_path(), config.to_toml().as_bytes())?;
         save_model_atomic(model, &self.model_path())?;
+        crate::run::checkpoint::fault_point("final-model", summary.epochs);
+        let bytes = std::fs::read(self.model_path())
+            .map_err(|e| format!("cannot read {}: {e}", self.model_path().display()))?;
+        summary.model_sha256 = Some(crate::run::checkpoint::sha256_hex(&bytes));
         let json = serde_json::to_vec_pretty(summary).expect("summaries serialise");
-        write_atomic(&self.summary_path(), &json)
+        write_atomic(&self.summary_path(), &json)?;
+        crate::run::checkpoint::fault_point("final-summary", summary.epochs);
+        Ok(())
     }
+
+    /// The finished run's weights loaded into `model`, after checking them against the
+    /// summary's SHA-256: damaged bytes are refused with a message, never handed to Burn.
+    pub fn load_model(&self, model: Model) -> Result<Model, String> {
+        let path = self.model_path();
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if self.summary_path().is_file() {
+            let summary = self.read_summary()?;
+            if let Some(expected) = summary.model_sha256
+                && crate::run::checkpoint::sha256_hex(&bytes) != expected
+            {
+                return Err(format!(
+                    "{} is damaged: its SHA-256 differs from the one in {} (retrain the run, \
+                     or restore the file from a copy)",
+                    path.display(),
+                    self.summary_path().display()
+                ));
+            }
+        }
+        load_model_bytes(model, bytes).map_err(|e| format!("cannot load {}: {e}", path.display()))
+    }
+}
+
+/// Weights from burnpack bytes, with an error (not a panic) for bytes that do not parse or do
+/// not fit the model.
+pub(crate) fn load_model_bytes(model: Model, bytes: Vec<u8>) -> Result<Model, String> {
+    let bytes = burn::tensor::Bytes::from_bytes_vec(bytes);
+    let record = burn::store::ModuleRecord::from_bytes(bytes).map_err(|e| e.to_string())?;
+    model.try_load_record(record).map_err(|e| e.to_string())
 }

@@ -2,13 +2,15 @@
 //!
 //! - [`training`]: the loop (epochs of shuffled mini-batches, evaluation, NaN stop) and
 //!   [`load_trained`] for a finished run.
-//! - [`checkpoint`]: what a checkpoint remembers, and resuming from it.
+//! - [`checkpoint`]: checkpoints as one atomic, verified unit, and resuming from them.
+//! - [`lock`]: one writer per run directory.
 //! - [`dir`]: [`RunDir`], which owns every file name of a run directory, and [`Summary`].
 //! - [`metrics`]: loss, accuracy and confusion matrix of a split; [`EpochRecord`] rows.
 //! - [`diagnostics`]: dead units, sparsity, saturation, gradient norms per layer.
 pub mod checkpoint;
 pub mod diagnostics;
 pub mod dir;
+pub mod lock;
 pub mod metrics;
 pub mod training;
 

@@ -21,6 +21,7 @@ use crate::run::diagnostics::{
     DiagnosticRecord, GradNormMeter, epoch_records, layer_names, probe_stats, weight_grad_norms,
 };
 use crate::run::dir::{RunDir, Summary};
+use crate::run::lock::RunLock;
 use crate::run::metrics::{EpochRecord, Evaluation, SplitName, evaluate};
 
 /// How to run (what the config does not say).
@@ -123,12 +124,28 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 }
 
 /// Trains as `config` says on the given data, writing the run directory; returns the summary.
+///
+/// The run directory is locked for the whole run: a second process pointed at it gets an
+/// error that names this one's PID.
 pub fn train_on(
     config: &RunConfig,
     data: &Splits,
     options: &TrainOptions,
 ) -> Result<Summary, TrainError> {
     let run = RunDir::create(&options.out_dir).map_err(TrainError)?;
+    let lock = run.lock().map_err(|e| TrainError(e.to_string()))?;
+    train_locked(config, data, options, run, lock)
+}
+
+/// [`train_on`] in a run directory whose lock the caller already holds (a sweep takes it
+/// first, to skip runs another process is training).
+pub(crate) fn train_locked(
+    config: &RunConfig,
+    data: &Splits,
+    options: &TrainOptions,
+    run: RunDir,
+    _lock: RunLock,
+) -> Result<Summary, TrainError> {
     let device = options.backend.device();
     let train_device = device.clone().autodiff();
     train_device.seed(config.train.seed);
@@ -140,7 +157,7 @@ pub fn train_on(
     let mut diagnostics: Vec<DiagnosticRecord> = Vec::new();
 
     if options.resume {
-        let resumed = checkpoint::resume(&run, config, model, optim)?;
+        let resumed = checkpoint::resume(&run, config, model, optim, options.quiet)?;
         (model, optim) = (resumed.model, resumed.optim);
         if let Some(state) = resumed.state {
             first_epoch = state.epochs_done + 1;
@@ -259,7 +276,8 @@ pub fn train_on(
             ));
             run.write_diagnostics(&diagnostics).map_err(TrainError)?;
         }
-        run.write_checkpoint(
+        checkpoint::write(
+            &run,
             &model,
             &optim,
             &CheckpointState {
@@ -294,8 +312,9 @@ pub fn train_on(
         data.train.len(),
     );
     // A stopped run has only its checkpoint: no summary.json means "not finished".
+    let mut summary = summary;
     if summary.complete {
-        run.write_final(config, &final_model, &summary, &test)
+        run.write_final(config, &final_model, &mut summary)
             .map_err(TrainError)?;
     }
     Ok(summary)
@@ -364,9 +383,7 @@ pub fn load_trained(dir: &Path, backend: Backend) -> Result<(RunConfig, Model), 
     let config = run.read_config().map_err(TrainError)?;
     let device = backend.device();
     let model = config.model.init(&device);
-    let model = model
-        .try_load_file(run.model_path())
-        .map_err(|e| TrainError(format!("cannot load {}: {e}", run.model_path().display())))?;
+    let model = run.load_model(model).map_err(TrainError)?;
     Ok((config, model))
 }
 

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use crate::backend::Backend;
 use crate::config::RunConfig;
 use crate::data::dataset::Splits;
-use crate::run::{RunDir, TrainError, TrainOptions, load_data, train_on};
+use crate::run::lock::LockError;
+use crate::run::training::train_locked;
+use crate::run::{RunDir, TrainError, TrainOptions, load_data};
 use crate::sweep::{CompareConfig, PlannedRun, Shard};
 
 /// What happened to each run of a sweep.
@@ -19,6 +21,8 @@ pub enum RunStatus {
     Resumed,
     /// Another shard's.
     OtherShard,
+    /// Being trained by another process (its run directory is locked): skipped.
+    InUse,
 }
 
 /// How to run a sweep.
@@ -92,7 +96,24 @@ fn sweep(
             statuses.push((run, RunStatus::Skipped));
             continue;
         }
-        let resume = RunDir::at(&dir).has_checkpoint();
+        let run_dir = RunDir::create(&dir).map_err(TrainError)?;
+        let lock = match run_dir.lock() {
+            Ok(lock) => lock,
+            Err(busy @ LockError::Busy { .. }) => {
+                if !options.quiet {
+                    eprintln!("[{}] {}: skipped, {busy}", run.index + 1, run.dir_name);
+                }
+                statuses.push((run, RunStatus::InUse));
+                continue;
+            }
+            Err(error) => return Err(TrainError(error.to_string())),
+        };
+        // Another process may have finished it since the check above.
+        if finished(&run_dir, &run.config)? {
+            statuses.push((run, RunStatus::Skipped));
+            continue;
+        }
+        let resume = run_dir.has_checkpoint();
         if given.is_none() && loaded.is_none() {
             loaded = Some(load_data(&config.base)?);
         }
@@ -107,7 +128,7 @@ fn sweep(
                 if resume { "resuming" } else { "training" }
             );
         }
-        train_on(
+        train_locked(
             &run.config,
             data,
             &TrainOptions {
@@ -118,6 +139,8 @@ fn sweep(
                 stop_after: None,
                 diagnostics: config.compare.diagnostics,
             },
+            run_dir,
+            lock,
         )?;
         let status = if resume {
             RunStatus::Resumed
