@@ -218,7 +218,7 @@ fn checkpoint_dirs(run: &RunDir) -> Result<Vec<(usize, PathBuf)>, String> {
             Some((epoch, path))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(epoch, _)| std::cmp::Reverse(*epoch));
     Ok(found)
 }
 
@@ -298,7 +298,6 @@ pub(crate) fn resume(
     config: &RunConfig,
     model: Model,
     optim: ModuleOptimizer,
-    quiet: bool,
 ) -> Result<Resumed, TrainError> {
     if run.legacy_checkpoint().is_dir() && checkpoint_dirs(run).map_err(TrainError)?.is_empty() {
         return Err(TrainError(format!(
@@ -334,10 +333,9 @@ pub(crate) fn resume(
             run.checkpoints_dir().display()
         )));
     };
-    if !quiet {
-        for reason in &failures {
-            eprintln!("warning: {reason}; resuming from the checkpoint before it");
-        }
+    // Said even with --quiet: the run continues from an older state than the user expects.
+    for reason in &failures {
+        eprintln!("warning: {reason}; resuming from the checkpoint before it");
     }
     if found.state.config != *config {
         return Err(TrainError(format!(

@@ -1,6 +1,8 @@
 //! The run directory: `config.toml`, `metrics.csv`, `diagnostics.csv`, `summary.json`,
-//! `model.bpk`, and the `checkpoint/` that `--resume` continues from. Every file is written to a temporary name and
-//! renamed into place, so an interrupted run never leaves a half-written file.
+//! `model.bpk`, `run.lock`, and the `checkpoints/` that `--resume` continues from
+//! ([`crate::run::checkpoint`]). Every file is written to a temporary name, fsynced and renamed
+//! into place, so an interrupted run never leaves a half-written file; `summary.json` comes
+//! last and records the weights' SHA-256.
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;

@@ -157,7 +157,7 @@ pub(crate) fn train_locked(
     let mut diagnostics: Vec<DiagnosticRecord> = Vec::new();
 
     if options.resume {
-        let resumed = checkpoint::resume(&run, config, model, optim, options.quiet)?;
+        let resumed = checkpoint::resume(&run, config, model, optim)?;
         (model, optim) = (resumed.model, resumed.optim);
         if let Some(state) = resumed.state {
             first_epoch = state.epochs_done + 1;

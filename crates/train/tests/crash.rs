@@ -1,0 +1,286 @@
+//! What happens when things go wrong, through the real `fmnist` binary on small synthetic IDX
+//! files: a process killed at every step of a checkpoint write (and at random moments) resumes
+//! to the same results as an uninterrupted run; damaged checkpoint and weight files are refused
+//! with a message, never a panic; a second writer on the same run directory is refused.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::synthetic;
+
+/// A data directory with the four IDX files of a small synthetic Fashion-MNIST.
+fn data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (stem, split) in [("train", synthetic(400, 1)), ("t10k", synthetic(100, 2))] {
+        let n = split.labels.len();
+        let images = train::data::idx::encode(&[n, 28, 28], &split.images);
+        let labels = train::data::idx::encode(&[n], &split.labels);
+        std::fs::write(dir.path().join(format!("{stem}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.path().join(format!("{stem}-labels-idx1-ubyte")), labels).unwrap();
+    }
+    dir
+}
+
+const EPOCHS: usize = 3;
+
+fn train_command(data: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fmnist"));
+    command
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .args([
+            "train",
+            "--config",
+            "configs/default.toml",
+            "--quiet",
+            "--no-verify",
+        ])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .args([
+            "--set",
+            "model.channels=[4]",
+            "--set",
+            "model.hidden=[16]",
+            "--set",
+            "train.batch_size=50",
+            "--set",
+            "model.dropout=0.2",
+            "--set",
+            &format!("train.epochs={EPOCHS}"),
+        ])
+        .args(extra)
+        .env_remove("FMNIST_ABORT_AT");
+    command
+}
+
+fn run(mut command: Command) -> (bool, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().unwrap();
+    let text = String::from_utf8_lossy(&stdout).to_string() + &String::from_utf8_lossy(&stderr);
+    (status.success(), text)
+}
+
+/// What must be identical between an interrupted-and-resumed run and an uninterrupted one:
+/// every metric except timings (at full precision), and the final test results. (The weights
+/// files themselves differ in bytes: burnpack records each parameter's random id.)
+fn results(out: &Path) -> (Vec<String>, serde_json::Value) {
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    let rows = metrics
+        .lines()
+        .map(|line| {
+            line.split(',')
+                .zip(&header)
+                .filter(|(_, name)| !name.contains("second"))
+                .map(|(cell, _)| cell)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let finals = serde_json::json!({
+        "test_accuracy": summary["test_accuracy"],
+        "test_loss": summary["test_loss"],
+        "confusion": summary["confusion"],
+        "per_class_accuracy": summary["per_class_accuracy"],
+    });
+    (rows, finals)
+}
+
+fn baseline(data: &Path) -> (tempfile::TempDir, (Vec<String>, serde_json::Value)) {
+    let out = tempfile::tempdir().unwrap();
+    let (ok, text) = run(train_command(data, out.path(), &[]));
+    assert!(ok, "{text}");
+    let expected = results(out.path());
+    (out, expected)
+}
+
+/// The process aborts at each step of writing a checkpoint (and of the final files); resuming
+/// always ends with the uninterrupted run's results, bit for bit.
+#[test]
+fn a_crash_at_any_step_resumes_to_identical_results() {
+    let data = data_dir();
+    let (_whole, expected) = baseline(data.path());
+    let steps = [
+        "model@2",
+        "optimizer@2",
+        "state@2",
+        "manifest@2",
+        "switch@2",
+        "cleanup@3",
+        "final-model@3",
+        "final-summary@3",
+    ];
+    for step in steps {
+        let out = tempfile::tempdir().unwrap();
+        let mut crashing = train_command(data.path(), out.path(), &[]);
+        crashing.env("FMNIST_ABORT_AT", step);
+        let (ok, text) = run(crashing);
+        assert!(!ok && text.contains("aborting at"), "{step}: {text}");
+        if !step.starts_with("final-summary") {
+            assert!(
+                !out.path().join("summary.json").exists(),
+                "{step}: a summary without its run"
+            );
+        }
+        let (ok, text) = run(train_command(data.path(), out.path(), &["--resume"]));
+        assert!(ok, "{step}: resume failed: {text}");
+        assert_eq!(results(out.path()), expected, "{step}");
+    }
+}
+
+/// SIGKILL at random moments, then resume, several times over one run: the same results.
+#[test]
+fn random_kills_then_resume_give_the_same_results() {
+    let data = data_dir();
+    let (_whole, expected) = baseline(data.path());
+    let out = tempfile::tempdir().unwrap();
+    let mut state = 0x5eed_u64;
+    for round in 0..6 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(200 + (state >> 33) % 2500);
+        let mut child = spawn(train_command(data.path(), out.path(), &["--resume"]));
+        let started = Instant::now();
+        while started.elapsed() < delay {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        eprintln!("round {round}: killed after {delay:?} ({status})");
+    }
+    let (ok, text) = run(train_command(data.path(), out.path(), &["--resume"]));
+    assert!(ok, "{text}");
+    assert_eq!(results(out.path()), expected);
+}
+
+fn spawn(mut command: Command) -> Child {
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The checkpoints of a run stopped after epoch 2, newest first.
+fn checkpoints(out: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    dirs.reverse();
+    dirs
+}
+
+/// A truncated or zeroed checkpoint file is never handed to Burn: the previous checkpoint is
+/// used (same results), and with none left the refusal names the damaged file.
+#[test]
+fn damaged_checkpoints_are_refused_or_skipped_never_loaded() {
+    let data = data_dir();
+    let (_whole, expected) = baseline(data.path());
+    for (file, damage) in [
+        ("model.bpk", "truncate"),
+        ("optimizer.bpk", "zero"),
+        ("state.json", "truncate"),
+        ("manifest.json", "zero"),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let (ok, text) = run(train_command(
+            data.path(),
+            out.path(),
+            &["--stop-after", "2"],
+        ));
+        assert!(ok, "{text}");
+        let kept = checkpoints(out.path());
+        assert_eq!(kept.len(), 2, "the last two are kept: {kept:?}");
+        let damage_in = |dir: &Path| {
+            let path = dir.join(file);
+            let len = std::fs::metadata(&path).unwrap().len() as usize;
+            match damage {
+                "truncate" => std::fs::write(&path, &std::fs::read(&path).unwrap()[..len / 2]),
+                _ => std::fs::write(&path, vec![0u8; len]),
+            }
+            .unwrap();
+        };
+        damage_in(&kept[0]);
+        let (ok, text) = run(train_command(data.path(), out.path(), &["--resume"]));
+        assert!(ok && text.contains("warning"), "{file}: {text}");
+        assert!(!text.contains("panicked"), "{file}: {text}");
+        assert_eq!(results(out.path()), expected, "{file}");
+
+        // Both damaged: a clear refusal naming the file, no panic, exit code 1.
+        let out = tempfile::tempdir().unwrap();
+        run(train_command(
+            data.path(),
+            out.path(),
+            &["--stop-after", "2"],
+        ));
+        checkpoints(out.path())
+            .iter()
+            .for_each(|dir| damage_in(dir));
+        let (ok, text) = run(train_command(data.path(), out.path(), &["--resume"]));
+        assert!(!ok && !text.contains("panicked"), "{file}: {text}");
+        assert!(
+            text.contains(file) && text.contains("to start over"),
+            "{file}: {text}"
+        );
+    }
+}
+
+/// Damaged final weights: eval refuses them with a message instead of loading them.
+#[test]
+fn damaged_final_weights_are_refused() {
+    let data = data_dir();
+    let (out, _) = baseline(data.path());
+    let model = out.path().join("model.bpk");
+    let bytes = std::fs::read(&model).unwrap();
+    for damaged in [bytes[..bytes.len() / 3].to_vec(), vec![0u8; bytes.len()]] {
+        std::fs::write(&model, &damaged).unwrap();
+        let mut eval = Command::new(env!("CARGO_BIN_EXE_fmnist"));
+        eval.args(["eval", "--model", out.path().to_str().unwrap()])
+            .args(["--data-dir", data.path().to_str().unwrap()]);
+        let (ok, text) = run(eval);
+        assert!(!ok && !text.contains("panicked"), "{text}");
+        assert!(text.contains("model.bpk is damaged"), "{text}");
+    }
+}
+
+/// Two trainers on one directory: the second is refused with the first one's PID, and the
+/// first finishes undisturbed.
+#[test]
+fn a_second_writer_is_refused_with_the_holders_pid() {
+    let data = data_dir();
+    let out = tempfile::tempdir().unwrap();
+    let mut first = train_command(data.path(), out.path(), &[]);
+    first.args(["--set", "train.epochs=200"]);
+    let mut first = spawn(first);
+    let lock = out.path().join("run.lock");
+    let started = Instant::now();
+    while std::fs::read_to_string(&lock).map_or(true, |pid| pid.is_empty()) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no lock taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (ok, text) = run(train_command(data.path(), out.path(), &[]));
+    let _ = first.kill();
+    first.wait().unwrap();
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("in use by another fmnist process")
+            && text.contains(&format!("PID {}", first.id())),
+        "{text}"
+    );
+    // The lock dies with its holder, even after SIGKILL.
+    let (ok, text) = run(train_command(data.path(), out.path(), &[]));
+    assert!(ok, "{text}");
+}
