@@ -284,3 +284,36 @@ fn a_second_writer_is_refused_with_the_holders_pid() {
     let (ok, text) = run(train_command(data.path(), out.path(), &[]));
     assert!(ok, "{text}");
 }
+
+/// Overlapping shards: a run another process is training (its directory locked) is skipped,
+/// not failed, not written; the sweep trains the others and a later pass finishes it.
+#[test]
+fn a_sweep_skips_a_run_that_another_process_is_training() {
+    use train::run::RunDir;
+    use train::sweep::{CompareConfig, CompareOptions, RunStatus, Shard};
+    let data = common::synthetic_splits();
+    let config = CompareConfig::parse(
+        "[compare]\nactivations = [\"relu\", \"tanh\"]\nseeds = [1]\n[model]\nchannels = [4]\n\
+         hidden = [16]\n[train]\nepochs = 1\nbatch_size = 32",
+        "sweep.toml",
+        &[],
+    )
+    .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let options = CompareOptions {
+        backend: train::Backend::Flex,
+        out_dir: root.path().into(),
+        shard: Shard::default(),
+        quiet: true,
+    };
+    let busy_dir = root.path().join(&config.plan()[0].dir_name);
+    let held = RunDir::create(&busy_dir).unwrap().lock().unwrap();
+    let statuses = train::sweep::run_sweep_on(&config, &data, &options).unwrap();
+    let statuses: Vec<&RunStatus> = statuses.iter().map(|(_, status)| status).collect();
+    assert_eq!(statuses, [&RunStatus::InUse, &RunStatus::Trained]);
+    assert!(!busy_dir.join("summary.json").exists());
+    drop(held);
+    let statuses = train::sweep::run_sweep_on(&config, &data, &options).unwrap();
+    let statuses: Vec<&RunStatus> = statuses.iter().map(|(_, status)| status).collect();
+    assert_eq!(statuses, [&RunStatus::Trained, &RunStatus::Skipped]);
+}
