@@ -14,8 +14,8 @@
 //!
 //! # Map
 //! - [`LayerKernelOps`]: the backend extension (`#[backend_extension]`), implemented for Flex
-//!   (`flex.rs`) and for `Autodiff<B>` with a handwritten backward (`autodiff.rs`) that calls
-//!   [`LayerKernelBackward`].
+//!   (`flex/`: `conv.rs`, `pool.rs`) and for `Autodiff<B>` with a handwritten backward
+//!   (`autodiff.rs`) that calls [`LayerKernelBackward`].
 //! - [`conv2d`] and [`max_pool2d`]: what the CNN calls in place of `Conv2d::forward` and
 //!   `MaxPool2d::forward`. They take Burn's modules, so parameters, records and exports are
 //!   unchanged, use the kernels for f32 on Flex, and run the module's own forward otherwise
