@@ -22,7 +22,8 @@ use crate::kind::{ActivationKind, NotElementwise};
 /// `BatchNorm1d` (momentum 0.1, ε = 1e-5, running variance updated with the unbiased batch
 /// variance). Training behaviour (batch statistics, running-stat updates) applies on an autodiff
 /// device in training mode, as for every Burn module; `module.valid()` uses the running
-/// statistics. Training needs more than one sample per batch, as in PyTorch.
+/// statistics. A training batch of one sample, where PyTorch raises, is normalised with the
+/// running statistics and leaves them unchanged (a loop's last batch can be that small).
 #[derive(Module, Debug)]
 pub struct AprRelu {
     /// `2C → C/r`.
@@ -227,7 +228,11 @@ impl BatchNorm1d {
         let device = input.device();
         let gamma = self.gamma.val().reshape([1, features]);
         let beta = self.beta.val().reshape([1, features]);
-        if !(device.is_autodiff() && self.training.is_enabled()) {
+        // A batch of one has no batch variance (PyTorch raises here). A training loop's last
+        // batch can hold a single sample (Burn's DataLoader has no drop_last), so that batch is
+        // normalised with the running statistics, which it leaves unchanged; γ and β still
+        // learn from it.
+        if !(device.is_autodiff() && self.training.is_enabled()) || n == 1 {
             let mean = self
                 .running_mean
                 .value_sync()
@@ -240,11 +245,6 @@ impl BatchNorm1d {
                 .reshape([1, features]);
             return (input - mean) / var.add_scalar(self.epsilon).sqrt() * gamma + beta;
         }
-        assert!(
-            n > 1,
-            "APReLU's BatchNorm needs more than one sample per batch in training \
-             (got {n}); use module.valid() for single samples"
-        );
         let mean = input.clone().mean_dim(0);
         let centered = input - mean.clone();
         let var = centered.clone().square().mean_dim(0);
@@ -321,6 +321,26 @@ mod tests {
             assert!(p.grad(&grads).is_some(), "{name} has no gradient");
         }
         assert!(module.bn2.gamma.val().grad(&grads).is_some());
+    }
+
+    /// A training batch of one sample (a loop's last batch) does not abort: it is normalised
+    /// with the running statistics, as in evaluation, and leaves them unchanged.
+    #[test]
+    fn a_training_batch_of_one_uses_the_running_statistics() {
+        let module = AprReluConfig::default().init(3, &device());
+        let x = Tensor::<4>::random(
+            [1, 3, 4, 4],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device(),
+        );
+        let before = to_vec(module.bn1.running_mean.value_sync());
+        let y = module.forward(x.clone());
+        let expected = module.clone().valid().forward(x.inner());
+        assert_close(&to_vec(y.clone()), &to_vec(expected));
+        assert_eq!(to_vec(module.bn1.running_mean.value_sync()), before);
+        let grads = y.sum().backward();
+        assert!(module.fc1.weight.val().grad(&grads).is_some());
+        assert!(module.bn2.beta.val().grad(&grads).is_some());
     }
 
     #[test]
