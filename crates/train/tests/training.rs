@@ -313,3 +313,35 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
     let error = train::sweep::run_sweep_on(&changed, &data, &sweep("a", "0/1")).unwrap_err();
     assert!(error.0.contains("different config"), "{}", error.0);
 }
+
+/// APReLU in a plain Burn training loop over Burn's DataLoader, whose last batch holds a single
+/// sample (Burn has no drop_last): it trains through it instead of aborting.
+#[test]
+fn aprelu_trains_through_a_dataloader_whose_last_batch_has_one_sample() {
+    use train::burn::data::dataloader::DataLoaderBuilder;
+    use train::burn::module::Module;
+    use train::burn::nn::loss::CrossEntropyLossConfig;
+    use train::burn::optim::{AdamConfig, GradientsParams};
+    use train::data::{FashionMnistBatcher, FashionMnistDataset};
+
+    let device = train::burn::tensor::Device::flex().autodiff();
+    let loader = DataLoaderBuilder::new(FashionMnistBatcher)
+        .batch_size(4)
+        .set_device(device.clone())
+        .build(FashionMnistDataset::from_split(common::synthetic(9, 3)));
+    let config: models::ModelConfig =
+        toml::from_str("kind = \"cnn\"\nchannels = [4]\nhidden = [8]\nactivation = \"aprelu\"")
+            .unwrap();
+    let mut model = config.init(&device);
+    let mut optim = AdamConfig::new().init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut sizes = Vec::new();
+    for (images, labels) in loader.iter().map(Result::unwrap) {
+        sizes.push(labels.dims()[0]);
+        let loss = loss_fn.forward(model.forward(images), labels);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-3, model, grads);
+    }
+    assert_eq!(sizes, [4, 4, 1]);
+    let _ = model.valid();
+}

@@ -220,6 +220,27 @@ impl Dataset<FashionMnistItem> for FashionMnistDataset {
     }
 }
 
+/// Batches [`FashionMnistItem`]s for Burn's `DataLoaderBuilder`: normalised images
+/// `[B, 1, 28, 28]` and labels `[B]`, exactly as [`Split::batch`] makes them for `fmnist train`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FashionMnistBatcher;
+
+impl burn::data::dataloader::batcher::Batcher<FashionMnistItem, (Tensor<4>, Tensor<1, Int>)>
+    for FashionMnistBatcher
+{
+    fn batch(&self, items: Vec<FashionMnistItem>, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        let split = Split {
+            images: items
+                .iter()
+                .flat_map(|item| item.image.iter().flatten().map(|&p| p as u8))
+                .collect(),
+            labels: items.iter().map(|item| item.label).collect(),
+        };
+        let indices: Vec<usize> = (0..items.len()).collect();
+        split.batch(&indices, device)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ pub mod idx;
 pub mod image;
 pub mod source;
 
-pub use dataset::{FashionMnistDataset, FashionMnistItem, Split, load_splits};
+pub use dataset::{FashionMnistBatcher, FashionMnistDataset, FashionMnistItem, Split, load_splits};
 pub use source::{DataOptions, FILES, Located, locate};
 
 /// The ten classes, in label order.
