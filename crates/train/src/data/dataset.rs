@@ -197,11 +197,12 @@ impl FashionMnistDataset {
 
 impl Dataset<FashionMnistItem> for FashionMnistDataset {
     fn get(&self, index: usize) -> Result<FashionMnistItem, burn::data::dataset::DatasetError> {
-        assert!(
-            index < self.split.len(),
-            "index {index} out of range for {} images",
-            self.split.len()
-        );
+        if index >= self.split.len() {
+            return Err(burn::data::dataset::DatasetError::new(DataError(format!(
+                "index {index} out of range for {} images",
+                self.split.len()
+            ))));
+        }
         let mut image = [[0f32; SIDE]; SIDE];
         let pixels = &self.split.images[index * PIXELS..(index + 1) * PIXELS];
         for (row, chunk) in image.iter_mut().zip(pixels.chunks(SIDE)) {
@@ -276,6 +277,8 @@ mod tests {
         assert_eq!(dataset.len(), 3);
         let item = dataset.get(1).unwrap();
         assert_eq!((item.label, item.image[27][27]), (0, 100.0));
-        assert!(std::panic::catch_unwind(|| dataset.get(3)).is_err());
+        // Out of range is an error, not a panic (issue 13: no panic on bad input).
+        let error = dataset.get(3).unwrap_err().to_string();
+        assert!(error.contains("index 3 out of range"), "{error}");
     }
 }
