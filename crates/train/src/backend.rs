@@ -101,22 +101,9 @@ impl FromStr for Backend {
     }
 }
 
-/// Keeps freed tensor buffers in the process for the next allocation of the same size.
-///
-/// glibc returns large blocks to the OS on `free` (blocks over the mmap threshold, and heap tops
-/// over the trim threshold), so every training step pays page faults to get fresh zeroed pages
-/// for its 16 MiB activations; on this project's 2-core VM that tripled the time of an
-/// activation's forward+backward. PyTorch avoids the same cost with its caching allocator.
-/// Raising both thresholds makes buffers up to 32 MiB come from, and go back to, malloc's free
-/// lists. Called by `fmnist` and the examples at start-up; call it in your own binary too.
-pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes malloc's tuning parameters; both values are in range.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
-}
+/// Keeps freed tensor buffers for reuse; see [`activations::keep_freed_memory`], where it lives
+/// so that users of the activations alone have it too.
+pub use activations::keep_freed_memory;
 
 #[cfg(test)]
 mod tests {
