@@ -267,8 +267,11 @@ fn a_second_writer_is_refused_with_the_holders_pid() {
     let mut first = spawn(first);
     let lock = out.path().join("run.lock");
     let started = Instant::now();
-    while std::fs::read_to_string(&lock).map_or(true, |pid| pid.is_empty()) {
-        assert!(started.elapsed() < Duration::from_secs(60), "no lock taken");
+    // Well into its run: a few epochs checkpointed.
+    while !out.path().join("checkpoints/epoch-0005").is_dir()
+        || std::fs::read_to_string(&lock).map_or(true, |pid| pid.is_empty())
+    {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
     let (ok, text) = run(train_command(data.path(), out.path(), &[]));
@@ -283,6 +286,12 @@ fn a_second_writer_is_refused_with_the_holders_pid() {
     // The lock dies with its holder, even after SIGKILL.
     let (ok, text) = run(train_command(data.path(), out.path(), &[]));
     assert!(ok, "{text}");
+    // A fresh run keeps none of the killed run's later epochs beside its own.
+    let kept: Vec<String> = checkpoints(out.path())
+        .iter()
+        .map(|dir| dir.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept, ["epoch-0003", "epoch-0002"]);
 }
 
 /// Overlapping shards: a run another process is training (its directory locked) is skipped,

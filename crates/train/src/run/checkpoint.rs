@@ -222,6 +222,17 @@ fn checkpoint_dirs(run: &RunDir) -> Result<Vec<(usize, PathBuf)>, String> {
     Ok(found)
 }
 
+/// Removes every checkpoint of the run: a run started afresh must not leave older epochs of a
+/// previous run beside its own, where a later `--resume` would find them.
+pub(crate) fn clear(run: &RunDir) -> Result<(), String> {
+    let root = run.checkpoints_dir();
+    if root.exists() {
+        std::fs::remove_dir_all(&root)
+            .map_err(|e| format!("cannot remove {}: {e}", root.display()))?;
+    }
+    Ok(())
+}
+
 /// Whether the run has a checkpoint to resume from (verified or not).
 pub(crate) fn exists(run: &RunDir) -> bool {
     checkpoint_dirs(run).is_ok_and(|dirs| !dirs.is_empty()) || run.legacy_checkpoint().is_dir()

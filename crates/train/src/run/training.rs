@@ -156,6 +156,9 @@ pub(crate) fn train_locked(
     let mut first_epoch = 1;
     let mut diagnostics: Vec<DiagnosticRecord> = Vec::new();
 
+    if !options.resume {
+        checkpoint::clear(&run).map_err(TrainError)?;
+    }
     if options.resume {
         let resumed = checkpoint::resume(&run, config, model, optim)?;
         (model, optim) = (resumed.model, resumed.optim);
