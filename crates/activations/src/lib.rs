@@ -10,6 +10,7 @@
 //!   line and generates [`ActivationConfig`] (serde/TOML, tagged by `kind`), [`Activation`]
 //!   (the module enum it builds), the catalog and every predicate. The CLI, configs, plots and
 //!   reports all derive their lists from [`ActivationConfig::catalog`].
+//! - [`interop`]: `burn::nn::activation::ActivationConfig` → [`ActivationConfig`] (`try_from`).
 //! - [`allocator`]: [`keep_freed_memory`], the glibc tuning the kernels want in a binary.
 //! - [`fused`]: the backend extension that runs the formulas as fused forward/backward kernels
 //!   on Flex (SIMD) and the Cube backends (CubeCL); other backends take each file's composite
@@ -34,6 +35,7 @@ pub use burn;
 
 pub mod allocator;
 pub mod fused;
+pub mod interop;
 pub mod kind;
 pub mod registry;
 
@@ -41,6 +43,7 @@ pub mod registry;
 pub(crate) mod test_util;
 
 pub use allocator::keep_freed_memory;
+pub use interop::UnsupportedBurnActivation;
 pub use kind::{ActivationKind, Formula};
 pub use registry::ParseActivationError;
 
