@@ -1,8 +1,7 @@
-use crate::kind::{ActivationKind, NotElementwise};
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, activation};
+use burn::tensor::{Tensor, activation};
 
-use crate::softmax::{SoftmaxConfig, resolve_dim};
+use crate::softmax::{SoftmaxConfig, normalizing_kind, resolve_dim};
 
 /// Log-softmax over one dimension: `xᵢ - log Σⱼ exp(xⱼ)`, stable for large inputs.
 ///
@@ -27,31 +26,13 @@ impl LogSoftmax {
     }
 }
 
-impl ActivationKind for LogSoftmax {
-    const KIND: &'static str = "log_softmax";
-    const ALIASES: &'static [&'static str] = &[];
-    const DESCRIPTION: &'static str = "log of softmax over a dim (output layers)";
-    const BOUNDED: bool = false;
-    const ELEMENTWISE: bool = false;
-    type Config = SoftmaxConfig;
-    type Formula = NotElementwise;
-
-    fn validate(_: &SoftmaxConfig) -> Result<(), String> {
-        Ok(())
-    }
-    fn from_config(config: &SoftmaxConfig, _: usize, _: &Device) -> Self {
-        config.init_log()
-    }
-    fn has_fused_kernel(_: &SoftmaxConfig) -> bool {
-        false
-    }
-    fn is_learnable(_: &SoftmaxConfig) -> bool {
-        false
-    }
-    fn formula(&self) -> Option<NotElementwise> {
-        None
-    }
-}
+normalizing_kind!(
+    LogSoftmax,
+    kind: "log_softmax",
+    description: "log of softmax over a dim (output layers)",
+    bounded: false,
+    init: init_log
+);
 
 #[cfg(test)]
 mod tests {

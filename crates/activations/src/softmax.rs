@@ -1,6 +1,5 @@
-use crate::kind::{ActivationKind, NotElementwise};
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, activation};
+use burn::tensor::{Tensor, activation};
 use serde::{Deserialize, Serialize};
 
 /// Softmax over one dimension: `exp(xᵢ) / Σⱼ exp(xⱼ)`, computed with the maximum subtracted so
@@ -54,31 +53,48 @@ impl Softmax {
     }
 }
 
-impl ActivationKind for Softmax {
-    const KIND: &'static str = "softmax";
-    const ALIASES: &'static [&'static str] = &[];
-    const DESCRIPTION: &'static str = "normalised exponentials over a dim (output layers)";
-    const BOUNDED: bool = true;
-    const ELEMENTWISE: bool = false;
-    type Config = SoftmaxConfig;
-    type Formula = NotElementwise;
+/// The [`ActivationKind`] of a normalisation over `dim` (softmax, log-softmax): configured by
+/// [`SoftmaxConfig`], not element-wise, nothing fused or learned.
+macro_rules! normalizing_kind {
+    ($module:ident, kind: $kind:literal, description: $description:literal,
+     bounded: $bounded:literal, init: $init:ident) => {
+        impl $crate::kind::ActivationKind for $module {
+            const KIND: &'static str = $kind;
+            const ALIASES: &'static [&'static str] = &[];
+            const DESCRIPTION: &'static str = $description;
+            const BOUNDED: bool = $bounded;
+            const ELEMENTWISE: bool = false;
+            type Config = $crate::softmax::SoftmaxConfig;
+            type Formula = $crate::kind::NotElementwise;
 
-    fn validate(_: &SoftmaxConfig) -> Result<(), String> {
-        Ok(())
-    }
-    fn from_config(config: &SoftmaxConfig, _: usize, _: &Device) -> Self {
-        config.init()
-    }
-    fn has_fused_kernel(_: &SoftmaxConfig) -> bool {
-        false
-    }
-    fn is_learnable(_: &SoftmaxConfig) -> bool {
-        false
-    }
-    fn formula(&self) -> Option<NotElementwise> {
-        None
-    }
+            fn validate(_: &Self::Config) -> Result<(), String> {
+                Ok(())
+            }
+            fn from_config(config: &Self::Config, _: usize, _: &burn::tensor::Device) -> Self {
+                config.$init()
+            }
+            fn has_fused_kernel(_: &Self::Config) -> bool {
+                false
+            }
+            fn is_learnable(_: &Self::Config) -> bool {
+                false
+            }
+            fn formula(&self) -> Option<Self::Formula> {
+                None
+            }
+        }
+    };
 }
+
+pub(crate) use normalizing_kind;
+
+normalizing_kind!(
+    Softmax,
+    kind: "softmax",
+    description: "normalised exponentials over a dim (output layers)",
+    bounded: true,
+    init: init
+);
 
 #[cfg(test)]
 mod tests {
