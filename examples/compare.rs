@@ -55,14 +55,15 @@ fn main() {
         quiet: false,
     };
     if let Err(error) = run_sweep(&config, &options) {
-        fail(&error.0);
+        fail(&error);
     }
     let runs = collect_runs(std::slice::from_ref(&out)).unwrap_or_else(|e| fail(&e));
     write_report(&runs, &out, &format!("Backend: {}.", args.backend)).unwrap_or_else(|e| fail(&e));
     println!("report: {}", out.join("report.md").display());
 }
 
-fn fail(message: &str) -> ! {
-    eprintln!("error: {message}");
+/// Prints the error with its causes, as `fmnist` does, and exits.
+fn fail(error: &dyn std::error::Error) -> ! {
+    eprintln!("error: {}", train::error_chain(error));
     std::process::exit(2)
 }

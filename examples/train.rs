@@ -57,11 +57,12 @@ fn main() {
             100.0 * summary.test_accuracy,
             summary.train_images_per_second
         ),
-        Err(error) => fail(&error.0),
+        Err(error) => fail(&error),
     }
 }
 
-fn fail(message: &str) -> ! {
-    eprintln!("error: {message}");
+/// Prints the error with its causes, as `fmnist` does, and exits.
+fn fail(error: &dyn std::error::Error) -> ! {
+    eprintln!("error: {}", train::error_chain(error));
     std::process::exit(2)
 }

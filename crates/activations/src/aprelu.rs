@@ -1,3 +1,4 @@
+use crate::InvalidConfig;
 use burn::module::{Flag, Initializer, Module, Param, RunningState};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation::sigmoid};
@@ -60,20 +61,22 @@ impl Default for AprReluConfig {
 
 impl AprReluConfig {
     /// Checks `reduction ≥ 1`, `momentum ∈ [0, 1]`, `epsilon > 0`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if self.reduction == 0 {
-            return Err("aprelu.reduction must be at least 1".into());
+            return Err(InvalidConfig::new("aprelu.reduction", "must be at least 1"));
         }
         if !(0.0..=1.0).contains(&self.momentum) {
-            return Err(format!(
-                "aprelu.momentum must be in [0, 1], got {}",
-                self.momentum
+            return Err(InvalidConfig::new(
+                "aprelu.momentum",
+                format!("must be in [0, 1], got {}",
+                self.momentum),
             ));
         }
         if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
-            return Err(format!(
-                "aprelu.epsilon must be positive, got {}",
-                self.epsilon
+            return Err(InvalidConfig::new(
+                "aprelu.epsilon",
+                format!("must be positive, got {}",
+                self.epsilon),
             ));
         }
         Ok(())
@@ -112,7 +115,7 @@ impl ActivationKind for AprRelu {
     type Config = AprReluConfig;
     type Formula = NotElementwise;
 
-    fn validate(config: &AprReluConfig) -> Result<(), String> {
+    fn validate(config: &AprReluConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
     fn from_config(config: &AprReluConfig, channels: usize, device: &Device) -> Self {
@@ -349,6 +352,6 @@ mod tests {
             reduction: 0,
             ..Default::default()
         };
-        assert!(config.validate().unwrap_err().contains("reduction"));
+        assert!(config.validate().unwrap_err().to_string().contains("reduction"));
     }
 }

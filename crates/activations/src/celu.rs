@@ -1,3 +1,4 @@
+use crate::InvalidConfig;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -30,11 +31,12 @@ impl Default for CeluConfig {
 
 impl CeluConfig {
     /// Checks `alpha` is finite and non-zero.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if !self.alpha.is_finite() || self.alpha == 0.0 {
-            return Err(format!(
-                "celu.alpha must be finite and non-zero, got {}",
-                self.alpha
+            return Err(InvalidConfig::new(
+                "celu.alpha",
+                format!("must be finite and non-zero, got {}",
+                self.alpha),
             ));
         }
         Ok(())
@@ -62,7 +64,7 @@ impl ActivationKind for Celu {
     type Config = CeluConfig;
     type Formula = ExponentialLinearFormula;
 
-    fn validate(config: &CeluConfig) -> Result<(), String> {
+    fn validate(config: &CeluConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
     fn from_config(config: &CeluConfig, _: usize, _: &Device) -> Self {

@@ -1,3 +1,4 @@
+use crate::InvalidConfig;
 use crate::fused::{self, Pointwise, formula::formula, math};
 use crate::kind::ActivationKind;
 use burn::module::Module;
@@ -30,9 +31,12 @@ impl Default for EluConfig {
 
 impl EluConfig {
     /// Checks `alpha` is finite.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if !self.alpha.is_finite() {
-            return Err(format!("elu.alpha must be finite, got {}", self.alpha));
+            return Err(InvalidConfig::new(
+                "elu.alpha",
+                format!("must be finite, got {}", self.alpha),
+            ));
         }
         Ok(())
     }
@@ -59,7 +63,7 @@ impl ActivationKind for Elu {
     type Config = EluConfig;
     type Formula = ExponentialLinearFormula;
 
-    fn validate(config: &EluConfig) -> Result<(), String> {
+    fn validate(config: &EluConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
     fn from_config(config: &EluConfig, _: usize, _: &Device) -> Self {

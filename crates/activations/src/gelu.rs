@@ -1,3 +1,4 @@
+use crate::InvalidConfig;
 use crate::fused::{self, Formula, Pointwise, formula::formula, math};
 use crate::kind::ActivationKind;
 use burn::module::Module;
@@ -147,7 +148,7 @@ impl ActivationKind for Gelu {
     type Config = GeluConfig;
     type Formula = GeluForm;
 
-    fn validate(_: &GeluConfig) -> Result<(), String> {
+    fn validate(_: &GeluConfig) -> Result<(), InvalidConfig> {
         Ok(())
     }
     fn from_config(config: &GeluConfig, _: usize, _: &Device) -> Self {

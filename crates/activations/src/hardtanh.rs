@@ -1,3 +1,4 @@
+use crate::InvalidConfig;
 use crate::fused::formula::formula;
 use crate::kind::ActivationKind;
 use burn::module::Module;
@@ -37,11 +38,12 @@ impl Default for HardTanhConfig {
 
 impl HardTanhConfig {
     /// Checks `min_val < max_val`, both finite.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if !(self.min_val.is_finite() && self.max_val.is_finite() && self.min_val < self.max_val) {
-            return Err(format!(
-                "hardtanh needs finite min_val < max_val, got min_val = {}, max_val = {}",
-                self.min_val, self.max_val
+            return Err(InvalidConfig::new(
+                "hardtanh",
+                format!("needs finite min_val < max_val, got min_val = {}, max_val = {}",
+                self.min_val, self.max_val),
             ));
         }
         Ok(())
@@ -83,7 +85,7 @@ impl ActivationKind for HardTanh {
     type Config = HardTanhConfig;
     type Formula = HardTanhFormula;
 
-    fn validate(config: &HardTanhConfig) -> Result<(), String> {
+    fn validate(config: &HardTanhConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
     fn from_config(config: &HardTanhConfig, _: usize, _: &Device) -> Self {
@@ -149,6 +151,6 @@ mod tests {
             min_val: 1.0,
             max_val: 1.0,
         };
-        assert!(config.validate().unwrap_err().contains("min_val < max_val"));
+        assert!(config.validate().unwrap_err().to_string().contains("min_val < max_val"));
     }
 }

@@ -8,6 +8,29 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// An activation parameter outside its valid range: which parameter (`elu.alpha`), and what is
+/// wrong (`must be finite, got NaN`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{parameter} {reason}")]
+#[non_exhaustive]
+pub struct InvalidConfig {
+    /// The activation and parameter, e.g. `"elu.alpha"` (or the activation alone when the
+    /// problem is between parameters, e.g. `"rrelu"`).
+    pub parameter: &'static str,
+    /// What is wrong and what would be right.
+    pub reason: String,
+}
+
+impl InvalidConfig {
+    /// A parameter and what is wrong with it.
+    pub fn new(parameter: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            parameter,
+            reason: reason.into(),
+        }
+    }
+}
+
 pub use crate::fused::formula::{Formula, NotElementwise};
 
 /// Everything the registry needs to know about one kind of activation.
@@ -30,7 +53,7 @@ pub trait ActivationKind: Sized {
     type Formula: Formula;
 
     /// Checks the parameters, with a message that names the parameter and the reason.
-    fn validate(config: &Self::Config) -> Result<(), String>;
+    fn validate(config: &Self::Config) -> Result<(), InvalidConfig>;
 
     /// Builds the module for a slot with `channels` channels (dim 1 of its input).
     fn from_config(config: &Self::Config, channels: usize, device: &Device) -> Self;
@@ -86,7 +109,7 @@ macro_rules! parameterless_kind {
             type Config = ();
             type Formula = $formula;
 
-            fn validate(_: &()) -> Result<(), String> {
+            fn validate(_: &()) -> Result<(), $crate::InvalidConfig> {
                 Ok(())
             }
             fn from_config(_: &(), _: usize, _: &burn::tensor::Device) -> Self {

@@ -1,3 +1,4 @@
+use crate::InvalidConfig;
 use crate::fused::{self, Pointwise, formula::formula};
 use crate::kind::ActivationKind;
 use burn::module::Module;
@@ -32,11 +33,12 @@ impl Default for LeakyReluConfig {
 
 impl LeakyReluConfig {
     /// Checks the slope is finite.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if !self.negative_slope.is_finite() {
-            return Err(format!(
-                "leaky_relu.negative_slope must be finite, got {}",
-                self.negative_slope
+            return Err(InvalidConfig::new(
+                "leaky_relu.negative_slope",
+                format!("must be finite, got {}",
+                self.negative_slope),
             ));
         }
         Ok(())
@@ -76,7 +78,7 @@ impl ActivationKind for LeakyRelu {
     type Config = LeakyReluConfig;
     type Formula = LeakyReluFormula;
 
-    fn validate(config: &LeakyReluConfig) -> Result<(), String> {
+    fn validate(config: &LeakyReluConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
     fn from_config(config: &LeakyReluConfig, _: usize, _: &Device) -> Self {

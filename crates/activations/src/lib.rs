@@ -44,7 +44,7 @@ pub(crate) mod test_util;
 
 pub use allocator::keep_freed_memory;
 pub use interop::UnsupportedBurnActivation;
-pub use kind::{ActivationKind, Formula};
+pub use kind::{ActivationKind, Formula, InvalidConfig};
 pub use registry::ParseActivationError;
 
 // The one list of activations: `file: Variant(Config) => Module`, in the order users see them.

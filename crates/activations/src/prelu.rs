@@ -1,3 +1,4 @@
+use crate::InvalidConfig;
 use crate::fused::{self, Formula};
 use crate::kind::ActivationKind;
 use crate::leaky_relu::LeakyReluFormula;
@@ -38,9 +39,12 @@ impl Default for PReluConfig {
 
 impl PReluConfig {
     /// Checks the initial slope is finite.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if !self.init.is_finite() {
-            return Err(format!("prelu.init must be finite, got {}", self.init));
+            return Err(InvalidConfig::new(
+                "prelu.init",
+                format!("must be finite, got {}", self.init),
+            ));
         }
         Ok(())
     }
@@ -108,7 +112,7 @@ impl ActivationKind for PRelu {
     /// The leaky ReLU with the learned slope; with one slope per channel, one formula each.
     type Formula = LeakyReluFormula;
 
-    fn validate(config: &PReluConfig) -> Result<(), String> {
+    fn validate(config: &PReluConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
     fn from_config(config: &PReluConfig, channels: usize, device: &Device) -> Self {

@@ -1,3 +1,4 @@
+use crate::InvalidConfig;
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
@@ -43,11 +44,12 @@ impl Default for RReluConfig {
 
 impl RReluConfig {
     /// Checks `lower ≤ upper`, both finite.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if !(self.lower.is_finite() && self.upper.is_finite() && self.lower <= self.upper) {
-            return Err(format!(
-                "rrelu needs finite lower <= upper, got lower = {}, upper = {}",
-                self.lower, self.upper
+            return Err(InvalidConfig::new(
+                "rrelu",
+                format!("needs finite lower <= upper, got lower = {}, upper = {}",
+                self.lower, self.upper),
             ));
         }
         Ok(())
@@ -98,7 +100,7 @@ impl ActivationKind for RRelu {
     /// The evaluation form: the leaky ReLU with the mean slope.
     type Formula = LeakyReluFormula;
 
-    fn validate(config: &RReluConfig) -> Result<(), String> {
+    fn validate(config: &RReluConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
     fn from_config(config: &RReluConfig, _: usize, _: &Device) -> Self {

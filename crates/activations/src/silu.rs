@@ -1,3 +1,4 @@
+use crate::InvalidConfig;
 use crate::fused::{self, Pointwise, formula::formula, math};
 use crate::kind::ActivationKind;
 use burn::module::{Module, Param};
@@ -37,9 +38,12 @@ impl Default for SiluConfig {
 
 impl SiluConfig {
     /// Checks `beta` is finite.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if !self.beta.is_finite() {
-            return Err(format!("silu.beta must be finite, got {}", self.beta));
+            return Err(InvalidConfig::new(
+                "silu.beta",
+                format!("must be finite, got {}", self.beta),
+            ));
         }
         Ok(())
     }
@@ -107,7 +111,7 @@ impl ActivationKind for Silu {
     type Config = SiluConfig;
     type Formula = SiluFormula;
 
-    fn validate(config: &SiluConfig) -> Result<(), String> {
+    fn validate(config: &SiluConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
     fn from_config(config: &SiluConfig, _: usize, device: &Device) -> Self {

@@ -67,7 +67,7 @@ macro_rules! normalizing_kind {
             type Config = $crate::softmax::SoftmaxConfig;
             type Formula = $crate::kind::NotElementwise;
 
-            fn validate(_: &Self::Config) -> Result<(), String> {
+            fn validate(_: &Self::Config) -> Result<(), $crate::InvalidConfig> {
                 Ok(())
             }
             fn from_config(config: &Self::Config, _: usize, _: &burn::tensor::Device) -> Self {

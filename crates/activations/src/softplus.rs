@@ -1,3 +1,4 @@
+use crate::InvalidConfig;
 use crate::fused::{self, Pointwise, formula::formula, math};
 use crate::kind::ActivationKind;
 use burn::module::Module;
@@ -37,11 +38,12 @@ impl Default for SoftplusConfig {
 
 impl SoftplusConfig {
     /// Checks `beta > 0` and a finite threshold.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if !(self.beta.is_finite() && self.beta > 0.0 && self.threshold.is_finite()) {
-            return Err(format!(
-                "softplus needs beta > 0 and a finite threshold, got beta = {}, threshold = {}",
-                self.beta, self.threshold
+            return Err(InvalidConfig::new(
+                "softplus",
+                format!("needs beta > 0 and a finite threshold, got beta = {}, threshold = {}",
+                self.beta, self.threshold),
             ));
         }
         Ok(())
@@ -122,7 +124,7 @@ impl ActivationKind for Softplus {
     type Config = SoftplusConfig;
     type Formula = SoftplusFormula;
 
-    fn validate(config: &SoftplusConfig) -> Result<(), String> {
+    fn validate(config: &SoftplusConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
     fn from_config(config: &SoftplusConfig, _: usize, _: &Device) -> Self {
@@ -187,6 +189,6 @@ mod tests {
             beta: 0.0,
             threshold: 20.0,
         };
-        assert!(config.validate().unwrap_err().contains("beta > 0"));
+        assert!(config.validate().unwrap_err().to_string().contains("beta > 0"));
     }
 }

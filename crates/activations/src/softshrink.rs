@@ -1,3 +1,4 @@
+use crate::InvalidConfig;
 use crate::fused::formula::formula;
 use crate::kind::ActivationKind;
 use burn::module::Module;
@@ -31,11 +32,12 @@ impl Default for SoftshrinkConfig {
 
 impl SoftshrinkConfig {
     /// Checks `lambda` is finite and not negative.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if !(self.lambda.is_finite() && self.lambda >= 0.0) {
-            return Err(format!(
-                "softshrink.lambda must be finite and at least 0, got {}",
-                self.lambda
+            return Err(InvalidConfig::new(
+                "softshrink.lambda",
+                format!("must be finite and at least 0, got {}",
+                self.lambda),
             ));
         }
         Ok(())
@@ -82,7 +84,7 @@ impl ActivationKind for Softshrink {
     type Config = SoftshrinkConfig;
     type Formula = SoftshrinkFormula;
 
-    fn validate(config: &SoftshrinkConfig) -> Result<(), String> {
+    fn validate(config: &SoftshrinkConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
     fn from_config(config: &SoftshrinkConfig, _: usize, _: &Device) -> Self {
@@ -117,6 +119,6 @@ mod tests {
     #[test]
     fn negative_lambda_is_rejected() {
         let config = SoftshrinkConfig { lambda: -1.0 };
-        assert!(config.validate().unwrap_err().contains("at least 0"));
+        assert!(config.validate().unwrap_err().to_string().contains("at least 0"));
     }
 }

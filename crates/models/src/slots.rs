@@ -85,7 +85,7 @@ pub(crate) fn check_activations(key: &str, list: &[ActivationConfig]) -> Result<
     for activation in list {
         activation
             .validate()
-            .map_err(|reason| ConfigError::new(key, reason))?;
+            .map_err(|invalid| ConfigError::new(key, invalid.to_string()))?;
         if !activation.is_elementwise() && !matches!(activation, ActivationConfig::Aprelu(_)) {
             return Err(ConfigError::new(
                 key,

@@ -77,28 +77,51 @@ impl fmt::Display for Backend {
 }
 
 impl FromStr for Backend {
-    type Err = String;
+    type Err = ParseBackendError;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        let available: Vec<&str> = Self::available().iter().map(|b| b.name()).collect();
+        let available = Self::available().iter().map(|b| b.name()).collect();
         let backend = Self::ALL
             .into_iter()
             .find(|b| b.name() == name.trim().to_ascii_lowercase())
-            .ok_or_else(|| {
-                format!(
-                    "unknown backend `{name}`; available: {}",
-                    available.join(", ")
-                )
+            .ok_or_else(|| ParseBackendError::Unknown {
+                name: name.into(),
+                available,
             })?;
         if !backend.is_compiled() {
-            return Err(format!(
-                "backend `{name}` is not compiled into this binary (rebuild with \
-                 `--features {name}`); available: {}",
-                available.join(", ")
-            ));
+            return Err(ParseBackendError::NotCompiled {
+                name: backend.name(),
+                available: Self::available().iter().map(|b| b.name()).collect(),
+            });
         }
         Ok(backend)
     }
+}
+
+/// A backend name that is unknown, or not compiled into this binary.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseBackendError {
+    /// Not a backend's name.
+    #[error("unknown backend `{name}`; available: {}", available.join(", "))]
+    Unknown {
+        /// The name given.
+        name: String,
+        /// The backends compiled in.
+        available: Vec<&'static str>,
+    },
+    /// A backend whose Cargo feature was off when this binary was built.
+    #[error(
+        "backend `{name}` is not compiled into this binary (rebuild with `--features {name}`); \
+         available: {}",
+        available.join(", ")
+    )]
+    NotCompiled {
+        /// The backend.
+        name: &'static str,
+        /// The backends compiled in.
+        available: Vec<&'static str>,
+    },
 }
 
 /// Keeps freed tensor buffers for reuse; see [`activations::keep_freed_memory`], where it lives
@@ -111,14 +134,14 @@ mod tests {
 
     #[test]
     fn unknown_backend_lists_the_available_ones() {
-        let error = "tpu".parse::<Backend>().unwrap_err();
+        let error = "tpu".parse::<Backend>().unwrap_err().to_string();
         assert!(
             error.contains("unknown backend `tpu`") && error.contains("flex"),
             "{error}"
         );
         assert_eq!("flex".parse::<Backend>().unwrap(), Backend::Flex);
         if !cfg!(feature = "cuda") {
-            let error = "cuda".parse::<Backend>().unwrap_err();
+            let error = "cuda".parse::<Backend>().unwrap_err().to_string();
             assert!(error.contains("--features cuda"), "{error}");
         }
     }

@@ -112,75 +112,146 @@ impl Default for TrainConfig {
     }
 }
 
-/// A config that cannot be used: the message names the file, the key and the reason.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A config that cannot be used. The rendered chain (see [`crate::error_chain`]) names the
+/// file, the key and the reason: `run.toml: train.lr: must be a positive number, got 0`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {}", path.display())]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Not TOML, or a key or value this config does not have (the source names it).
+    #[error("{origin}")]
+    Toml {
+        /// The file (and the `--set` overrides or section) the text came from.
+        origin: String,
+        /// The parser's error, with line, column and key.
+        source: toml::de::Error,
+    },
+    /// A `--set` that is not `KEY=VALUE` or does not fit the config's shape.
+    #[error("--set {assignment}: {problem}")]
+    Override {
+        /// The `KEY=VALUE` text.
+        assignment: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A value out of its range, or inconsistent with another.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The key, e.g. `train.lr`.
+        key: String,
+        /// What is wrong and what would be right.
+        reason: String,
+    },
+    /// A `[model]` setting the model cannot be built with.
+    #[error(transparent)]
+    Model(#[from] models::ConfigError),
+    /// Any of the above, in a named file.
+    #[error("{origin}")]
+    In {
+        /// The file the config came from.
+        origin: String,
+        /// What is wrong in it.
+        source: Box<ConfigError>,
+    },
 }
 
-impl std::error::Error for ConfigError {}
+impl ConfigError {
+    pub(crate) fn invalid(key: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn read(path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Read { path, source }
+    }
+
+    /// Parses TOML text, naming `origin` in the error.
+    pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+        text: &str,
+        origin: impl Into<String>,
+    ) -> Result<T, Self> {
+        toml::from_str(text).map_err(|source| Self::Toml {
+            origin: origin.into(),
+            source,
+        })
+    }
+
+    /// This error as found in `origin`.
+    pub(crate) fn in_file(self, origin: &str) -> Self {
+        Self::In {
+            origin: origin.into(),
+            source: Box::new(self),
+        }
+    }
+}
 
 impl RunConfig {
     /// Reads `path`, applies `--set key=value` overrides, and validates the result.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(ConfigError::read(path))?;
         Self::parse(&text, &path.display().to_string(), overrides)
     }
 
     /// Parses TOML text (`origin` names it in errors), applies overrides, validates.
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
         let config: RunConfig = if overrides.is_empty() {
-            toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?
+            ConfigError::parse_toml(text, origin)?
         } else {
-            let mut table: toml::Table =
-                toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+            let mut table: toml::Table = ConfigError::parse_toml(text, origin)?;
             for assignment in overrides {
                 apply_override(&mut table, assignment)?;
             }
             let merged = toml::to_string(&table).expect("a TOML table serialises");
-            toml::from_str(&merged).map_err(|e| {
-                ConfigError(format!(
-                    "{origin} with --set {}: {e}",
-                    overrides.join(" --set ")
-                ))
-            })?
+            ConfigError::parse_toml(
+                &merged,
+                format!("{origin} with --set {}", overrides.join(" --set ")),
+            )?
         };
-        config
-            .validate()
-            .map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        config.validate().map_err(|e| e.in_file(origin))?;
         Ok(config)
     }
 
     /// Checks values serde cannot: ranges and consistency. The error names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let t = &self.train;
         if !(t.lr.is_finite() && t.lr > 0.0) {
-            return Err(format!("train.lr: must be a positive number, got {}", t.lr));
+            return Err(ConfigError::invalid(
+                "train.lr",
+                format!("must be a positive number, got {}", t.lr),
+            ));
         }
         if t.batch_size == 0 {
-            return Err("train.batch_size: must be at least 1".into());
+            return Err(ConfigError::invalid(
+                "train.batch_size",
+                "must be at least 1",
+            ));
         }
         if t.epochs == 0 {
-            return Err("train.epochs: must be at least 1".into());
+            return Err(ConfigError::invalid("train.epochs", "must be at least 1"));
         }
         if !(0.0..1.0).contains(&t.momentum) {
-            return Err(format!(
-                "train.momentum: must be in [0, 1), got {}",
-                t.momentum
+            return Err(ConfigError::invalid(
+                "train.momentum",
+                format!("must be in [0, 1), got {}", t.momentum),
             ));
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            return Err(format!(
-                "train.weight_decay: must be >= 0, got {}",
-                t.weight_decay
+            return Err(ConfigError::invalid(
+                "train.weight_decay",
+                format!("must be >= 0, got {}", t.weight_decay),
             ));
         }
-        self.model.validate().map_err(|e| e.to_string())
+        Ok(self.model.validate()?)
     }
 
     /// The config as TOML, every default written out.
@@ -193,16 +264,18 @@ impl RunConfig {
 /// `[32, 64]`, `{ kind = "elu" }`) and otherwise taken as a string (`gelu`).
 pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
     let Some((key, raw)) = assignment.split_once('=') else {
-        return Err(ConfigError(format!(
-            "--set {assignment}: expected KEY=VALUE, e.g. --set train.epochs=3"
-        )));
+        return Err(ConfigError::Override {
+            assignment: assignment.into(),
+            problem: "expected KEY=VALUE, e.g. --set train.epochs=3".into(),
+        });
     };
     let key = key.trim();
     let path: Vec<&str> = key.split('.').collect();
     if path.iter().any(|p| p.is_empty()) {
-        return Err(ConfigError(format!(
-            "--set {assignment}: `{key}` is not a key path"
-        )));
+        return Err(ConfigError::Override {
+            assignment: assignment.into(),
+            problem: format!("`{key}` is not a key path"),
+        });
     }
     let raw = raw.trim();
     let value = toml::from_str::<toml::Table>(&format!("value = {raw}"))
@@ -215,10 +288,9 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), C
         let entry = current
             .entry(part.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        current = entry.as_table_mut().ok_or_else(|| {
-            ConfigError(format!(
-                "--set {assignment}: `{part}` is a value, not a section"
-            ))
+        current = entry.as_table_mut().ok_or_else(|| ConfigError::Override {
+            assignment: assignment.into(),
+            problem: format!("`{part}` is a value, not a section"),
         })?;
     }
     current.insert(last.to_string(), value);
@@ -231,9 +303,7 @@ mod tests {
 
     fn error_of(text: &str, overrides: &[&str]) -> String {
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-        RunConfig::parse(text, "test.toml", &overrides)
-            .unwrap_err()
-            .0
+        crate::error_chain(&RunConfig::parse(text, "test.toml", &overrides).unwrap_err())
     }
 
     #[test]

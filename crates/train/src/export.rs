@@ -162,7 +162,11 @@ pub fn safetensors_bytes(tensors: &[ExportTensor], metadata: &BTreeMap<String, S
 }
 
 /// Writes `model` to `path` as safetensors (atomically), with the run's config as metadata.
-pub fn export_safetensors(model: &Model, config_toml: &str, path: &Path) -> Result<(), String> {
+pub fn export_safetensors(
+    model: &Model,
+    config_toml: &str,
+    path: &Path,
+) -> Result<(), crate::run::RunError> {
     let metadata = BTreeMap::from([
         ("format".to_string(), "pt".to_string()),
         ("config".to_string(), config_toml.to_string()),

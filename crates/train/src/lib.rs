@@ -33,3 +33,21 @@ pub mod sweep;
 pub use backend::Backend;
 pub use config::RunConfig;
 pub use run::{TrainOptions, train, train_on};
+
+/// An error and its sources as one line, outermost first: `cannot load run/model.bpk: the
+/// file is damaged: …`. This is how `fmnist` prints errors; use it to show this crate's
+/// errors the same way.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // A wrapper that repeats its source's message adds nothing.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

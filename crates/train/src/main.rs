@@ -15,8 +15,8 @@ fn main() -> ExitCode {
     train::backend::keep_freed_memory();
     match cli::Cli::parse().run() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {}", train::error_chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -256,6 +256,111 @@ fn damaged_final_weights_are_refused() {
     }
 }
 
+/// Every file of a finished run, damaged as a full disk, a bad copy or a stray editor leaves it
+/// (cut short, zeroed, replaced by other bytes), gives `eval`, `predict` and `report` a clear
+/// error that names the file, a non-zero exit, and never a panic; the other files are left as
+/// they were. A run of a newer format is refused by name.
+#[test]
+fn every_damaged_run_file_is_a_clear_error() {
+    let data = data_dir();
+    let (out, _) = baseline(data.path());
+    let run_dir = out.path();
+    let png = run_dir.join("image.png");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n").unwrap();
+    let fmnist = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fmnist"));
+        command
+            .args(args)
+            .args(["--data-dir", data.path().to_str().unwrap()]);
+        command
+    };
+    let eval = || fmnist(&["eval", "--model", run_dir.to_str().unwrap()]);
+    let report_dir = run_dir.join("report");
+    let report = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fmnist"));
+        command.args(["report", run_dir.to_str().unwrap()]);
+        command.args(["--out", report_dir.to_str().unwrap()]);
+        command
+    };
+    let command = |name: &str| if name == "eval" { eval() } else { report() };
+    let damages = |bytes: &[u8]| {
+        vec![
+            ("cut short", bytes[..bytes.len() / 2].to_vec()),
+            ("zeroed", vec![0u8; bytes.len()]),
+            ("other bytes", b"\xff\xfe garbage \x00\x01 [[[ {{{".to_vec()),
+            ("empty", Vec::new()),
+        ]
+    };
+    for (file, commands) in [
+        ("config.toml", &["eval", "report"][..]),
+        ("summary.json", &["eval", "report"]),
+        ("metrics.csv", &["report"]),
+        ("model.bpk", &["eval"]),
+    ] {
+        let path = run_dir.join(file);
+        let original = std::fs::read(&path).unwrap();
+        let others: Vec<(PathBuf, Vec<u8>)> =
+            ["config.toml", "summary.json", "metrics.csv", "model.bpk"]
+                .iter()
+                .filter(|other| **other != file)
+                .map(|other| {
+                    (
+                        run_dir.join(other),
+                        std::fs::read(run_dir.join(other)).unwrap(),
+                    )
+                })
+                .collect();
+        for (damage, bytes) in damages(&original) {
+            std::fs::write(&path, &bytes).unwrap();
+            for name in commands {
+                let (ok, text) = run(command(name));
+                let case = format!("{name} with {file} {damage}");
+                assert!(!ok, "{case}: accepted\n{text}");
+                assert!(!text.contains("panicked"), "{case}: {text}");
+                assert!(
+                    text.contains("error: ") && text.contains(file),
+                    "{case}: {text}"
+                );
+            }
+            for (other, bytes) in &others {
+                assert_eq!(
+                    &std::fs::read(other).unwrap(),
+                    bytes,
+                    "{file} {damage}: {other:?} changed"
+                );
+            }
+        }
+        std::fs::write(&path, &original).unwrap();
+    }
+
+    // A PNG that is not one, for predict.
+    let mut predict = Command::new(env!("CARGO_BIN_EXE_fmnist"));
+    predict.args([
+        "predict",
+        "--model",
+        run_dir.to_str().unwrap(),
+        png.to_str().unwrap(),
+    ]);
+    let (ok, text) = run(predict);
+    assert!(!ok && !text.contains("panicked"), "{text}");
+    assert!(text.contains("image.png is not a readable PNG"), "{text}");
+
+    // A run written by a newer version: refused by name, not misread.
+    let summary_path = run_dir.join("summary.json");
+    let original = std::fs::read_to_string(&summary_path).unwrap();
+    let newer = original.replacen("\"run_format\": 1", "\"run_format\": 99", 1);
+    assert_ne!(newer, original, "summary.json records run_format");
+    std::fs::write(&summary_path, newer).unwrap();
+    let (ok, text) = run(eval());
+    assert!(
+        !ok && text.contains("newer fmnist (run format 99"),
+        "{text}"
+    );
+    std::fs::write(&summary_path, original).unwrap();
+    let (ok, text) = run(eval());
+    assert!(ok, "the restored run evaluates: {text}");
+}
+
 /// Two trainers on one directory: the second is refused with the first one's PID, and the
 /// first finishes undisturbed.
 #[test]

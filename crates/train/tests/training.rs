@@ -16,7 +16,15 @@ fn resume_with_a_different_config_is_refused() {
     train_on(&one, &data, &options(dir.path(), Backend::Flex, false)).unwrap();
     let other = small_config(&["train.lr=0.01"]);
     let error = train_on(&other, &data, &options(dir.path(), Backend::Flex, true)).unwrap_err();
-    assert!(error.0.contains("different config"), "{}", error.0);
+    assert!(
+        matches!(
+            error,
+            train::run::TrainError::Checkpoint(train::run::CheckpointError::OtherConfig { .. })
+        ),
+        "{error:?}"
+    );
+    let error = error.to_string();
+    assert!(error.contains("different config"), "{}", error);
 }
 
 #[test]
@@ -65,11 +73,13 @@ fn diverging_loss_stops_with_a_clear_message() {
         "train.optimizer=\"sgd\"",
         "train.lr=1e12",
     ]);
-    let error = train_on(&config, &data, &options(dir.path(), Backend::Flex, false)).unwrap_err();
+    let error = train_on(&config, &data, &options(dir.path(), Backend::Flex, false))
+        .unwrap_err()
+        .to_string();
     assert!(
-        error.0.contains("loss became") && error.0.contains("train.lr"),
+        error.contains("loss became") && error.contains("train.lr"),
         "{}",
-        error.0
+        error
     );
 }
 
@@ -310,8 +320,10 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
         &[],
     )
     .unwrap();
-    let error = train::sweep::run_sweep_on(&changed, &data, &sweep("a", "0/1")).unwrap_err();
-    assert!(error.0.contains("different config"), "{}", error.0);
+    let error = train::sweep::run_sweep_on(&changed, &data, &sweep("a", "0/1"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("different config"), "{}", error);
 }
 
 /// APReLU in a plain Burn training loop over Burn's DataLoader, whose last batch holds a single

@@ -4,7 +4,48 @@
 //! (`src/run/checkpoint.rs`).
 use proptest::prelude::*;
 use train::RunConfig;
-use train::data::idx::{encode, parse_images, parse_labels};
+use train::data::idx::{MAX_DECOMPRESSED, encode, parse_images, parse_labels, read_maybe_gz};
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// `bytes` written to a temporary `.gz` file and read back through the reader.
+fn read_gz(bytes: &[u8]) -> Result<Vec<u8>, train::data::DataError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("file.gz");
+    std::fs::write(&path, bytes).unwrap();
+    read_maybe_gz(&path)
+}
+
+/// A gzip bomb: a small `.gz` file whose IDX header claims one image, followed by 64 MiB of
+/// zeros. Only what the header promises (plus one byte, to report "too long") is decompressed.
+#[test]
+fn gzip_bombs_are_decompressed_only_as_far_as_the_header_promises() {
+    let mut idx = encode(&[1, 28, 28], &[0; 784]);
+    idx.resize(64 << 20, 0);
+    let bomb = gzip(&idx);
+    assert!(bomb.len() < 200_000, "{}", bomb.len());
+    let bytes = read_gz(&bomb).unwrap();
+    assert_eq!(bytes.len(), 16 + 784 + 1);
+    let error = parse_images(&bytes, "bomb").unwrap_err().to_string();
+    assert!(error.contains("too long"), "{error}");
+
+    // A header that claims 2^32 - 1 images is refused before anything past it is read.
+    let mut header = vec![0, 0, 8, 3];
+    for d in [u32::MAX, 28, 28] {
+        header.extend(d.to_be_bytes());
+    }
+    header.resize(1 << 20, 0);
+    let error = read_gz(&gzip(&header)).unwrap_err();
+    assert!(
+        matches!(error, train::data::DataError::TooLarge { limit, .. } if limit == MAX_DECOMPRESSED),
+        "{error}"
+    );
+}
 
 proptest! {
     #[test]
@@ -27,6 +68,22 @@ proptest! {
         bytes.extend(&body);
         let parsed = parse_images(&bytes, "fuzz");
         prop_assert_eq!(parsed.is_ok(), count as usize * 784 == body.len());
+    }
+
+    /// Arbitrary bytes behind the gzip magic are an error or a bounded result, never a panic;
+    /// gzipped IDX files round-trip.
+    #[test]
+    fn gzip_reader_never_panics_and_round_trips(
+        tail in proptest::collection::vec(any::<u8>(), 0..512),
+        labels in proptest::collection::vec(0u8..=9, 0..512),
+    ) {
+        let mut bytes = vec![0x1f, 0x8b];
+        bytes.extend(&tail);
+        if let Ok(out) = read_gz(&bytes) {
+            prop_assert!((out.len() as u64) < MAX_DECOMPRESSED);
+        }
+        let idx = encode(&[labels.len()], &labels);
+        prop_assert_eq!(read_gz(&gzip(&idx)).unwrap(), idx);
     }
 
     #[test]

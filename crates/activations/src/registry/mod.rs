@@ -144,7 +144,7 @@ macro_rules! registry {
             }
 
             /// Checks the parameters, with a message that names the parameter and the reason.
-            pub fn validate(&self) -> Result<(), String> {
+            pub fn validate(&self) -> Result<(), $crate::InvalidConfig> {
                 match self {
                     $(Self::$variant $(($crate::registry::bind_config!($config, config)))? => {
                         <$module as $crate::kind::ActivationKind>::validate(

@@ -2,7 +2,7 @@
 use super::*;
 
 /// Every activation in the registry with its parameters and defaults.
-pub fn run() -> Result<(), String> {
+pub fn run() -> anyhow::Result<()> {
     println!("{:<12} {:<44} description", "kind", "parameters (defaults)");
     for config in ActivationConfig::catalog() {
         println!(

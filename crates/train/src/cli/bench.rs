@@ -40,7 +40,7 @@ pub enum BenchCommand {
 }
 
 impl BenchCommand {
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> anyhow::Result<()> {
         use ::train::bench;
         match self {
             BenchCommand::Activations {

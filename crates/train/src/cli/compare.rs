@@ -27,7 +27,7 @@ pub struct CompareArgs {
 }
 
 impl CompareArgs {
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> anyhow::Result<()> {
         let Self {
             config,
             backend,
@@ -38,7 +38,7 @@ impl CompareArgs {
             quiet,
         } = self;
         sets.extend(data_dir_override(data_dir));
-        let config = ::train::sweep::CompareConfig::load(&config, &sets).map_err(|e| e.0)?;
+        let config = ::train::sweep::CompareConfig::load(&config, &sets)?;
         let shard = shard.unwrap_or_default();
         let runs = config.plan();
         let mine = runs.iter().filter(|r| shard.takes(r.index)).count();
@@ -62,8 +62,7 @@ impl CompareArgs {
                 shard,
                 quiet,
             },
-        )
-        .map_err(|e| e.0)?;
+        )?;
         let finished = ::train::report::collect_runs(std::slice::from_ref(&out))?;
         let pending = statuses.len() - finished.len().min(statuses.len());
         ::train::report::write_report(&finished, &out, &backend_note(backend))?;

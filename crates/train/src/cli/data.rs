@@ -13,23 +13,22 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> anyhow::Result<()> {
         let Self { data_dir, offline } = self;
         let options = ::train::data::DataOptions {
             dir: data_dir,
             offline,
             ..Default::default()
         };
-        let located = ::train::data::locate(&options).map_err(|e| e.0)?;
+        let located = ::train::data::locate(&options)?;
         println!("found in {} ({})", located.dir.display(), located.how);
         for file in &FILES {
             let path = located.path(file);
-            ::train::data::source::read_verified(&path, file, true).map_err(|e| e.0)?;
+            ::train::data::source::read_verified(&path, file, true)?;
             println!("  {}: sha256 verified ({})", file.name, path.display());
         }
         for (name, train) in [("train", true), ("test", false)] {
-            let split =
-                ::train::data::dataset::read_split(&located, train, false).map_err(|e| e.0)?;
+            let split = ::train::data::dataset::read_split(&located, train, false)?;
             println!("\n{name}: {} images", split.len());
             for (class, count) in CLASS_NAMES.iter().zip(split.class_counts()) {
                 println!("  {class:<12} {count:>6}");

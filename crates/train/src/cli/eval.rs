@@ -15,13 +15,13 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> anyhow::Result<()> {
         let Self {
             model,
             backend,
             data_dir,
         } = self;
-        let (mut config, network) = ::train::run::load_trained(&model, backend).map_err(|e| e.0)?;
+        let (mut config, network) = ::train::run::load_trained(&model, backend)?;
         if data_dir.is_some() {
             config.data.dir = data_dir;
         }
@@ -29,7 +29,7 @@ impl EvalArgs {
         config.data.train_limit = 0;
         config.data.test_limit = 0;
         config.data.validation = 0;
-        let data = ::train::run::load_data(&config).map_err(|e| e.0)?;
+        let data = ::train::run::load_data(&config)?;
         let result = ::train::run::evaluate_split(&network, &data.test, backend);
         println!(
             "test accuracy {:.2}% (loss {:.4}) on {} images",

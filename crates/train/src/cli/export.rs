@@ -16,10 +16,9 @@ pub struct ExportArgs {
 }
 
 impl ExportArgs {
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> anyhow::Result<()> {
         let Self { model, format, out } = self;
-        let (config, network) =
-            ::train::run::load_trained(&model, Backend::Flex).map_err(|e| e.0)?;
+        let (config, network) = ::train::run::load_trained(&model, Backend::Flex)?;
         let out = out.unwrap_or_else(|| model.join(format!("model.{format}")));
         ::train::export::export_safetensors(&network, &config.to_toml(), &out)?;
         println!(

@@ -58,8 +58,8 @@ enum Command {
 }
 
 impl Cli {
-    /// Runs the subcommand; the error is the message to print.
-    pub fn run(self) -> Result<(), String> {
+    /// Runs the subcommand; `main` prints the error with its chain of causes.
+    pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Train(args) => args.run(),
             Command::Eval(args) => args.run(),
@@ -75,16 +75,18 @@ impl Cli {
     }
 }
 
-pub(crate) fn parse_backend(name: &str) -> Result<Backend, String> {
+pub(crate) fn parse_backend(name: &str) -> Result<Backend, ::train::backend::ParseBackendError> {
     name.parse()
 }
 
-pub(crate) fn parse_shard(text: &str) -> Result<::train::sweep::Shard, String> {
+pub(crate) fn parse_shard(
+    text: &str,
+) -> Result<::train::sweep::Shard, ::train::sweep::ParseShardError> {
     text.parse()
 }
 
 /// An activation from the command line: a name, or an inline TOML table.
-pub(crate) fn parse_activation(text: &str) -> Result<ActivationConfig, String> {
+pub(crate) fn parse_activation(text: &str) -> anyhow::Result<ActivationConfig> {
     if text.trim_start().starts_with('{') {
         #[derive(serde::Deserialize)]
         struct Slot {
@@ -92,16 +94,15 @@ pub(crate) fn parse_activation(text: &str) -> Result<ActivationConfig, String> {
         }
         toml::from_str::<Slot>(&format!("activation = {text}"))
             .map(|slot| slot.activation)
-            .map_err(|e| format!("{text}: {e}"))
+            .map_err(|e| anyhow::anyhow!("{text}: {e}"))
     } else {
-        text.parse()
-            .map_err(|e: ::activations::ParseActivationError| e.to_string())
+        Ok(text.parse()?)
     }
 }
 
 /// Benchmark rows as one pretty-printed JSON array on stdout.
-pub(crate) fn print_json(rows: &impl serde::Serialize) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(rows).map_err(|e| e.to_string())?;
+pub(crate) fn print_json(rows: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(rows)?;
     println!("{text}");
     Ok(())
 }

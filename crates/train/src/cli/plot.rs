@@ -1,5 +1,6 @@
 //! `fmnist plot`.
 use super::*;
+use anyhow::Context;
 
 /// Plot activations and their derivatives on [-6, 6] (default: every registry kind).
 #[derive(Args)]
@@ -12,7 +13,7 @@ pub struct PlotArgs {
 }
 
 impl PlotArgs {
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> anyhow::Result<()> {
         let Self { out, activations } = self;
         let list = if activations.is_empty() {
             ActivationConfig::catalog()
@@ -23,7 +24,7 @@ impl PlotArgs {
                 .collect::<Result<Vec<_>, _>>()?
         };
         std::fs::create_dir_all(&out)
-            .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            .with_context(|| format!("cannot create {}", out.display()))?;
         ::train::report::plots::activation_grid(&list, &out.join("activations"))?;
         println!("wrote {} and .svg", out.join("activations.png").display());
         Ok(())

@@ -18,17 +18,17 @@ pub struct PredictArgs {
 }
 
 impl PredictArgs {
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> anyhow::Result<()> {
         let Self {
             model,
             images,
             invert,
             backend,
         } = self;
-        let (_, network) = ::train::run::load_trained(&model, backend).map_err(|e| e.0)?;
+        let (_, network) = ::train::run::load_trained(&model, backend)?;
         let device = backend.device();
         for path in images {
-            let pixels = ::train::data::image::load_png(&path, invert).map_err(|e| e.0)?;
+            let pixels = ::train::data::image::load_png(&path, invert)?;
             let split = ::train::data::Split {
                 images: pixels,
                 labels: vec![0],
@@ -40,7 +40,7 @@ impl PredictArgs {
                 .into_data()
                 .convert::<f32>()
                 .try_into_vec()
-                .map_err(|e| format!("{e:?}"))?;
+                .map_err(|e| anyhow::anyhow!("cannot read the probabilities: {e:?}"))?;
             let mut ranked: Vec<(usize, f32)> = probabilities.iter().copied().enumerate().collect();
             ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
             let top: Vec<String> = ranked[..3]

@@ -13,7 +13,7 @@ pub struct ReportArgs {
 }
 
 impl ReportArgs {
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> anyhow::Result<()> {
         let Self { dirs, out } = self;
         let runs = ::train::report::collect_runs(&dirs)?;
         let out = out.unwrap_or_else(|| dirs[0].clone());

@@ -37,7 +37,7 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> anyhow::Result<()> {
         let Self {
             config,
             backend,
@@ -57,7 +57,7 @@ impl TrainArgs {
         if no_verify {
             sets.push("data.verify=false".into());
         }
-        let config = RunConfig::load(&config, &sets).map_err(|e| e.0)?;
+        let config = RunConfig::load(&config, &sets)?;
         let out =
             out.unwrap_or_else(|| PathBuf::from("runs").join(config.model.activation().name()));
         let summary = ::train::train(
@@ -70,8 +70,7 @@ impl TrainArgs {
                 stop_after,
                 diagnostics: false,
             },
-        )
-        .map_err(|e| e.0)?;
+        )?;
         if !summary.complete {
             println!(
                 "stopped after epoch {} with test accuracy {:.2}%; the checkpoint is in {}: \

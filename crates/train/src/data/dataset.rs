@@ -103,13 +103,12 @@ pub fn read_split(located: &Located, train: bool, verify: bool) -> Result<Split,
         &labels_path.display().to_string(),
     )?;
     if images.len() != labels.len() * PIXELS {
-        return Err(DataError(format!(
-            "{} has {} images but {} has {} labels",
-            images_path.display(),
-            images.len() / PIXELS,
-            labels_path.display(),
-            labels.len()
-        )));
+        return Err(DataError::CountMismatch {
+            images: images.len() / PIXELS,
+            images_path,
+            labels: labels.len(),
+            labels_path,
+        });
     }
     Ok(Split { images, labels })
 }
@@ -127,10 +126,10 @@ pub fn load_splits(
     let full_train = read_split(&located, true, !options.no_verify)?;
     let test = read_split(&located, false, !options.no_verify)?;
     if validation >= full_train.len() {
-        return Err(DataError(format!(
-            "data.validation = {validation} leaves no training images (the training set has {})",
-            full_train.len()
-        )));
+        return Err(DataError::ValidationTooLarge {
+            validation,
+            available: full_train.len(),
+        });
     }
     let mut order: Vec<usize> = (0..full_train.len()).collect();
     crate::rng::SplitMix64::new(seed ^ 0x5eed_da7a).shuffle(&mut order);
@@ -198,10 +197,12 @@ impl FashionMnistDataset {
 impl Dataset<FashionMnistItem> for FashionMnistDataset {
     fn get(&self, index: usize) -> Result<FashionMnistItem, burn::data::dataset::DatasetError> {
         if index >= self.split.len() {
-            return Err(burn::data::dataset::DatasetError::new(DataError(format!(
-                "index {index} out of range for {} images",
-                self.split.len()
-            ))));
+            return Err(burn::data::dataset::DatasetError::new(
+                DataError::OutOfRange {
+                    index,
+                    len: self.split.len(),
+                },
+            ));
         }
         let mut image = [[0f32; SIDE]; SIDE];
         let pixels = &self.split.images[index * PIXELS..(index + 1) * PIXELS];

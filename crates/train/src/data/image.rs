@@ -8,17 +8,16 @@ use crate::data::idx::SIDE;
 /// resizing by area averaging. Fashion-MNIST shows light garments on black: pass `invert` for
 /// dark objects on a light background.
 pub fn load_png(path: &Path, invert: bool) -> Result<Vec<u8>, DataError> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| DataError(format!("cannot open {}: {e}", path.display())))?;
+    let file = std::fs::File::open(path).map_err(DataError::io("open", path))?;
+    let png_error = |source| DataError::Png {
+        path: path.into(),
+        source,
+    };
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder
-        .read_info()
-        .map_err(|e| DataError(format!("{} is not a readable PNG: {e}", path.display())))?;
+    let mut reader = decoder.read_info().map_err(png_error)?;
     let mut buffer = vec![0; reader.output_buffer_size()];
-    let info = reader
-        .next_frame(&mut buffer)
-        .map_err(|e| DataError(format!("{} is not a readable PNG: {e}", path.display())))?;
+    let info = reader.next_frame(&mut buffer).map_err(png_error)?;
     let (width, height) = (info.width as usize, info.height as usize);
     let channels = info.color_type.samples();
     let gray: Vec<f32> = buffer[..info.buffer_size()]
@@ -102,7 +101,7 @@ mod tests {
         assert!(
             load_png(&path, false)
                 .unwrap_err()
-                .0
+                .to_string()
                 .contains("not a readable PNG")
         );
     }

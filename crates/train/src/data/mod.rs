@@ -6,6 +6,7 @@
 //! - [`dataset`]: the splits in memory, normalised batches, and Burn's `Dataset` trait.
 //! - [`image`]: user PNGs as 28×28 grayscale, for `fmnist predict`.
 pub mod dataset;
+mod error;
 pub mod idx;
 pub mod image;
 pub mod source;
@@ -32,14 +33,4 @@ pub const PIXEL_MEAN: f32 = 0.2860;
 /// Training-set pixel standard deviation on the [0, 1] scale.
 pub const PIXEL_STD: f32 = 0.3530;
 
-/// Anything wrong with the data: the message says what and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataError(pub String);
-
-impl std::fmt::Display for DataError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DataError {}
+pub use error::DataError;

@@ -108,12 +108,10 @@ pub fn locate(options: &DataOptions) -> Result<Located, DataError> {
                 how: "--data-dir".into(),
             });
         }
-        return Err(DataError(format!(
-            "the data directory {} lacks {} (each may be gzipped, ending in .gz); point \
-             --data-dir (or data.dir) at a directory holding all four Fashion-MNIST files",
-            dir.display(),
-            missing.join(", ")
-        )));
+        return Err(DataError::MissingFiles {
+            dir: dir.clone(),
+            missing,
+        });
     }
     let cache = options.cache_dir.clone().or_else(default_cache_dir);
     let mut candidates: Vec<(PathBuf, &str)> = Vec::new();
@@ -136,29 +134,25 @@ pub fn locate(options: &DataOptions) -> Result<Located, DataError> {
         .iter()
         .map(|(dir, how)| format!("  {} ({how})", dir.display()))
         .collect();
-    let fixes = "Fix it in one of three ways:\n  \
-         1. apt-get install dataset-fashion-mnist (installs /usr/share/datasets/fashion-mnist)\n  \
-         2. pass --data-dir DIR (or set data.dir, or $FASHION_MNIST_DIR) to a directory with the four files\n  \
-         3. run once with internet access and without --offline to download them into the cache";
     if options.offline {
-        return Err(DataError(format!(
-            "Fashion-MNIST not found (--offline, so no download). Looked in:\n{}\n{fixes}",
-            looked.join("\n")
-        )));
+        return Err(DataError::NotFound {
+            why: " (--offline, so no download)".into(),
+            looked,
+        });
     }
     let Some(cache) = cache else {
-        return Err(DataError(format!(
-            "Fashion-MNIST not found and no cache directory to download into ($HOME is unset). \
-             Looked in:\n{}\n{fixes}",
-            looked.join("\n")
-        )));
+        return Err(DataError::NotFound {
+            why: " and no cache directory to download into ($HOME is unset)".into(),
+            looked,
+        });
     };
     let mirror = options.mirror.as_deref().unwrap_or(MIRROR);
-    download_all(mirror, &cache, !options.no_verify).map_err(|DataError(e)| {
-        DataError(format!(
-            "Fashion-MNIST not found, and downloading it from {mirror} failed: {e}\nLooked in:\n{}\n{fixes}",
-            looked.join("\n")
-        ))
+    download_all(mirror, &cache, !options.no_verify).map_err(|error| {
+        DataError::DownloadFailed {
+            mirror: mirror.into(),
+            looked,
+            source: Box::new(error),
+        }
     })?;
     Ok(Located {
         dir: cache,
@@ -180,22 +174,19 @@ pub fn read_verified(path: &Path, file: &DataFile, verify: bool) -> Result<Vec<u
     if verify {
         let actual = sha256_hex(&bytes);
         if actual != file.sha256 {
-            return Err(DataError(format!(
-                "{} does not match the canonical Fashion-MNIST {} (SHA-256 of its decompressed \
-                 bytes is {actual}, expected {}); replace it with the original file, or pass \
-                 --no-verify to use a modified copy on purpose",
-                path.display(),
-                file.name,
-                file.sha256
-            )));
+            return Err(DataError::Checksum {
+                path: path.into(),
+                name: file.name,
+                actual,
+                expected: file.sha256,
+            });
         }
     }
     Ok(bytes)
 }
 
 fn download_all(mirror: &str, cache: &Path, verify: bool) -> Result<(), DataError> {
-    std::fs::create_dir_all(cache)
-        .map_err(|e| DataError(format!("cannot create {}: {e}", cache.display())))?;
+    std::fs::create_dir_all(cache).map_err(DataError::io("create", cache))?;
     for file in &FILES {
         if file_in(cache, file).is_some() {
             continue;
@@ -210,9 +201,11 @@ fn download_all(mirror: &str, cache: &Path, verify: bool) -> Result<(), DataErro
 /// Downloads `url` to `target` through a temporary file renamed into place only once complete
 /// and verified, so an interrupted download never leaves a half-written file behind.
 fn download(url: &str, target: &Path, file: &DataFile, verify: bool) -> Result<(), DataError> {
-    let response = ureq::get(url)
-        .call()
-        .map_err(|e| DataError(format!("GET {url}: {e}")))?;
+    let http = |source: Box<dyn std::error::Error + Send + Sync>| DataError::Http {
+        url: url.into(),
+        source,
+    };
+    let response = ureq::get(url).call().map_err(|e| http(Box::new(e)))?;
     let total: Option<u64> = response
         .header("Content-Length")
         .and_then(|v| v.parse().ok());
@@ -221,9 +214,7 @@ fn download(url: &str, target: &Path, file: &DataFile, verify: bool) -> Result<(
     let mut chunk = vec![0u8; 1 << 16];
     let mut progress = crate::progress::Progress::new(&format!("downloading {}", file.name));
     loop {
-        let n = reader
-            .read(&mut chunk)
-            .map_err(|e| DataError(format!("reading {url}: {e}")))?;
+        let n = reader.read(&mut chunk).map_err(|e| http(Box::new(e)))?;
         if n == 0 {
             break;
         }
@@ -234,17 +225,17 @@ fn download(url: &str, target: &Path, file: &DataFile, verify: bool) -> Result<(
     }
     progress.finish("");
     let tmp = target.with_extension("gz.partial");
-    let mut out = std::fs::File::create(&tmp)
-        .map_err(|e| DataError(format!("cannot write {}: {e}", tmp.display())))?;
-    out.write_all(&body)
-        .and_then(|_| out.sync_all())
-        .map_err(|e| DataError(format!("cannot write {}: {e}", tmp.display())))?;
+    std::fs::File::create(&tmp)
+        .and_then(|mut out| {
+            out.write_all(&body)?;
+            out.sync_all()
+        })
+        .map_err(DataError::io("write", &tmp))?;
     if let Err(error) = read_verified(&tmp, file, verify) {
         std::fs::remove_file(&tmp).ok();
         return Err(error);
     }
-    std::fs::rename(&tmp, target)
-        .map_err(|e| DataError(format!("cannot move {} into place: {e}", tmp.display())))
+    std::fs::rename(&tmp, target).map_err(DataError::io("move into place", &tmp))
 }
 
 #[cfg(test)]
@@ -259,7 +250,7 @@ mod tests {
             dir: Some(dir.path().into()),
             ..Default::default()
         };
-        let error = locate(&options).unwrap_err().0;
+        let error = locate(&options).unwrap_err().to_string();
         assert!(error.contains("lacks train-labels-idx1-ubyte"), "{error}");
         assert!(!error.contains("lacks train-images"), "{error}");
     }
@@ -276,7 +267,7 @@ mod tests {
         if std::env::var_os("FASHION_MNIST_DIR").is_some() || Path::new(DEBIAN_DIR).exists() {
             return;
         }
-        let error = locate(&options).unwrap_err().0;
+        let error = locate(&options).unwrap_err().to_string();
         assert!(
             error.contains("Debian package") && error.contains("--data-dir"),
             "{error}"
@@ -288,7 +279,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t10k-labels-idx1-ubyte");
         std::fs::write(&path, super::super::idx::encode(&[2], &[1, 2])).unwrap();
-        let error = read_verified(&path, &FILES[3], true).unwrap_err().0;
+        let error = read_verified(&path, &FILES[3], true)
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("does not match") && error.contains("--no-verify"),
             "{error}"
@@ -329,7 +322,9 @@ mod tests {
         let target = dir.path().join("t10k-labels-idx1-ubyte.gz");
         let url = format!("http://{address}/t10k-labels-idx1-ubyte.gz");
         // The bytes are not the canonical file, so verification must refuse and leave nothing.
-        let error = download(&url, &target, &FILES[3], true).unwrap_err().0;
+        let error = download(&url, &target, &FILES[3], true)
+            .unwrap_err()
+            .to_string();
         server.join().unwrap();
         assert!(error.contains("does not match"), "{error}");
         assert!(!target.exists());

@@ -1,8 +1,9 @@
 //! Finished runs read back from their directories, for the report.
 use std::path::{Path, PathBuf};
 
+use super::ReportError;
 use crate::config::RunConfig;
-use crate::run::{DiagnosticRecord, EpochRecord, RunDir, Summary};
+use crate::run::{DiagnosticRecord, EpochRecord, RunDir, RunError, Summary};
 use crate::sweep::label;
 
 /// A finished run read back from its directory.
@@ -26,21 +27,18 @@ pub struct FinishedRun {
 
 /// Finished runs in the given sweep directories (each a directory of run directories, or a run
 /// directory itself), in a stable order; a run found twice (same label and seed) is kept once.
-pub fn collect_runs(dirs: &[PathBuf]) -> Result<Vec<FinishedRun>, String> {
+pub fn collect_runs(dirs: &[PathBuf]) -> Result<Vec<FinishedRun>, ReportError> {
     let mut candidates = Vec::new();
     for dir in dirs {
         if !dir.is_dir() {
-            return Err(format!(
-                "{} is not a directory: give sweep directories written by `fmnist compare`",
-                dir.display()
-            ));
+            return Err(ReportError::NotADirectory { dir: dir.clone() });
         }
         if RunDir::is_finished(dir) {
             candidates.push(dir.clone());
             continue;
         }
         let mut children: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+            .map_err(RunError::io("read", dir))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| RunDir::is_finished(path))
             .collect();
@@ -67,7 +65,7 @@ pub fn collect_runs(dirs: &[PathBuf]) -> Result<Vec<FinishedRun>, String> {
     Ok(runs)
 }
 
-fn read_run(dir: &Path) -> Result<FinishedRun, String> {
+fn read_run(dir: &Path) -> Result<FinishedRun, RunError> {
     let run = RunDir::at(dir);
     let config: RunConfig = run.read_config()?;
     let summary = run.read_summary()?;

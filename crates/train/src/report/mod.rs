@@ -10,7 +10,7 @@ pub mod collect;
 pub mod plots;
 pub mod tables;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::data::CLASS_NAMES;
 use crate::run::dir::write_atomic;
@@ -19,15 +19,45 @@ pub use aggregate::{ActivationResult, accuracy_cell, aggregate};
 pub use collect::{FinishedRun, collect_runs};
 pub use tables::results_csv;
 
+use crate::run::RunError;
+
+/// A report that cannot be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A sweep directory to collect from that is not a directory.
+    #[error(
+        "{} is not a directory: give sweep directories written by `fmnist compare`",
+        dir.display()
+    )]
+    NotADirectory {
+        /// The path given.
+        dir: PathBuf,
+    },
+    /// Nothing finished to report on.
+    #[error("no finished runs to report on in {}; run `fmnist compare` first", dir.display())]
+    NoRuns {
+        /// Where the report was to go.
+        dir: PathBuf,
+    },
+    /// A run directory that cannot be read, or a report file that cannot be written.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// A figure that cannot be drawn.
+    #[error(transparent)]
+    Plot(#[from] plots::PlotError),
+}
+
 /// Writes `results.csv`, `summary.json`, `report.md` and the plots into `out`.
-pub fn write_report(runs: &[FinishedRun], out: &Path, backend_note: &str) -> Result<(), String> {
+pub fn write_report(
+    runs: &[FinishedRun],
+    out: &Path,
+    backend_note: &str,
+) -> Result<(), ReportError> {
     if runs.is_empty() {
-        return Err(format!(
-            "no finished runs to report on in {}; run `fmnist compare` first",
-            out.display()
-        ));
+        return Err(ReportError::NoRuns { dir: out.into() });
     }
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(RunError::io("create", out))?;
     let results = aggregate(runs);
     write_atomic(&out.join("results.csv"), results_csv(runs).as_bytes())?;
 
@@ -86,7 +116,7 @@ pub fn write_report(runs: &[FinishedRun], out: &Path, backend_note: &str) -> Res
         !with_gradients.is_empty(),
         backend_note,
     );
-    write_atomic(&out.join("report.md"), markdown.as_bytes())
+    Ok(write_atomic(&out.join("report.md"), markdown.as_bytes())?)
 }
 
 #[cfg(test)]
@@ -130,6 +160,7 @@ mod tests {
             label: label.into(),
             seed,
             summary: Summary {
+                run_format: crate::run::dir::RUN_FORMAT,
                 activation: label.into(),
                 activation_config: config.model.activation().clone(),
                 backend: "flex".into(),
@@ -147,6 +178,8 @@ mod tests {
                 per_class_accuracy: vec![accuracy; 10],
                 confusion: vec![vec![10; 10]; 10],
                 model_sha256: None,
+                config_sha256: None,
+                metrics_sha256: None,
             },
             config,
             history,
@@ -215,6 +248,7 @@ mod tests {
         assert!(
             write_report(&[], out.path(), "")
                 .unwrap_err()
+                .to_string()
                 .contains("no finished runs")
         );
     }

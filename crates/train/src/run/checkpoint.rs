@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use models::Model;
 use serde::{Deserialize, Serialize};
@@ -21,9 +20,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::RunConfig;
 use crate::run::diagnostics::DiagnosticRecord;
-use crate::run::dir::{RunDir, fsync_dir, load_model_bytes, write_synced};
+use crate::run::dir::{RunDir, fsync_dir, load_model_bytes, save_model_synced, write_synced};
 use crate::run::metrics::EpochRecord;
-use crate::run::training::TrainError;
+use crate::run::{CheckpointError, RunError};
 
 /// The checkpoint layout this version writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -57,8 +56,8 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn entry(path: &Path) -> Result<FileEntry, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn entry(path: &Path) -> Result<FileEntry, RunError> {
+    let bytes = std::fs::read(path).map_err(RunError::io("read", path))?;
     Ok(FileEntry {
         bytes: bytes.len() as u64,
         sha256: sha256_hex(&bytes),
@@ -115,6 +114,8 @@ impl CheckpointState {
 
     pub(crate) fn from_json(bytes: &[u8]) -> Result<Self, String> {
         let file: StateFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        // `from_json` only sees bytes whose SHA-256 the manifest vouched for, so a failure here
+        // is a version mismatch or a bug; the caller names the file.
         Ok(Self {
             epochs_done: file.epochs_done,
             train_seconds: file.train_seconds,
@@ -142,28 +143,26 @@ pub(crate) fn write(
     model: &Model,
     optim: &ModuleOptimizer,
     state: &CheckpointState,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let epoch = state.epochs_done;
     let final_dir = run.checkpoint_dir(epoch);
     let partial = final_dir.with_extension("partial");
-    let io = |path: &Path, e: std::io::Error| format!("cannot write {}: {e}", path.display());
     if partial.exists() {
-        std::fs::remove_dir_all(&partial).map_err(|e| io(&partial, e))?;
+        std::fs::remove_dir_all(&partial).map_err(RunError::io("remove", &partial))?;
     }
-    std::fs::create_dir_all(&partial).map_err(|e| io(&partial, e))?;
+    std::fs::create_dir_all(&partial).map_err(RunError::io("create", &partial))?;
 
-    let model_path = partial.join(MODEL);
-    model
-        .clone()
-        .save_file(&model_path)
-        .map_err(|e| format!("cannot write {}: {e}", model_path.display()))?;
-    sync_file(&model_path)?;
+    save_model_synced(model, &partial.join(MODEL))?;
     fault_point("model", epoch);
     let optimizer_path = partial.join(OPTIMIZER);
-    optim
-        .save(&optimizer_path)
-        .map_err(|e| format!("cannot write {}: {e}", optimizer_path.display()))?;
-    sync_file(&optimizer_path)?;
+    optim.save(&optimizer_path).map_err(|source| RunError::Io {
+        action: "write",
+        path: optimizer_path.clone(),
+        source: std::io::Error::other(source),
+    })?;
+    std::fs::File::open(&optimizer_path)
+        .and_then(|file| file.sync_all())
+        .map_err(RunError::io("write", &optimizer_path))?;
     fault_point("optimizer", epoch);
     write_synced(&partial.join(STATE), &state.to_json())?;
     fault_point("state", epoch);
@@ -184,33 +183,27 @@ pub(crate) fn write(
 
     if final_dir.exists() {
         // A checkpoint of this epoch from an earlier attempt: this one replaces it.
-        std::fs::remove_dir_all(&final_dir).map_err(|e| io(&final_dir, e))?;
+        std::fs::remove_dir_all(&final_dir).map_err(RunError::io("remove", &final_dir))?;
     }
-    std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
+    std::fs::rename(&partial, &final_dir).map_err(RunError::io("write", &final_dir))?;
     fsync_dir(&run.checkpoints_dir())?;
     fault_point("switch", epoch);
 
     for old in checkpoint_dirs(run)?.into_iter().skip(KEEP) {
-        std::fs::remove_dir_all(&old.1).map_err(|e| io(&old.1, e))?;
+        std::fs::remove_dir_all(&old.1).map_err(RunError::io("remove", &old.1))?;
     }
     fault_point("cleanup", epoch);
     Ok(())
 }
 
-fn sync_file(path: &Path) -> Result<(), String> {
-    std::fs::File::open(path)
-        .and_then(|file| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
 /// The finished checkpoints (`epoch-NNNN`, no `.partial`), newest first.
-fn checkpoint_dirs(run: &RunDir) -> Result<Vec<(usize, PathBuf)>, String> {
+fn checkpoint_dirs(run: &RunDir) -> Result<Vec<(usize, PathBuf)>, RunError> {
     let root = run.checkpoints_dir();
     if !root.is_dir() {
         return Ok(Vec::new());
     }
     let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(&root)
-        .map_err(|e| format!("cannot read {}: {e}", root.display()))?
+        .map_err(RunError::io("read", &root))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter_map(|path| {
             let name = path.file_name()?.to_str()?;
@@ -224,11 +217,10 @@ fn checkpoint_dirs(run: &RunDir) -> Result<Vec<(usize, PathBuf)>, String> {
 
 /// Removes every checkpoint of the run: a run started afresh must not leave older epochs of a
 /// previous run beside its own, where a later `--resume` would find them.
-pub(crate) fn clear(run: &RunDir) -> Result<(), String> {
+pub(crate) fn clear(run: &RunDir) -> Result<(), RunError> {
     let root = run.checkpoints_dir();
     if root.exists() {
-        std::fs::remove_dir_all(&root)
-            .map_err(|e| format!("cannot remove {}: {e}", root.display()))?;
+        std::fs::remove_dir_all(&root).map_err(RunError::io("remove", &root))?;
     }
     Ok(())
 }
@@ -247,25 +239,33 @@ struct Verified {
 }
 
 /// Reads and verifies one checkpoint directory; the error names the damaged file.
-fn verify(dir: &Path, epoch: usize) -> Result<Verified, String> {
+fn verify(dir: &Path, epoch: usize) -> Result<Verified, CheckpointError> {
     let manifest_path = dir.join(MANIFEST);
-    let text = std::fs::read(&manifest_path)
-        .map_err(|e| format!("{} is missing or unreadable ({e})", manifest_path.display()))?;
+    let unreadable = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CheckpointError::Unreadable { path, source }
+    };
+    let damaged = |path: &Path, reason: String| CheckpointError::Damaged {
+        path: path.into(),
+        reason,
+    };
+    let text = std::fs::read(&manifest_path).map_err(unreadable(&manifest_path))?;
     let manifest: Manifest = serde_json::from_slice(&text)
-        .map_err(|e| format!("{} is damaged ({e})", manifest_path.display()))?;
+        .map_err(|e| damaged(&manifest_path, format!("not a manifest ({e})")))?;
     if manifest.format != FORMAT_VERSION {
-        return Err(format!(
-            "{} is in checkpoint format {}, this fmnist reads format {FORMAT_VERSION}: resume \
-             it with the version that wrote it",
-            dir.display(),
-            manifest.format
-        ));
+        return Err(CheckpointError::Format {
+            dir: dir.into(),
+            found: manifest.format,
+            supported: FORMAT_VERSION,
+        });
     }
     if manifest.epoch != epoch {
-        return Err(format!(
-            "{} says epoch {}, its name says {epoch}",
-            manifest_path.display(),
-            manifest.epoch
+        return Err(damaged(
+            &manifest_path,
+            format!(
+                "it says epoch {}, its directory says {epoch}",
+                manifest.epoch
+            ),
         ));
     }
     let mut contents = BTreeMap::new();
@@ -274,21 +274,22 @@ fn verify(dir: &Path, epoch: usize) -> Result<Verified, String> {
         let expected = manifest
             .files
             .get(name)
-            .ok_or_else(|| format!("{} does not list {name}", manifest_path.display()))?;
-        let bytes = std::fs::read(&path)
-            .map_err(|e| format!("{} is missing or unreadable ({e})", path.display()))?;
+            .ok_or_else(|| damaged(&manifest_path, format!("it does not list {name}")))?;
+        let bytes = std::fs::read(&path).map_err(unreadable(&path))?;
         if bytes.len() as u64 != expected.bytes || sha256_hex(&bytes) != expected.sha256 {
-            return Err(format!(
-                "{} is damaged: {} bytes where the manifest recorded {}, or a different SHA-256",
-                path.display(),
-                bytes.len(),
-                expected.bytes
+            return Err(damaged(
+                &path,
+                format!(
+                    "{} bytes where the manifest recorded {}, or a different SHA-256",
+                    bytes.len(),
+                    expected.bytes
+                ),
             ));
         }
         contents.insert(name, bytes);
     }
     let state = CheckpointState::from_json(&contents[STATE])
-        .map_err(|e| format!("{} is damaged ({e})", dir.join(STATE).display()))?;
+        .map_err(|reason| damaged(&dir.join(STATE), reason))?;
     Ok(Verified {
         state,
         model: contents.remove(MODEL).expect("read above"),
@@ -310,18 +311,15 @@ pub(crate) fn resume(
     config: &RunConfig,
     model: Model,
     optim: ModuleOptimizer,
-) -> Result<Resumed, TrainError> {
-    if run.legacy_checkpoint().is_dir() && checkpoint_dirs(run).map_err(TrainError)?.is_empty() {
-        return Err(TrainError(format!(
-            "{} was written by an older fmnist (no manifest, checkpoint format 0); finish the \
-             run with that version, or delete {} to start over",
-            run.legacy_checkpoint().display(),
-            run.legacy_checkpoint().display()
-        )));
+) -> Result<Resumed, CheckpointError> {
+    if run.legacy_checkpoint().is_dir() && checkpoint_dirs(run)?.is_empty() {
+        return Err(CheckpointError::Legacy {
+            path: run.legacy_checkpoint(),
+        });
     }
     let mut failures = Vec::new();
     let mut verified = None;
-    for (epoch, dir) in checkpoint_dirs(run).map_err(TrainError)? {
+    for (epoch, dir) in checkpoint_dirs(run)? {
         match verify(&dir, epoch) {
             Ok(found) => {
                 verified = Some(found);
@@ -338,29 +336,37 @@ pub(crate) fn resume(
                 state: None,
             });
         }
-        return Err(TrainError(format!(
-            "cannot resume {}: no checkpoint verifies ({}); delete {} to start over",
-            run.dir().display(),
-            failures.join("; "),
-            run.checkpoints_dir().display()
-        )));
+        return Err(CheckpointError::NoneVerifies {
+            run: run.dir().into(),
+            checkpoints: run.checkpoints_dir(),
+            failures,
+        });
     };
     // Said even with --quiet: the run continues from an older state than the user expects.
     for reason in &failures {
-        eprintln!("warning: {reason}; resuming from the checkpoint before it");
+        eprintln!(
+            "warning: {}; resuming from the checkpoint before it",
+            crate::error_chain(reason)
+        );
     }
     if found.state.config != *config {
-        return Err(TrainError(format!(
-            "cannot resume {}: its checkpoint was made with a different config; use a new \
-             --out directory, or the same config and --set options as before",
-            run.dir().display()
-        )));
+        return Err(CheckpointError::OtherConfig {
+            run: run.dir().into(),
+        });
     }
-    let model = load_model_bytes(model, found.model)
-        .map_err(|e| TrainError(format!("cannot load the checkpoint's weights: {e}")))?;
+    let weights_path = found.optimizer.with_file_name(MODEL);
+    let model = load_model_bytes(model, found.model).map_err(|source| CheckpointError::Load {
+        what: "weights",
+        path: weights_path,
+        source,
+    })?;
     let optim = optim
         .load(&found.optimizer)
-        .map_err(|e| TrainError(format!("cannot read the optimiser checkpoint: {e}")))?;
+        .map_err(|source| CheckpointError::Load {
+            what: "optimiser state",
+            path: found.optimizer.clone(),
+            source,
+        })?;
     Ok(Resumed {
         model,
         optim,
@@ -420,7 +426,7 @@ mod tests {
             let at = flip.index(changed.len());
             changed[at] ^= 0x01;
             std::fs::write(dir.path().join(MODEL), &changed).unwrap();
-            prop_assert!(verify(dir.path(), 1).unwrap_err().contains("model.bpk is damaged"));
+            prop_assert!(verify(dir.path(), 1).unwrap_err().to_string().contains("model.bpk is damaged"));
         }
     }
 }

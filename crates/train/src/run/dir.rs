@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::config::RunConfig;
 use crate::records::{read_csv, to_csv};
+use crate::run::RunError;
 use crate::run::diagnostics::DiagnosticRecord;
 use crate::run::metrics::{EpochRecord, Evaluation, SplitName};
 
@@ -19,9 +20,21 @@ fn yes() -> bool {
     true
 }
 
+/// The run directory layout this version writes (`run_format` in `summary.json`). A run of a
+/// newer format is refused by name instead of being misread; runs without the field predate
+/// it and read as format 1.
+pub const RUN_FORMAT: u32 = 1;
+
+fn run_format() -> u32 {
+    RUN_FORMAT
+}
+
 /// `summary.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The run directory layout ([`RUN_FORMAT`]).
+    #[serde(default = "run_format")]
+    pub run_format: u32,
     /// The activation of the model's slots (the `model.activation` key).
     pub activation: String,
     /// Its full configuration.
@@ -58,6 +71,12 @@ pub struct Summary {
     /// SHA-256 of the `model.bpk` this summary describes (absent in runs of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_sha256: Option<String>,
+    /// SHA-256 of the `config.toml` beside it (absent in runs of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+    /// SHA-256 of the `metrics.csv` beside it (absent in runs of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_sha256: Option<String>,
 }
 
 impl Summary {
@@ -85,6 +104,7 @@ impl Summary {
             .collect();
         let epochs = trains.last().map_or(0, |r| r.epoch);
         Summary {
+            run_format: RUN_FORMAT,
             activation: config.model.activation().name().into(),
             activation_config: config.model.activation().clone(),
             backend: backend.name().into(),
@@ -103,6 +123,8 @@ impl Summary {
             per_class_accuracy: test.per_class_accuracy(),
             confusion: test.confusion.clone(),
             model_sha256: None,
+            config_sha256: None,
+            metrics_sha256: None,
         }
     }
 }
@@ -115,10 +137,10 @@ pub struct RunDir {
 
 /// Writes `bytes` to a temporary name, fsyncs it and renames it into place (fsyncing the
 /// directory), so an interrupted write never leaves a half-written or empty file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     let tmp = path.with_extension("tmp");
     write_synced(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::rename(&tmp, path).map_err(RunError::io("write", path))?;
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => fsync_dir(parent),
         _ => Ok(()),
@@ -126,40 +148,48 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Writes `bytes` to `path` and waits until they are on disk.
-pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     use std::io::Write;
     std::fs::File::create(path)
         .and_then(|mut file| {
             file.write_all(bytes)?;
             file.sync_all()
         })
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(RunError::io("write", path))
 }
 
 /// Makes a directory's entries (renames, new files) durable.
-pub(crate) fn fsync_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), RunError> {
     std::fs::File::open(dir)
         .and_then(|file| file.sync_all())
-        .map_err(|e| format!("cannot sync {}: {e}", dir.display()))
+        .map_err(RunError::io("sync", dir))
 }
 
-fn save_model_atomic(model: &Model, path: &Path) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
+/// Saves `model` as burnpack at `path` and waits until the bytes are on disk.
+pub(crate) fn save_model_synced(model: &Model, path: &Path) -> Result<(), RunError> {
     model
         .clone()
-        .save_file(&tmp)
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::File::open(&tmp)
+        .save_file(path)
+        .map_err(|source| RunError::Io {
+            action: "write",
+            path: path.into(),
+            source: std::io::Error::other(source),
+        })?;
+    std::fs::File::open(path)
         .and_then(|file| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(RunError::io("write", path))
+}
+
+fn save_model_atomic(model: &Model, path: &Path) -> Result<(), RunError> {
+    let tmp = path.with_extension("tmp");
+    save_model_synced(model, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(RunError::io("write", path))
 }
 
 impl RunDir {
     /// Creates (or reuses) a run directory.
-    pub fn create(dir: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create run directory {}: {e}", dir.display()))?;
+    pub fn create(dir: &Path) -> Result<Self, RunError> {
+        std::fs::create_dir_all(dir).map_err(RunError::io("create run directory", dir))?;
         Ok(Self { dir: dir.into() })
     }
 
@@ -178,17 +208,14 @@ impl RunDir {
     }
 
     /// Opens an existing run directory with a trained model.
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    pub fn open(dir: &Path) -> Result<Self, RunError> {
         let run = Self { dir: dir.into() };
         for path in [run.config_path(), run.model_path()] {
             if !path.is_file() {
-                return Err(format!(
-                    "{} is not a finished run directory: {} is missing (train one with \
-                     `fmnist train --out {}`)",
-                    dir.display(),
-                    path.file_name().unwrap().to_string_lossy(),
-                    dir.display()
-                ));
+                return Err(RunError::NotFinished {
+                    dir: dir.into(),
+                    missing: path.file_name().unwrap().to_string_lossy().into(),
+                });
             }
         }
         Ok(run)
@@ -255,39 +282,86 @@ impl RunDir {
     }
 
     /// The resolved config of a finished run.
-    pub fn read_config(&self) -> Result<RunConfig, String> {
-        RunConfig::load(&self.config_path(), &[]).map_err(|e| e.0)
+    /// The resolved config of the run. In a finished run it is checked against the SHA-256
+    /// its `summary.json` recorded, so a config cut short or edited since is refused, not
+    /// silently used to rebuild a different model.
+    pub fn read_config(&self) -> Result<RunConfig, RunError> {
+        let path = self.config_path();
+        if self.summary_path().is_file()
+            && let Some(expected) = self.read_summary()?.config_sha256
+        {
+            let bytes = std::fs::read(&path).map_err(RunError::io("read", &path))?;
+            self.check_sha256(&path, &bytes, &expected)?;
+        }
+        Ok(RunConfig::load(&path, &[])?)
     }
 
-    pub(crate) fn write_metrics(&self, history: &[EpochRecord]) -> Result<(), String> {
+    fn check_sha256(&self, path: &Path, bytes: &[u8], expected: &str) -> Result<(), RunError> {
+        if crate::run::checkpoint::sha256_hex(bytes) == expected {
+            return Ok(());
+        }
+        Err(RunError::Damaged {
+            path: path.into(),
+            reason: format!(
+                "its SHA-256 differs from the one in {} (retrain the run, or restore the file \
+                 from a copy)",
+                self.summary_path().display()
+            ),
+        })
+    }
+
+    pub(crate) fn write_metrics(&self, history: &[EpochRecord]) -> Result<(), RunError> {
         write_atomic(&self.metrics_path(), &to_csv(history))
     }
 
-    pub(crate) fn write_diagnostics(&self, records: &[DiagnosticRecord]) -> Result<(), String> {
+    pub(crate) fn write_diagnostics(&self, records: &[DiagnosticRecord]) -> Result<(), RunError> {
         write_atomic(&self.diagnostics_path(), &to_csv(records))
     }
 
     /// `metrics.csv`.
-    pub fn read_metrics(&self) -> Result<Vec<EpochRecord>, String> {
-        read_csv(&self.metrics_path())
+    /// `metrics.csv`; in a finished run checked against the SHA-256 in `summary.json`.
+    pub fn read_metrics(&self) -> Result<Vec<EpochRecord>, RunError> {
+        let path = self.metrics_path();
+        if self.summary_path().is_file()
+            && let Some(expected) = self.read_summary()?.metrics_sha256
+        {
+            let bytes = std::fs::read(&path).map_err(RunError::io("read", &path))?;
+            self.check_sha256(&path, &bytes, &expected)?;
+        }
+        Ok(read_csv(&path)?)
     }
 
     /// `diagnostics.csv`, empty when the run recorded none.
-    pub fn read_diagnostics(&self) -> Result<Vec<DiagnosticRecord>, String> {
+    pub fn read_diagnostics(&self) -> Result<Vec<DiagnosticRecord>, RunError> {
         let path = self.diagnostics_path();
         if path.is_file() {
-            read_csv(&path)
+            Ok(read_csv(&path)?)
         } else {
             Ok(Vec::new())
         }
     }
 
-    /// `summary.json` of a finished run, with an error that names a damaged file.
-    pub fn read_summary(&self) -> Result<Summary, String> {
+    /// `summary.json` of a finished run, with an error that names a damaged file, or a run
+    /// format newer than this version reads.
+    pub fn read_summary(&self) -> Result<Summary, RunError> {
         let path = self.summary_path();
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))
+        let bytes = std::fs::read(&path).map_err(RunError::io("read", &path))?;
+        // The format first, so a newer run is reported as such rather than as damaged.
+        #[derive(Deserialize)]
+        struct Format {
+            #[serde(default)]
+            run_format: u32,
+        }
+        if let Ok(Format { run_format }) = serde_json::from_slice(&bytes)
+            && run_format > RUN_FORMAT
+        {
+            return Err(RunError::Version {
+                path,
+                found: run_format,
+                supported: RUN_FORMAT,
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|source| RunError::Json { path, source })
     }
 
     /// Writes the finished run: its config and weights, then `summary.json` with the weights'
@@ -297,12 +371,17 @@ impl RunDir {
         config: &RunConfig,
         model: &Model,
         summary: &mut Summary,
-    ) -> Result<(), String> {
-        write_atomic(&self.config_path(), config.to_toml().as_bytes())?;
+    ) -> Result<(), RunError> {
+        let config_toml = config.to_toml();
+        write_atomic(&self.config_path(), config_toml.as_bytes())?;
+        summary.config_sha256 = Some(crate::run::checkpoint::sha256_hex(config_toml.as_bytes()));
+        let metrics = std::fs::read(self.metrics_path())
+            .map_err(RunError::io("read", self.metrics_path()))?;
+        summary.metrics_sha256 = Some(crate::run::checkpoint::sha256_hex(&metrics));
         save_model_atomic(model, &self.model_path())?;
         crate::run::checkpoint::fault_point("final-model", summary.epochs);
-        let bytes = std::fs::read(self.model_path())
-            .map_err(|e| format!("cannot read {}: {e}", self.model_path().display()))?;
+        let bytes =
+            std::fs::read(self.model_path()).map_err(RunError::io("read", self.model_path()))?;
         summary.model_sha256 = Some(crate::run::checkpoint::sha256_hex(&bytes));
         let json = serde_json::to_vec_pretty(summary).expect("summaries serialise");
         write_atomic(&self.summary_path(), &json)?;
@@ -312,31 +391,24 @@ impl RunDir {
 
     /// The finished run's weights loaded into `model`, after checking them against the
     /// summary's SHA-256: damaged bytes are refused with a message, never handed to Burn.
-    pub fn load_model(&self, model: Model) -> Result<Model, String> {
+    pub fn load_model(&self, model: Model) -> Result<Model, RunError> {
         let path = self.model_path();
-        let bytes =
-            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if self.summary_path().is_file() {
-            let summary = self.read_summary()?;
-            if let Some(expected) = summary.model_sha256
-                && crate::run::checkpoint::sha256_hex(&bytes) != expected
-            {
-                return Err(format!(
-                    "{} is damaged: its SHA-256 differs from the one in {} (retrain the run, \
-                     or restore the file from a copy)",
-                    path.display(),
-                    self.summary_path().display()
-                ));
-            }
+        let bytes = std::fs::read(&path).map_err(RunError::io("read", &path))?;
+        if self.summary_path().is_file()
+            && let Some(expected) = self.read_summary()?.model_sha256
+        {
+            self.check_sha256(&path, &bytes, &expected)?;
         }
-        load_model_bytes(model, bytes).map_err(|e| format!("cannot load {}: {e}", path.display()))
+        load_model_bytes(model, bytes).map_err(|source| RunError::Weights { path, source })
     }
 }
 
 /// Weights from burnpack bytes, with an error (not a panic) for bytes that do not parse or do
 /// not fit the model.
-pub(crate) fn load_model_bytes(model: Model, bytes: Vec<u8>) -> Result<Model, String> {
+pub(crate) fn load_model_bytes(
+    model: Model,
+    bytes: Vec<u8>,
+) -> Result<Model, burn::store::RecordError> {
     let bytes = burn::tensor::Bytes::from_bytes_vec(bytes);
-    let record = burn::store::ModuleRecord::from_bytes(bytes).map_err(|e| e.to_string())?;
-    model.try_load_record(record).map_err(|e| e.to_string())
+    model.try_load_record(burn::store::ModuleRecord::from_bytes(bytes)?)
 }

@@ -4,20 +4,22 @@
 //!   [`load_trained`] for a finished run.
 //! - [`checkpoint`]: checkpoints as one atomic, verified unit, and resuming from them.
 //! - [`lock`]: one writer per run directory.
+//! - errors: [`RunError`], [`CheckpointError`], [`LockError`], [`TrainError`].
 //! - [`dir`]: [`RunDir`], which owns every file name of a run directory, and [`Summary`].
 //! - [`metrics`]: loss, accuracy and confusion matrix of a split; [`EpochRecord`] rows.
 //! - [`diagnostics`]: dead units, sparsity, saturation, gradient norms per layer.
 pub mod checkpoint;
 pub mod diagnostics;
 pub mod dir;
+mod error;
 pub mod lock;
 pub mod metrics;
 pub mod training;
 
 pub use diagnostics::DiagnosticRecord;
 pub use dir::{RunDir, Summary};
+pub use error::{CheckpointError, LockError, RunError, TrainError};
 pub use metrics::{EpochRecord, Evaluation, SplitName};
 pub use training::{
-    TrainError, TrainOptions, data_options, evaluate_split, load_data, load_trained, train,
-    train_on,
+    TrainOptions, data_options, evaluate_split, load_data, load_trained, train, train_on,
 };

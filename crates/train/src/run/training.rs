@@ -16,6 +16,7 @@ use crate::data::source::DataOptions;
 use crate::data::{Split, dataset::Splits, load_splits};
 use crate::progress::Progress;
 use crate::rng::SplitMix64;
+use crate::run::TrainError;
 use crate::run::checkpoint::{self, CheckpointState};
 use crate::run::diagnostics::{
     DiagnosticRecord, GradNormMeter, epoch_records, layer_names, probe_stats, weight_grad_norms,
@@ -43,18 +44,6 @@ pub struct TrainOptions {
     pub diagnostics: bool,
 }
 
-/// Why training stopped without a result.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainError(pub String);
-
-impl std::fmt::Display for TrainError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TrainError {}
-
 /// The data options a run config implies.
 pub fn data_options(config: &RunConfig) -> DataOptions {
     DataOptions {
@@ -74,7 +63,7 @@ pub fn load_data(config: &RunConfig) -> Result<Splits, TrainError> {
         config.data.test_limit,
         config.train.seed,
     )
-    .map_err(|e| TrainError(e.0))
+    .map_err(TrainError::from)
 }
 
 pub(crate) fn optimizer(config: &RunConfig) -> ModuleOptimizer {
@@ -132,8 +121,8 @@ pub fn train_on(
     data: &Splits,
     options: &TrainOptions,
 ) -> Result<Summary, TrainError> {
-    let run = RunDir::create(&options.out_dir).map_err(TrainError)?;
-    let lock = run.lock().map_err(|e| TrainError(e.to_string()))?;
+    let run = RunDir::create(&options.out_dir)?;
+    let lock = run.lock()?;
     train_locked(config, data, options, run, lock)
 }
 
@@ -157,7 +146,7 @@ pub(crate) fn train_locked(
     let mut diagnostics: Vec<DiagnosticRecord> = Vec::new();
 
     if !options.resume {
-        checkpoint::clear(&run).map_err(TrainError)?;
+        checkpoint::clear(&run)?;
     }
     if options.resume {
         let resumed = checkpoint::resume(&run, config, model, optim)?;
@@ -267,7 +256,7 @@ pub(crate) fn train_locked(
         if !options.quiet {
             log_epoch(&history, epoch);
         }
-        run.write_metrics(&history).map_err(TrainError)?;
+        run.write_metrics(&history)?;
         if options.diagnostics {
             let (probe, _) = data.train.batch(&probe_indices, &device);
             let stats = probe_stats(&eval_model, probe);
@@ -277,7 +266,7 @@ pub(crate) fn train_locked(
                 &stats,
                 &grad_norms.means(),
             ));
-            run.write_diagnostics(&diagnostics).map_err(TrainError)?;
+            run.write_diagnostics(&diagnostics)?;
         }
         checkpoint::write(
             &run,
@@ -290,8 +279,7 @@ pub(crate) fn train_locked(
                 config: config.clone(),
                 diagnostics: diagnostics.clone(),
             },
-        )
-        .map_err(TrainError)?;
+        )?;
         if options.stop_after.is_some_and(|last| epoch >= last) && epoch < config.train.epochs {
             if !options.quiet {
                 eprintln!(
@@ -317,8 +305,7 @@ pub(crate) fn train_locked(
     // A stopped run has only its checkpoint: no summary.json means "not finished".
     let mut summary = summary;
     if summary.complete {
-        run.write_final(config, &final_model, &mut summary)
-            .map_err(TrainError)?;
+        run.write_final(config, &final_model, &mut summary)?;
     }
     Ok(summary)
 }
@@ -349,14 +336,13 @@ fn check_finite(
     if loss.is_finite() {
         return Ok(());
     }
-    Err(TrainError(format!(
-        "training stopped: the loss became {loss} in epoch {epoch} (step {step}) with \
-         {} at lr {}; lower train.lr (e.g. --set train.lr={}) or pick a better-conditioned \
-         activation/initialisation. Checkpoints of earlier epochs are kept.",
-        config.model.activation().name(),
-        config.train.lr,
-        config.train.lr / 10.0
-    )))
+    Err(TrainError::Diverged {
+        loss,
+        epoch,
+        step,
+        activation: config.model.activation().name().into(),
+        lr: config.train.lr,
+    })
 }
 
 fn log_epoch(history: &[EpochRecord], epoch: usize) {
@@ -382,11 +368,11 @@ fn log_epoch(history: &[EpochRecord], epoch: usize) {
 
 /// Evaluates a saved model directory on the test split: the run's config and weights.
 pub fn load_trained(dir: &Path, backend: Backend) -> Result<(RunConfig, Model), TrainError> {
-    let run = RunDir::open(dir).map_err(TrainError)?;
-    let config = run.read_config().map_err(TrainError)?;
+    let run = RunDir::open(dir)?;
+    let config = run.read_config()?;
     let device = backend.device();
     let model = config.model.init(&device);
-    let model = run.load_model(model).map_err(TrainError)?;
+    let model = run.load_model(model)?;
     Ok((config, model))
 }
 

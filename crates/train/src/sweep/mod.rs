@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, RunConfig, apply_override};
 
-pub use plan::{PlannedRun, Shard, label};
+pub use plan::{ParseShardError, PlannedRun, Shard, label};
 pub use run::{CompareOptions, RunStatus, run_sweep, run_sweep_on};
 
 /// `[compare]`.
@@ -90,61 +90,70 @@ pub struct CompareConfig {
 impl CompareConfig {
     /// Reads `path` and applies `--set` overrides (`compare.seeds=[1]` works too).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(ConfigError::read(path))?;
         Self::parse(&text, &path.display().to_string(), overrides)
     }
 
     /// Parses TOML text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        let mut table: toml::Table = ConfigError::parse_toml(text, origin)?;
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
         }
         let compare: CompareSection = match table.remove("compare") {
             None => CompareSection::default(),
-            Some(value) => value
-                .try_into()
-                .map_err(|e| ConfigError(format!("{origin}: [compare]: {e}")))?,
+            Some(value) => value.try_into().map_err(|source| ConfigError::Toml {
+                origin: format!("{origin}: [compare]"),
+                source,
+            })?,
         };
         let rest = toml::to_string(&table).expect("a TOML table serialises");
         let base = RunConfig::parse(&rest, origin, &[])?;
         let config = Self { base, compare };
-        config
-            .validate()
-            .map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        config.validate().map_err(|e| e.in_file(origin))?;
         Ok(config)
     }
 
     /// Non-empty lists, no run twice, every activation valid in the base model.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.compare.activations.is_empty() {
-            return Err(format!(
-                "compare.activations: is empty; list some, e.g. [\"relu\", \"gelu\"] (kinds: {})",
-                ActivationConfig::names().join(", ")
+            return Err(ConfigError::invalid(
+                "compare.activations",
+                format!(
+                    "is empty; list some, e.g. [\"relu\", \"gelu\"] (kinds: {})",
+                    ActivationConfig::names().join(", ")
+                ),
             ));
         }
         if self.compare.seeds.is_empty() {
-            return Err("compare.seeds: is empty; give at least one, e.g. [1]".into());
+            return Err(ConfigError::invalid(
+                "compare.seeds",
+                "is empty; give at least one, e.g. [1]",
+            ));
         }
         let mut seen = BTreeMap::new();
         for activation in &self.compare.activations {
             let label = label(activation);
             if seen.insert(label.clone(), ()).is_some() {
-                return Err(format!("compare.activations: `{label}` is listed twice"));
+                return Err(ConfigError::invalid(
+                    "compare.activations",
+                    format!("`{label}` is listed twice"),
+                ));
             }
             let mut model = self.base.model.clone();
             model.set_activation(activation.clone());
-            model
-                .validate()
-                .map_err(|e| format!("compare.activations: `{label}`: {e}"))?;
+            model.validate().map_err(|e| {
+                ConfigError::invalid("compare.activations", format!("`{label}`: {e}"))
+            })?;
         }
         let mut seeds = self.compare.seeds.clone();
         seeds.sort_unstable();
         seeds.dedup();
         if seeds.len() != self.compare.seeds.len() {
-            return Err("compare.seeds: a seed is listed twice".into());
+            return Err(ConfigError::invalid(
+                "compare.seeds",
+                "a seed is listed twice",
+            ));
         }
         Ok(())
     }
@@ -170,7 +179,7 @@ mod tests {
 
     fn parse(text: &str, sets: &[&str]) -> Result<CompareConfig, String> {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        CompareConfig::parse(text, "c.toml", &sets).map_err(|e| e.0)
+        CompareConfig::parse(text, "c.toml", &sets).map_err(|e| crate::error_chain(&e))
     }
 
     #[test]
@@ -233,7 +242,7 @@ mod tests {
             assert!(taken.iter().all(|&n| n == 1), "{count} shards: {taken:?}");
         }
         for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
-            let error = bad.parse::<Shard>().unwrap_err();
+            let error = bad.parse::<Shard>().unwrap_err().to_string();
             assert!(error.contains("I/N"), "{bad}: {error}");
         }
     }

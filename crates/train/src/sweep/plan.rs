@@ -93,20 +93,28 @@ impl Default for Shard {
 }
 
 impl std::str::FromStr for Shard {
-    type Err = String;
+    type Err = ParseShardError;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, ParseShardError> {
         let parsed = text
             .split_once('/')
             .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
         match parsed {
             Some((index, count)) if count > 0 && index < count => Ok(Self { index, count }),
-            _ => Err(format!(
-                "--shard {text}: expected I/N with 0 <= I < N, e.g. --shard 0/4 \
-                 (with Slurm: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)"
-            )),
+            _ => Err(ParseShardError { text: text.into() }),
         }
     }
+}
+
+/// A `--shard` that is not `I/N` with `0 <= I < N`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--shard {text}: expected I/N with 0 <= I < N, e.g. --shard 0/4 (with Slurm: --shard \
+     $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)"
+)]
+pub struct ParseShardError {
+    /// The text given.
+    pub text: String,
 }
 
 impl Shard {

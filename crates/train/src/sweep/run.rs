@@ -44,13 +44,11 @@ fn finished(run: &RunDir, config: &RunConfig) -> Result<bool, TrainError> {
     if !run.summary_path().is_file() {
         return Ok(false);
     }
-    let existing = run.read_config().map_err(TrainError)?;
+    let existing = run.read_config()?;
     if existing != *config {
-        return Err(TrainError(format!(
-            "{} holds a finished run of a different config; use another --out directory \
-             for the changed sweep (or delete that run to redo it)",
-            run.dir().display()
-        )));
+        return Err(TrainError::OtherConfig {
+            dir: run.dir().into(),
+        });
     }
     Ok(true)
 }
@@ -79,7 +77,7 @@ fn sweep(
     given: Option<&Splits>,
 ) -> Result<Vec<(PlannedRun, RunStatus)>, TrainError> {
     std::fs::create_dir_all(&options.out_dir)
-        .map_err(|e| TrainError(format!("cannot create {}: {e}", options.out_dir.display())))?;
+        .map_err(crate::run::RunError::io("create", &options.out_dir))?;
     let plan = config.plan();
     let mut loaded: Option<Splits> = None;
     let mut statuses = Vec::new();
@@ -96,7 +94,7 @@ fn sweep(
             statuses.push((run, RunStatus::Skipped));
             continue;
         }
-        let run_dir = RunDir::create(&dir).map_err(TrainError)?;
+        let run_dir = RunDir::create(&dir)?;
         let lock = match run_dir.lock() {
             Ok(lock) => lock,
             Err(busy @ LockError::Busy { .. }) => {
@@ -106,7 +104,7 @@ fn sweep(
                 statuses.push((run, RunStatus::InUse));
                 continue;
             }
-            Err(error) => return Err(TrainError(error.to_string())),
+            Err(error) => return Err(error.into()),
         };
         // Another process may have finished it since the check above.
         if finished(&run_dir, &run.config)? {

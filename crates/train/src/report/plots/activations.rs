@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{DF_COLOR, F_COLOR, FONT, err, fonts, render, with_suffix};
+use super::{DF_COLOR, F_COLOR, FONT, PlotError, err, fonts, render, with_suffix};
 
 /// `f(x)` and, for element-wise activations, `f'(x)` on `xs` (modules in evaluation mode:
 /// RReLU at its mean slope, APReLU with its initial SE network).
@@ -42,10 +42,10 @@ pub fn plottable(activations: &[ActivationConfig]) -> Vec<ActivationConfig> {
 }
 
 /// A grid of small plots: each activation and its derivative on [−6, 6].
-pub fn activation_grid(activations: &[ActivationConfig], stem: &Path) -> Result<(), String> {
+pub fn activation_grid(activations: &[ActivationConfig], stem: &Path) -> Result<(), PlotError> {
     let activations = plottable(activations);
     if activations.is_empty() {
-        return Err("no element-wise activation to plot".into());
+        return Err(PlotError::NothingToPlot);
     }
     let cols = activations.len().clamp(1, 5);
     let rows = activations.len().div_ceil(cols);
@@ -58,7 +58,7 @@ fn draw_activation_grid<DB: DrawingBackend>(
     activations: &[ActivationConfig],
     cols: usize,
     rows: usize,
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     let (title, body) = root.split_vertically(50);
     title
         .draw(&Text::new(

@@ -4,7 +4,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{FONT, err, fonts, render, with_suffix};
+use super::{FONT, PlotError, err, fonts, render, with_suffix};
 
 /// A confusion matrix (`[true][predicted]` counts) as a heat map with class names.
 pub fn confusion(
@@ -12,7 +12,7 @@ pub fn confusion(
     class_names: &[&str],
     title: &str,
     stem: &Path,
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     render!(stem, (900, 820), draw_confusion, matrix, class_names, title)
 }
 
@@ -21,7 +21,7 @@ fn draw_confusion<DB: DrawingBackend>(
     matrix: &[Vec<u64>],
     class_names: &[&str],
     title: &str,
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     let n = matrix.len();
     let max = matrix.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
     let mut chart = ChartBuilder::on(root)

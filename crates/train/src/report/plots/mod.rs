@@ -35,8 +35,34 @@ pub(crate) fn fonts() {
     });
 }
 
-pub(crate) fn err<E: std::fmt::Display>(error: E) -> String {
-    format!("cannot draw a plot: {error}")
+/// A figure that could not be drawn or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlotError {
+    /// Plotters failed to draw (its error types are generic over the backend, so the text is
+    /// kept).
+    #[error("cannot draw a plot: {reason}")]
+    Draw {
+        /// Plotters' message.
+        reason: String,
+    },
+    /// The finished figure could not be moved into place.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// The figure's file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// None of the activations asked for is element-wise (softmax has no curve).
+    #[error("no element-wise activation to plot")]
+    NothingToPlot,
+}
+
+pub(crate) fn err<E: std::fmt::Display>(error: E) -> PlotError {
+    PlotError::Draw {
+        reason: error.to_string(),
+    }
 }
 
 /// A distinct, dark-enough colour per series: tab10, then six more, then Plotters' palette.
@@ -90,8 +116,10 @@ macro_rules! render {
             root.present().map_err(err)?;
         }
         for (tmp, path) in [(png_tmp, png), (svg_tmp, svg)] {
-            std::fs::rename(&tmp, &path)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            std::fs::rename(&tmp, &path).map_err(|source| PlotError::Write {
+                path: path.clone(),
+                source,
+            })?;
         }
         Ok(())
     }};
@@ -112,7 +140,7 @@ pub(crate) fn labelled_line<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From
     points: Vec<(f64, f64)>,
     index: usize,
     label: &str,
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     let style = color(index).stroke_width(2);
     chart
         .draw_series(
@@ -133,7 +161,7 @@ pub(crate) fn labelled_line<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From
 pub(crate) fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
     corner: SeriesLabelPosition,
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     chart
         .configure_series_labels()
         .position(corner)

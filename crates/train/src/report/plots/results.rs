@@ -5,11 +5,11 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{FONT, color, err, fonts, labelled_line, legend, render, with_suffix};
+use super::{FONT, PlotError, color, err, fonts, labelled_line, legend, render, with_suffix};
 use crate::report::aggregate::{ActivationResult, accuracy_cell};
 
 /// Test accuracy and training loss per epoch, one line per activation.
-pub fn curves(results: &[ActivationResult], stem: &Path) -> Result<(), String> {
+pub fn curves(results: &[ActivationResult], stem: &Path) -> Result<(), PlotError> {
     render!(stem, (1400, 620), draw_curves, results)
 }
 
@@ -24,7 +24,7 @@ type Panel<'a, DB> = (
 fn draw_curves<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     results: &[ActivationResult],
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     let (left, right) = root.split_horizontally(700);
     let epochs = results
         .iter()
@@ -93,7 +93,7 @@ fn draw_curves<DB: DrawingBackend>(
 }
 
 /// Final test accuracy per activation as horizontal bars with ±std error bars, best on top.
-pub fn accuracy_bars(results: &[ActivationResult], stem: &Path) -> Result<(), String> {
+pub fn accuracy_bars(results: &[ActivationResult], stem: &Path) -> Result<(), PlotError> {
     let height = 110 + 34 * results.len() as u32;
     render!(stem, (1000, height), draw_accuracy_bars, results)
 }
@@ -101,7 +101,7 @@ pub fn accuracy_bars(results: &[ActivationResult], stem: &Path) -> Result<(), St
 fn draw_accuracy_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     results: &[ActivationResult],
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     let n = results.len();
     let lows = results
         .iter()
@@ -169,14 +169,14 @@ fn draw_accuracy_bars<DB: DrawingBackend>(
 }
 
 /// Weight-gradient norm per layer (log scale), one line per activation.
-pub fn grad_norms(results: &[&ActivationResult], stem: &Path) -> Result<(), String> {
+pub fn grad_norms(results: &[&ActivationResult], stem: &Path) -> Result<(), PlotError> {
     render!(stem, (1100, 640), draw_grad_norms, results)
 }
 
 fn draw_grad_norms<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     results: &[&ActivationResult],
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     let layers: Vec<String> = results
         .iter()
         .max_by_key(|r| r.grad_norm_per_layer.len())
