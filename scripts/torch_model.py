@@ -5,6 +5,12 @@
     python scripts/torch_model.py runs/relu  # builds the same net in PyTorch, loads it
                                              # with strict=True, prints test accuracy
 
+The other way, train in PyTorch and bring the weights to Burn:
+
+    python scripts/torch_model.py --train torch.safetensors --config configs/default.toml
+    fmnist import --from torch.safetensors --out runs/from-torch
+    fmnist eval --model runs/from-torch      # the accuracy PyTorch printed
+
 `build_model(config)` builds, from a run's `config.toml`, a torch.nn.Module whose attribute
 names are the safetensors names (`blocks.0.conv.weight`, `dense.0.linear.weight`,
 `output.weight`, ...), so `model.load_state_dict(weights, strict=True)` works. Import it from
@@ -44,6 +50,22 @@ def read_safetensors(path):
         array = np.frombuffer(data[start:end], dtype=dtypes[info["dtype"]])
         tensors[name] = torch.from_numpy(array.copy().reshape(info["shape"]))
     return tensors, metadata
+
+
+def write_safetensors(path, tensors, metadata):
+    """Writes name -> tensor (f32 or i64) as safetensors with string metadata."""
+    header, chunks, offset = {"__metadata__": metadata}, [], 0
+    for name, tensor in sorted(tensors.items()):
+        array = tensor.detach().cpu().contiguous().numpy()
+        dtype = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}[array.dtype]
+        data = array.astype(array.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    pathlib.Path(path).write_bytes(struct.pack("<Q", len(encoded)) + encoded + b"".join(chunks))
 
 
 def uses_selu(spec):
@@ -134,31 +156,84 @@ def find(data_dir, stem):
     sys.exit(f"error: {stem}(.gz) not in {data_dir}; pass --data-dir")
 
 
+def test_set(data_dir):
+    images = read_idx(find(data_dir, "t10k-images-idx3-ubyte"))
+    labels = read_idx(find(data_dir, "t10k-labels-idx1-ubyte"))
+    return normalise(images), torch.from_numpy(labels.astype(np.int64))
+
+
+def normalise(images):
+    return (torch.from_numpy(images.astype(np.float32) / 255.0) - MEAN) / STD
+
+
+def evaluate(model, data_dir):
+    """(accuracy, mean loss, correct) on the 10,000 test images."""
+    x, y = test_set(data_dir)
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(x[i : i + 1000]) for i in range(0, len(x), 1000)])
+    correct = int((logits.argmax(1) == y).sum())
+    return correct / len(y), F.cross_entropy(logits, y).item(), correct
+
+
+def train(args):
+    """Trains the config's network in PyTorch (Adam, batch 128) and writes its weights."""
+    text = args.config.read_text()
+    config = tomllib.loads(text)
+    torch.manual_seed(args.seed)
+    model = build_model(config)
+    images = normalise(read_idx(find(args.data_dir, "train-images-idx3-ubyte")))
+    labels = torch.from_numpy(read_idx(find(args.data_dir, "train-labels-idx1-ubyte")).astype(np.int64))
+    lr = config.get("train", {}).get("lr", 1e-3)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    for epoch in range(args.epochs):
+        model.train()
+        order = torch.randperm(len(labels))
+        for start in range(0, len(order), 128):
+            batch = order[start : start + 128]
+            if len(batch) < 2:  # BatchNorm needs two samples
+                continue
+            optimiser.zero_grad()
+            F.cross_entropy(model(images[batch]), labels[batch]).backward()
+            optimiser.step()
+    accuracy, loss, correct = evaluate(model, args.data_dir)
+    write_safetensors(args.train, model.state_dict(), {"format": "pt", "config": text})
+    result = {"test_accuracy": accuracy, "test_loss": loss, "correct": correct,
+              "epochs": args.epochs, "seed": args.seed, "torch": torch.__version__}
+    pathlib.Path(str(args.train) + ".json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"PyTorch test accuracy {100 * accuracy:.2f}% (loss {loss:.4f}); wrote {args.train}; "
+          f"`fmnist import --from {args.train} --out RUN` brings it to Burn")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", type=pathlib.Path, help="a run directory after `fmnist export`")
+    parser.add_argument("run_dir", type=pathlib.Path, nargs="?",
+                        help="a run directory after `fmnist export`")
     parser.add_argument("--weights", type=pathlib.Path, help="default: RUN_DIR/model.safetensors")
     parser.add_argument("--data-dir", type=pathlib.Path,
                         default=pathlib.Path("/usr/share/datasets/fashion-mnist"))
+    parser.add_argument("--train", type=pathlib.Path, metavar="OUT",
+                        help="train --config's network in PyTorch and write its weights to OUT")
+    parser.add_argument("--config", type=pathlib.Path, help="with --train: a run config")
+    parser.add_argument("--epochs", type=int, default=1, help="with --train (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="with --train (default 0)")
     args = parser.parse_args()
+    if args.train:
+        if not args.config:
+            parser.error("--train needs --config")
+        return train(args)
+    if not args.run_dir:
+        parser.error("give a run directory (or --train OUT --config CONFIG)")
 
     weights_path = args.weights or args.run_dir / "model.safetensors"
     weights, metadata = read_safetensors(weights_path)
     config = tomllib.loads(metadata.get("config") or (args.run_dir / "config.toml").read_text())
     model = build_model(config)
     model.load_state_dict(weights, strict=True)
-    model.eval()
     params = sum(p.numel() for p in model.parameters())
     print(f"loaded {weights_path} into PyTorch with strict=True ({params} parameters)")
-
-    images = read_idx(find(args.data_dir, "t10k-images-idx3-ubyte"))
-    labels = read_idx(find(args.data_dir, "t10k-labels-idx1-ubyte"))
-    x = (torch.from_numpy(images.astype(np.float32) / 255.0) - MEAN) / STD
-    with torch.no_grad():
-        logits = torch.cat([model(x[i : i + 1000]) for i in range(0, len(x), 1000)])
-    loss = F.cross_entropy(logits, torch.from_numpy(labels.astype(np.int64))).item()
-    accuracy = (logits.argmax(1).numpy() == labels).mean()
-    print(f"PyTorch test accuracy {100 * accuracy:.2f}% (loss {loss:.4f}) on {len(labels)} images; "
+    accuracy, loss, correct = evaluate(model, args.data_dir)
+    print(f"PyTorch test accuracy {100 * accuracy:.2f}% (loss {loss:.4f}) on 10000 images; "
           f"`fmnist eval --model {args.run_dir}` should print the same")
 
 

@@ -1,7 +1,11 @@
-//! `fmnist export`: a trained model's weights as a safetensors file PyTorch users can load.
+//! Weights as safetensors with PyTorch's names and layouts, both ways: `fmnist export` writes
+//! them for PyTorch, `fmnist import` reads PyTorch-trained ones (`scripts/torch_model.py
+//! --train`). Both go through burn-store's `SafetensorsStore` with Burn's own
+//! `BurnToPyTorchAdapter`/`PyTorchToBurnAdapter` (Linear weights transposed, BatchNorm
+//! `gamma`/`beta` as `weight`/`bias`) and enum variants left out of the paths.
 //!
-//! Names are the model's module paths with PyTorch's conventions, so a `torch.nn.Module` with
-//! the same attribute names (see `scripts/torch_model.py`) loads the file with `strict=True`:
+//! Names are the model's module paths, so a `torch.nn.Module` with the same attribute names
+//! (see `scripts/torch_model.py`) loads the file with `strict=True`:
 //!
 //! | tensor | shape | from Burn |
 //! |---|---|---|
@@ -21,144 +25,136 @@
 //! One semantic difference: Burn's 2-D BatchNorm keeps the *biased* running variance where
 //! PyTorch keeps the unbiased one. With batch 128 on 28×28 maps the ratio is 1 + 1/100,352,
 //! far below float precision of the result.
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
+use burn::store::{
+    BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+    SafetensorsStoreError,
+};
 use models::Model;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
+use crate::config::RunConfig;
 use crate::run::dir::write_atomic;
+use crate::run::{RunDir, RunError};
 
-/// One exported tensor.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExportTensor {
-    /// PyTorch-style name, e.g. `blocks.0.conv.weight`.
-    pub name: String,
-    /// Shape in PyTorch's layout.
-    pub shape: Vec<usize>,
-    /// The values (`F32`), or `None` for the i64 `num_batches_tracked` counters (all 0).
-    pub values: Option<Vec<f32>>,
+/// PyTorch's BatchNorm counter, which Burn does not have: exported as 0, ignored on import.
+const NUM_BATCHES_TRACKED: &str = "num_batches_tracked";
+
+/// APReLU's `bn1`/`bn2` are the activations crate's own `BatchNorm1d`, whose `gamma`/`beta`
+/// Burn's adapters do not know (they rename those of `burn::nn::BatchNorm` only): renamed by
+/// key remapping, (Burn pattern, PyTorch name) each way.
+const APRELU_NORMS: [(&str, &str, &str, &str); 2] = [
+    (
+        r"\.(bn\d)\.gamma$",
+        ".$1.weight",
+        r"\.(bn\d)\.weight$",
+        ".$1.gamma",
+    ),
+    (
+        r"\.(bn\d)\.beta$",
+        ".$1.bias",
+        r"\.(bn\d)\.bias$",
+        ".$1.beta",
+    ),
+];
+
+/// Weights that cannot be exported or imported.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// burn-store could not collect the model's tensors or serialise them.
+    #[error("cannot export the weights")]
+    Store(#[source] SafetensorsStoreError),
+    /// The file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The file is not a safetensors file (bad header, offsets outside the file, …).
+    #[error("{} is not a valid safetensors file", path.display())]
+    NotSafetensors {
+        /// The file.
+        path: PathBuf,
+        /// The safetensors parser's error.
+        source: safetensors::SafeTensorError,
+    },
+    /// The file's tensors do not fit the model of the config: missing, extra, or other shapes.
+    #[error(
+        "{} does not fit the model of this config: {problems}; give the config the weights were \
+         trained with (--config), or export them again",
+        path.display()
+    )]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit, tensor by tensor.
+        problems: String,
+    },
+    /// A config given neither on the command line nor in the file's metadata.
+    #[error(
+        "{} carries no config in its metadata; pass the model's config with --config",
+        path.display()
+    )]
+    NoConfig {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The exported file, or the imported run, could not be written.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The config for the imported weights cannot be used.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Another process writes the run directory to import into.
+    #[error(transparent)]
+    Lock(#[from] crate::run::LockError),
+    /// The run directory to import into already holds weights.
+    #[error(
+        "{} already holds a model; import into a new --out directory (nothing was changed)",
+        dir.display()
+    )]
+    RunExists {
+        /// The run directory.
+        dir: PathBuf,
+    },
 }
 
-/// Collects the parameters of a model with PyTorch names and layouts.
-pub fn pytorch_tensors(model: &Model) -> Vec<ExportTensor> {
-    let mut collector = Collector::default();
-    model.visit(&mut collector);
-    collector.tensors
-}
-
-#[derive(Default)]
-struct Collector {
-    /// (field, variant or index; the type of the module holding it) down to the parameter.
-    path: Vec<(String, String)>,
-    tensors: Vec<ExportTensor>,
-}
-
-impl ModuleVisitor for Collector {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path
-            .push((name.to_string(), container_type.to_string()));
+/// The safetensors bytes of `model` with PyTorch names and layouts, the run's resolved config
+/// in the metadata (`config`), and a zero `num_batches_tracked` beside each BatchNorm's
+/// running statistics, so PyTorch's `load_state_dict(strict=True)` finds every buffer.
+pub fn safetensors_bytes(model: &Model, config_toml: &str) -> Result<Vec<u8>, ExportError> {
+    let mut store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .skip_enum_variants(true)
+        .clear_metadata()
+        .metadata("format", "pt")
+        .metadata("config", config_toml);
+    for (burn, pytorch, _, _) in APRELU_NORMS {
+        store = store.with_key_remapping(burn, pytorch);
     }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+    model.save_into(&mut store).map_err(ExportError::Store)?;
+    let bytes = store.get_bytes().map_err(ExportError::Store)?;
+    // burn-store's own output: it parses, and each running_var gets its counter.
+    let parsed = SafeTensors::deserialize(&bytes).expect("burn-store writes valid safetensors");
+    let (_, header) = SafeTensors::read_metadata(&bytes).expect("and a valid header");
+    let zero = 0i64.to_le_bytes();
+    let mut tensors: Vec<(String, TensorView<'_>)> = parsed.tensors();
+    let counters: Vec<String> = tensors
+        .iter()
+        .filter_map(|(name, _)| name.strip_suffix(".running_var"))
+        .map(|prefix| format!("{prefix}.{NUM_BATCHES_TRACKED}"))
+        .collect();
+    for name in counters {
+        let view = TensorView::new(Dtype::I64, Vec::new(), &zero).expect("a scalar of 8 bytes");
+        tensors.push((name, view));
     }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        // Burn names each step with the type that holds it, e.g. ("weight", "Struct:Linear").
-        let Some(((field, parent_type), parents)) = self.path.split_last() else {
-            return;
-        };
-        let parent_type = parent_type.as_str();
-        // Enum variants (`Model::Cnn`, `Activation::Prelu`) are not attributes in PyTorch.
-        let mut segments: Vec<&str> = parents
-            .iter()
-            .filter(|(_, container)| !container.starts_with("Enum:"))
-            .map(|(name, _)| name.as_str())
-            .collect();
-        let is_norm = parent_type.starts_with("Struct:BatchNorm");
-        let leaf = match field.as_str() {
-            "gamma" if is_norm => "weight",
-            "beta" if is_norm => "bias",
-            other => other,
-        };
-        segments.push(leaf);
-        let name = segments.join(".");
-
-        let mut tensor = param.val();
-        let transpose = parent_type == "Struct:Linear" && leaf == "weight" && D == 2;
-        if transpose {
-            tensor = tensor.transpose();
-        }
-        let shape = tensor.dims().to_vec();
-        let values = tensor
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("float parameters convert to f32");
-        self.tensors.push(ExportTensor {
-            name,
-            shape,
-            values: Some(values),
-        });
-        if is_norm && leaf == "running_var" {
-            let prefix = segments[..segments.len() - 1].join(".");
-            self.tensors.push(ExportTensor {
-                name: format!("{prefix}.num_batches_tracked"),
-                shape: Vec::new(),
-                values: None,
-            });
-        }
-    }
-}
-
-/// The bytes of a safetensors file holding `tensors`, with string `metadata`.
-///
-/// Format: an 8-byte little-endian header length, a JSON header (name → dtype, shape, byte
-/// offsets; padded with spaces to 8 bytes), then the tensors' little-endian bytes back to back.
-pub fn safetensors_bytes(tensors: &[ExportTensor], metadata: &BTreeMap<String, String>) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    header.insert(
-        "__metadata__".into(),
-        serde_json::to_value(metadata).expect("string map serialises"),
-    );
-    let mut data: Vec<u8> = Vec::new();
-    for tensor in tensors {
-        let start = data.len();
-        let dtype = match &tensor.values {
-            Some(values) => {
-                for value in values {
-                    data.extend_from_slice(&value.to_le_bytes());
-                }
-                "F32"
-            }
-            None => {
-                let count: usize = tensor.shape.iter().product();
-                for _ in 0..count {
-                    data.extend_from_slice(&0i64.to_le_bytes());
-                }
-                "I64"
-            }
-        };
-        header.insert(
-            tensor.name.clone(),
-            serde_json::json!({
-                "dtype": dtype,
-                "shape": tensor.shape,
-                "data_offsets": [start, data.len()],
-            }),
-        );
-    }
-    let mut header = serde_json::to_vec(&serde_json::Value::Object(header)).expect("json");
-    while !header.len().is_multiple_of(8) {
-        header.push(b' ');
-    }
-    let mut bytes = Vec::with_capacity(8 + header.len() + data.len());
-    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&header);
-    bytes.extend_from_slice(&data);
-    bytes
+    let metadata: Option<HashMap<String, String>> = header.metadata().clone();
+    Ok(safetensors::serialize(tensors, metadata).expect("valid views serialise"))
 }
 
 /// Writes `model` to `path` as safetensors (atomically), with the run's config as metadata.
@@ -166,17 +162,121 @@ pub fn export_safetensors(
     model: &Model,
     config_toml: &str,
     path: &Path,
-) -> Result<(), crate::run::RunError> {
-    let metadata = BTreeMap::from([
-        ("format".to_string(), "pt".to_string()),
-        ("config".to_string(), config_toml.to_string()),
-    ]);
-    write_atomic(path, &safetensors_bytes(&pytorch_tensors(model), &metadata))
+) -> Result<(), ExportError> {
+    Ok(write_atomic(path, &safetensors_bytes(model, config_toml)?)?)
+}
+
+/// The `config` metadata of a safetensors file written by [`export_safetensors`] (or by
+/// `scripts/torch_model.py --train`), if it has one.
+pub fn config_in(path: &Path) -> Result<Option<String>, ExportError> {
+    let bytes = read(path)?;
+    let (_, header) = parse(path, &bytes)?;
+    Ok(header
+        .metadata()
+        .as_ref()
+        .and_then(|metadata| metadata.get("config").cloned()))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ExportError> {
+    std::fs::read(path).map_err(|source| ExportError::Read {
+        path: path.into(),
+        source,
+    })
+}
+
+/// Parses the header and checks every tensor's offsets against the file before burn-store
+/// sees the bytes.
+fn parse<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+) -> Result<(SafeTensors<'a>, safetensors::tensor::Metadata), ExportError> {
+    let invalid = |source| ExportError::NotSafetensors {
+        path: path.into(),
+        source,
+    };
+    let parsed = SafeTensors::deserialize(bytes).map_err(invalid)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
+    Ok((parsed, header))
+}
+
+/// `fmnist import`: the weights of `from` (PyTorch names) loaded into the model of `config`
+/// (by default the config in the file's metadata, with `overrides`) and written as a new run
+/// directory `out` (`config.toml` and `model.bpk`), which `fmnist eval`, `predict` and
+/// `export` then use like a trained run. Returns the config used.
+pub fn import_run(
+    from: &Path,
+    config: Option<&Path>,
+    overrides: &[String],
+    out: &Path,
+) -> Result<RunConfig, ExportError> {
+    let config = match config {
+        Some(path) => RunConfig::load(path, overrides)?,
+        None => {
+            let text =
+                config_in(from)?.ok_or_else(|| ExportError::NoConfig { path: from.into() })?;
+            RunConfig::parse(
+                &text,
+                &format!("the config in {}", from.display()),
+                overrides,
+            )?
+        }
+    };
+    let model = import_safetensors(config.model.init(&burn::tensor::Device::flex()), from)?;
+    let run = RunDir::create(out)?;
+    let _lock = run.lock()?;
+    if run.model_path().exists() || run.config_path().exists() {
+        return Err(ExportError::RunExists { dir: out.into() });
+    }
+    run.write_weights(&config, &model)?;
+    Ok(config)
+}
+
+/// Loads PyTorch-named safetensors weights into `model` (built from the config they were
+/// trained with). Every tensor of the model must be in the file with its shape, and the file
+/// may hold nothing else but PyTorch's `num_batches_tracked` counters.
+pub fn import_safetensors(mut model: Model, path: &Path) -> Result<Model, ExportError> {
+    let bytes = read(path)?;
+    parse(path, &bytes)?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .skip_enum_variants(true)
+        .allow_partial(true);
+    for (_, _, pytorch, burn) in APRELU_NORMS {
+        store = store.with_key_remapping(pytorch, burn);
+    }
+    let result = model
+        .load_from(&mut store)
+        .map_err(|error| ExportError::Mismatch {
+            path: path.into(),
+            problems: error.to_string(),
+        })?;
+    let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+    problems.extend(
+        result
+            .missing
+            .iter()
+            .map(|(name, _)| format!("{name} is missing")),
+    );
+    problems.extend(
+        result
+            .unused
+            .iter()
+            .filter(|name| !name.ends_with(NUM_BATCHES_TRACKED))
+            .map(|name| format!("{name} is not in the model")),
+    );
+    if !problems.is_empty() {
+        return Err(ExportError::Mismatch {
+            path: path.into(),
+            problems: problems.join("; "),
+        });
+    }
+    Ok(model)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::module::Module;
     use burn::tensor::Device;
     use models::ModelConfig;
 
@@ -189,38 +289,55 @@ mod tests {
         file.model.init(&Device::flex())
     }
 
+    /// (name, shape, f32 values or None for i64) of an exported model, in file order.
+    fn exported(model: &Model) -> Vec<(String, Vec<usize>, Option<Vec<f32>>)> {
+        let bytes = safetensors_bytes(model, "").unwrap();
+        let parsed = SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors: Vec<_> = parsed
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| {
+                let values = (view.dtype() == Dtype::F32).then(|| {
+                    view.data()
+                        .chunks(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                        .collect()
+                });
+                (name, view.shape().to_vec(), values)
+            })
+            .collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        tensors
+    }
+
     #[test]
     fn reference_cnn_has_pytorch_names_and_layouts() {
         let model = model("[model]\nkind = \"cnn\"");
-        let tensors = pytorch_tensors(&model);
+        let tensors = exported(&model);
         let shapes: Vec<(&str, &[usize])> = tensors
             .iter()
-            .map(|t| (t.name.as_str(), t.shape.as_slice()))
+            .map(|t| (t.0.as_str(), t.1.as_slice()))
             .collect();
-        assert_eq!(
-            shapes,
-            vec![
-                ("blocks.0.conv.weight", &[32, 1, 3, 3][..]),
-                ("blocks.0.conv.bias", &[32][..]),
-                ("blocks.1.conv.weight", &[64, 32, 3, 3][..]),
-                ("blocks.1.conv.bias", &[64][..]),
-                ("dense.0.linear.weight", &[128, 3136][..]),
-                ("dense.0.linear.bias", &[128][..]),
-                ("output.weight", &[10, 128][..]),
-                ("output.bias", &[10][..]),
-            ]
-        );
-        let count: usize = tensors
-            .iter()
-            .map(|t| t.shape.iter().product::<usize>())
-            .sum();
+        let mut expected = vec![
+            ("blocks.0.conv.weight", &[32, 1, 3, 3][..]),
+            ("blocks.0.conv.bias", &[32][..]),
+            ("blocks.1.conv.weight", &[64, 32, 3, 3][..]),
+            ("blocks.1.conv.bias", &[64][..]),
+            ("dense.0.linear.weight", &[128, 3136][..]),
+            ("dense.0.linear.bias", &[128][..]),
+            ("output.weight", &[10, 128][..]),
+            ("output.bias", &[10][..]),
+        ];
+        expected.sort();
+        assert_eq!(shapes, expected);
+        let count: usize = tensors.iter().map(|t| t.1.iter().product::<usize>()).sum();
         assert_eq!(count, model.num_params());
 
         // The linear weight is Burn's [in, out] transposed: element (o, i) = burn (i, o).
         let Model::Cnn(cnn) = &model else { panic!() };
         let burn_weight: Vec<f32> = cnn.output.weight.val().into_data().try_to_vec().unwrap();
-        let exported = tensors.iter().find(|t| t.name == "output.weight").unwrap();
-        let values = exported.values.as_ref().unwrap();
+        let exported = tensors.iter().find(|t| t.0 == "output.weight").unwrap();
+        let values = exported.2.as_ref().unwrap();
         for (o, i) in [(0, 0), (3, 17), (9, 127)] {
             assert_eq!(values[o * 128 + i], burn_weight[i * 10 + o]);
         }
@@ -233,10 +350,7 @@ mod tests {
              conv_activations = [{ kind = \"prelu\", per_channel = true }]\n\
              hidden_activations = [\"aprelu\"]",
         );
-        let names: Vec<String> = pytorch_tensors(&model)
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
+        let names: Vec<String> = exported(&model).into_iter().map(|t| t.0).collect();
         for expected in [
             "blocks.0.norm.weight",
             "blocks.0.norm.bias",
@@ -262,32 +376,25 @@ mod tests {
     }
 
     #[test]
-    fn safetensors_layout_is_valid() {
-        let tensors = vec![
-            ExportTensor {
-                name: "a".into(),
-                shape: vec![2, 1],
-                values: Some(vec![1.5, -2.0]),
-            },
-            ExportTensor {
-                name: "n".into(),
-                shape: vec![],
-                values: None,
-            },
-        ];
-        let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
-        let bytes = safetensors_bytes(&tensors, &metadata);
-        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        assert!(header_len.is_multiple_of(8));
-        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
-        assert_eq!(header["a"]["dtype"], "F32");
-        assert_eq!(header["a"]["shape"], serde_json::json!([2, 1]));
-        assert_eq!(header["a"]["data_offsets"], serde_json::json!([0, 8]));
-        assert_eq!(header["n"]["dtype"], "I64");
-        assert_eq!(header["n"]["data_offsets"], serde_json::json!([8, 16]));
-        assert_eq!(header["__metadata__"]["format"], "pt");
-        let data = &bytes[8 + header_len..];
-        assert_eq!(data.len(), 16);
-        assert_eq!(f32::from_le_bytes(data[4..8].try_into().unwrap()), -2.0);
+    fn export_then_import_gives_the_same_weights() {
+        let text = "[model]\nkind = \"cnn\"\nchannels = [4]\nhidden = [8]\nbatch_norm = true\n\
+                    conv_activations = [{ kind = \"prelu\", per_channel = true }]\n\
+                    hidden_activations = [\"aprelu\"]";
+        let original = model(text);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        export_safetensors(&original, "config = 1", &path).unwrap();
+        assert_eq!(config_in(&path).unwrap().as_deref(), Some("config = 1"));
+        let imported = import_safetensors(model(text), &path).unwrap();
+        assert_eq!(exported(&imported), exported(&original));
+
+        // Another architecture is refused, tensor by tensor.
+        let error = import_safetensors(model("[model]\nkind = \"cnn\""), &path).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, ExportError::Mismatch { .. })
+                && message.contains("blocks.0.conv.weight"),
+            "{message}"
+        );
     }
 }

@@ -6,6 +6,7 @@ mod compare;
 mod data;
 mod eval;
 mod export;
+mod import;
 mod plot;
 mod predict;
 mod report;
@@ -55,6 +56,8 @@ enum Command {
     },
     /// Write a trained model's weights for PyTorch (names: see scripts/torch_model.py).
     Export(export::ExportArgs),
+    /// Bring PyTorch-trained weights (safetensors) into a new run directory.
+    Import(import::ImportArgs),
 }
 
 impl Cli {
@@ -71,6 +74,7 @@ impl Cli {
             Command::Plot(args) => args.run(),
             Command::Bench { what } => what.run(),
             Command::Export(args) => args.run(),
+            Command::Import(args) => args.run(),
         }
     }
 }

@@ -389,6 +389,12 @@ impl RunDir {
         Ok(())
     }
 
+    /// Writes a run's config and weights without a training history (`fmnist import`).
+    pub(crate) fn write_weights(&self, config: &RunConfig, model: &Model) -> Result<(), RunError> {
+        write_atomic(&self.config_path(), config.to_toml().as_bytes())?;
+        save_model_atomic(model, &self.model_path())
+    }
+
     /// The finished run's weights loaded into `model`, after checking them against the
     /// summary's SHA-256: damaged bytes are refused with a message, never handed to Burn.
     pub fn load_model(&self, model: Model) -> Result<Model, RunError> {
