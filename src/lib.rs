@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # This crate
+//!
 //! The facade of the workspace: re-exports the three crates so that the top-level `examples/`
 //! run with `cargo run --release --example NAME -- --backend ...`.
 //!

@@ -1,6 +1,6 @@
-//! Activation functions as Burn modules, equal to PyTorch in value and gradient.
+#![doc = include_str!("../README.md")]
 //!
-//! # Map
+//! # Map of the crate
 //! - One file per activation ([`Relu`], [`Gelu`], [`PRelu`], [`AprRelu`], ...): the module, its
 //!   config with PyTorch's defaults, `forward` (the fused kernel, or Burn's ops as the fallback),
 //!   its scalar [`Formula`] (value and derivative, shared by the SIMD kernel and plots) and its
@@ -78,8 +78,3 @@ registry::registry! {
     log_softmax: LogSoftmax(SoftmaxConfig) => LogSoftmax,
     aprelu: Aprelu(AprReluConfig) => AprRelu,
 }
-
-/// The README's Rust example, compiled and run as a doctest so it stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

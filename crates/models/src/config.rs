@@ -12,6 +12,7 @@ use crate::{CnnConfig, MlpConfig, Model};
 /// with another activation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self", tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ModelConfig {
     /// Convolutional network, see [`CnnConfig`].
     Cnn(CnnConfig),
@@ -84,6 +85,25 @@ impl ModelConfig {
                 c.activation = activation;
                 c.hidden_activations = None;
             }
+        }
+    }
+}
+
+impl fmt::Display for ModelConfig {
+    /// A one-line description for reports: `CNN, conv [32, 64], dense [128], BatchNorm`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cnn(c) => {
+                write!(f, "CNN, conv {:?}, dense {:?}", c.channels, c.hidden)?;
+                if c.batch_norm {
+                    f.write_str(", BatchNorm")?;
+                }
+                if c.dropout > 0.0 {
+                    write!(f, ", dropout {}", c.dropout)?;
+                }
+                Ok(())
+            }
+            Self::Mlp(m) => write!(f, "MLP, dense {:?}", m.hidden),
         }
     }
 }

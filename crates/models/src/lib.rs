@@ -1,6 +1,6 @@
-//! Networks whose activation slots come from the `activations` registry.
+#![doc = include_str!("../README.md")]
 //!
-//! # Map
+//! # Map of the crate
 //! data → **model** → training loop → metrics → report
 //! - [`ModelConfig`] (TOML `[model]`, `kind = "cnn" | "mlp"`) is the one entry point:
 //!   [`ModelConfig::init`] builds a [`Model`].
@@ -23,7 +23,7 @@ pub use alpha_dropout::AlphaDropout;
 pub use cnn::{Cnn, CnnConfig, ConvBlock};
 pub use config::{ConfigError, ModelConfig};
 pub use mlp::{DenseBlock, Mlp, MlpConfig};
-pub use model::{Model, ModelOutput, Tap};
+pub use model::{LayerWeight, Model, ModelOutput, Tap};
 
 /// Side of the square input images (Fashion-MNIST).
 pub const IMAGE_SIZE: usize = 28;

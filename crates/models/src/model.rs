@@ -6,11 +6,21 @@ use crate::{Cnn, IMAGE_SIZE, Mlp};
 /// A network built from a [`ModelConfig`](crate::ModelConfig).
 #[derive(Module, Debug)]
 #[allow(clippy::large_enum_variant)]
+#[non_exhaustive]
 pub enum Model {
     /// See [`Cnn`].
     Cnn(Cnn),
     /// See [`Mlp`].
     Mlp(Mlp),
+}
+
+/// A layer's weight parameter, by the rank of its tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerWeight {
+    /// A convolution's `[out, in, k, k]` weight.
+    Conv(activations::burn::module::ParamId),
+    /// A linear layer's `[in, out]` weight.
+    Dense(activations::burn::module::ParamId),
 }
 
 /// One activation slot's input and output, as `[N, C, H, W]` (dense layers: `[N, units, 1, 1]`),
@@ -85,6 +95,27 @@ impl Model {
         };
         conv.into_iter()
             .chain(dense.iter().map(|d| &d.activation))
+            .collect()
+    }
+
+    /// The weight of each layer that has one, in the order of [`slot_names`](Self::slot_names)
+    /// followed by the output layer: conv weights `[out, in, 3, 3]`, dense and output weights
+    /// `[in, out]`. Their ids find the gradients in a `GradientsParams`.
+    pub fn layer_weights(&self) -> Vec<LayerWeight> {
+        let (conv, dense, output) = match self {
+            Self::Cnn(m) => (
+                m.blocks
+                    .iter()
+                    .map(|b| LayerWeight::Conv(b.conv.weight.id))
+                    .collect(),
+                &m.dense,
+                &m.output,
+            ),
+            Self::Mlp(m) => (Vec::new(), &m.dense, &m.output),
+        };
+        conv.into_iter()
+            .chain(dense.iter().map(|d| LayerWeight::Dense(d.linear.weight.id)))
+            .chain(std::iter::once(LayerWeight::Dense(output.weight.id)))
             .collect()
     }
 

@@ -6,6 +6,7 @@ use burn::tensor::Device;
 
 /// A backend the user can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Backend {
     /// Burn's fast CPU backend (default).
     Flex,

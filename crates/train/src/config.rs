@@ -54,6 +54,7 @@ impl Default for DataConfig {
 /// Optimisers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Optimizer {
     /// Adam (β = 0.9, 0.999, ε = 1e-8 as PyTorch).
     #[default]
@@ -67,6 +68,7 @@ pub enum Optimizer {
 /// Learning-rate schedules.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Schedule {
     /// The same rate throughout.
     #[default]

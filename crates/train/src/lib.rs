@@ -1,6 +1,6 @@
-//! Fashion-MNIST training, evaluation and the `fmnist` command.
+#![doc = include_str!("../README.md")]
 //!
-//! # Map
+//! # Map of the crate
 //! **data** → model → **run** (training loop, metrics) → **sweep** → **report**; each module
 //! imports only from those before it (and the shared helpers below).
 //! - [`data`]: find, verify and parse the IDX files; batches; Burn's `Dataset` trait; PNGs.
@@ -11,7 +11,7 @@
 //! - [`sweep`]: `fmnist compare`'s config, plan (activations × seeds), shards, and training.
 //! - [`report`]: finished runs collected, aggregated, written as tables and plots.
 //! - [`export`]: the weights as safetensors with PyTorch's names and layouts.
-//! - [`bench`]: activation kernels (fused vs built-in) and training throughput, for `fmnist bench`.
+//! - [`bench`](mod@bench): activation kernels (fused vs built-in) and training throughput, for `fmnist bench`.
 //! - Helpers: [`records`] (CSV through serde), [`progress`] (progress bars), [`rng`].
 //!
 //! The `fmnist` binary (`src/main.rs`, one file per subcommand in `src/cli/`) only parses

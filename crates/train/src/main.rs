@@ -1,4 +1,7 @@
 //! `fmnist`: train, evaluate and inspect activation functions on Fashion-MNIST.
+// The doc comments of the CLI's structs are clap's `--help` text, written for a terminal
+// (`runs/<activation>`, `--set compare.seeds=[1]`), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -1,5 +1,5 @@
 //! The scalar formula of an element-wise activation: written once, in the activation's own file
-//! (with [`formula!`]), it is what the SIMD kernels inline into their loops and what
+//! (with `formula!`), it is what the SIMD kernels inline into their loops and what
 //! [`ActivationKind::derivative`](crate::ActivationKind::derivative) evaluates for plots.
 
 /// One activation's forward and backward formulas on one `f32`, with selects instead of

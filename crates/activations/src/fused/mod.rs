@@ -38,6 +38,7 @@ use std::sync::OnceLock;
 
 /// An element-wise activation with a fused kernel. The parameters are PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Pointwise {
     /// `1 / (1 + e⁻ˣ)`.
     Sigmoid,

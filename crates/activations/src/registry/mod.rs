@@ -61,6 +61,7 @@ macro_rules! registry {
             rename_all = "snake_case",
             deny_unknown_fields
         )]
+        #[non_exhaustive]
         pub enum ActivationConfig {
             $(
                 $(#[$attribute])*
@@ -72,6 +73,7 @@ macro_rules! registry {
         /// An activation module built by [`ActivationConfig::init`]; `forward` works on any rank.
         #[derive(::burn::module::Module, Debug)]
         #[allow(clippy::large_enum_variant)]
+        #[non_exhaustive]
         pub enum Activation {
             $(
                 #[doc = concat!("See [`", stringify!($module), "`].")]

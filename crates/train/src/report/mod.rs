@@ -2,7 +2,7 @@
 //! finished runs.
 //!
 //! - [`collect`]: finished runs read back from sweep directories ([`collect_runs`]);
-//! - [`aggregate`]: one [`ActivationResult`] per label, over its seeds;
+//! - [`aggregate`](mod@aggregate): one [`ActivationResult`] per label, over its seeds;
 //! - [`tables`]: `results.csv` and the markdown;
 //! - [`plots`]: the figures, drawn from plain data (results, curves, matrices).
 pub mod aggregate;

@@ -200,18 +200,5 @@ pub(crate) fn report_markdown(
 }
 
 fn describe_model(config: &crate::RunConfig) -> String {
-    match &config.model {
-        models::ModelConfig::Cnn(c) => format!(
-            "CNN, conv {:?}, dense {:?}{}{}",
-            c.channels,
-            c.hidden,
-            if c.batch_norm { ", BatchNorm" } else { "" },
-            if c.dropout > 0.0 {
-                format!(", dropout {}", c.dropout)
-            } else {
-                String::new()
-            }
-        ),
-        models::ModelConfig::Mlp(m) => format!("MLP, dense {:?}", m.hidden),
-    }
+    config.model.to_string()
 }

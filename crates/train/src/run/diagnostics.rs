@@ -11,7 +11,7 @@
 use activations::Activation;
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use models::{Model, Tap};
+use models::{LayerWeight, Model, Tap};
 use serde::{Deserialize, Serialize};
 
 /// Saturated: `|f'(x)|` below this.
@@ -120,23 +120,13 @@ pub fn weight_grad_norms(model: &Model, grads: &GradientsParams) -> Vec<f64> {
     fn norm<const D: usize>(grad: Option<Tensor<D>>) -> f64 {
         grad.map_or(0.0, |g| scalar(g.powf_scalar(2.0).sum().sqrt()))
     }
-    let (blocks, dense, output) = match model {
-        Model::Cnn(m) => (
-            m.blocks.iter().map(|b| b.conv.weight.id).collect(),
-            &m.dense,
-            &m.output,
-        ),
-        Model::Mlp(m) => (Vec::new(), &m.dense, &m.output),
-    };
-    blocks
+    model
+        .layer_weights()
         .into_iter()
-        .map(|id| norm(grads.get::<4>(id)))
-        .chain(
-            dense
-                .iter()
-                .map(|d| norm(grads.get::<2>(d.linear.weight.id))),
-        )
-        .chain(std::iter::once(norm(grads.get::<2>(output.weight.id))))
+        .map(|weight| match weight {
+            LayerWeight::Conv(id) => norm(grads.get::<4>(id)),
+            LayerWeight::Dense(id) => norm(grads.get::<2>(id)),
+        })
         .collect()
 }
 

@@ -12,6 +12,7 @@ use crate::sweep::{CompareConfig, PlannedRun, Shard};
 
 /// What happened to each run of a sweep.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Already finished: skipped.
     Skipped,
