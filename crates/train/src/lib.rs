@@ -25,6 +25,7 @@ pub mod data;
 pub mod export;
 pub mod progress;
 pub mod records;
+#[cfg(feature = "report")]
 pub mod report;
 pub mod rng;
 pub mod run;

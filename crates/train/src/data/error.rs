@@ -144,6 +144,7 @@ pub enum DataError {
         len: usize,
     },
     /// A PNG that does not decode.
+    #[cfg(feature = "image")]
     #[error("{} is not a readable PNG", path.display())]
     Png {
         /// The file.

@@ -8,6 +8,7 @@
 pub mod dataset;
 mod error;
 pub mod idx;
+#[cfg(feature = "image")]
 pub mod image;
 pub mod source;
 

@@ -1,5 +1,4 @@
 //! Where the four Fashion-MNIST files come from, and checking that they are the real ones.
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -146,18 +145,29 @@ pub fn locate(options: &DataOptions) -> Result<Located, DataError> {
             looked,
         });
     };
-    let mirror = options.mirror.as_deref().unwrap_or(MIRROR);
-    download_all(mirror, &cache, !options.no_verify).map_err(|error| {
-        DataError::DownloadFailed {
-            mirror: mirror.into(),
+    #[cfg(feature = "download")]
+    {
+        let mirror = options.mirror.as_deref().unwrap_or(MIRROR);
+        download_all(mirror, &cache, !options.no_verify).map_err(|error| {
+            DataError::DownloadFailed {
+                mirror: mirror.into(),
+                looked,
+                source: Box::new(error),
+            }
+        })?;
+        Ok(Located {
+            dir: cache,
+            how: "downloaded".into(),
+        })
+    }
+    #[cfg(not(feature = "download"))]
+    {
+        let _ = cache;
+        Err(DataError::NotFound {
+            why: " (built without the `download` feature, so no download)".into(),
             looked,
-            source: Box::new(error),
-        }
-    })?;
-    Ok(Located {
-        dir: cache,
-        how: "downloaded".into(),
-    })
+        })
+    }
 }
 
 /// Lowercase hex SHA-256.
@@ -185,6 +195,7 @@ pub fn read_verified(path: &Path, file: &DataFile, verify: bool) -> Result<Vec<u
     Ok(bytes)
 }
 
+#[cfg(feature = "download")]
 fn download_all(mirror: &str, cache: &Path, verify: bool) -> Result<(), DataError> {
     std::fs::create_dir_all(cache).map_err(DataError::io("create", cache))?;
     for file in &FILES {
@@ -198,9 +209,11 @@ fn download_all(mirror: &str, cache: &Path, verify: bool) -> Result<(), DataErro
     Ok(())
 }
 
+#[cfg(feature = "download")]
 /// Downloads `url` to `target` through a temporary file renamed into place only once complete
 /// and verified, so an interrupted download never leaves a half-written file behind.
 fn download(url: &str, target: &Path, file: &DataFile, verify: bool) -> Result<(), DataError> {
+    use std::io::{Read, Write};
     let http = |source: Box<dyn std::error::Error + Send + Sync>| DataError::Http {
         url: url.into(),
         source,
@@ -290,8 +303,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "download")]
     fn download_from_a_local_mirror_is_verified_and_atomic() {
-        use std::io::BufRead;
+        use std::io::{BufRead, Write};
         use std::net::TcpListener;
         // A one-request-per-connection HTTP server on loopback serving gzipped bytes.
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
