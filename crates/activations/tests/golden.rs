@@ -9,15 +9,13 @@ use std::collections::BTreeMap;
 
 use activations::burn::module::{Module, Param};
 use activations::burn::nn::Linear;
-use activations::burn::tensor::{Device, Tensor, TensorData};
+use activations::burn::tensor::{Device, Tensor};
 use activations::{Activation, ActivationConfig, AprRelu, AprReluConfig, PRelu};
 use serde_json::Value;
 
-/// f32 tolerance of element-wise results: `|actual - expected| <= ABS + REL · |expected|`.
-/// The absolute floor is 2e-6 because derivatives such as GELU-tanh's `1 - tanh²(u)` near
-/// saturation (x ≈ -4..-5) resolve only to the rounding of each library's f32 `tanh`.
-const ABS: f64 = 2e-6;
-const REL: f64 = 1e-5;
+mod common;
+use common::{ABS, REL, decode, fixture, shape, tensor, to_vec};
+
 /// APReLU's parameter gradients are sums over a batch through training-mode BatchNorm; some are
 /// exactly 0 in exact arithmetic (a bias right before a BatchNorm) and come out of both
 /// frameworks as rounding noise. They are compared on the scale of all the module's parameter
@@ -30,44 +28,6 @@ const DEVIATIONS: &[(&str, f32, &str)] = &[(
     f32::INFINITY,
     "PyTorch's vectorised erf kernel returns NaN for GELU(+inf); the limit x·Φ(x) = +inf is kept",
 )];
-
-fn fixture() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden.json");
-    let text = std::fs::read_to_string(path).expect("fixture missing: run scripts/golden.py");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn decode(value: &Value) -> Vec<f32> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| match v {
-            Value::Number(n) => n.as_f64().unwrap() as f32,
-            Value::String(s) if s == "nan" => f32::NAN,
-            Value::String(s) if s == "inf" => f32::INFINITY,
-            Value::String(s) if s == "-inf" => f32::NEG_INFINITY,
-            other => panic!("bad fixture value {other}"),
-        })
-        .collect()
-}
-
-fn shape(value: &Value) -> Vec<usize> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
-        .collect()
-}
-
-fn tensor<const D: usize>(values: &[f32], shape: &[usize], device: &Device) -> Tensor<D> {
-    Tensor::from_data(TensorData::new(values.to_vec(), shape.to_vec()), device)
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec().unwrap()
-}
 
 /// Largest absolute and relative error of one comparison, and the failures.
 #[derive(Default)]
