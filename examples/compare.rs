@@ -39,6 +39,12 @@ fn main() {
     base.data.test_limit = 2_000;
     base.train.epochs = args.epochs;
     let compare = CompareSection {
+        // The first activation listed is the reference of the report's paired comparisons.
+        baseline: args
+            .activations
+            .first()
+            .map(burn_activation_lab::train::sweep::label)
+            .unwrap_or_default(),
         activations: args.activations,
         seeds: args.seeds,
         diagnostics: true,
@@ -58,7 +64,13 @@ fn main() {
         fail(&error);
     }
     let runs = collect_runs(std::slice::from_ref(&out)).unwrap_or_else(|e| fail(&e));
-    write_report(&runs, &out, &format!("Backend: {}.", args.backend)).unwrap_or_else(|e| fail(&e));
+    write_report(
+        &runs,
+        &out,
+        &format!("Backend: {}.", args.backend),
+        &config.compare.baseline,
+    )
+    .unwrap_or_else(|e| fail(&e));
     println!("report: {}", out.join("report.md").display());
 }
 

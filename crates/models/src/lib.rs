@@ -14,6 +14,8 @@ mod alpha_dropout;
 mod cnn;
 mod config;
 pub mod kernels;
+#[cfg(feature = "learner")]
+pub mod learner;
 mod mlp;
 mod model;
 mod slots;

@@ -303,9 +303,9 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
     );
 
     let report_dir = root.path().join("merged");
-    train::report::write_report(&runs, &report_dir, "Backend: flex.").unwrap();
+    train::report::write_report(&runs, &report_dir, "Backend: flex.", "relu").unwrap();
     // A report inside a sweep directory does not hide its runs from the next collection.
-    train::report::write_report(&runs, &root.path().join("a"), "Backend: flex.").unwrap();
+    train::report::write_report(&runs, &root.path().join("a"), "Backend: flex.", "relu").unwrap();
     assert_eq!(collect_runs(&[root.path().join("a")]).unwrap().len(), 2);
     let report = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
     assert!(report.contains("`relu`") && report.contains("`leaky_relu(negative_slope=0.2)`"));

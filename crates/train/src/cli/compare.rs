@@ -65,7 +65,12 @@ impl CompareArgs {
         )?;
         let finished = ::train::report::collect_runs(std::slice::from_ref(&out))?;
         let pending = statuses.len() - finished.len().min(statuses.len());
-        ::train::report::write_report(&finished, &out, &backend_note(backend))?;
+        ::train::report::write_report(
+            &finished,
+            &out,
+            &backend_note(backend),
+            &config.compare.baseline,
+        )?;
         println!(
             "{} of {} runs finished; report: {}{}",
             finished.len(),

@@ -10,11 +10,18 @@ pub struct ReportArgs {
     /// Where to write the report (default: the first directory).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The reference of the paired comparisons: an activation label in the runs.
+    #[arg(long, default_value = "relu")]
+    pub baseline: String,
 }
 
 impl ReportArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let Self { dirs, out } = self;
+        let Self {
+            dirs,
+            out,
+            baseline,
+        } = self;
         let runs = ::train::report::collect_runs(&dirs)?;
         let out = out.unwrap_or_else(|| dirs[0].clone());
         let backends: Vec<String> = runs.iter().map(|r| r.summary.backend.clone()).collect();
@@ -24,7 +31,7 @@ impl ReportArgs {
             }
             _ => "Runs come from several backends: compare speeds with care.".into(),
         };
-        ::train::report::write_report(&runs, &out, &note)?;
+        ::train::report::write_report(&runs, &out, &note, &baseline)?;
         println!(
             "{} finished runs from {} director{}; report: {}",
             runs.len(),

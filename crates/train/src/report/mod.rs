@@ -8,6 +8,8 @@
 pub mod aggregate;
 pub mod collect;
 pub mod plots;
+pub mod significance;
+pub mod stats;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -48,17 +50,20 @@ pub enum ReportError {
     Plot(#[from] plots::PlotError),
 }
 
-/// Writes `results.csv`, `summary.json`, `report.md` and the plots into `out`.
+/// Writes `results.csv`, `summary.json`, `report.md` and the plots into `out`; `baseline` (a
+/// label such as `relu`) is the reference of the paired comparisons.
 pub fn write_report(
     runs: &[FinishedRun],
     out: &Path,
     backend_note: &str,
+    baseline: &str,
 ) -> Result<(), ReportError> {
     if runs.is_empty() {
         return Err(ReportError::NoRuns { dir: out.into() });
     }
     std::fs::create_dir_all(out).map_err(RunError::io("create", out))?;
     let results = aggregate(runs);
+    let significance = significance::significance(runs, &results, baseline);
     write_atomic(&out.join("results.csv"), results_csv(runs).as_bytes())?;
 
     let best_run = runs
@@ -74,6 +79,7 @@ pub fn write_report(
             "test_accuracy": best_run.summary.test_accuracy,
         },
         "runs": runs.len(),
+        "significance": significance,
     });
     write_atomic(
         &out.join("summary.json"),
@@ -94,7 +100,8 @@ pub fn write_report(
     };
     plots::activation_grid(&activations, &out.join("activations"))?;
     plots::curves(&results, &out.join("curves"))?;
-    plots::accuracy_bars(&results, &out.join("accuracy"))?;
+    let intervals: Vec<_> = significance.rows.iter().map(|r| r.interval).collect();
+    plots::accuracy_bars(&results, &intervals, &out.join("accuracy"))?;
     let with_gradients: Vec<&ActivationResult> = results
         .iter()
         .filter(|r| !r.grad_norm_per_layer.is_empty())
@@ -112,6 +119,7 @@ pub fn write_report(
     let markdown = tables::report_markdown(
         runs,
         &results,
+        &significance,
         best_run,
         !with_gradients.is_empty(),
         backend_note,
@@ -215,10 +223,52 @@ mod tests {
     }
 
     #[test]
+    /// Five seeds: gelu and relu are tied (their paired difference is noise), sigmoid is
+    /// clearly below; the numbers are the paired t-test's on exactly these accuracies.
+    fn significance_pairs_by_seed_and_groups_ties_with_the_best() {
+        let relu = [0.9112, 0.9098, 0.9131, 0.9085, 0.9120];
+        let gelu = [0.9120, 0.9090, 0.9128, 0.9101, 0.9115];
+        let sigmoid = [0.8802, 0.8790, 0.8831, 0.8785, 0.8820];
+        let mut runs = Vec::new();
+        for (seed, ((r, g), s)) in relu.iter().zip(&gelu).zip(&sigmoid).enumerate() {
+            // Seeds in another order per label: the pairing is by seed, not by position.
+            runs.push(fake_run("sigmoid", seed as u64, *s));
+            runs.push(fake_run("relu", seed as u64, *r));
+            runs.push(fake_run("gelu", seed as u64, *g));
+        }
+        let results = aggregate(&runs);
+        let significance = significance::significance(&runs, &results, "relu");
+        let labels: Vec<&str> = significance.rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["gelu", "relu", "sigmoid"]);
+        let tied: Vec<bool> = significance.rows.iter().map(|r| r.tied_with_best).collect();
+        assert_eq!(tied, [true, true, false]);
+        let expected = stats::paired_t_test(&sigmoid, &relu).unwrap();
+        assert_eq!(significance.rows[2].vs_baseline, Some(expected));
+        assert!(expected.p_value < 0.001 && expected.mean_difference < 0.0);
+        assert_eq!(
+            significance.rows[1].vs_baseline, None,
+            "the baseline itself"
+        );
+
+        let text = significance::conclusions(&significance);
+        assert!(text.contains("With 5 seeds"), "{text}");
+        assert!(text.contains("— `relu` — are statistically tied"), "{text}");
+        assert!(text.contains("worse: `sigmoid`"), "{text}");
+        assert!(text.contains("would take about"), "{text}");
+
+        // One seed: no interval, and the text says the order may be chance.
+        let single = vec![fake_run("relu", 1, 0.9), fake_run("gelu", 1, 0.91)];
+        let results = aggregate(&single);
+        let significance = significance::significance(&single, &results, "relu");
+        assert!(significance.rows.iter().all(|r| r.interval.is_none()));
+        assert!(significance::conclusions(&significance).contains("may be chance"));
+    }
+
+    #[test]
     fn report_writes_markdown_csv_json_and_plots() {
         let out = tempfile::tempdir().unwrap();
         let runs = vec![fake_run("relu", 1, 0.8), fake_run("sigmoid", 1, 0.7)];
-        write_report(&runs, out.path(), "Backend flex.").unwrap();
+        write_report(&runs, out.path(), "Backend flex.", "relu").unwrap();
         for file in [
             "report.md",
             "results.csv",
@@ -246,7 +296,7 @@ mod tests {
         assert!(report[relu_row..].contains("`sigmoid`"), "{report}");
         assert!(report.contains("![confusion](confusion.png)"));
         assert!(
-            write_report(&[], out.path(), "")
+            write_report(&[], out.path(), "", "relu")
                 .unwrap_err()
                 .to_string()
                 .contains("no finished runs")

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::report::aggregate::{ActivationResult, accuracy_cell, optional_mean};
 use crate::report::collect::FinishedRun;
+use crate::report::significance::{Significance, comparison_cell, conclusions, interval_cell};
 use crate::run::{DiagnosticRecord, SplitName};
 
 /// One row of `results.csv`: a run's epoch, with its diagnostics averaged over slots.
@@ -89,6 +90,7 @@ fn percent(value: Option<f64>) -> String {
 pub(crate) fn report_markdown(
     runs: &[FinishedRun],
     results: &[ActivationResult],
+    significance: &Significance,
     best_run: &FinishedRun,
     has_gradients: bool,
     backend_note: &str,
@@ -135,18 +137,29 @@ pub(crate) fn report_markdown(
         );
     }
     let _ = writeln!(md, "## Results (sorted by mean test accuracy)\n");
+    let baseline = significance.baseline.as_deref().unwrap_or("baseline");
     let _ = writeln!(
         md,
-        "| # | activation | test accuracy % (mean ± std) | seeds | best epoch | final train loss | s/epoch | img/s | dead units % | sparsity % | saturation % | grad ratio first/last |"
+        "| # | activation | test accuracy % (mean ± std) | 95% interval | vs `{baseline}`, points [95% interval] | tied with best | seeds | best epoch | final train loss | s/epoch | img/s | dead units % | sparsity % | saturation % | grad ratio first/last |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (rank, r) in results.iter().enumerate() {
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for (rank, (r, s)) in results.iter().zip(&significance.rows).enumerate() {
         let _ = writeln!(
             md,
-            "| {} | `{}` | {} | {} | {} | {:.4} | {:.1} | {:.0} | {} | {} | {} | {} |",
+            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {:.4} | {:.1} | {:.0} | {} | {} | {} | {} |",
             rank + 1,
             r.label,
             accuracy_cell(r),
+            interval_cell(s.interval),
+            if significance.baseline.as_deref() == Some(r.label.as_str()) {
+                "baseline".to_string()
+            } else {
+                comparison_cell(s.vs_baseline)
+            },
+            if s.tied_with_best { "yes" } else { "no" },
             r.seeds.len(),
             r.best_epoch,
             r.final_train_loss,
@@ -158,6 +171,7 @@ pub(crate) fn report_markdown(
             r.grad_norm_ratio.map_or("–".into(), ratio_cell),
         );
     }
+    let _ = writeln!(md, "\n{}", conclusions(significance));
     let _ = writeln!(
         md,
         "\nDead units: channels (conv) or neurons (dense) never positive over a fixed probe batch of \
@@ -177,7 +191,7 @@ pub(crate) fn report_markdown(
     );
     let _ = writeln!(
         md,
-        "Final test accuracy, mean ± std over seeds:\n\n![accuracy](accuracy.png)\n"
+        "Final test accuracy, mean and 95% interval over seeds:\n\n![accuracy](accuracy.png)\n"
     );
     if has_gradients {
         let _ = writeln!(

@@ -42,6 +42,8 @@ pub struct CompareSection {
     pub seeds: Vec<u64>,
     /// Record dead units, sparsity, saturation and gradient norms.
     pub diagnostics: bool,
+    /// The reference of the report's paired comparisons: a label from `activations`.
+    pub baseline: String,
 }
 
 impl Default for CompareSection {
@@ -50,6 +52,7 @@ impl Default for CompareSection {
             activations: default_activations(),
             seeds: vec![1, 2],
             diagnostics: true,
+            baseline: "relu".into(),
         }
     }
 }
@@ -145,6 +148,16 @@ impl CompareConfig {
             model.validate().map_err(|e| {
                 ConfigError::invalid("compare.activations", format!("`{label}`: {e}"))
             })?;
+        }
+        if !seen.contains_key(&self.compare.baseline) {
+            return Err(ConfigError::invalid(
+                "compare.baseline",
+                format!(
+                    "`{}` is not among compare.activations; use one of their labels: {}",
+                    self.compare.baseline,
+                    seen.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
         }
         let mut seeds = self.compare.seeds.clone();
         seeds.sort_unstable();
@@ -264,6 +277,10 @@ mod tests {
             ("[compare]\nrepeats = 3", "repeats"),
             ("[compare]\nactivations = [\"softmax\"]", "softmax"),
             ("[train]\nlr = 0", "train.lr"),
+            (
+                "[compare]\nactivations = [\"gelu\", \"elu\"]",
+                "compare.baseline: `relu` is not among compare.activations; use one of their labels: elu, gelu",
+            ),
         ] {
             let error = parse(text, &[]).unwrap_err();
             assert!(error.starts_with("c.toml"), "{text}: {error}");

@@ -2,6 +2,8 @@
 //! gradient norm per layer.
 use std::path::Path;
 
+use crate::report::stats::MeanInterval;
+
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -92,23 +94,36 @@ fn draw_curves<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Final test accuracy per activation as horizontal bars with ±std error bars, best on top.
-pub fn accuracy_bars(results: &[ActivationResult], stem: &Path) -> Result<(), PlotError> {
+/// Final test accuracy per activation as horizontal bars with the 95% interval of the mean as
+/// error bars (`intervals`, in the order of `results`; none with one seed), best on top.
+pub fn accuracy_bars(
+    results: &[ActivationResult],
+    intervals: &[Option<MeanInterval>],
+    stem: &Path,
+) -> Result<(), PlotError> {
     let height = 110 + 34 * results.len() as u32;
-    render!(stem, (1000, height), draw_accuracy_bars, results)
+    render!(stem, (1000, height), draw_accuracy_bars, results, intervals)
 }
 
 fn draw_accuracy_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     results: &[ActivationResult],
+    intervals: &[Option<MeanInterval>],
 ) -> Result<(), PlotError> {
     let n = results.len();
+    let bounds = |r: &ActivationResult, i: &Option<MeanInterval>| {
+        i.map_or((r.test_accuracy_mean, r.test_accuracy_mean), |i| {
+            (i.low, i.high)
+        })
+    };
     let lows = results
         .iter()
-        .map(|r| 100.0 * (r.test_accuracy_mean - r.test_accuracy_std));
+        .zip(intervals)
+        .map(|(r, i)| 100.0 * bounds(r, i).0);
     let highs = results
         .iter()
-        .map(|r| 100.0 * (r.test_accuracy_mean + r.test_accuracy_std));
+        .zip(intervals)
+        .map(|(r, i)| 100.0 * bounds(r, i).1);
     let low = lows.fold(f64::MAX, f64::min);
     let high = highs.fold(f64::MIN, f64::max);
     let span = (high - low).max(1.0);
@@ -116,7 +131,10 @@ fn draw_accuracy_bars<DB: DrawingBackend>(
     let x_start = (low - 0.6 * span).max(0.0);
     let x_end = (high + 0.08 * span).min(100.0);
     let mut chart = ChartBuilder::on(root)
-        .caption("Final test accuracy (mean ± std over seeds)", (FONT, 22))
+        .caption(
+            "Final test accuracy (mean and 95% interval over seeds)",
+            (FONT, 22),
+        )
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(10)
@@ -145,16 +163,23 @@ fn draw_accuracy_bars<DB: DrawingBackend>(
         }))
         .map_err(err)?;
     chart
-        .draw_series(results.iter().enumerate().map(|(rank, r)| {
-            ErrorBar::new_horizontal(
-                y(rank),
-                100.0 * (r.test_accuracy_mean - r.test_accuracy_std),
-                100.0 * r.test_accuracy_mean,
-                100.0 * (r.test_accuracy_mean + r.test_accuracy_std),
-                BLACK.stroke_width(2),
-                10,
-            )
-        }))
+        .draw_series(
+            results
+                .iter()
+                .zip(intervals)
+                .enumerate()
+                .filter_map(|(rank, (r, i))| {
+                    let i = (*i)?;
+                    Some(ErrorBar::new_horizontal(
+                        y(rank),
+                        100.0 * i.low,
+                        100.0 * r.test_accuracy_mean,
+                        100.0 * i.high,
+                        BLACK.stroke_width(2),
+                        10,
+                    ))
+                }),
+        )
         .map_err(err)?;
     chart
         .draw_series(results.iter().enumerate().map(|(rank, r)| {

@@ -1,0 +1,255 @@
+//! What the seeds support: per activation the 95% interval of its mean test accuracy, a paired
+//! comparison with the baseline and with the best activation (runs paired by seed: same data
+//! order and initialisation stream), which activations are statistically tied with the best,
+//! and a plain-words paragraph that says what can and cannot be concluded.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::report::aggregate::ActivationResult;
+use crate::report::collect::FinishedRun;
+use crate::report::stats::{
+    MeanInterval, PairedComparison, mean_interval, paired_t_test, seeds_needed,
+};
+
+/// The level of every test and interval.
+pub const ALPHA: f64 = 0.05;
+
+/// One activation's statistics, in the order of the results (best mean first).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SignificanceRow {
+    /// The activation's label.
+    pub label: String,
+    /// 95% interval of its mean test accuracy (`None` with one seed).
+    pub interval: Option<MeanInterval>,
+    /// It minus the baseline, paired by seed (`None` for the baseline itself, without a
+    /// baseline, or with fewer than two shared seeds).
+    pub vs_baseline: Option<PairedComparison>,
+    /// It minus the best activation, paired by seed (`None` for the best itself).
+    pub vs_best: Option<PairedComparison>,
+    /// The best, or not separable from it (p ≥ 0.05, or too few shared seeds to test).
+    pub tied_with_best: bool,
+}
+
+/// The statistics of a report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Significance {
+    /// The baseline's label, when it is among the results.
+    pub baseline: Option<String>,
+    /// Seeds per activation (the most any has).
+    pub seeds: usize,
+    /// One row per activation, best mean first.
+    pub rows: Vec<SignificanceRow>,
+}
+
+/// Final test accuracy by seed, per label.
+fn accuracies(runs: &[FinishedRun]) -> BTreeMap<&str, BTreeMap<u64, f64>> {
+    let mut by_label: BTreeMap<&str, BTreeMap<u64, f64>> = BTreeMap::new();
+    for run in runs {
+        by_label
+            .entry(&run.label)
+            .or_default()
+            .insert(run.seed, run.summary.test_accuracy);
+    }
+    by_label
+}
+
+/// `a − b` over the seeds both ran.
+fn paired(a: &BTreeMap<u64, f64>, b: &BTreeMap<u64, f64>) -> Option<PairedComparison> {
+    let (a, b): (Vec<f64>, Vec<f64>) = a
+        .iter()
+        .filter_map(|(seed, x)| b.get(seed).map(|y| (*x, *y)))
+        .unzip();
+    paired_t_test(&a, &b)
+}
+
+/// The statistics of `results` (as [`aggregate`](crate::report::aggregate()) sorted them),
+/// with `baseline` (a label, e.g. `relu`) as the reference.
+pub fn significance(
+    runs: &[FinishedRun],
+    results: &[ActivationResult],
+    baseline: &str,
+) -> Significance {
+    let by_label = accuracies(runs);
+    let seeds_of = |label: &str| &by_label[label];
+    let best = results.first().map(|r| r.label.as_str());
+    let has_baseline = by_label.contains_key(baseline);
+    let rows = results
+        .iter()
+        .map(|r| {
+            let own = seeds_of(&r.label);
+            let values: Vec<f64> = own.values().copied().collect();
+            let vs_best = best
+                .filter(|best| *best != r.label)
+                .and_then(|best| paired(own, seeds_of(best)));
+            SignificanceRow {
+                label: r.label.clone(),
+                interval: mean_interval(&values),
+                vs_baseline: (has_baseline && r.label != baseline)
+                    .then(|| paired(own, seeds_of(baseline)))
+                    .flatten(),
+                tied_with_best: Some(r.label.as_str()) == best
+                    || vs_best.is_none_or(|c| c.p_value >= ALPHA),
+                vs_best,
+            }
+        })
+        .collect();
+    Significance {
+        baseline: has_baseline.then(|| baseline.to_string()),
+        seeds: by_label.values().map(BTreeMap::len).max().unwrap_or(0),
+        rows,
+    }
+}
+
+fn labels(rows: &[&SignificanceRow]) -> String {
+    if rows.is_empty() {
+        return "none".into();
+    }
+    rows.iter()
+        .map(|r| format!("`{}`", r.label))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the data support, in plain words, for under the results table.
+pub fn conclusions(significance: &Significance) -> String {
+    let mut text = String::new();
+    let rows = &significance.rows;
+    let Some(best) = rows.first() else {
+        return text;
+    };
+    if significance.seeds < 2 {
+        let _ = write!(
+            text,
+            "**What the data support.** With one seed per activation nothing here separates one \
+             activation from another: how much a result moves from seed to seed is unknown, so \
+             the order of the table may be chance. Run the comparison with more seeds \
+             (`--set 'compare.seeds=[1, 2, 3, 4, 5]'`, split over machines with `--shard`) \
+             before reading it as a ranking."
+        );
+        return text;
+    }
+    let mut half_widths: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.interval.map(|i| 50.0 * (i.high - i.low)))
+        .collect();
+    half_widths.sort_by(f64::total_cmp);
+    let typical = half_widths
+        .get(half_widths.len() / 2)
+        .copied()
+        .unwrap_or(f64::NAN);
+    let tied: Vec<&SignificanceRow> = rows[1..].iter().filter(|r| r.tied_with_best).collect();
+    let below: Vec<&SignificanceRow> = rows[1..].iter().filter(|r| !r.tied_with_best).collect();
+    let _ = write!(
+        text,
+        "**What the data support.** With {} seeds per activation, the 95% interval of a mean \
+         accuracy is typically ±{typical:.2} points wide. `{}` has the highest mean; ",
+        significance.seeds, best.label
+    );
+    if tied.is_empty() {
+        let _ = write!(
+            text,
+            "every other activation is below it with p < {ALPHA} (paired t-test over seeds). "
+        );
+    } else {
+        let _ = write!(
+            text,
+            "{} other activation(s) — {} — are statistically tied with it (paired t-test over \
+             seeds, p ≥ {ALPHA}), so the data do not rank these {} apart; {} are below it with \
+             p < {ALPHA}. ",
+            tied.len(),
+            labels(&tied),
+            tied.len() + 1,
+            labels(&below)
+        );
+    }
+    if let Some(baseline) = &significance.baseline {
+        let better: Vec<&SignificanceRow> = rows
+            .iter()
+            .filter(|r| {
+                r.vs_baseline
+                    .is_some_and(|c| c.p_value < ALPHA && c.mean_difference > 0.0)
+            })
+            .collect();
+        let worse: Vec<&SignificanceRow> = rows
+            .iter()
+            .filter(|r| {
+                r.vs_baseline
+                    .is_some_and(|c| c.p_value < ALPHA && c.mean_difference < 0.0)
+            })
+            .collect();
+        let _ = write!(
+            text,
+            "Against the baseline `{baseline}`: better with p < {ALPHA}: {}; worse: {}; the \
+             others cannot be told apart from it. ",
+            labels(&better),
+            labels(&worse)
+        );
+    }
+    let tests = rows.iter().filter(|r| r.vs_baseline.is_some()).count()
+        + rows.iter().filter(|r| r.vs_best.is_some()).count();
+    let _ = write!(
+        text,
+        "These are {tests} tests at the {}% level without a correction for multiple \
+         comparisons: about one in twenty differences that do not exist comes out \
+         \"significant\", so read p-values near {ALPHA} as suggestive. ",
+        100.0 * ALPHA
+    );
+    // The closest unresolved difference: what it would take to settle it.
+    if let Some(row) = tied.first()
+        && let Some(comparison) = row.vs_best
+    {
+        match seeds_needed(comparison.mean_difference, comparison.sd_difference) {
+            Some(n) => {
+                let _ = write!(
+                    text,
+                    "Telling `{}` from `{}` apart — {:.2} points, with a seed-to-seed spread of \
+                     the difference of {:.2} points — would take about {n} seeds (80% power, \
+                     α = {ALPHA}), if the difference is real.",
+                    row.label,
+                    best.label,
+                    100.0 * comparison.mean_difference.abs(),
+                    100.0 * comparison.sd_difference
+                );
+            }
+            None => {
+                let _ = write!(
+                    text,
+                    "`{}` and `{}` reached the same mean accuracy; no number of seeds would \
+                     separate what these runs show.",
+                    row.label, best.label
+                );
+            }
+        }
+    }
+    text
+}
+
+/// `[90.85, 91.31]` in percent, or `–` with one seed.
+pub fn interval_cell(interval: Option<MeanInterval>) -> String {
+    interval.map_or("–".into(), |i| {
+        format!("[{:.2}, {:.2}]", 100.0 * i.low, 100.0 * i.high)
+    })
+}
+
+/// `+0.21 [+0.04, +0.38], p = 0.025` in points, or `–`.
+pub fn comparison_cell(comparison: Option<PairedComparison>) -> String {
+    comparison.map_or("–".into(), |c| {
+        format!(
+            "{:+.2} [{:+.2}, {:+.2}], p = {}",
+            100.0 * c.mean_difference,
+            100.0 * c.low,
+            100.0 * c.high,
+            p_value(c.p_value)
+        )
+    })
+}
+
+fn p_value(p: f64) -> String {
+    if p < 0.001 {
+        "< 0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
