@@ -156,8 +156,8 @@ pub fn conclusions(significance: &Significance) -> String {
         let _ = write!(
             text,
             "{} other activation(s) — {} — are statistically tied with it (paired t-test over \
-             seeds, p ≥ {ALPHA}), so the data do not rank these {} apart; {} are below it with \
-             p < {ALPHA}. ",
+             seeds, p ≥ {ALPHA}), so the data do not rank these {} apart; below it with \
+             p < {ALPHA}: {}. ",
             tied.len(),
             labels(&tied),
             tied.len() + 1,

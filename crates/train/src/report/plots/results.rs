@@ -182,13 +182,28 @@ fn draw_accuracy_bars<DB: DrawingBackend>(
         )
         .map_err(err)?;
     chart
-        .draw_series(results.iter().enumerate().map(|(rank, r)| {
-            Text::new(
-                format!("{}  {}", r.label, accuracy_cell(r)),
-                (x_start + 0.01 * (x_end - x_start), y(rank) + 0.18),
-                (FONT, 15).into_font().color(&BLACK),
-            )
-        }))
+        .draw_series(
+            results
+                .iter()
+                .zip(intervals)
+                .enumerate()
+                .map(|(rank, (r, i))| {
+                    let value = match i {
+                        Some(i) => format!(
+                            "{:.2}  [{:.2}, {:.2}]",
+                            100.0 * r.test_accuracy_mean,
+                            100.0 * i.low,
+                            100.0 * i.high
+                        ),
+                        None => accuracy_cell(r),
+                    };
+                    Text::new(
+                        format!("{}  {value}", r.label),
+                        (x_start + 0.01 * (x_end - x_start), y(rank) + 0.18),
+                        (FONT, 15).into_font().color(&BLACK),
+                    )
+                }),
+        )
         .map_err(err)?;
     Ok(())
 }
