@@ -233,11 +233,11 @@ pub fn interval_cell(interval: Option<MeanInterval>) -> String {
     })
 }
 
-/// `+0.21 [+0.04, +0.38], p = 0.025` in points, or `–`.
+/// `+0.21 [+0.04, +0.38], p = 0.025` in points (`p < 0.001` when smaller), or `–`.
 pub fn comparison_cell(comparison: Option<PairedComparison>) -> String {
     comparison.map_or("–".into(), |c| {
         format!(
-            "{:+.2} [{:+.2}, {:+.2}], p = {}",
+            "{:+.2} [{:+.2}, {:+.2}], p {}",
             100.0 * c.mean_difference,
             100.0 * c.low,
             100.0 * c.high,
@@ -246,10 +246,11 @@ pub fn comparison_cell(comparison: Option<PairedComparison>) -> String {
     })
 }
 
+/// `= 0.025`, or `< 0.001`.
 fn p_value(p: f64) -> String {
     if p < 0.001 {
         "< 0.001".into()
     } else {
-        format!("{p:.3}")
+        format!("= {p:.3}")
     }
 }
