@@ -41,11 +41,16 @@ pub enum CsvError {
 
 /// The records of a CSV file written by [`to_csv`].
 pub fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, CsvError> {
-    let file = std::fs::File::open(path).map_err(|source| CsvError::Io {
+    let bytes = std::fs::read(path).map_err(|source| CsvError::Io {
         path: path.into(),
         source,
     })?;
-    csv::Reader::from_reader(std::io::BufReader::new(file))
+    parse_csv(&bytes, path)
+}
+
+/// The records in CSV `bytes` written by [`to_csv`]; `path` names them in errors.
+pub fn parse_csv<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<Vec<T>, CsvError> {
+    csv::Reader::from_reader(bytes)
         .deserialize()
         .map(|row| {
             row.map_err(|source| CsvError::Parse {

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use burn::optim::ModuleOptimizer;
 use models::Model;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::RunConfig;
+use crate::data::source::sha256_hex;
 use crate::run::diagnostics::DiagnosticRecord;
 use crate::run::dir::{RunDir, fsync_dir, load_model_bytes, save_model_synced, write_synced};
 use crate::run::metrics::EpochRecord;
@@ -46,14 +46,6 @@ struct Manifest {
 struct FileEntry {
     bytes: u64,
     sha256: String,
-}
-
-/// The SHA-256 of `bytes` in hex.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn entry(path: &Path) -> Result<FileEntry, RunError> {
@@ -131,10 +123,7 @@ fn csv_text<T: Serialize>(rows: &[T]) -> String {
 }
 
 fn parse_csv_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
-    csv::Reader::from_reader(text.as_bytes())
-        .deserialize()
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())
+    crate::records::parse_csv(text.as_bytes(), Path::new(STATE)).map_err(|e| crate::error_chain(&e))
 }
 
 /// Writes the checkpoint of `state.epochs_done` as one unit (see the module docs).

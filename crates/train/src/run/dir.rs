@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::config::RunConfig;
-use crate::records::{read_csv, to_csv};
+use crate::records::{parse_csv, read_csv, to_csv};
 use crate::run::RunError;
 use crate::run::diagnostics::DiagnosticRecord;
 use crate::run::metrics::{EpochRecord, Evaluation, SplitName};
@@ -281,33 +281,44 @@ impl RunDir {
         self.dir.join("checkpoint")
     }
 
-    /// The resolved config of a finished run.
     /// The resolved config of the run. In a finished run it is checked against the SHA-256
     /// its `summary.json` recorded, so a config cut short or edited since is refused, not
     /// silently used to rebuild a different model.
     pub fn read_config(&self) -> Result<RunConfig, RunError> {
         let path = self.config_path();
-        if self.summary_path().is_file()
-            && let Some(expected) = self.read_summary()?.config_sha256
-        {
-            let bytes = std::fs::read(&path).map_err(RunError::io("read", &path))?;
-            self.check_sha256(&path, &bytes, &expected)?;
-        }
-        Ok(RunConfig::load(&path, &[])?)
+        let bytes = self.read_checked(&path, |summary| summary.config_sha256.as_deref())?;
+        let text = String::from_utf8(bytes).map_err(|e| RunError::Damaged {
+            path: path.clone(),
+            reason: format!("not UTF-8 text ({e})"),
+        })?;
+        Ok(RunConfig::parse(&text, &path.display().to_string(), &[])?)
     }
 
-    fn check_sha256(&self, path: &Path, bytes: &[u8], expected: &str) -> Result<(), RunError> {
-        if crate::run::checkpoint::sha256_hex(bytes) == expected {
-            return Ok(());
+    /// The bytes of a file of the run, read once and, in a finished run, checked against the
+    /// SHA-256 that `pick` finds in `summary.json` (runs of older versions have none).
+    fn read_checked(
+        &self,
+        path: &Path,
+        pick: impl Fn(&Summary) -> Option<&str>,
+    ) -> Result<Vec<u8>, RunError> {
+        let bytes = std::fs::read(path).map_err(RunError::io("read", path))?;
+        if !self.summary_path().is_file() {
+            return Ok(bytes);
         }
-        Err(RunError::Damaged {
-            path: path.into(),
-            reason: format!(
-                "its SHA-256 differs from the one in {} (retrain the run, or restore the file \
-                 from a copy)",
-                self.summary_path().display()
-            ),
-        })
+        let summary = self.read_summary()?;
+        match pick(&summary) {
+            Some(expected) if crate::data::source::sha256_hex(&bytes) != expected => {
+                Err(RunError::Damaged {
+                    path: path.into(),
+                    reason: format!(
+                        "its SHA-256 differs from the one in {} (retrain the run, or restore \
+                         the file from a copy)",
+                        self.summary_path().display()
+                    ),
+                })
+            }
+            _ => Ok(bytes),
+        }
     }
 
     pub(crate) fn write_metrics(&self, history: &[EpochRecord]) -> Result<(), RunError> {
@@ -318,17 +329,11 @@ impl RunDir {
         write_atomic(&self.diagnostics_path(), &to_csv(records))
     }
 
-    /// `metrics.csv`.
     /// `metrics.csv`; in a finished run checked against the SHA-256 in `summary.json`.
     pub fn read_metrics(&self) -> Result<Vec<EpochRecord>, RunError> {
         let path = self.metrics_path();
-        if self.summary_path().is_file()
-            && let Some(expected) = self.read_summary()?.metrics_sha256
-        {
-            let bytes = std::fs::read(&path).map_err(RunError::io("read", &path))?;
-            self.check_sha256(&path, &bytes, &expected)?;
-        }
-        Ok(read_csv(&path)?)
+        let bytes = self.read_checked(&path, |summary| summary.metrics_sha256.as_deref())?;
+        Ok(parse_csv(&bytes, &path)?)
     }
 
     /// `diagnostics.csv`, empty when the run recorded none.
@@ -374,15 +379,15 @@ impl RunDir {
     ) -> Result<(), RunError> {
         let config_toml = config.to_toml();
         write_atomic(&self.config_path(), config_toml.as_bytes())?;
-        summary.config_sha256 = Some(crate::run::checkpoint::sha256_hex(config_toml.as_bytes()));
+        summary.config_sha256 = Some(crate::data::source::sha256_hex(config_toml.as_bytes()));
         let metrics = std::fs::read(self.metrics_path())
             .map_err(RunError::io("read", self.metrics_path()))?;
-        summary.metrics_sha256 = Some(crate::run::checkpoint::sha256_hex(&metrics));
+        summary.metrics_sha256 = Some(crate::data::source::sha256_hex(&metrics));
         save_model_atomic(model, &self.model_path())?;
         crate::run::checkpoint::fault_point("final-model", summary.epochs);
         let bytes =
             std::fs::read(self.model_path()).map_err(RunError::io("read", self.model_path()))?;
-        summary.model_sha256 = Some(crate::run::checkpoint::sha256_hex(&bytes));
+        summary.model_sha256 = Some(crate::data::source::sha256_hex(&bytes));
         let json = serde_json::to_vec_pretty(summary).expect("summaries serialise");
         write_atomic(&self.summary_path(), &json)?;
         crate::run::checkpoint::fault_point("final-summary", summary.epochs);
@@ -399,12 +404,7 @@ impl RunDir {
     /// summary's SHA-256: damaged bytes are refused with a message, never handed to Burn.
     pub fn load_model(&self, model: Model) -> Result<Model, RunError> {
         let path = self.model_path();
-        let bytes = std::fs::read(&path).map_err(RunError::io("read", &path))?;
-        if self.summary_path().is_file()
-            && let Some(expected) = self.read_summary()?.model_sha256
-        {
-            self.check_sha256(&path, &bytes, &expected)?;
-        }
+        let bytes = self.read_checked(&path, |summary| summary.model_sha256.as_deref())?;
         load_model_bytes(model, bytes).map_err(|source| RunError::Weights { path, source })
     }
 }
