@@ -215,6 +215,53 @@ fn prelu_matches_for_every_layout() {
     prelu_case(true, vec![3, 5, 4, 6]); // [N, C, H, W]: runs of one channel
     prelu_case(true, vec![70, 12, 1, 1]); // [N, C]-like: rows of all channels
     prelu_case(false, vec![2, 3, 5, 7]); // one shared slope
+    // Channel runs longer than the kernel's 1024-element blocks, split across parallel tasks.
+    prelu_case(true, vec![2, 3, 150, 150]);
+}
+
+/// An infinite upstream gradient where x > 0 reaches the input gradient but adds nothing to the
+/// slope's gradient (PyTorch sums `x > 0 ? 0 : x · grad`), in the fused kernel as in the
+/// composite.
+#[test]
+fn prelu_slope_gradient_ignores_gradients_of_positive_inputs() {
+    let device = device();
+    let x = [-2.0f32, 3.0, -0.5, 4.0, 1.0, -1.0, 0.0, -3.0];
+    let upstream = [
+        1.0f32,
+        f32::INFINITY,
+        2.0,
+        f32::NAN,
+        f32::NEG_INFINITY,
+        0.5,
+        1.0,
+        1.0,
+    ];
+    let module = activations::PRelu {
+        weight: activations::burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![0.25f32], [1]),
+            &device,
+        )),
+    };
+    // Four copies: 32 elements, so the kernel's 16-lane loop sees them, not only its tail.
+    let repeat = |v: &[f32]| v.repeat(4);
+    let run = || {
+        let input =
+            Tensor::<1>::from_data(TensorData::new(repeat(&x), [32]), &device).require_grad();
+        let upstream = Tensor::<1>::from_data(TensorData::new(repeat(&upstream), [32]), &device);
+        let grads = (module.forward(input.clone()) * upstream).sum().backward();
+        (
+            values(input.grad(&grads).unwrap()),
+            values(module.weight.val().grad(&grads).unwrap()),
+        )
+    };
+    for (path, (input_grad, slope_grad)) in [("fused", run()), ("composite", without_fused(run))] {
+        // 4 × (-2·1 - 0.5·2 - 1·0.5 + 0·1 - 3·1)
+        assert_eq!(slope_grad, vec![-26.0], "{path}");
+        assert_eq!(input_grad[0], 0.25, "{path}");
+        assert_eq!(input_grad[1], f32::INFINITY, "{path}");
+        assert!(input_grad[3].is_nan(), "{path}");
+        assert_eq!(input_grad[4], f32::NEG_INFINITY, "{path}");
+    }
 }
 
 #[test]
