@@ -2,7 +2,7 @@
 """PyTorch's side of `fmnist bench`: the same two measurements, the same JSON keys.
 
     python benches/pytorch_bench.py activations [--json] [--repeats 10]
-    python benches/pytorch_bench.py train [--activation relu --activation gelu] [--batch-size 128] [--json]
+    python benches/pytorch_bench.py train [--model cnn|mlp|resnet] [--activation relu --activation aprelu] [--batch-size 128] [--json]
 
 `activations`: forward and forward+backward milliseconds of each activation on one
 [128, 32, 32, 32] float32 tensor (4,194,304 elements), median of --repeats after two warm-up
@@ -10,8 +10,11 @@ calls. forward+backward is `y = f(x); y.backward(torch.ones_like(y))`, which is 
 `y.backward()` on a non-scalar does (it seeds with ones). PyTorch's own kernels are fused
 already, so `builtin_*` repeats its numbers (the keys stay those of `fmnist bench activations`).
 
-`train`: images/s of the reference CNN of ../shared/REFERENCE.md (conv32-conv64-fc128, Adam 1e-3,
-eps 1e-8, cross-entropy) on random in-memory batches, after warm-up; peak RSS in MiB.
+`train`: images/s of the reference CNN of ../shared/REFERENCE.md (conv32-conv64-fc128; `--model
+mlp`: the compare MLP, 784-256-256-256-10; `--model resnet`: configs/resnet.toml's network), Adam 1e-3, eps 1e-8, cross-entropy, on random
+in-memory batches, after warm-up; peak RSS in MiB. The networks and their activations (any
+registry name, APReLU and per-channel PReLU included) are scripts/torch_model.py's, the twins
+that load `fmnist export` weights.
 
 Side by side with Burn: `--against FILE` reads `fmnist bench ... --json` output and prints both
 with the ratio PyTorch time / Burn time (above 1: Burn is faster), e.g.
@@ -28,9 +31,14 @@ import statistics
 import sys
 import time
 
+import pathlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
+from torch_model import build_model  # noqa: E402  (the fmnist networks' PyTorch twins)
 
 SHAPE = (128, 32, 32, 32)
 
@@ -98,27 +106,9 @@ def bench_activations(names, repeats):
     return rows
 
 
-class ReferenceCnn(nn.Module):
-    def __init__(self, activation):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.fc1 = nn.Linear(64 * 7 * 7, 128)
-        self.fc2 = nn.Linear(128, 10)
-        self.act1 = ACTIVATIONS[activation]()
-        self.act2 = ACTIVATIONS[activation]()
-        self.act3 = ACTIVATIONS[activation]()
-
-    def forward(self, x):
-        x = F.max_pool2d(self.act1(self.conv1(x)), 2)
-        x = F.max_pool2d(self.act2(self.conv2(x)), 2)
-        x = self.act3(self.fc1(x.flatten(1)))
-        return self.fc2(x)
-
-
-def bench_train(activation, batch_size, warmup, steps):
+def bench_train(kind, activation, batch_size, warmup, steps):
     torch.manual_seed(1)
-    model = ReferenceCnn(activation)
+    model = build_model({"model": {"kind": kind, "activation": activation}})
     optim = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
     batches = [
         (torch.rand(batch_size, 1, 28, 28), torch.randint(0, 10, (batch_size,)))
@@ -138,6 +128,7 @@ def bench_train(activation, batch_size, warmup, steps):
     run(steps)
     seconds = time.perf_counter() - start
     return {
+        "model": kind,
         "activation": activation,
         "backend": "pytorch-cpu",
         "batch_size": batch_size,
@@ -180,7 +171,9 @@ def main():
     acts.add_argument("--json", action="store_true")
     acts.add_argument("--against", metavar="FILE", help="fmnist bench activations --json output")
     train = sub.add_parser("train")
-    train.add_argument("--activation", action="append", choices=sorted(ACTIVATIONS))
+    train.add_argument("--model", choices=["cnn", "mlp", "resnet"], default="cnn")
+    train.add_argument("--activation", action="append",
+                       help="a registry name (default: relu and gelu)")
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--warmup", type=int, default=5)
     train.add_argument("--steps", type=int, default=40)
@@ -197,7 +190,7 @@ def main():
                 print(f"{r['activation']:<24} {r['forward_ms']:>10.2f} {r['forward_backward_ms']:>12.2f}")
     else:
         names = args.activation or ["relu", "gelu"]
-        rows = [bench_train(n, args.batch_size, args.warmup, args.steps) for n in names]
+        rows = [bench_train(args.model, n, args.batch_size, args.warmup, args.steps) for n in names]
         if not args.json and not args.against:
             for r in rows:
                 print(

@@ -99,7 +99,8 @@ class ConvBlock(nn.Module):
 
 
 class Net(nn.Module):
-    """The fmnist CNN (`kind = "cnn"`) or MLP (`kind = "mlp"`) from a `[model]` table."""
+    """The fmnist CNN (`kind = "cnn"`) or MLP (`kind = "mlp"`) from a `[model]` table
+    (`kind = "resnet"`: `ResNet` below)."""
 
     def __init__(self, model):
         super().__init__()
@@ -137,9 +138,65 @@ class Net(nn.Module):
         return self.output(x)
 
 
+class ResidualBlock(nn.Module):
+    """crates/models/src/resnet.rs's pre-activation block:
+    y = conv2(act2(BN2(conv1(act1(BN1(x)))))) + shortcut, the shortcut a 1×1 conv of
+    act1(BN1(x)) when the block changes the channels or the size, else x."""
+
+    def __init__(self, c_in, c_out, stride, spec):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(c_in)
+        self.activation1 = activation(spec, c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(c_out)
+        self.activation2 = activation(spec, c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        projects = stride != 1 or c_in != c_out
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False) if projects else None
+
+    def forward(self, x):
+        activated = self.activation1(self.norm1(x))
+        shortcut = x if self.shortcut is None else self.shortcut(activated)
+        hidden = self.activation2(self.norm2(self.conv1(activated)))
+        return self.conv2(hidden) + shortcut
+
+
+class ResNet(nn.Module):
+    """The fmnist ResNet (`kind = "resnet"`): stem conv, stages of residual blocks (the first
+    block of each stage after the first with stride 2), BN → activation → global average
+    pooling → linear."""
+
+    def __init__(self, model):
+        super().__init__()
+        stem = model.get("stem", 16)
+        stages = model.get("stages", [16, 32, 64])
+        per_stage = model.get("blocks_per_stage", 2)
+        default = model.get("activation", "relu")
+        stage_acts = model.get("stage_activations") or [default] * len(stages)
+        self.stem = nn.Conv2d(1, stem, 3, padding=1, bias=False)
+        blocks, c_in = [], stem
+        for stage, (c_out, spec) in enumerate(zip(stages, stage_acts)):
+            for block in range(per_stage):
+                stride = 2 if stage > 0 and block == 0 else 1
+                blocks.append(ResidualBlock(c_in, c_out, stride, spec))
+                c_in = c_out
+        self.blocks = nn.ModuleList(blocks)
+        self.head_norm = nn.BatchNorm2d(c_in)
+        self.head_activation = activation(stage_acts[-1], c_in)
+        self.output = nn.Linear(c_in, 10)
+
+    def forward(self, images):
+        x = self.stem(images.reshape(-1, 1, 28, 28))
+        for block in self.blocks:
+            x = block(x)
+        x = self.head_activation(self.head_norm(x))
+        return self.output(x.mean(dim=(2, 3)))
+
+
 def build_model(config):
     """A torch model for a run's resolved config (the dict of its `config.toml`)."""
-    return Net(config.get("model", {}))
+    model = config.get("model", {})
+    return ResNet(model) if model.get("kind") == "resnet" else Net(model)
 
 
 def read_idx(path):

@@ -3,9 +3,10 @@ use std::fmt;
 use activations::burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::{CnnConfig, MlpConfig, Model};
+use crate::{CnnConfig, MlpConfig, Model, ResnetConfig};
 
-/// The `[model]` section: `kind = "cnn"` (default network) or `kind = "mlp"`.
+/// The `[model]` section: `kind = "cnn"` (default network), `kind = "mlp"` or
+/// `kind = "resnet"`.
 ///
 /// `kind` may be left out and then means `cnn`, so `[model]\nactivation = "gelu"` (or
 /// `--set model.activation=gelu` on a file without a `[model]` section) is the reference CNN
@@ -18,6 +19,8 @@ pub enum ModelConfig {
     Cnn(CnnConfig),
     /// Fully connected network, see [`MlpConfig`].
     Mlp(MlpConfig),
+    /// Pre-activation residual network, see [`ResnetConfig`].
+    Resnet(ResnetConfig),
 }
 
 impl Serialize for ModelConfig {
@@ -51,6 +54,7 @@ impl ModelConfig {
         match self {
             Self::Cnn(c) => c.validate(),
             Self::Mlp(c) => c.validate(),
+            Self::Resnet(c) => c.validate(),
         }
     }
 
@@ -62,6 +66,7 @@ impl ModelConfig {
         match self {
             Self::Cnn(c) => Model::Cnn(c.init(device)),
             Self::Mlp(c) => Model::Mlp(c.init(device)),
+            Self::Resnet(c) => Model::Resnet(c.init(device)),
         }
     }
 
@@ -70,6 +75,7 @@ impl ModelConfig {
         match self {
             Self::Cnn(c) => &c.activation,
             Self::Mlp(c) => &c.activation,
+            Self::Resnet(c) => &c.activation,
         }
     }
 
@@ -84,6 +90,10 @@ impl ModelConfig {
             Self::Mlp(c) => {
                 c.activation = activation;
                 c.hidden_activations = None;
+            }
+            Self::Resnet(c) => {
+                c.activation = activation;
+                c.stage_activations = None;
             }
         }
     }
@@ -104,6 +114,11 @@ impl fmt::Display for ModelConfig {
                 Ok(())
             }
             Self::Mlp(m) => write!(f, "MLP, dense {:?}", m.hidden),
+            Self::Resnet(r) => write!(
+                f,
+                "pre-activation ResNet, stem {}, stages {:?}, {} blocks per stage",
+                r.stem, r.stages, r.blocks_per_stage
+            ),
         }
     }
 }

@@ -1,7 +1,7 @@
 use activations::burn::module::Module;
 use activations::burn::tensor::Tensor;
 
-use crate::{Cnn, IMAGE_SIZE, Mlp};
+use crate::{Cnn, IMAGE_SIZE, Mlp, Resnet};
 
 /// A network built from a [`ModelConfig`](crate::ModelConfig).
 #[derive(Module, Debug)]
@@ -12,6 +12,8 @@ pub enum Model {
     Cnn(Cnn),
     /// See [`Mlp`].
     Mlp(Mlp),
+    /// See [`Resnet`].
+    Resnet(Resnet),
 }
 
 /// A layer's weight parameter, by the rank of its tensor.
@@ -27,7 +29,7 @@ pub enum LayerWeight {
 /// so statistics per unit are reductions over dims 0, 2 and 3.
 #[derive(Clone, Debug)]
 pub struct Tap {
-    /// `conv1`, `conv2`, ..., `fc1`, ...
+    /// `conv1`, `conv2`, ..., `fc1`, ... (ResNet: `s1b1.1`, `s1b1.2`, ..., `head`)
     pub name: String,
     /// Pre-activation.
     pub pre: Tensor<4>,
@@ -65,6 +67,7 @@ impl Model {
         match self {
             Self::Cnn(m) => m.run(images, taps),
             Self::Mlp(m) => m.run(images, taps),
+            Self::Resnet(m) => m.run(images, taps),
         }
     }
 
@@ -85,24 +88,23 @@ impl Model {
 
     /// The activation module of each slot, in the order of [`slot_names`](Self::slot_names).
     pub fn slot_activations(&self) -> Vec<&activations::Activation> {
-        let dense = match self {
-            Self::Cnn(m) => &m.dense,
-            Self::Mlp(m) => &m.dense,
-        };
-        let conv = match self {
-            Self::Cnn(m) => m.blocks.iter().map(|b| &b.activation).collect(),
-            Self::Mlp(_) => Vec::new(),
-        };
-        conv.into_iter()
-            .chain(dense.iter().map(|d| &d.activation))
-            .collect()
+        match self {
+            Self::Cnn(m) => m
+                .blocks
+                .iter()
+                .map(|b| &b.activation)
+                .chain(m.dense.iter().map(|d| &d.activation))
+                .collect(),
+            Self::Mlp(m) => m.dense.iter().map(|d| &d.activation).collect(),
+            Self::Resnet(m) => m.slot_activations(),
+        }
     }
 
-    /// The weight of each layer that has one, in the order of [`slot_names`](Self::slot_names)
-    /// followed by the output layer: conv weights `[out, in, 3, 3]`, dense and output weights
-    /// `[in, out]`. Their ids find the gradients in a `GradientsParams`.
+    /// The weight of each layer that has one, in the order of
+    /// [`layer_names`](Self::layer_names): conv weights `[out, in, k, k]`, dense and output
+    /// weights `[in, out]`. Their ids find the gradients in a `GradientsParams`.
     pub fn layer_weights(&self) -> Vec<LayerWeight> {
-        let (conv, dense, output) = match self {
+        let (conv, dense, output): (Vec<LayerWeight>, &[crate::DenseBlock], _) = match self {
             Self::Cnn(m) => (
                 m.blocks
                     .iter()
@@ -112,6 +114,14 @@ impl Model {
                 &m.output,
             ),
             Self::Mlp(m) => (Vec::new(), &m.dense, &m.output),
+            Self::Resnet(m) => (
+                m.convolutions()
+                    .into_iter()
+                    .map(|(_, conv)| LayerWeight::Conv(conv.weight.id))
+                    .collect(),
+                &[],
+                &m.output,
+            ),
         };
         conv.into_iter()
             .chain(dense.iter().map(|d| LayerWeight::Dense(d.linear.weight.id)))
@@ -119,11 +129,24 @@ impl Model {
             .collect()
     }
 
+    /// The names of the layers with a weight, in order, ending with `output`: the CNN's and
+    /// MLP's are their slot names (`conv1`, ..., `fc1`, ...); the ResNet's are `stem`, then
+    /// `s1b1.conv1`, `s1b1.conv2`, `s1b1.shortcut` (where there is one), ...
+    pub fn layer_names(&self) -> Vec<String> {
+        let mut names = match self {
+            Self::Cnn(_) | Self::Mlp(_) => self.slot_names(),
+            Self::Resnet(m) => m.convolutions().into_iter().map(|(n, _)| n).collect(),
+        };
+        names.push("output".into());
+        names
+    }
+
     /// Names of the activation slots, in order.
     pub fn slot_names(&self) -> Vec<String> {
         match self {
             Self::Cnn(m) => m.slot_names(),
             Self::Mlp(m) => m.slot_names(),
+            Self::Resnet(m) => m.slot_names(),
         }
     }
 }

@@ -257,6 +257,47 @@ fn a_cnn_training_step_gives_the_same_loss_and_gradients_with_and_without_kernel
     }
 }
 
+/// The ResNet sends stride-2 3×3 and 1×1 convolutions without bias through the kernels, with
+/// BatchNorm and the residual additions in between.
+#[test]
+fn a_resnet_training_step_gives_the_same_loss_and_gradients_with_and_without_kernels() {
+    let device = device();
+    for activation in ["relu", "prelu", "aprelu"] {
+        device.seed(5);
+        let config: ModelConfig = toml::from_str(&format!(
+            "kind = \"resnet\"\nstem = 4\nstages = [4, 8]\nblocks_per_stage = 1\n\
+             activation = \"{activation}\""
+        ))
+        .unwrap();
+        let model = config.init(&device);
+        let images: Tensor<4> = Tensor::random([6, 1, 28, 28], Distribution::Default, &device);
+        let labels: Tensor<1, Int> =
+            Tensor::from_data(TensorData::new((0..6i64).collect::<Vec<_>>(), [6]), &device);
+        let loss_fn = CrossEntropyLossConfig::new().init(&device);
+        let step = || {
+            let loss = loss_fn.forward(model.forward(images.clone()), labels.clone());
+            let grads = loss.backward();
+            let mut out = vec![values(loss)];
+            model.visit(&mut CollectGrads(&grads, &mut out));
+            out
+        };
+        let with = step();
+        let without = without_fused(step);
+        assert_eq!(with.len(), without.len());
+        // The loss, then the stem, 2 blocks × (2 norms × 2 + 2 convs), 1 projection, the head
+        // norm's 2 and the linear's 2; plus the learnable activations' parameters.
+        let expected = 1 + 18;
+        if activation == "relu" {
+            assert_eq!(with.len(), expected);
+        } else {
+            assert!(with.len() > expected, "{activation}: {} tensors", with.len());
+        }
+        for (index, (a, e)) in with.iter().zip(&without).enumerate() {
+            assert_close(&format!("resnet {activation} tensor {index}"), a, e);
+        }
+    }
+}
+
 /// Collects every parameter's gradient, in module order.
 struct CollectGrads<'a>(&'a Gradients, &'a mut Vec<Vec<f32>>);
 

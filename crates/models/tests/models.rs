@@ -175,9 +175,12 @@ fn unknown_keys_and_activations_are_named_with_the_choices() {
         error.contains("relu7") && error.contains("leaky_relu"),
         "{error}"
     );
-    let error = parse("[model]\nkind = \"resnet\"").unwrap_err();
+    let error = parse("[model]\nkind = \"transformer\"").unwrap_err();
     assert!(
-        error.contains("resnet") && error.contains("cnn") && error.contains("mlp"),
+        error.contains("transformer")
+            && error.contains("cnn")
+            && error.contains("mlp")
+            && error.contains("resnet"),
         "{error}"
     );
 }

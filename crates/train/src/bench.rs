@@ -16,7 +16,7 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use models::Model;
+use models::{Model, ModelConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
@@ -42,9 +42,57 @@ pub struct ActivationTiming {
     pub builtin_forward_backward_ms: f64,
 }
 
+/// The network `fmnist bench train` times.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchModel {
+    /// The reference CNN of configs/default.toml (conv32-conv64-fc128).
+    #[default]
+    Cnn,
+    /// The MLP of configs/compare.toml (784-256-256-256-10), where the activation is the only
+    /// nonlinearity and so the largest share of a step.
+    Mlp,
+    /// The pre-activation ResNet of configs/resnet.toml (the `resnet` defaults).
+    Resnet,
+}
+
+impl BenchModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchModel::Cnn => "cnn",
+            BenchModel::Mlp => "mlp",
+            BenchModel::Resnet => "resnet",
+        }
+    }
+
+    /// The model's configuration with `activation` in every slot.
+    pub fn config(self, activation: &ActivationConfig) -> ModelConfig {
+        let mut config = match self {
+            BenchModel::Cnn => RunConfig::default().model,
+            BenchModel::Mlp => {
+                toml::from_str("kind = \"mlp\"\nhidden = [256, 256, 256]").expect("a valid MLP")
+            }
+            BenchModel::Resnet => ModelConfig::Resnet(Default::default()),
+        };
+        config.set_activation(activation.clone());
+        config
+    }
+
+    /// The layer sizes, for the benchmark's footnote.
+    pub fn description(self) -> &'static str {
+        match self {
+            BenchModel::Cnn => "reference CNN (conv32-conv64-fc128)",
+            BenchModel::Mlp => "compare MLP (784-256-256-256-10)",
+            BenchModel::Resnet => "ResNet (stem 16, stages [16, 32, 64], 2 blocks per stage)",
+        }
+    }
+}
+
 /// One row of `fmnist bench train`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainTiming {
+    /// `cnn` or `mlp` ([`BenchModel`]).
+    pub model: BenchModel,
     pub activation: String,
     pub backend: String,
     pub batch_size: usize,
@@ -136,17 +184,18 @@ pub fn bench_activations(
         .collect()
 }
 
-/// Trains the reference CNN (configs/default.toml's model and optimiser) with `activation` for
-/// `steps` timed steps after `warmup` steps, on random in-memory batches.
+/// Trains `model` (with configs/default.toml's optimiser, Adam 1e-3) with `activation` in every
+/// slot for `steps` timed steps after `warmup` steps, on random in-memory batches.
 pub fn bench_train(
     backend: Backend,
+    model_kind: BenchModel,
     activation: &ActivationConfig,
     batch_size: usize,
     warmup: usize,
     steps: usize,
 ) -> TrainTiming {
     let mut config = RunConfig::default();
-    config.model.set_activation(activation.clone());
+    config.model = model_kind.config(activation);
     let device = backend.device().autodiff();
     device.seed(1);
     let mut model = config.model.init(&device);
@@ -186,6 +235,7 @@ pub fn bench_train(
     let seconds = started.elapsed().as_secs_f64();
     drop(model);
     TrainTiming {
+        model: model_kind,
         activation: label(activation),
         backend: backend.name().to_string(),
         batch_size,
@@ -254,8 +304,11 @@ mod tests {
             assert!(row.get(key).is_some(), "{key} missing from {row}");
         }
         assert!(rows[0].forward_ms > 0.0 && rows[0].builtin_forward_backward_ms > 0.0);
-        let train = bench_train(Backend::Flex, &"relu".parse().unwrap(), 8, 1, 2);
-        assert!(train.train_images_per_second > 0.0);
-        assert_eq!(train.batch_size, 8);
+        for model in [BenchModel::Cnn, BenchModel::Mlp] {
+            let train = bench_train(Backend::Flex, model, &"aprelu".parse().unwrap(), 8, 1, 2);
+            assert!(train.train_images_per_second > 0.0);
+            assert_eq!(train.batch_size, 8);
+            assert_eq!(serde_json::to_value(&train).unwrap()["model"], model.name());
+        }
     }
 }

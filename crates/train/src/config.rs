@@ -210,9 +210,7 @@ impl RunConfig {
             ConfigError::parse_toml(text, origin)?
         } else {
             let mut table: toml::Table = ConfigError::parse_toml(text, origin)?;
-            for assignment in overrides {
-                apply_override(&mut table, assignment)?;
-            }
+            apply_overrides(&mut table, overrides)?;
             let merged = toml::to_string(&table).expect("a TOML table serialises");
             ConfigError::parse_toml(
                 &merged,
@@ -259,6 +257,43 @@ impl RunConfig {
     /// The config as TOML, every default written out.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("run configs serialise to TOML")
+    }
+}
+
+/// Applies every `--set` in order, except that `model.kind` goes first: a new kind starts the
+/// `[model]` section afresh with that kind's defaults, keeping only `activation` (the one key
+/// every kind has), so `--set model.kind=resnet --set model.stem=8` on the reference CNN's file
+/// is a ResNet instead of an error about the CNN's `channels`.
+pub fn apply_overrides(table: &mut toml::Table, overrides: &[String]) -> Result<(), ConfigError> {
+    let is_kind = |assignment: &&String| {
+        assignment
+            .split_once('=')
+            .is_some_and(|(key, _)| key.trim() == "model.kind")
+    };
+    let (kinds, others): (Vec<&String>, Vec<&String>) = overrides.iter().partition(is_kind);
+    for assignment in kinds.into_iter().chain(others) {
+        let kind_before = model_kind(table);
+        apply_override(table, assignment)?;
+        let kind_after = model_kind(table);
+        if kind_after != kind_before
+            && let Some(toml::Value::Table(model)) = table.get_mut("model")
+        {
+            model.retain(|key, _| key == "kind" || key == "activation");
+        }
+    }
+    Ok(())
+}
+
+/// `[model].kind`, `cnn` when the section or the key is absent (as [`models::ModelConfig`]
+/// reads it).
+fn model_kind(table: &toml::Table) -> Option<String> {
+    match table.get("model") {
+        Some(toml::Value::Table(model)) => match model.get("kind") {
+            Some(toml::Value::String(kind)) => Some(kind.clone()),
+            Some(_) => None,
+            None => Some("cnn".into()),
+        },
+        _ => Some("cnn".into()),
     }
 }
 
@@ -314,6 +349,38 @@ mod tests {
         assert_eq!(config.train.epochs, 5);
         assert_eq!(config.train.batch_size, 128);
         assert_eq!(config, RunConfig::default());
+    }
+
+    #[test]
+    fn a_new_model_kind_starts_the_model_section_afresh() {
+        let base = "[model]\nkind = \"cnn\"\nchannels = [32, 64]\nbatch_norm = true\n\
+                    activation = \"gelu\"\n[train]\nepochs = 2";
+        // The kind is applied first, whatever the order on the command line.
+        let sets = ["model.stem=8".to_string(), "model.kind=resnet".to_string()];
+        let config = RunConfig::parse(base, "t", &sets).unwrap();
+        let models::ModelConfig::Resnet(resnet) = &config.model else {
+            panic!("expected a ResNet, got {:?}", config.model);
+        };
+        assert_eq!(resnet.stem, 8);
+        assert_eq!(resnet.stages, vec![16, 32, 64], "the ResNet's defaults");
+        assert_eq!(
+            config.model.activation().name(),
+            "gelu",
+            "activation is kept"
+        );
+        assert_eq!(config.train.epochs, 2, "other sections untouched");
+        // The same kind keeps the section.
+        let config = RunConfig::parse(base, "t", &["model.kind=cnn".to_string()]).unwrap();
+        let models::ModelConfig::Cnn(cnn) = &config.model else {
+            panic!()
+        };
+        assert!(cnn.batch_norm);
+        // A key of another kind is still an error that names the choices.
+        let error = error_of(base, &["model.stages=[8]"]);
+        assert!(
+            error.contains("stages") && error.contains("channels"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -19,7 +19,10 @@
 //! | `….activation.learnable_beta` | `[1]` | SiLU's learned β |
 //! | `….activation.fc1.weight`, `bn1.weight`, … | | APReLU's SE network, same rules |
 //!
-//! The MLP has `dense.*` and `output.*` only. The file's metadata holds `config` (the run's
+//! The MLP has `dense.*` and `output.*` only. The ResNet has `stem.weight`,
+//! `blocks.{i}.{norm1,activation1,conv1,norm2,activation2,conv2,shortcut}.*` (convolutions
+//! without bias, `shortcut` only where a block projects), `head_norm.*`, `head_activation.*`
+//! and `output.*`: the attribute names of `ResNet` in `scripts/torch_model.py`. The file's metadata holds `config` (the run's
 //! resolved `config.toml`), so the architecture travels with the weights.
 //!
 //! One semantic difference: Burn's 2-D BatchNorm keeps the *biased* running variance where
@@ -373,6 +376,40 @@ mod tests {
                 .iter()
                 .any(|n| n.contains("gamma") || n.contains("Cnn"))
         );
+    }
+
+    #[test]
+    fn resnet_has_the_pytorch_twins_names() {
+        let model = model(
+            "[model]\nkind = \"resnet\"\nstem = 4\nstages = [4, 8]\nblocks_per_stage = 1\n\
+             activation = { kind = \"prelu\", per_channel = true }",
+        );
+        let tensors = exported(&model);
+        let shape = |name: &str| {
+            tensors
+                .iter()
+                .find(|t| t.0 == name)
+                .map(|t| t.1.clone())
+                .unwrap_or_else(|| panic!("{name} not exported"))
+        };
+        assert_eq!(shape("stem.weight"), [4, 1, 3, 3]);
+        assert_eq!(shape("blocks.0.norm1.weight"), [4]);
+        assert_eq!(
+            shape("blocks.0.norm1.num_batches_tracked"),
+            Vec::<usize>::new()
+        );
+        assert_eq!(shape("blocks.0.activation1.weight"), [4]);
+        assert_eq!(shape("blocks.1.conv1.weight"), [8, 4, 3, 3]);
+        assert_eq!(shape("blocks.1.activation2.weight"), [8]);
+        assert_eq!(shape("blocks.1.shortcut.weight"), [8, 4, 1, 1]);
+        assert_eq!(shape("head_norm.running_var"), [8]);
+        assert_eq!(shape("head_activation.weight"), [8]);
+        assert_eq!(shape("output.weight"), [10, 8]);
+        let names: Vec<&str> = tensors.iter().map(|t| t.0.as_str()).collect();
+        // Bias-free convolutions, no projection where the shape stays, no Burn-only constants.
+        assert!(!names.contains(&"stem.bias") && !names.contains(&"blocks.0.conv1.bias"));
+        assert!(!names.iter().any(|n| n.starts_with("blocks.0.shortcut")));
+        assert!(!names.iter().any(|n| n.contains("blocks_per_stage")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! PyTorch → Burn: weights trained by `scripts/torch_model.py --train` (the fixture, a small CNN
-//! with BatchNorm, per-channel PReLU and APReLU) come in through `fmnist import` and evaluate
-//! to PyTorch's own test accuracy; damaged or foreign safetensors files are clear errors.
+//! PyTorch → Burn: weights trained by `scripts/torch_model.py --train` (the fixtures: a small
+//! CNN with BatchNorm, per-channel PReLU and APReLU, and a small ResNet with the same layers
+//! plus bias-free and projection convolutions) come in through `fmnist import` and evaluate to
+//! PyTorch's own test accuracy; damaged or foreign safetensors files are clear errors.
 use std::path::Path;
 use std::process::Command;
 
@@ -32,16 +33,31 @@ fn fixture_model() -> models::Model {
     config.model.init(&Backend::Flex.device())
 }
 
+/// The ResNet twin (`ResNet` in scripts/torch_model.py).
+const RESNET_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/torch_resnet.safetensors"
+);
+
 #[test]
 fn pytorch_weights_import_and_evaluate_to_pytorchs_accuracy() {
+    import_and_evaluate(FIXTURE);
+}
+
+#[test]
+fn a_pytorch_trained_resnet_imports_and_evaluates_to_pytorchs_accuracy() {
+    import_and_evaluate(RESNET_FIXTURE);
+}
+
+fn import_and_evaluate(fixture: &str) {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("from-torch");
-    let (ok, text) = fmnist(&["import", "--from", FIXTURE, "--out", run.to_str().unwrap()]);
+    let (ok, text) = fmnist(&["import", "--from", fixture, "--out", run.to_str().unwrap()]);
     assert!(ok, "{text}");
 
     // A second import into the same directory changes nothing.
     let before = std::fs::read(run.join("model.bpk")).unwrap();
-    let (ok, text) = fmnist(&["import", "--from", FIXTURE, "--out", run.to_str().unwrap()]);
+    let (ok, text) = fmnist(&["import", "--from", fixture, "--out", run.to_str().unwrap()]);
     assert!(!ok && text.contains("already holds a model"), "{text}");
     assert_eq!(std::fs::read(run.join("model.bpk")).unwrap(), before);
 
@@ -55,7 +71,7 @@ fn pytorch_weights_import_and_evaluate_to_pytorchs_accuracy() {
     };
     let evaluation = train::run::evaluate_split(&model, &data.test, Backend::Flex);
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURE}.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(format!("{fixture}.json")).unwrap()).unwrap();
     let expected_correct = expected["correct"].as_u64().unwrap() as f64;
     let correct = (evaluation.accuracy * data.test.len() as f64).round();
     // Same weights, same arithmetic up to float summation order: at most a borderline image.

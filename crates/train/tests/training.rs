@@ -118,6 +118,31 @@ fn short_real_training_run_beats_80_percent() {
     assert!(summary.test_accuracy > 0.80, "{}", summary.test_accuracy);
 }
 
+/// One epoch of a small ResNet on all 60,000 training images must learn well: a broken
+/// residual path, BatchNorm or stride-2 convolution stays far below this floor.
+#[test]
+fn one_full_data_epoch_of_a_small_resnet_beats_81_percent() {
+    let Some(config) = real_data_config(&[
+        "model.kind=\"resnet\"",
+        "model.stem=8",
+        "model.stages=[8, 16, 32]",
+        "model.blocks_per_stage=1",
+        "train.epochs=1",
+        "data.offline=true",
+    ]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let summary = train::train(&config, &options(dir.path(), Backend::Flex, false)).unwrap();
+    eprintln!(
+        "real data, small ResNet, 60k images, 1 epoch: {:.2}% at {:.0} img/s",
+        100.0 * summary.test_accuracy,
+        summary.train_images_per_second
+    );
+    // Burn 83.57% here; the PyTorch twin (scripts/torch_model.py --train) 82.61% with seed 1.
+    assert!(summary.test_accuracy > 0.81, "{}", summary.test_accuracy);
+}
+
 /// The GPU code path, on lavapipe in CI: a small subset must learn well above chance (10%).
 #[test]
 fn wgpu_training_learns_on_a_subset() {
@@ -132,23 +157,45 @@ fn wgpu_training_learns_on_a_subset() {
         eprintln!("skipped: no wgpu device");
         return;
     }
-    let Some(config) = real_data_config(&[
-        "train.epochs=1",
+    let cnn = [
         "model.kind=\"cnn\"",
-        "data.train_limit=1500",
-        "data.test_limit=500",
         "model.channels=[8, 16]",
         "model.hidden=[32]",
+        "train.epochs=1",
         "train.batch_size=64",
-        "data.offline=true",
-    ]) else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let summary = train::train(&config, &options(dir.path(), Backend::Wgpu, false)).unwrap();
-    eprintln!("wgpu subset: {:.2}%", 100.0 * summary.test_accuracy);
-    assert_eq!(summary.backend, "wgpu");
-    assert!(summary.test_accuracy > 0.5, "{}", summary.test_accuracy);
+    ];
+    // Stride-2 and 1×1 convolutions, BatchNorm and the residual additions on the GPU path. A
+    // ResNet starts slower (flex: 37% after these 141 steps; PyTorch's twin 43%), so its floor
+    // is lower, still far above chance (10%).
+    let resnet = [
+        "model.kind=\"resnet\"",
+        "model.stem=8",
+        "model.stages=[8, 16]",
+        "model.blocks_per_stage=1",
+        "train.epochs=3",
+        "train.batch_size=32",
+    ];
+    for (model, floor) in [(&cnn[..], 0.5), (&resnet[..], 0.25)] {
+        let mut sets = vec![
+            "data.train_limit=1500",
+            "data.test_limit=500",
+            "data.offline=true",
+        ];
+        sets.extend_from_slice(model);
+        let Some(config) = real_data_config(&sets) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let summary = train::train(&config, &options(dir.path(), Backend::Wgpu, false)).unwrap();
+        let name = model[0];
+        eprintln!("wgpu subset, {name}: {:.2}%", 100.0 * summary.test_accuracy);
+        assert_eq!(summary.backend, "wgpu");
+        assert!(
+            summary.test_accuracy > floor,
+            "{name}: {}",
+            summary.test_accuracy
+        );
+    }
 }
 
 fn fmnist(args: &[&str]) -> (bool, String) {

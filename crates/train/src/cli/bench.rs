@@ -18,10 +18,15 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Training images/s of the reference CNN (warm-up excluded) and peak memory.
+    /// Training images/s (warm-up excluded) and peak memory, of the reference CNN or the compare
+    /// MLP.
     Train {
         #[arg(long, default_value = "flex", value_parser = parse_backend)]
         backend: Backend,
+        /// cnn: the reference CNN (configs/default.toml); mlp: the MLP of configs/compare.toml;
+        /// resnet: the ResNet of configs/resnet.toml.
+        #[arg(long, value_enum, default_value = "cnn")]
+        model: ModelArg,
         /// The activation in every slot; repeat for several (default: relu and gelu).
         #[arg(long = "activation", value_parser = parse_activation)]
         activations: Vec<ActivationConfig>,
@@ -37,6 +42,24 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--model` of `fmnist bench train`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ModelArg {
+    Cnn,
+    Mlp,
+    Resnet,
+}
+
+impl From<ModelArg> for ::train::bench::BenchModel {
+    fn from(arg: ModelArg) -> Self {
+        match arg {
+            ModelArg::Cnn => Self::Cnn,
+            ModelArg::Mlp => Self::Mlp,
+            ModelArg::Resnet => Self::Resnet,
+        }
+    }
 }
 
 impl BenchCommand {
@@ -95,6 +118,7 @@ impl BenchCommand {
             }
             BenchCommand::Train {
                 backend,
+                model,
                 activations,
                 batch_size,
                 warmup,
@@ -109,10 +133,12 @@ impl BenchCommand {
                 } else {
                     activations
                 };
+                let model = bench::BenchModel::from(model);
                 let mut rows = Vec::new();
                 for activation in &list {
                     let row = bench::bench_train(
                         backend,
+                        model,
                         activation,
                         batch_size as usize,
                         warmup as usize,
@@ -134,8 +160,9 @@ impl BenchCommand {
                     print_json(&rows)?;
                 } else {
                     println!(
-                        "\nReference CNN (conv32-conv64-fc128, Adam), {steps} steps after {warmup} \
-                     warm-up steps, random in-memory batches. {}",
+                        "\nThe {} with Adam, {steps} steps after {warmup} warm-up steps, random \
+                     in-memory batches. {}",
+                        model.description(),
                         backend_note(backend)
                     );
                 }

@@ -18,7 +18,7 @@ use ::activations::ActivationConfig;
 use ::train::burn::module::Module;
 use ::train::data::{CLASS_NAMES, FILES};
 use ::train::{Backend, RunConfig, TrainOptions};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(

@@ -108,11 +108,10 @@ pub fn probe_stats(model: &Model, probe: Tensor<4>) -> Vec<SlotStats> {
         .collect()
 }
 
-/// The layers with a weight, in order: `conv1`, ..., `fc1`, ..., `output`.
+/// The layers with a weight, in order: `conv1`, ..., `fc1`, ..., `output`
+/// ([`Model::layer_names`]).
 pub fn layer_names(model: &Model) -> Vec<String> {
-    let mut names = model.slot_names();
-    names.push("output".into());
-    names
+    model.layer_names()
 }
 
 /// L2 norm of each layer's weight gradient, in the order of [`layer_names`].

@@ -27,7 +27,7 @@ use std::path::Path;
 use activations::ActivationConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, RunConfig, apply_override};
+use crate::config::{ConfigError, RunConfig, apply_overrides};
 
 pub use plan::{ParseShardError, PlannedRun, Shard, label};
 pub use run::{CompareOptions, RunStatus, run_sweep, run_sweep_on};
@@ -100,9 +100,7 @@ impl CompareConfig {
     /// Parses TOML text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
         let mut table: toml::Table = ConfigError::parse_toml(text, origin)?;
-        for assignment in overrides {
-            apply_override(&mut table, assignment)?;
-        }
+        apply_overrides(&mut table, overrides)?;
         let compare: CompareSection = match table.remove("compare") {
             None => CompareSection::default(),
             Some(value) => value.try_into().map_err(|source| ConfigError::Toml {
