@@ -290,7 +290,11 @@ fn a_resnet_training_step_gives_the_same_loss_and_gradients_with_and_without_ker
         if activation == "relu" {
             assert_eq!(with.len(), expected);
         } else {
-            assert!(with.len() > expected, "{activation}: {} tensors", with.len());
+            assert!(
+                with.len() > expected,
+                "{activation}: {} tensors",
+                with.len()
+            );
         }
         for (index, (a, e)) in with.iter().zip(&without).enumerate() {
             assert_close(&format!("resnet {activation} tensor {index}"), a, e);

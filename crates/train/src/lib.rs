@@ -11,6 +11,8 @@
 //! - [`sweep`]: `fmnist compare`'s config, plan (activations × seeds), shards, and training.
 //! - [`report`]: finished runs collected, aggregated, written as tables and plots.
 //! - [`export`]: the weights as safetensors with PyTorch's names and layouts.
+//! - [`inspect`](mod@inspect): what a trained model's activation slots do on the test set (dead
+//!   units, pre-activations, PReLU's slopes, APReLU's per-sample slopes), for `fmnist inspect`.
 //! - [`bench`](mod@bench): activation kernels (fused vs built-in) and training throughput, for `fmnist bench`.
 //! - Helpers: [`records`] (CSV through serde), [`progress`] (progress bars), [`rng`].
 //!
@@ -23,6 +25,7 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod export;
+pub mod inspect;
 pub mod progress;
 pub mod records;
 #[cfg(feature = "report")]

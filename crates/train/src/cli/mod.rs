@@ -7,6 +7,7 @@ mod data;
 mod eval;
 mod export;
 mod import;
+mod inspect;
 mod plot;
 mod predict;
 mod report;
@@ -37,6 +38,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Test accuracy, per-class accuracy and confusion matrix of a trained model.
     Eval(eval::EvalArgs),
+    /// What a trained model's activations do on the test set: dead units, pre-activations,
+    /// PReLU's slopes, APReLU's per-sample slopes (writes MODEL/inspect/).
+    Inspect(inspect::InspectArgs),
     /// Top-3 classes with probabilities for 28×28 grayscale PNGs (or any PNG, resized).
     Predict(predict::PredictArgs),
     /// Where the data was found, checksums, counts per class.
@@ -66,6 +70,7 @@ impl Cli {
         match self.command {
             Command::Train(args) => args.run(),
             Command::Eval(args) => args.run(),
+            Command::Inspect(args) => args.run(),
             Command::Predict(args) => args.run(),
             Command::Data(args) => args.run(),
             Command::Activations => activations::run(),

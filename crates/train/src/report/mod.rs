@@ -4,9 +4,11 @@
 //! - [`collect`]: finished runs read back from sweep directories ([`collect_runs`]);
 //! - [`aggregate`](mod@aggregate): one [`ActivationResult`] per label, over its seeds;
 //! - [`tables`]: `results.csv` and the markdown;
-//! - [`plots`]: the figures, drawn from plain data (results, curves, matrices).
+//! - [`plots`]: the figures, drawn from plain data (results, curves, matrices);
+//! - [`inspection`]: `fmnist inspect`'s directory, from an [`Inspection`](crate::inspect::Inspection).
 pub mod aggregate;
 pub mod collect;
+pub mod inspection;
 pub mod plots;
 pub mod significance;
 pub mod stats;
@@ -19,6 +21,7 @@ use crate::run::dir::write_atomic;
 
 pub use aggregate::{ActivationResult, accuracy_cell, aggregate};
 pub use collect::{FinishedRun, collect_runs};
+pub use inspection::write_inspection;
 pub use tables::results_csv;
 
 use crate::run::RunError;

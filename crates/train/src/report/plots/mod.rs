@@ -3,7 +3,8 @@
 //! - `activations.rs`: activations and their derivatives from their configs;
 //! - `results.rs`: accuracy and loss curves, accuracy bars, gradient norms from
 //!   [`ActivationResult`](crate::report::ActivationResult)s;
-//! - `confusion.rs`: a confusion matrix.
+//! - `confusion.rs`: a confusion matrix;
+//! - `inspect.rs`: `fmnist inspect`'s distributions, PReLU slopes and APReLU class maps.
 //!
 //! Text is drawn with DejaVu Sans embedded in the binary, so plots look the same on every
 //! machine and need no system fonts.
@@ -16,10 +17,12 @@ use plotters::style::{FontStyle, register_font};
 
 mod activations;
 mod confusion;
+mod inspect;
 mod results;
 
 pub use activations::{activation_curve, activation_grid, plottable};
 pub use confusion::confusion;
+pub use inspect::{class_channel_map, densities, prelu_slopes};
 pub use results::{accuracy_bars, curves, grad_norms};
 
 pub(crate) const FONT: &str = "sans-serif";

@@ -1,0 +1,135 @@
+//! `fmnist inspect`: what a trained model's activation slots do on the test set.
+mod common;
+
+use std::process::Command;
+
+use common::{options, small_config, synthetic, synthetic_splits};
+use train::Backend;
+use train::inspect::inspect;
+
+fn fmnist(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_fmnist"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+/// PReLU's slopes come out as the model holds them, APReLU's α is counted once per sample and
+/// channel (and per class), and ReLU's zeros show as sparsity.
+#[test]
+fn every_slot_is_summarised_from_the_model_and_the_data() {
+    let config = small_config(&[
+        "model.conv_activations=[{ kind = \"prelu\", per_channel = true }]",
+        "model.hidden_activations=[\"aprelu\"]",
+        "train.epochs=1",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_splits();
+    train::train_on(&config, &data, &options(dir.path(), Backend::Flex, false)).unwrap();
+    let (_, model) = train::run::load_trained(dir.path(), Backend::Flex).unwrap();
+    let split = synthetic(50, 9);
+    let inspection = inspect(&model, &split, Backend::Flex);
+    assert_eq!(inspection.images, 50);
+    let names: Vec<&str> = inspection.slots.iter().map(|s| s.slot.as_str()).collect();
+    assert_eq!(names, ["conv1", "fc1"]);
+
+    let conv = &inspection.slots[0];
+    let models::Model::Cnn(cnn) = &model else {
+        panic!()
+    };
+    let activations::Activation::Prelu(prelu) = &cnn.blocks[0].activation else {
+        panic!()
+    };
+    let weights: Vec<f32> = prelu.weight.val().into_data().try_to_vec().unwrap();
+    assert_eq!(conv.prelu_slopes.as_deref(), Some(&weights[..]));
+    assert_eq!(conv.channels, 4);
+    assert!(conv.aprelu.is_none());
+    assert_eq!(conv.preactivation.total(), 50 * 4 * 28 * 28);
+
+    let dense = &inspection.slots[1];
+    let alpha = dense.aprelu.as_ref().expect("fc1 is APReLU");
+    assert_eq!(dense.channels, 16);
+    assert_eq!(alpha.histogram.total(), 50 * 16);
+    for class in &alpha.class_histograms {
+        assert_eq!(class.total(), 5 * 16, "5 images of each class");
+    }
+    assert!(alpha.mean > 0.0 && alpha.mean < 1.0);
+    assert!(alpha.within_class_std.is_finite() && alpha.between_class_std.is_finite());
+    assert_eq!(alpha.class_means.len(), 10);
+
+    // ReLU everywhere: about half of the outputs are exactly zero.
+    let relu = small_config(&["train.epochs=1"]);
+    let dir = tempfile::tempdir().unwrap();
+    train::train_on(&relu, &data, &options(dir.path(), Backend::Flex, false)).unwrap();
+    let (_, model) = train::run::load_trained(dir.path(), Backend::Flex).unwrap();
+    let inspection = inspect(&model, &split, Backend::Flex);
+    let zeros = inspection.slots[0].zero_fraction;
+    assert!(zeros > 0.2 && zeros < 0.95, "{zeros}");
+    assert!(inspection.slots.iter().all(|s| s.prelu_slopes.is_none()));
+}
+
+/// The command end to end on the real test set: the report, its JSON and its figures.
+#[test]
+fn inspect_writes_the_report_and_refuses_what_is_not_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, text) = fmnist(&[
+        "inspect",
+        "--model",
+        dir.path().join("none").to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("none"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+
+    let run = dir.path().join("run");
+    let (ok, text) = fmnist(&[
+        "train",
+        "--config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/default.toml"),
+        "--set",
+        "model.channels=[4]",
+        "--set",
+        "model.hidden=[8]",
+        "--set",
+        "model.conv_activations=[{ kind = \"prelu\", per_channel = true }]",
+        "--set",
+        "model.hidden_activations=[\"aprelu\"]",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.train_limit=500",
+        "--set",
+        "data.test_limit=100",
+        "--set",
+        "data.offline=true",
+        "--out",
+        run.to_str().unwrap(),
+        "-q",
+    ]);
+    if !ok && std::env::var_os("CI").is_none() && text.contains("Fashion-MNIST") {
+        return eprintln!("skipped: no Fashion-MNIST here ({text})");
+    }
+    assert!(ok, "{text}");
+    let (ok, text) = fmnist(&["inspect", "--model", run.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert!(text.contains("10000 test images"), "{text}");
+    let out = run.join("inspect");
+    for file in [
+        "report.md",
+        "summary.json",
+        "preactivations.png",
+        "preactivations.svg",
+        "prelu_slopes.png",
+        "aprelu_fc1_alpha.png",
+        "aprelu_fc1_classes.png",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing: {text}");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## APReLU `fc1`") && report.contains("## PReLU"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["images"], 10000);
+}
