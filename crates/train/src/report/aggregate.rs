@@ -39,6 +39,11 @@ pub struct ActivationResult {
     pub train_loss_per_epoch: Vec<f64>,
     /// Mean weight-gradient norm per layer (mean over epochs and seeds), with layer names.
     pub grad_norm_per_layer: Vec<(String, f64)>,
+    /// Mean fraction of dead units over slots and seeds, per epoch (empty without
+    /// diagnostics).
+    pub dead_fraction_per_epoch: Vec<f64>,
+    /// Mean output sparsity over slots and seeds, per epoch (empty without diagnostics).
+    pub sparsity_per_epoch: Vec<f64>,
 }
 
 fn mean(values: impl IntoIterator<Item = f64>) -> f64 {
@@ -109,6 +114,23 @@ fn aggregate_one(label: &str, runs: &[&FinishedRun]) -> ActivationResult {
                 .collect(),
         )
     };
+    let diagnostics_per_epoch = |value: fn(&crate::run::DiagnosticRecord) -> Option<f64>| {
+        let epochs = runs
+            .iter()
+            .flat_map(|r| r.diagnostics.iter().map(|d| d.epoch))
+            .max()
+            .unwrap_or(0);
+        (1..=epochs)
+            .map(|epoch| {
+                mean(runs.iter().flat_map(|r| {
+                    r.diagnostics
+                        .iter()
+                        .filter(move |d| d.epoch == epoch)
+                        .filter_map(value)
+                }))
+            })
+            .collect::<Vec<f64>>()
+    };
     let mut layers: Vec<String> = Vec::new();
     for run in runs {
         for record in &run.diagnostics {
@@ -154,6 +176,8 @@ fn aggregate_one(label: &str, runs: &[&FinishedRun]) -> ActivationResult {
         test_accuracy_per_epoch: test_curve,
         train_loss_per_epoch: per_epoch(runs, SplitName::Train, |h| h.loss),
         grad_norm_per_layer,
+        dead_fraction_per_epoch: diagnostics_per_epoch(|d| d.dead_fraction),
+        sparsity_per_epoch: diagnostics_per_epoch(|d| d.sparsity),
     }
 }
 

@@ -112,6 +112,13 @@ pub fn write_report(
     if !with_gradients.is_empty() {
         plots::grad_norms(&with_gradients, &out.join("gradients"))?;
     }
+    let with_diagnostics: Vec<&ActivationResult> = results
+        .iter()
+        .filter(|r| !r.dead_fraction_per_epoch.is_empty())
+        .collect();
+    if !with_diagnostics.is_empty() {
+        plots::diagnostic_curves(&with_diagnostics, &out.join("diagnostics"))?;
+    }
     plots::confusion(
         &best_run.summary.confusion,
         &CLASS_NAMES,
@@ -125,6 +132,7 @@ pub fn write_report(
         &significance,
         best_run,
         !with_gradients.is_empty(),
+        !with_diagnostics.is_empty(),
         backend_note,
     );
     Ok(write_atomic(&out.join("report.md"), markdown.as_bytes())?)

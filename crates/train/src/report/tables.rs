@@ -93,6 +93,7 @@ pub(crate) fn report_markdown(
     significance: &Significance,
     best_run: &FinishedRun,
     has_gradients: bool,
+    has_diagnostics: bool,
     backend_note: &str,
 ) -> String {
     let base = &runs[0].config;
@@ -197,6 +198,14 @@ pub(crate) fn report_markdown(
         let _ = writeln!(
             md,
             "Weight-gradient norm per layer (log scale), the vanishing-gradient picture:\n\n![gradients](gradients.png)\n"
+        );
+    }
+    if has_diagnostics {
+        let _ = writeln!(
+            md,
+            "Dead units and exact zeros per epoch (on a fixed probe batch, mean over slots and \
+             seeds): how the ReLU family's sparsity and dead units evolve as it trains:\n\n\
+             ![diagnostics](diagnostics.png)\n"
         );
     }
     let _ = writeln!(

@@ -12,12 +12,40 @@ use crate::report::aggregate::{ActivationResult, accuracy_cell};
 
 /// Test accuracy and training loss per epoch, one line per activation.
 pub fn curves(results: &[ActivationResult], stem: &Path) -> Result<(), PlotError> {
-    render!(stem, (1400, 620), draw_curves, results)
+    let panels: [PanelSpec; 2] = [
+        ("Test accuracy (%)", "test accuracy %", |r| {
+            r.test_accuracy_per_epoch
+                .iter()
+                .map(|a| 100.0 * a)
+                .collect()
+        }),
+        ("Training loss", "training loss", |r| {
+            r.train_loss_per_epoch.clone()
+        }),
+    ];
+    render!(stem, (1400, 620), draw_curves, results, &panels)
 }
 
-/// A curve panel: where, title, y-axis name, and the values per epoch of one activation.
-type Panel<'a, DB> = (
-    &'a DrawingArea<DB, Shift>,
+/// Dead units and sparsity per epoch (from the runs' `diagnostics.csv`, mean over slots and
+/// seeds), one line per activation.
+pub fn diagnostic_curves(results: &[&ActivationResult], stem: &Path) -> Result<(), PlotError> {
+    let results: Vec<ActivationResult> = results.iter().map(|r| (*r).clone()).collect();
+    let panels: [PanelSpec; 2] = [
+        ("Dead units (%, mean over slots)", "dead units %", |r| {
+            r.dead_fraction_per_epoch
+                .iter()
+                .map(|v| 100.0 * v)
+                .collect()
+        }),
+        ("Exact zeros in the outputs (%)", "sparsity %", |r| {
+            r.sparsity_per_epoch.iter().map(|v| 100.0 * v).collect()
+        }),
+    ];
+    render!(stem, (1400, 620), draw_curves, &results, &panels)
+}
+
+/// A curve panel's title, y-axis name, and the values per epoch of one activation.
+type PanelSpec = (
     &'static str,
     &'static str,
     fn(&ActivationResult) -> Vec<f64>,
@@ -26,27 +54,17 @@ type Panel<'a, DB> = (
 fn draw_curves<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     results: &[ActivationResult],
+    panels: &[PanelSpec; 2],
 ) -> Result<(), PlotError> {
     let (left, right) = root.split_horizontally(700);
     let epochs = results
         .iter()
-        .map(|r| r.test_accuracy_per_epoch.len())
+        .flat_map(|r| panels.iter().map(move |p| (p.2)(r).len()))
         .max()
         .unwrap_or(1)
         .max(1);
     let x_range = 0.8f64..epochs as f64 + 0.2;
-    let panels: [Panel<'_, DB>; 2] = [
-        (&left, "Test accuracy (%)", "test accuracy %", |r| {
-            r.test_accuracy_per_epoch
-                .iter()
-                .map(|a| 100.0 * a)
-                .collect()
-        }),
-        (&right, "Training loss", "training loss", |r| {
-            r.train_loss_per_epoch.clone()
-        }),
-    ];
-    for (area, title, y_desc, series) in panels {
+    for (area, &(title, y_desc, series)) in [&left, &right].into_iter().zip(panels) {
         let values: Vec<f64> = results
             .iter()
             .flat_map(series)
@@ -83,7 +101,7 @@ fn draw_curves<DB: DrawingBackend>(
             labelled_line(&mut chart, points, i, &result.label)?;
         }
         // Accuracy rises to the right and loss falls: the upper left and upper right are
-        // where no line goes.
+        // where no line goes (the headroom above keeps the others' legends clear too).
         let corner = if title.starts_with("Test") {
             SeriesLabelPosition::UpperLeft
         } else {
