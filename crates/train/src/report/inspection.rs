@@ -72,7 +72,8 @@ pub fn write_inspection(
         prelu_slopes(&prelu, &out.join("prelu_slopes"))?;
         let _ = writeln!(
             md,
-            "## PReLU\n\nThe learned negative slopes (PyTorch initialises them at 0.25).\n\n\
+            "## PReLU\n\nThe learned negative slopes (PyTorch's default initial value is 0.25; \
+             the run's config has its own).\n\n\
              ![PReLU slopes](prelu_slopes.png)\n"
         );
     }
@@ -139,22 +140,30 @@ fn learned_cell(slot: &SlotInspection) -> String {
     }
 }
 
-/// The paper's claim, checked in words: does each sample get its own transformation?
+/// The paper's claim, checked in words: does each sample get its own transformation? The
+/// share of α's variance across samples that lies within classes says how much of it the class
+/// alone does not explain.
 fn verdict(within: f64, between: f64) -> String {
     if within < 1e-3 && between < 1e-3 {
-        "α is practically constant: this slot applies one fixed slope per channel, like PReLU."
-            .into()
-    } else if within >= between {
+        return "α is practically constant: this slot applies one fixed slope per channel, like \
+                PReLU."
+            .into();
+    }
+    let share = 100.0 * within * within / (within * within + between * between);
+    if share >= 60.0 {
         format!(
-            "Most of the variation is between samples of the same class ({:.1}× the \
-             between-class spread): the slopes are set per sample, not only per class.",
-            within / between.max(1e-12)
+            "{share:.0}% of α's variance across samples lies within classes: each sample gets \
+             its own slopes, well beyond what its class implies."
+        )
+    } else if share >= 40.0 {
+        format!(
+            "α's variance across samples splits about evenly: {share:.0}% within classes, the \
+             rest between them. The slopes follow both the class and the individual sample."
         )
     } else {
         format!(
-            "Most of the variation is between classes ({:.1}× the within-class spread): the \
-             slopes mainly follow the class.",
-            between / within.max(1e-12)
+            "Only {share:.0}% of α's variance across samples lies within classes: the slopes \
+             mainly follow the class."
         )
     }
 }

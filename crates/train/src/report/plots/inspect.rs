@@ -58,11 +58,11 @@ fn draw_densities<DB: DrawingBackend>(
         .map_err(err)?;
     for (index, (label, histogram)) in series.iter().enumerate() {
         let outside = histogram.below + histogram.above;
-        let label = if outside > 0 {
-            let share = 100.0 * outside as f64 / histogram.total().max(1) as f64;
-            format!("{label} ({share:.1}% outside)")
-        } else {
-            label.clone()
+        let share = 100.0 * outside as f64 / histogram.total().max(1) as f64;
+        let label = match outside {
+            0 => label.clone(),
+            _ if share < 0.1 => format!("{label} (< 0.1% outside the range)"),
+            _ => format!("{label} ({share:.1}% outside the range)"),
         };
         labelled_line(&mut chart, density(histogram), index, &label)?;
     }
@@ -83,10 +83,7 @@ fn draw_prelu_slopes<DB: DrawingBackend>(
     let (low, high) = values.fold((0.0f64, 0.3f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let pad = 0.08 * (high - low);
     let mut chart = ChartBuilder::on(root)
-        .caption(
-            "PReLU: learned negative slope per channel (initialised at 0.25)",
-            (FONT, 22),
-        )
+        .caption("PReLU: learned negative slope per channel", (FONT, 22))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
@@ -95,6 +92,7 @@ fn draw_prelu_slopes<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc("channel (a shared slope: one point at 0)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc("slope")
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
