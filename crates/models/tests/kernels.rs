@@ -239,14 +239,7 @@ fn a_cnn_training_step_gives_the_same_loss_and_gradients_with_and_without_kernel
             TensorData::new((0..8i64).map(|i| i % 10).collect::<Vec<_>>(), [8]),
             &device,
         );
-        let loss_fn = CrossEntropyLossConfig::new().init(&device);
-        let step = || {
-            let loss = loss_fn.forward(model.forward(images.clone()), labels.clone());
-            let grads = loss.backward();
-            let mut out = vec![values(loss)];
-            model.visit(&mut CollectGrads(&grads, &mut out));
-            out
-        };
+        let step = || loss_and_gradients(&model, &images, &labels);
         let with = step();
         let without = without_fused(step);
         assert_eq!(with.len(), without.len());
@@ -273,14 +266,7 @@ fn a_resnet_training_step_gives_the_same_loss_and_gradients_with_and_without_ker
         let images: Tensor<4> = Tensor::random([6, 1, 28, 28], Distribution::Default, &device);
         let labels: Tensor<1, Int> =
             Tensor::from_data(TensorData::new((0..6i64).collect::<Vec<_>>(), [6]), &device);
-        let loss_fn = CrossEntropyLossConfig::new().init(&device);
-        let step = || {
-            let loss = loss_fn.forward(model.forward(images.clone()), labels.clone());
-            let grads = loss.backward();
-            let mut out = vec![values(loss)];
-            model.visit(&mut CollectGrads(&grads, &mut out));
-            out
-        };
+        let step = || loss_and_gradients(&model, &images, &labels);
         let with = step();
         let without = without_fused(step);
         assert_eq!(with.len(), without.len());
@@ -300,6 +286,20 @@ fn a_resnet_training_step_gives_the_same_loss_and_gradients_with_and_without_ker
             assert_close(&format!("resnet {activation} tensor {index}"), a, e);
         }
     }
+}
+
+/// The cross-entropy loss of one batch, then every parameter's gradient in module order.
+fn loss_and_gradients(
+    model: &models::Model,
+    images: &Tensor<4>,
+    labels: &Tensor<1, Int>,
+) -> Vec<Vec<f32>> {
+    let loss_fn = CrossEntropyLossConfig::new().init(&images.device());
+    let loss = loss_fn.forward(model.forward(images.clone()), labels.clone());
+    let grads = loss.backward();
+    let mut out = vec![values(loss)];
+    model.visit(&mut CollectGrads(&grads, &mut out));
+    out
 }
 
 /// Collects every parameter's gradient, in module order.

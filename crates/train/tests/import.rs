@@ -2,9 +2,11 @@
 //! CNN with BatchNorm, per-channel PReLU and APReLU, and a small ResNet with the same layers
 //! plus bias-free and projection convolutions) come in through `fmnist import` and evaluate to
 //! PyTorch's own test accuracy; damaged or foreign safetensors files are clear errors.
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+use common::fmnist;
 use proptest::prelude::*;
 use train::backend::Backend;
 use train::export::{ExportError, import_safetensors};
@@ -13,16 +15,6 @@ const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/torch_cnn.safetensors"
 );
-
-fn fmnist(args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_fmnist"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    (output.status.success(), text)
-}
 
 fn fixture_model() -> models::Model {
     let config = train::RunConfig::load(

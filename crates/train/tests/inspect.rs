@@ -1,21 +1,9 @@
 //! `fmnist inspect`: what a trained model's activation slots do on the test set.
 mod common;
 
-use std::process::Command;
-
-use common::{options, small_config, synthetic, synthetic_splits};
+use common::{fmnist, options, small_config, synthetic, synthetic_splits};
 use train::Backend;
 use train::inspect::inspect;
-
-fn fmnist(args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_fmnist"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    (output.status.success(), text)
-}
 
 /// PReLU's slopes come out as the model holds them, APReLU's α is counted once per sample and
 /// channel (and per class), and ReLU's zeros show as sparsity.

@@ -2,9 +2,7 @@
 //! (Resume equivalence is in `resume.rs`, a process of its own.)
 mod common;
 
-use std::process::Command;
-
-use common::{options, small_config, synthetic_splits};
+use common::{fmnist, options, small_config, synthetic_splits};
 use train::{Backend, RunConfig, TrainOptions, train_on};
 
 #[test]
@@ -196,17 +194,6 @@ fn wgpu_training_learns_on_a_subset() {
             summary.test_accuracy
         );
     }
-}
-
-fn fmnist(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fmnist"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
 }
 
 #[test]

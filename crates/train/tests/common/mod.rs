@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: synthetic data and small configs.
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use train::data::dataset::Splits;
 use train::data::{Located, Split};
@@ -57,4 +58,17 @@ pub fn options(dir: &Path, backend: Backend, resume: bool) -> TrainOptions {
         stop_after: None,
         diagnostics: false,
     }
+}
+
+/// Runs the `fmnist` binary from the repository root (so `configs/...` paths work): whether it
+/// succeeded, and its stdout and stderr together.
+pub fn fmnist(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fmnist"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
 }
