@@ -121,3 +121,64 @@ fn inspect_writes_the_report_and_refuses_what_is_not_a_run() {
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["images"], 10000);
 }
+
+/// `fmnist compare` inspects its learnable runs, and the report says what they learned.
+#[test]
+fn compare_reports_what_the_learnable_activations_learned() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("compare.toml");
+    std::fs::write(
+        &config,
+        "[compare]\nactivations = [\"relu\", \"aprelu\", { kind = \"prelu\", per_channel = true }]\n\
+         seeds = [1]\n[data]\ntrain_limit = 300\ntest_limit = 200\noffline = true\n\
+         [model]\nkind = \"mlp\"\nhidden = [16]\n[train]\nepochs = 1\nbatch_size = 32\n",
+    )
+    .unwrap();
+    let out = dir.path().join("sweep");
+    let (ok, text) = fmnist(&[
+        "compare",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    if !ok && std::env::var_os("CI").is_none() && text.contains("Fashion-MNIST") {
+        return eprintln!("skipped: no Fashion-MNIST here ({text})");
+    }
+    assert!(ok, "{text}");
+    assert!(
+        out.join("aprelu-seed1/inspect/summary.json").is_file(),
+        "{text}"
+    );
+    assert!(
+        out.join("aprelu-seed1/inspect/aprelu_fc1_alpha.png")
+            .is_file()
+    );
+    assert!(
+        !out.join("relu-seed1/inspect").exists(),
+        "relu learns nothing to inspect"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("## What the learnable activations learned")
+            && report.contains("| aprelu seed 1 | fc1 | α mean")
+            && report.contains("seed 1 | fc1 | slopes"),
+        "{report}"
+    );
+    // A second compare finds everything done and keeps the inspections.
+    let before = std::fs::read(out.join("aprelu-seed1/inspect/summary.json")).unwrap();
+    let (ok, text) = fmnist(&[
+        "compare",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        std::fs::read(out.join("aprelu-seed1/inspect/summary.json")).unwrap(),
+        before
+    );
+}

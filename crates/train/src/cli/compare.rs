@@ -63,6 +63,7 @@ impl CompareArgs {
                 quiet,
             },
         )?;
+        inspect_learnable(&out, &config.base, backend, quiet)?;
         let finished = ::train::report::collect_runs(std::slice::from_ref(&out))?;
         let pending = statuses.len() - finished.len().min(statuses.len());
         ::train::report::write_report(
@@ -86,4 +87,47 @@ impl CompareArgs {
         );
         Ok(())
     }
+}
+
+/// Inspects every finished run in `out` whose model has a PReLU or APReLU slot and no
+/// `inspect/` yet (what its slopes became, for the report), on the sweep's test split.
+fn inspect_learnable(
+    out: &std::path::Path,
+    base: &RunConfig,
+    backend: Backend,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    use ::train::run::RunDir;
+    let mut data = None;
+    for run in ::train::report::collect_runs(&[out.to_path_buf()])? {
+        let dir = RunDir::at(&run.dir);
+        if run.inspection.is_some() {
+            continue;
+        }
+        let (config, model) = ::train::run::load_trained(&run.dir, backend)?;
+        let learnable = model.slot_activations().iter().any(|a| {
+            matches!(
+                a,
+                ::activations::Activation::Prelu(_) | ::activations::Activation::Aprelu(_)
+            )
+        });
+        if !learnable {
+            continue;
+        }
+        if data.is_none() {
+            data = Some(::train::run::load_data(base)?);
+        }
+        let test = &data.as_ref().expect("loaded above").test;
+        let inspection = ::train::inspect::inspect(&model, test, backend);
+        ::train::report::write_inspection(
+            &inspection,
+            &run.dir,
+            &format!("{} with {}", config.model, run.label),
+            &dir.inspect_dir(),
+        )?;
+        if !quiet {
+            eprintln!("inspected {}", run.dir.display());
+        }
+    }
+    Ok(())
 }

@@ -23,6 +23,8 @@ pub struct FinishedRun {
     pub history: Vec<EpochRecord>,
     /// `diagnostics.csv` (empty when not recorded).
     pub diagnostics: Vec<DiagnosticRecord>,
+    /// `inspect/summary.json`, when the run was inspected.
+    pub inspection: Option<crate::inspect::Inspection>,
 }
 
 /// Finished runs in the given sweep directories (each a directory of run directories, or a run
@@ -71,6 +73,7 @@ fn read_run(dir: &Path) -> Result<FinishedRun, RunError> {
     let summary = run.read_summary()?;
     let history = run.read_metrics()?;
     let diagnostics = run.read_diagnostics()?;
+    let inspection = run.read_inspection()?;
     Ok(FinishedRun {
         dir: dir.into(),
         label: label(config.model.activation()),
@@ -79,5 +82,6 @@ fn read_run(dir: &Path) -> Result<FinishedRun, RunError> {
         summary,
         history,
         diagnostics,
+        inspection,
     })
 }

@@ -119,7 +119,7 @@ pub fn write_inspection(
 }
 
 /// What a slot learned, in a table cell.
-fn learned_cell(slot: &SlotInspection) -> String {
+pub(crate) fn learned_cell(slot: &SlotInspection) -> String {
     if let Some(slopes) = &slot.prelu_slopes {
         let (low, high) = slopes
             .iter()

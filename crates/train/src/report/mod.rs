@@ -203,6 +203,7 @@ mod tests {
             config,
             history,
             diagnostics,
+            inspection: None,
         }
     }
 

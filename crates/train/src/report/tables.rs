@@ -200,6 +200,7 @@ pub(crate) fn report_markdown(
             "Weight-gradient norm per layer (log scale), the vanishing-gradient picture:\n\n![gradients](gradients.png)\n"
         );
     }
+    learned_section(&mut md, runs);
     if has_diagnostics {
         let _ = writeln!(
             md,
@@ -224,4 +225,41 @@ pub(crate) fn report_markdown(
 
 fn describe_model(config: &crate::RunConfig) -> String {
     config.model.to_string()
+}
+
+/// "What the learnable activations learned": PReLU's slopes and APReLU's α per slot, from the
+/// runs that were inspected (`fmnist compare` inspects its PReLU and APReLU runs).
+fn learned_section(md: &mut String, runs: &[FinishedRun]) {
+    let rows: Vec<(&FinishedRun, &crate::inspect::SlotInspection)> = runs
+        .iter()
+        .filter_map(|run| Some((run, run.inspection.as_ref()?)))
+        .flat_map(|(run, inspection)| {
+            inspection
+                .slots
+                .iter()
+                .filter(|s| s.prelu_slopes.is_some() || s.aprelu.is_some())
+                .map(move |slot| (run, slot))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## What the learnable activations learned\n\nOn the test set, per slot (`fmnist \
+         inspect --model RUN` draws it; each run's `inspect/report.md`). For APReLU, the spread of \
+         its per-sample slope α between samples of one class against that between classes says \
+         whether each sample gets its own transformation.\n\n| run | slot | learned |\n|---|---|---|"
+    );
+    for (run, slot) in rows {
+        let _ = writeln!(
+            md,
+            "| {} seed {} | {} | {} |",
+            run.label,
+            run.seed,
+            slot.slot,
+            crate::report::inspection::learned_cell(slot)
+        );
+    }
+    let _ = writeln!(md);
 }

@@ -251,6 +251,29 @@ impl RunDir {
         self.dir.join("diagnostics.csv")
     }
 
+    /// `inspect/`, where `fmnist inspect` (and `fmnist compare`, for learnable activations)
+    /// writes what the run's activations do on the test set.
+    pub fn inspect_dir(&self) -> PathBuf {
+        self.dir.join("inspect")
+    }
+
+    /// `inspect/summary.json`, the [`Inspection`](crate::inspect::Inspection).
+    pub fn inspection_path(&self) -> PathBuf {
+        self.inspect_dir().join("summary.json")
+    }
+
+    /// The run's inspection, when one was written (`None` without `inspect/summary.json`).
+    pub fn read_inspection(&self) -> Result<Option<crate::inspect::Inspection>, RunError> {
+        let path = self.inspection_path();
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path).map_err(RunError::io("read", &path))?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| RunError::Json { path, source })
+    }
+
     /// Whether there is a checkpoint to resume from.
     pub fn has_checkpoint(&self) -> bool {
         crate::run::checkpoint::exists(self)
