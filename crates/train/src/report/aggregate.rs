@@ -120,16 +120,22 @@ fn aggregate_one(label: &str, runs: &[&FinishedRun]) -> ActivationResult {
             .flat_map(|r| r.diagnostics.iter().map(|d| d.epoch))
             .max()
             .unwrap_or(0);
+        // Epochs without a value (no slot recorded one) leave the curve empty, not NaN.
         (1..=epochs)
             .map(|epoch| {
-                mean(runs.iter().flat_map(|r| {
-                    r.diagnostics
-                        .iter()
-                        .filter(move |d| d.epoch == epoch)
-                        .filter_map(value)
-                }))
+                optional_mean(
+                    runs.iter()
+                        .flat_map(|r| {
+                            r.diagnostics
+                                .iter()
+                                .filter(move |d| d.epoch == epoch)
+                                .filter_map(value)
+                        })
+                        .collect(),
+                )
             })
-            .collect::<Vec<f64>>()
+            .collect::<Option<Vec<f64>>>()
+            .unwrap_or_default()
     };
     let mut layers: Vec<String> = Vec::new();
     for run in runs {

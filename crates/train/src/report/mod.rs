@@ -276,6 +276,28 @@ mod tests {
         assert!(significance::conclusions(&significance).contains("may be chance"));
     }
 
+    /// Gradient norms without slot statistics (a ResNet's layers are its convolutions, not its
+    /// slots): no dead-unit curve, and no plot over an empty range (which never finished).
+    #[test]
+    fn runs_with_gradient_norms_only_get_no_diagnostics_plot() {
+        let out = tempfile::tempdir().unwrap();
+        let mut runs = vec![fake_run("relu", 1, 0.8), fake_run("gelu", 1, 0.7)];
+        for run in &mut runs {
+            for record in &mut run.diagnostics {
+                record.dead_fraction = None;
+                record.sparsity = None;
+            }
+        }
+        assert!(aggregate(&runs)[0].dead_fraction_per_epoch.is_empty());
+        write_report(&runs, out.path(), "Backend flex.", "relu").unwrap();
+        assert!(out.path().join("gradients.png").is_file());
+        assert!(!out.path().join("diagnostics.png").exists());
+        // The plot itself draws an empty panel for values that are all NaN.
+        let mut results = aggregate(&runs);
+        results[0].dead_fraction_per_epoch = vec![f64::NAN, f64::NAN];
+        plots::diagnostic_curves(&[&results[0]], &out.path().join("nan")).unwrap();
+    }
+
     #[test]
     fn report_writes_markdown_csv_json_and_plots() {
         let out = tempfile::tempdir().unwrap();

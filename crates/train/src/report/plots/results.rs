@@ -70,6 +70,11 @@ fn draw_curves<DB: DrawingBackend>(
             .flat_map(series)
             .filter(|v| v.is_finite())
             .collect();
+        if values.is_empty() {
+            // Nothing finite to draw: an empty panel, not a range from f64::MAX to f64::MIN
+            // (on which plotters never finishes its mesh).
+            continue;
+        }
         let low = values.iter().copied().fold(f64::MAX, f64::min);
         let high = values.iter().copied().fold(f64::MIN, f64::max);
         let pad = ((high - low) * 0.08).max(1e-3);
