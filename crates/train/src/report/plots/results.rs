@@ -261,13 +261,23 @@ fn draw_grad_norms<DB: DrawingBackend>(
         .copied()
         .fold(f64::MIN, f64::max)
         .max(low * 10.0);
+    // Many layers (a ResNet's convolutions): names turned upright so they do not overlap.
+    let upright = layers.len() > 10;
+    let layer_font: TextStyle = if upright {
+        (FONT, 12)
+            .into_font()
+            .transform(FontTransform::Rotate90)
+            .into()
+    } else {
+        (FONT, 14).into_font().into()
+    };
     let mut chart = ChartBuilder::on(root)
         .caption(
             "Weight-gradient L2 norm per layer (input → output)",
             (FONT, 22),
         )
         .margin(16)
-        .x_label_area_size(44)
+        .x_label_area_size(if upright { 120 } else { 44 })
         .y_label_area_size(80)
         .build_cartesian_2d(
             -0.3f64..layers.len() as f64 - 0.7,
@@ -290,6 +300,7 @@ fn draw_grad_norms<DB: DrawingBackend>(
         .x_desc("layer")
         .y_desc("‖∂loss/∂W‖ (log)")
         .label_style((FONT, 14))
+        .x_label_style(layer_font)
         .axis_desc_style((FONT, 15))
         .draw()
         .map_err(err)?;
