@@ -63,8 +63,8 @@ impl CompareArgs {
                 quiet,
             },
         )?;
-        inspect_learnable(&out, &config.base, backend, quiet)?;
-        let finished = ::train::report::collect_runs(std::slice::from_ref(&out))?;
+        let mut finished = ::train::report::collect_runs(std::slice::from_ref(&out))?;
+        inspect_learnable(&mut finished, &config.base, backend, quiet)?;
         let pending = statuses.len() - finished.len().min(statuses.len());
         ::train::report::write_report(
             &finished,
@@ -89,31 +89,35 @@ impl CompareArgs {
     }
 }
 
-/// Inspects every finished run in `out` whose model has a PReLU or APReLU slot and no
-/// `inspect/` yet (what its slopes became, for the report), on the sweep's test split.
+/// Inspects every finished run whose model has a PReLU or APReLU slot and no `inspect/` yet
+/// (what its slopes became, for the report), on the sweep's test split, and keeps the result
+/// in the run for the report.
 fn inspect_learnable(
-    out: &std::path::Path,
+    runs: &mut [::train::report::FinishedRun],
     base: &RunConfig,
     backend: Backend,
     quiet: bool,
 ) -> anyhow::Result<()> {
     use ::train::run::RunDir;
     let mut data = None;
-    for run in ::train::report::collect_runs(&[out.to_path_buf()])? {
-        let dir = RunDir::at(&run.dir);
-        if run.inspection.is_some() {
-            continue;
-        }
-        let (config, model) = ::train::run::load_trained(&run.dir, backend)?;
-        let learnable = model.slot_activations().iter().any(|a| {
-            matches!(
-                a,
-                ::activations::Activation::Prelu(_) | ::activations::Activation::Aprelu(_)
-            )
-        });
+    for run in runs.iter_mut().filter(|run| run.inspection.is_none()) {
+        // The slots from the config alone; the weights are read only for learnable runs.
+        let learnable = run
+            .config
+            .model
+            .init(&backend.device())
+            .slot_activations()
+            .iter()
+            .any(|a| {
+                matches!(
+                    a,
+                    ::activations::Activation::Prelu(_) | ::activations::Activation::Aprelu(_)
+                )
+            });
         if !learnable {
             continue;
         }
+        let (_, model) = ::train::run::load_trained(&run.dir, backend)?;
         if data.is_none() {
             data = Some(::train::run::load_data(base)?);
         }
@@ -122,9 +126,10 @@ fn inspect_learnable(
         ::train::report::write_inspection(
             &inspection,
             &run.dir,
-            &format!("{} with {}", config.model, run.label),
-            &dir.inspect_dir(),
+            &format!("{} with {}", run.config.model, run.label),
+            &RunDir::at(&run.dir).inspect_dir(),
         )?;
+        run.inspection = Some(inspection);
         if !quiet {
             eprintln!("inspected {}", run.dir.display());
         }
