@@ -1,7 +1,7 @@
 //! `fmnist inspect`: what a trained model's activation slots do on the test set.
 mod common;
 
-use common::{fmnist, options, small_config, synthetic, synthetic_splits};
+use common::{fmnist, no_data_here, options, small_config, synthetic, synthetic_splits};
 use train::Backend;
 use train::inspect::inspect;
 
@@ -96,8 +96,8 @@ fn inspect_writes_the_report_and_refuses_what_is_not_a_run() {
         run.to_str().unwrap(),
         "-q",
     ]);
-    if !ok && std::env::var_os("CI").is_none() && text.contains("Fashion-MNIST") {
-        return eprintln!("skipped: no Fashion-MNIST here ({text})");
+    if no_data_here(ok, &text) {
+        return;
     }
     assert!(ok, "{text}");
     let (ok, text) = fmnist(&["inspect", "--model", run.to_str().unwrap()]);
@@ -143,8 +143,8 @@ fn compare_reports_what_the_learnable_activations_learned() {
         out.to_str().unwrap(),
         "-q",
     ]);
-    if !ok && std::env::var_os("CI").is_none() && text.contains("Fashion-MNIST") {
-        return eprintln!("skipped: no Fashion-MNIST here ({text})");
+    if no_data_here(ok, &text) {
+        return;
     }
     assert!(ok, "{text}");
     assert!(

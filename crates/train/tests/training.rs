@@ -96,6 +96,18 @@ fn real_data_config(sets: &[&str]) -> Option<RunConfig> {
     }
 }
 
+/// Trains `config` on flex into a scratch directory and prints what it reached.
+fn train_on_flex(config: &RunConfig, what: &str) -> train::run::Summary {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = train::train(config, &options(dir.path(), Backend::Flex, false)).unwrap();
+    eprintln!(
+        "real data, {what}: {:.2}% at {:.0} img/s",
+        100.0 * summary.test_accuracy,
+        summary.train_images_per_second
+    );
+    summary
+}
+
 /// A short run on the real data must learn: more than 80% test accuracy.
 #[test]
 fn short_real_training_run_beats_80_percent() {
@@ -106,13 +118,7 @@ fn short_real_training_run_beats_80_percent() {
     ]) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let summary = train::train(&config, &options(dir.path(), Backend::Flex, false)).unwrap();
-    eprintln!(
-        "real data, 20k images, 1 epoch: {:.2}% at {:.0} img/s",
-        100.0 * summary.test_accuracy,
-        summary.train_images_per_second
-    );
+    let summary = train_on_flex(&config, "20k images, 1 epoch");
     assert!(summary.test_accuracy > 0.80, "{}", summary.test_accuracy);
 }
 
@@ -130,13 +136,7 @@ fn one_full_data_epoch_of_a_small_resnet_beats_81_percent() {
     ]) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let summary = train::train(&config, &options(dir.path(), Backend::Flex, false)).unwrap();
-    eprintln!(
-        "real data, small ResNet, 60k images, 1 epoch: {:.2}% at {:.0} img/s",
-        100.0 * summary.test_accuracy,
-        summary.train_images_per_second
-    );
+    let summary = train_on_flex(&config, "small ResNet, 60k images, 1 epoch");
     // Burn 83.57% here; the PyTorch twin (scripts/torch_model.py --train) 82.61% with seed 1.
     assert!(summary.test_accuracy > 0.81, "{}", summary.test_accuracy);
 }
