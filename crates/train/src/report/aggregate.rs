@@ -137,9 +137,10 @@ fn aggregate_one(label: &str, runs: &[&FinishedRun]) -> ActivationResult {
             .collect::<Option<Vec<f64>>>()
             .unwrap_or_default()
     };
+    // Layers with a gradient norm, in order (slot-only rows have none).
     let mut layers: Vec<String> = Vec::new();
     for run in runs {
-        for record in &run.diagnostics {
+        for record in run.diagnostics.iter().filter(|d| d.grad_norm.is_some()) {
             if !layers.contains(&record.layer) {
                 layers.push(record.layer.clone());
             }
@@ -152,7 +153,7 @@ fn aggregate_one(label: &str, runs: &[&FinishedRun]) -> ActivationResult {
                 r.diagnostics
                     .iter()
                     .filter(|d| &d.layer == layer)
-                    .map(|d| d.grad_norm)
+                    .filter_map(|d| d.grad_norm)
             }));
             (layer.clone(), norm)
         })

@@ -170,7 +170,7 @@ mod tests {
                     dead_fraction: (layer != "output").then_some(0.25),
                     sparsity: (layer != "output").then_some(0.5),
                     saturation: None,
-                    grad_norm,
+                    grad_norm: Some(grad_norm),
                 })
             })
             .collect();

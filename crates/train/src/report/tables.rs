@@ -66,8 +66,8 @@ pub fn results_csv(runs: &[FinishedRun]) -> String {
                 dead_fraction: slot_mean(|d| d.dead_fraction),
                 sparsity: slot_mean(|d| d.sparsity),
                 saturation: slot_mean(|d| d.saturation),
-                grad_norm_first: diagnostics.first().map(|d| d.grad_norm),
-                grad_norm_last: diagnostics.last().map(|d| d.grad_norm),
+                grad_norm_first: diagnostics.iter().find_map(|d| d.grad_norm),
+                grad_norm_last: diagnostics.iter().rev().find_map(|d| d.grad_norm),
             });
         }
     }

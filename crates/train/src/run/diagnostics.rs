@@ -30,12 +30,16 @@ pub struct SlotStats {
     pub saturation: Option<f64>,
 }
 
-/// One row of `diagnostics.csv`: a layer in one epoch.
+/// One row of `diagnostics.csv`: a weighted layer or an activation slot in one epoch. Where a
+/// slot bears its layer's name (the CNN's and MLP's `conv1`, `fc1`) one row holds both; where
+/// the slots sit between the layers (the ResNet's `stage1.block1.1`, `head`) they get rows of
+/// their own, without a gradient norm.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DiagnosticRecord {
     /// 1-based epoch.
     pub epoch: usize,
-    /// `conv1`, ..., `fc1`, ..., `output` (the output layer has a gradient but no activation).
+    /// `conv1`, ..., `fc1`, ..., `output` (the output layer has a gradient but no activation),
+    /// or a slot that is not a layer.
     pub layer: String,
     /// See [`SlotStats::dead_fraction`]; `None` for the output layer.
     pub dead_fraction: Option<f64>,
@@ -43,8 +47,9 @@ pub struct DiagnosticRecord {
     pub sparsity: Option<f64>,
     /// See [`SlotStats::saturation`].
     pub saturation: Option<f64>,
-    /// Mean L2 norm of the layer's weight gradient over the sampled steps.
-    pub grad_norm: f64,
+    /// Mean L2 norm of the layer's weight gradient over the sampled steps; `None` for a slot
+    /// that is not a layer.
+    pub grad_norm: Option<f64>,
 }
 
 fn scalar(t: Tensor<1>) -> f64 {
@@ -157,28 +162,35 @@ impl GradNormMeter {
     }
 }
 
-/// One epoch's records: slot statistics joined with the gradient norms by layer.
+/// One epoch's records: every layer with its gradient norm, joined by name with its slot's
+/// statistics, then the slots that are no layer's.
 pub fn epoch_records(
     epoch: usize,
     layers: &[String],
     stats: &[SlotStats],
     grad_norms: &[f64],
 ) -> Vec<DiagnosticRecord> {
-    layers
+    let record = |layer: &str, slot: Option<&SlotStats>, grad_norm| DiagnosticRecord {
+        epoch,
+        layer: layer.to_string(),
+        dead_fraction: slot.map(|s| s.dead_fraction),
+        sparsity: slot.map(|s| s.sparsity),
+        saturation: slot.and_then(|s| s.saturation),
+        grad_norm,
+    };
+    let layer_rows = layers.iter().enumerate().map(|(i, layer)| {
+        let slot = stats.iter().find(|s| &s.slot == layer);
+        record(
+            layer,
+            slot,
+            Some(grad_norms.get(i).copied().unwrap_or(f64::NAN)),
+        )
+    });
+    let slot_rows = stats
         .iter()
-        .enumerate()
-        .map(|(i, layer)| {
-            let slot = stats.iter().find(|s| &s.slot == layer);
-            DiagnosticRecord {
-                epoch,
-                layer: layer.clone(),
-                dead_fraction: slot.map(|s| s.dead_fraction),
-                sparsity: slot.map(|s| s.sparsity),
-                saturation: slot.and_then(|s| s.saturation),
-                grad_norm: grad_norms.get(i).copied().unwrap_or(f64::NAN),
-            }
-        })
-        .collect()
+        .filter(|s| !layers.contains(&s.slot))
+        .map(|s| record(&s.slot, Some(s), None));
+    layer_rows.chain(slot_rows).collect()
 }
 
 #[cfg(test)]
@@ -251,13 +263,47 @@ mod tests {
         meter.add(vec![3.0, 4.0, 5.0]);
         let records = epoch_records(2, &layers, &stats, &meter.means());
         assert_eq!(records.len(), 3);
-        assert_eq!(records[0].grad_norm, 2.0);
+        assert_eq!(records[0].grad_norm, Some(2.0));
         assert_eq!(records[1].saturation, Some(0.2));
         assert_eq!(records[2].dead_fraction, None);
-        assert_eq!(records[2].grad_norm, 4.0);
+        assert_eq!(records[2].grad_norm, Some(4.0));
         // Empty cells where a value does not apply.
         let csv = String::from_utf8(crate::records::to_csv(&records)).unwrap();
         assert_eq!(csv.lines().last(), Some("2,output,,,,4.0"));
+    }
+
+    #[test]
+    fn slots_between_layers_get_rows_of_their_own() {
+        // A ResNet: its slots (`stage1.block1.1`, `head`) are no layer's name; their statistics
+        // used to be dropped, so its diagnostics had no dead units or sparsity at all.
+        let layers = vec![
+            "stem".to_string(),
+            "stage1.block1.conv1".into(),
+            "output".into(),
+        ];
+        let stats = ["stage1.block1.1", "head"].map(|slot| SlotStats {
+            slot: slot.into(),
+            dead_fraction: 0.5,
+            sparsity: 0.75,
+            saturation: None,
+        });
+        let records = epoch_records(1, &layers, &stats, &[1.0, 2.0, 3.0]);
+        let names: Vec<&str> = records.iter().map(|r| r.layer.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "stem",
+                "stage1.block1.conv1",
+                "output",
+                "stage1.block1.1",
+                "head"
+            ]
+        );
+        assert!(records[..3].iter().all(|r| r.dead_fraction.is_none()));
+        assert!(records[3..].iter().all(|r| r.grad_norm.is_none()));
+        assert_eq!(records[4].sparsity, Some(0.75));
+        let csv = String::from_utf8(crate::records::to_csv(&records)).unwrap();
+        assert_eq!(csv.lines().last(), Some("1,head,0.5,0.75,,"));
     }
 
     #[test]

@@ -77,15 +77,29 @@ fn draw_curves<DB: DrawingBackend>(
         }
         let low = values.iter().copied().fold(f64::MAX, f64::min);
         let high = values.iter().copied().fold(f64::MIN, f64::max);
-        let pad = ((high - low) * 0.08).max(1e-3);
+        // Constant lines (no dead units in any epoch) get a unit-sized span, not one of 1e-3
+        // with ticks at ±0.0002 around them.
+        let span = if high - low > 1e-9 {
+            high - low
+        } else {
+            (high.abs() * 0.1).max(1.0)
+        };
+        let pad = (span * 0.08).max(1e-3);
         // Headroom above the data for the legend (one line per series), so it hides no line.
-        let headroom = (high - low).max(1e-3) * (0.07 * results.len() as f64).min(1.2);
+        let headroom = span * (0.07 * results.len() as f64).min(1.2);
+        // Every panel plots a non-negative quantity: no axis below zero.
+        let bottom = if low >= 0.0 {
+            (low - pad).max(0.0)
+        } else {
+            low - pad
+        };
+        let top = low.max(high) + pad + headroom + if high - low > 1e-9 { 0.0 } else { span };
         let mut chart = ChartBuilder::on(area)
             .caption(title, (FONT, 22))
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(x_range.clone(), (low - pad)..(high + pad + headroom))
+            .build_cartesian_2d(x_range.clone(), bottom..top)
             .map_err(err)?;
         chart
             .configure_mesh()
