@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
 from torch_model import build_model  # noqa: E402  (the fmnist networks' PyTorch twins)
+from torch_activations import activation  # noqa: E402  (the registry's PyTorch modules)
 
 SHAPE = (128, 32, 32, 32)
 
@@ -61,6 +62,8 @@ ACTIVATIONS = {
     "hardswish": lambda: nn.Hardswish(),
     "logsigmoid": lambda: nn.LogSigmoid(),
     "relu": lambda: nn.ReLU(),
+    # Evaluation mode (running statistics), as `fmnist bench activations` runs it.
+    "aprelu": lambda: activation("aprelu", SHAPE[1]).eval(),
 }
 
 

@@ -4,6 +4,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation::sigmoid};
 use serde::{Deserialize, Serialize};
 
+use crate::fused;
 use crate::kind::{ActivationKind, NotElementwise};
 
 /// Adaptively parametric ReLU (Zhao et al., "Deep residual networks with adaptively parametric
@@ -122,7 +123,7 @@ impl ActivationKind for AprRelu {
         config.init(channels, device)
     }
     fn has_fused_kernel(_: &AprReluConfig) -> bool {
-        false
+        true
     }
     fn is_learnable(_: &AprReluConfig) -> bool {
         true
@@ -140,34 +141,41 @@ impl AprRelu {
 
     /// The negative slopes `α ∈ (0, 1)`, shape `[N, C]`, that `forward` would apply.
     pub fn slopes<const D: usize>(&self, input: Tensor<D>) -> Tensor<2> {
-        let (pos, neg) = split(input);
-        self.slopes_of_parts(&pos, &neg)
+        self.excite(self.squeeze(&input))
     }
 
-    fn slopes_of_parts<const D: usize>(&self, pos: &Tensor<D>, neg: &Tensor<D>) -> Tensor<2> {
-        let dims = pos.dims();
+    /// `[N, 2C]`: the channel means of `max(x, 0)` and of `min(x, 0)`, by the fused kernel when
+    /// there is one (one pass), else composed from Burn's ops.
+    fn squeeze<const D: usize>(&self, input: &Tensor<D>) -> Tensor<2> {
+        let dims = input.dims();
         let channels = self.channels();
         assert!(
             D >= 2 && dims[1] == channels,
             "APReLU was built for {channels} channels on dim 1, but the input has shape {dims:?}"
         );
-        let summary = Tensor::cat(
-            vec![spatial_mean(pos.clone()), spatial_mean(neg.clone())],
-            1,
-        );
+        fused::aprelu_squeeze(input).unwrap_or_else(|| {
+            let (pos, neg) = split(input.clone());
+            Tensor::cat(vec![spatial_mean(pos), spatial_mean(neg)], 1)
+        })
+    }
+
+    /// The excitation: `[N, 2C]` summary → slopes `[N, C]`.
+    fn excite(&self, summary: Tensor<2>) -> Tensor<2> {
         let hidden = burn::tensor::activation::relu(self.bn1.forward(self.fc1.forward(summary)));
         sigmoid(self.bn2.forward(self.fc2.forward(hidden)))
     }
 
     /// Applies `max(x, 0) + α · min(x, 0)` with the input-dependent slopes `α`.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let (pos, neg) = split(input);
-        let slopes = self.slopes_of_parts(&pos, &neg);
-        let [n, c] = slopes.dims();
-        let mut shape = [1usize; D];
-        shape[0] = n;
-        shape[1] = c;
-        pos + slopes.reshape(shape) * neg
+        let slopes = self.slopes(input.clone());
+        fused::aprelu_apply(input, slopes.clone()).unwrap_or_else(|input| {
+            let [n, c] = slopes.dims();
+            let mut shape = [1usize; D];
+            shape[0] = n;
+            shape[1] = c;
+            let (pos, neg) = split(input);
+            pos + slopes.reshape(shape) * neg
+        })
     }
 }
 

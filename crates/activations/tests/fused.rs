@@ -27,9 +27,12 @@ fn assert_close(what: &str, actual: &[f32], expected: &[f32]) {
 
 /// Every configuration with a kernel, with parameters away from the defaults too.
 fn configs() -> Vec<ActivationConfig> {
+    // APReLU initialises randomly, so two `init`s differ: `aprelu_matches_its_composite_*`
+    // compares one module on both paths.
     let mut list: Vec<ActivationConfig> = ActivationConfig::catalog()
         .into_iter()
         .filter(ActivationConfig::has_fused_kernel)
+        .filter(|c| c.name() != "aprelu")
         .collect();
     for extra in [
         r#"kind = "gelu"
@@ -262,6 +265,101 @@ fn prelu_slope_gradient_ignores_gradients_of_positive_inputs() {
         assert!(input_grad[3].is_nan(), "{path}");
         assert_eq!(input_grad[4], f32::NEG_INFINITY, "{path}");
     }
+}
+
+/// APReLU's fused squeeze and `x > 0 ? x : α x` against its composite formulation, in training
+/// mode (batch statistics): the output, the input gradient, every parameter's gradient and the
+/// running statistics, under a random upstream gradient. Exact zeros in the input check the
+/// tie (the reference's gradient goes to the negative part at x = 0).
+fn aprelu_case<const D: usize>(shape: [usize; D]) {
+    let device = device();
+    let data_device = Device::flex();
+    data_device.seed(11);
+    let len: usize = shape.iter().product();
+    let mut data: Vec<f32> =
+        Tensor::<1>::random([len], Distribution::Normal(0.0, 1.0), &data_device)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+    for v in data.iter_mut().step_by(7) {
+        *v = 0.0;
+    }
+    let upstream: Vec<f32> =
+        Tensor::<1>::random([len], Distribution::Normal(0.0, 1.0), &data_device)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+    let input = Tensor::<D>::from_data(TensorData::new(data, shape), &device);
+    let upstream = Tensor::<D>::from_data(TensorData::new(upstream, shape), &device);
+    let module = activations::AprReluConfig {
+        reduction: 2,
+        ..Default::default()
+    }
+    .init(shape[1], &device);
+    let run = || {
+        // A copy with running statistics of its own (a clone would share them).
+        let module = module.valid().train();
+        let x = input.clone().require_grad();
+        let y = module.forward(x.clone());
+        let grads = (y.clone() * upstream.clone()).sum().backward();
+        let mut out = vec![values(y), values(x.grad(&grads).unwrap())];
+        for linear in [&module.fc1, &module.fc2] {
+            out.push(values(linear.weight.val().grad(&grads).unwrap()));
+            out.push(values(
+                linear.bias.as_ref().unwrap().val().grad(&grads).unwrap(),
+            ));
+        }
+        for bn in [&module.bn1, &module.bn2] {
+            out.push(values(bn.gamma.val().grad(&grads).unwrap()));
+            out.push(values(bn.beta.val().grad(&grads).unwrap()));
+            out.push(values(bn.running_mean.value()));
+            out.push(values(bn.running_var.value()));
+        }
+        out
+    };
+    let fused = run();
+    let composite = without_fused(run);
+    let names = [
+        "value",
+        "input grad",
+        "fc1.weight grad",
+        "fc1.bias grad",
+        "fc2.weight grad",
+        "fc2.bias grad",
+        "bn1.gamma grad",
+        "bn1.beta grad",
+        "bn1.running_mean",
+        "bn1.running_var",
+        "bn2.gamma grad",
+        "bn2.beta grad",
+        "bn2.running_mean",
+        "bn2.running_var",
+    ];
+    let largest = |v: &[f32]| v.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (k, ((name, a), e)) in names.iter().zip(&fused).zip(&composite).enumerate() {
+        // Sums over the batch and the positions: compared on the scale of the largest. A bias
+        // before a batch norm has a gradient of zero up to rounding (the norm removes the
+        // mean), so its rounding is compared on its weight gradient's scale.
+        let scale = if name.ends_with("bias grad") {
+            largest(&composite[k - 1])
+        } else {
+            largest(e)
+        };
+        for (i, (a, e)) in a.iter().zip(e).enumerate() {
+            assert!(
+                (a - e).abs() <= 2e-5 * scale,
+                "aprelu {shape:?} {name}[{i}]: fused {a}, composite {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn aprelu_matches_its_composite_in_training() {
+    aprelu_case([6, 8]); // [N, C], as in an MLP: rows of one element
+    aprelu_case([5, 4, 7, 9]); // [N, C, H, W]
+    aprelu_case([3, 2, 40, 40]); // rows longer than the kernels' 1024-element blocks
+    aprelu_case([4, 3, 5]); // [N, C, L]
 }
 
 #[test]

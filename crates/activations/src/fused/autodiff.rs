@@ -47,6 +47,44 @@ impl<B: FusedActivationBackward> Backward<B, 2> for PreluBackward {
     }
 }
 
+/// APReLU's squeeze backward step; its state is the input.
+#[derive(Debug)]
+struct AprReluSqueezeBackward;
+
+impl<B: FusedActivationBackward> Backward<B, 1> for AprReluSqueezeBackward {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(parent) = parent {
+            let grad = B::fused_aprelu_squeeze_backward(ops.state, grad);
+            grads.register::<B>(parent.id, grad);
+        }
+    }
+}
+
+/// The backward step of APReLU's `x > 0 ? x : α x`; its state is the input and the slopes.
+#[derive(Debug)]
+struct AprReluApplyBackward;
+
+impl<B: FusedActivationBackward> Backward<B, 2> for AprReluApplyBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [input_node, slopes_node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (input, slopes) = ops.state;
+        let (input_grad, slope_grad) = B::fused_aprelu_apply_backward(input, slopes, grad);
+        if let Some(node) = input_node {
+            grads.register::<B>(node.id, input_grad);
+        }
+        if let Some(node) = slopes_node {
+            grads.register::<B>(node.id, slope_grad);
+        }
+    }
+}
+
 impl<B: FusedActivationBackward, C: CheckpointStrategy> FusedActivationOps for Autodiff<B, C> {
     fn fused_pointwise(input: FloatTensor<Self>, op: Pointwise) -> FloatTensor<Self> {
         let (primitive, node) = input.into_parts();
@@ -84,6 +122,40 @@ impl<B: FusedActivationBackward, C: CheckpointStrategy> FusedActivationOps for A
                 prep.finish((input, weight), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::fused_prelu(input, weight)),
+        }
+    }
+
+    fn fused_aprelu_squeeze(input: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (input, node) = input.into_parts();
+        match AprReluSqueezeBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let output = B::fused_aprelu_squeeze(input.clone());
+                prep.finish(input, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_aprelu_squeeze(input)),
+        }
+    }
+
+    fn fused_aprelu_apply(
+        input: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let (input, input_node) = input.into_parts();
+        let (slopes, slopes_node) = slopes.into_parts();
+        match AprReluApplyBackward
+            .prepare::<C>([input_node, slopes_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let output = B::fused_aprelu_apply(input.clone(), slopes.clone());
+                prep.finish((input, slopes), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_aprelu_apply(input, slopes)),
         }
     }
 }

@@ -258,6 +258,14 @@ impl FusedActivationOps for CubeBackend {
     fn fused_prelu(_input: CubeTensor, _weight: CubeTensor) -> CubeTensor {
         unreachable!("fused::prelu routes only Flex tensors to the extension")
     }
+
+    fn fused_aprelu_squeeze(_input: CubeTensor) -> CubeTensor {
+        unreachable!("fused::aprelu_squeeze routes only Flex tensors to the extension")
+    }
+
+    fn fused_aprelu_apply(_input: CubeTensor, _slopes: CubeTensor) -> CubeTensor {
+        unreachable!("fused::aprelu_apply routes only Flex tensors to the extension")
+    }
 }
 
 impl FusedActivationBackward for CubeBackend {
@@ -271,5 +279,17 @@ impl FusedActivationBackward for CubeBackend {
         _grad: CubeTensor,
     ) -> (CubeTensor, CubeTensor) {
         unreachable!("fused::prelu routes only Flex tensors to the extension")
+    }
+
+    fn fused_aprelu_squeeze_backward(_input: CubeTensor, _grad: CubeTensor) -> CubeTensor {
+        unreachable!("fused::aprelu_squeeze routes only Flex tensors to the extension")
+    }
+
+    fn fused_aprelu_apply_backward(
+        _input: CubeTensor,
+        _slopes: CubeTensor,
+        _grad: CubeTensor,
+    ) -> (CubeTensor, CubeTensor) {
+        unreachable!("fused::aprelu_apply routes only Flex tensors to the extension")
     }
 }

@@ -2,7 +2,7 @@
 //! the tensor is contiguous and nothing else holds its buffer.
 
 use super::flex_storage::{contiguous, elements, elements_mut, from_vec, new_tensor, owned_copy};
-use super::kernels::{self, ChannelLayout};
+use super::kernels::{self, ChannelLayout, SampleChannels};
 use super::{FusedActivationBackward, FusedActivationOps, Pointwise};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Flex, TensorMetadata};
@@ -26,6 +26,33 @@ impl FusedActivationOps for Flex {
         new_tensor(input.shape(), |out| {
             kernels::prelu_forward(elements(&input), elements(&weight), layout, out)
         })
+    }
+
+    fn fused_aprelu_squeeze(input: FlexTensor) -> FlexTensor {
+        let input = contiguous(input);
+        let layout = sample_channels(&input);
+        let summary = kernels::aprelu_squeeze(elements(&input), layout);
+        from_vec(summary, [layout.samples, 2 * layout.channels].into())
+    }
+
+    fn fused_aprelu_apply(input: FlexTensor, slopes: FlexTensor) -> FlexTensor {
+        let input = contiguous(input);
+        let slopes = contiguous(slopes);
+        let layout = sample_channels(&input);
+        new_tensor(input.shape(), |out| {
+            kernels::aprelu_apply(elements(&input), elements(&slopes), layout, out)
+        })
+    }
+}
+
+/// `[N, C, ...]` as rows of one sample's channel.
+fn sample_channels(input: &FlexTensor) -> SampleChannels {
+    let dims = input.shape();
+    assert!(dims.num_dims() >= 2, "APReLU: [N, C, ...]");
+    SampleChannels {
+        samples: dims[0],
+        channels: dims[1],
+        inner: dims.iter().skip(2).product::<usize>().max(1),
     }
 }
 
@@ -82,5 +109,33 @@ impl FusedActivationBackward for Flex {
             kernels::prelu_backward(elements(&input), elements(&weight), layout, values);
         let weight_grad = from_vec(weight_grad, weight.shape());
         (grad, weight_grad)
+    }
+
+    fn fused_aprelu_squeeze_backward(input: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let input = contiguous(input);
+        let grad = contiguous(grad);
+        let layout = sample_channels(&input);
+        new_tensor(input.shape(), |out| {
+            kernels::aprelu_squeeze_backward(elements(&input), elements(&grad), layout, out)
+        })
+    }
+
+    fn fused_aprelu_apply_backward(
+        input: FlexTensor,
+        slopes: FlexTensor,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        let input = contiguous(input);
+        let slopes = contiguous(slopes);
+        let mut grad = contiguous(grad);
+        if elements_mut(&mut grad).is_none() {
+            grad = owned_copy(&grad);
+        }
+        let layout = sample_channels(&input);
+        let values = elements_mut(&mut grad).expect("owned above");
+        let slope_grad =
+            kernels::aprelu_apply_backward(elements(&input), elements(&slopes), layout, values);
+        let slope_grad = from_vec(slope_grad, slopes.shape());
+        (grad, slope_grad)
     }
 }

@@ -10,7 +10,7 @@
 //!   [`Pointwise`] to its formula); `math.rs`: vectorisable `exp`, `tanh`, `erf`, `log1p`.
 //! - `cube.rs`: the same element-wise formulas as one CubeCL kernel for the Cube backends
 //!   (wgpu, cuda; PReLU and softsign stay composite there).
-//! - [`pointwise`] and [`prelu`]: what the modules call. They use the fused path when the
+//! - [`pointwise`], [`prelu`], [`aprelu_squeeze`] and [`aprelu_apply`]: what the modules call. They use the fused path when the
 //!   tensor is f32 on Flex or a Cube backend (with or without autodiff) and hand the input back
 //!   otherwise, so the module falls back to its composite formulation (ndarray, other dtypes).
 //!
@@ -80,6 +80,14 @@ pub trait FusedActivationOps: Backend {
 
     /// PReLU on `[N, C, ...]` with `weight` of shape `[C]` (or `[1]`, shared).
     fn fused_prelu(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// APReLU's squeeze of `[N, C, ...]`: `[N, 2C]`, the means of `max(x, 0)` and of
+    /// `min(x, 0)` over each sample's channel.
+    fn fused_aprelu_squeeze(input: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `x > 0 ? x : α x` on `[N, C, ...]` with `slopes` α of shape `[N, C]`.
+    fn fused_aprelu_apply(input: FloatTensor<Self>, slopes: FloatTensor<Self>)
+    -> FloatTensor<Self>;
 }
 
 /// The backward kernels that the autodiff implementation of [`FusedActivationOps`] calls.
@@ -95,6 +103,19 @@ pub trait FusedActivationBackward: FusedActivationOps {
     fn fused_prelu_backward(
         input: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The input gradient of the squeeze from the gradient of its `[N, 2C]` output.
+    fn fused_aprelu_squeeze_backward(
+        input: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// The input gradient and the slopes' gradient (`[N, C]`) of [`FusedActivationOps::fused_aprelu_apply`].
+    fn fused_aprelu_apply_backward(
+        input: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
@@ -184,6 +205,39 @@ pub fn prelu<const D: usize>(input: Tensor<D>, weight: Tensor<1>) -> Result<Tens
     let output = <Dispatch as FusedActivationOps>::fused_prelu(
         input.into_dispatch(),
         weight.into_dispatch(),
+    );
+    Ok(Tensor::from_dispatch(output))
+}
+
+/// APReLU's squeeze of `[N, C, ...]` (channel axis 1): `[N, 2C]`, the means of `max(x, 0)`
+/// (first `C` columns) and of `min(x, 0)` over each sample's channel, in one pass; `None` when
+/// there is no kernel for the tensor (then neither is there one for [`aprelu_apply`]).
+pub fn aprelu_squeeze<const D: usize>(input: &Tensor<D>) -> Option<Tensor<2>> {
+    if D < 2 || kernels_for(input) != Kernels::Flex {
+        return None;
+    }
+    let summary =
+        <Dispatch as FusedActivationOps>::fused_aprelu_squeeze(input.clone().into_dispatch());
+    Some(Tensor::from_dispatch(summary))
+}
+
+/// `x > 0 ? x : α x` on `[N, C, ...]` with one slope per sample and channel (`slopes` of shape
+/// `[N, C]`), fused; returns the input when there is no kernel for it.
+// The error hands the input back by value for the fallback; boxing it would cost an
+// allocation per call on every backend.
+#[allow(clippy::result_large_err)]
+pub fn aprelu_apply<const D: usize>(
+    input: Tensor<D>,
+    slopes: Tensor<2>,
+) -> Result<Tensor<D>, Tensor<D>> {
+    let dims = input.dims();
+    let fits = D >= 2 && slopes.dims() == [dims[0], dims[1]];
+    if !fits || kernels_for(&input) != Kernels::Flex || slopes.dtype() != DType::F32 {
+        return Err(input);
+    }
+    let output = <Dispatch as FusedActivationOps>::fused_aprelu_apply(
+        input.into_dispatch(),
+        slopes.into_dispatch(),
     );
     Ok(Tensor::from_dispatch(output))
 }
