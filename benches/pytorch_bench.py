@@ -22,11 +22,22 @@ with the ratio PyTorch time / Burn time (above 1: Burn is faster), e.g.
     cargo run --release -p train --bin fmnist -- bench activations --json > burn.json
     python benches/pytorch_bench.py activations --against burn.json
 
+Alternating, which is how every ratio in docs/performance.md is meant to be taken (a CPU's
+speed drifts over minutes, so two runs taken one after the other measure the drift too):
+`--burn BINARY` runs `BINARY bench ... --json` itself, `--rounds` times (default 5), in turns
+with its own measurement (Burn first in odd rounds, PyTorch first in even ones), and prints each
+side's median and the median ratio with its range over the rounds:
+
+    cargo build --release -p train
+    python benches/pytorch_bench.py activations --burn target/release/fmnist --rounds 5
+    python benches/pytorch_bench.py train --model cnn --activation relu --burn target/release/fmnist
+
 Threads: PyTorch's default (one per core), like Burn's rayon pool. Run both on an idle machine.
 """
 import argparse
 import json
 import resource
+import subprocess
 import statistics
 import sys
 import time
@@ -165,6 +176,77 @@ def side_by_side(what, torch_rows, path):
                   f"torch {t['train_images_per_second']:>7.0f} img/s, ratio {ratio:.2f}")
 
 
+def burn_rows(binary, what, args, names):
+    """One `fmnist bench` run with the same settings, as rows keyed by activation."""
+    command = [binary, "bench", what, "--json"]
+    if what == "activations":
+        command += ["--repeats", str(args.repeats)]
+    else:
+        command += ["--model", args.model, "--batch-size", str(args.batch_size),
+                    "--warmup", str(args.warmup), "--steps", str(args.steps)]
+    for name in names:
+        # Burn's label for GELU's tanh form is a TOML table.
+        command += ["--activation", '{ kind = "gelu", approximate = "tanh" }'
+                    if name == "gelu(approximate=tanh)" else name]
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    return {row["activation"]: row for row in json.loads(result.stdout)}
+
+
+def alternate(what, args, names, measure):
+    """`--rounds` turns of both sides; per activation, each side's median and the ratios."""
+    rounds = []
+    for round_index in range(args.rounds):
+        if round_index % 2 == 0:
+            burn = burn_rows(args.burn, what, args, names)
+            torch_rows = {r["activation"]: r for r in measure()}
+        else:
+            torch_rows = {r["activation"]: r for r in measure()}
+            burn = burn_rows(args.burn, what, args, names)
+        rounds.append((burn, torch_rows))
+        print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
+    keys = (["forward_ms", "forward_backward_ms"] if what == "activations"
+            else ["train_images_per_second"])
+    summary = []
+    for name in names:
+        pairs = [(b[name], t[name]) for b, t in rounds if name in b and name in t]
+        if not pairs:
+            continue
+        row = {"activation": name, "rounds": len(pairs)}
+        for key in keys:
+            burn_values = [b[key] for b, _ in pairs]
+            torch_values = [t[key] for _, t in pairs]
+            # Above 1: Burn faster (PyTorch's time over Burn's, or Burn's rate over PyTorch's).
+            ratios = [(t / b if key.endswith("_ms") else b / t)
+                      for b, t in zip(burn_values, torch_values)]
+            row[key] = {"burn": statistics.median(burn_values),
+                        "torch": statistics.median(torch_values),
+                        "ratio": statistics.median(ratios),
+                        "ratio_min": min(ratios), "ratio_max": max(ratios)}
+        summary.append(row)
+    return summary
+
+
+def print_alternating(what, summary):
+    if what == "activations":
+        print(f"{'activation':<24} {'fwd burn':>9} {'torch':>7} {'ratio [range]':>19}   "
+              f"{'fwd+bwd burn':>12} {'torch':>7} {'ratio [range]':>19}")
+        for row in summary:
+            f, fb = row["forward_ms"], row["forward_backward_ms"]
+            print(f"{row['activation']:<24} {f['burn']:>9.2f} {f['torch']:>7.2f} "
+                  f"{f['ratio']:>5.2f} [{f['ratio_min']:.2f}–{f['ratio_max']:.2f}]   "
+                  f"{fb['burn']:>12.2f} {fb['torch']:>7.2f} "
+                  f"{fb['ratio']:>5.2f} [{fb['ratio_min']:.2f}–{fb['ratio_max']:.2f}]")
+        print(f"\nms, medians over {summary[0]['rounds'] if summary else 0} alternating rounds; "
+              "ratio = PyTorch time / Burn time (>= 1: Burn at least as fast), median [range]")
+    else:
+        for row in summary:
+            r = row["train_images_per_second"]
+            print(f"{row['activation']:<16} burn {r['burn']:>7.0f} img/s, torch {r['torch']:>7.0f} "
+                  f"img/s, ratio {r['ratio']:.2f} [{r['ratio_min']:.2f}–{r['ratio_max']:.2f}]")
+        print(f"\nmedians over {summary[0]['rounds'] if summary else 0} alternating rounds; "
+              "ratio = Burn img/s / PyTorch img/s, median [range]")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -173,6 +255,8 @@ def main():
     acts.add_argument("--repeats", type=int, default=10)
     acts.add_argument("--json", action="store_true")
     acts.add_argument("--against", metavar="FILE", help="fmnist bench activations --json output")
+    acts.add_argument("--burn", metavar="BINARY", help="the fmnist binary, to alternate with it")
+    acts.add_argument("--rounds", type=int, default=5, help="alternating rounds with --burn")
     train = sub.add_parser("train")
     train.add_argument("--model", choices=["cnn", "mlp", "resnet"], default="cnn")
     train.add_argument("--activation", action="append",
@@ -182,19 +266,34 @@ def main():
     train.add_argument("--steps", type=int, default=40)
     train.add_argument("--json", action="store_true")
     train.add_argument("--against", metavar="FILE", help="fmnist bench train --json output")
+    train.add_argument("--burn", metavar="BINARY", help="the fmnist binary, to alternate with it")
+    train.add_argument("--rounds", type=int, default=5, help="alternating rounds with --burn")
     args = parser.parse_args()
 
     if args.what == "activations":
         names = args.activation or [n for n in ACTIVATIONS if n != "relu"]
-        rows = bench_activations(names, args.repeats)
-        if not args.json and not args.against:
+        measure = lambda: bench_activations(names, args.repeats)  # noqa: E731
+    else:
+        names = args.activation or ["relu", "gelu"]
+        measure = lambda: [  # noqa: E731
+            bench_train(args.model, n, args.batch_size, args.warmup, args.steps) for n in names]
+    if args.burn:
+        summary = alternate(args.what, args, names, measure)
+        if args.json:
+            json.dump(summary, sys.stdout, indent=2)
+            print()
+        else:
+            print_alternating(args.what, summary)
+            print(f"\nPyTorch {torch.__version__}, {torch.get_num_threads()} threads, "
+                  f"{torch.backends.cpu.get_cpu_capability()}")
+        return
+    rows = measure()
+    if not args.json and not args.against:
+        if args.what == "activations":
             print(f"{'activation':<24} {'fwd ms':>10} {'fwd+bwd ms':>12}")
             for r in rows:
                 print(f"{r['activation']:<24} {r['forward_ms']:>10.2f} {r['forward_backward_ms']:>12.2f}")
-    else:
-        names = args.activation or ["relu", "gelu"]
-        rows = [bench_train(args.model, n, args.batch_size, args.warmup, args.steps) for n in names]
-        if not args.json and not args.against:
+        else:
             for r in rows:
                 print(
                     f"{r['activation']:<16} batch {r['batch_size']:>4}: "
