@@ -98,17 +98,38 @@ fn every_kernel_equals_its_composite_on_3d_inputs_with_random_gradients() {
 /// device fail instead of skip, as in the golden tests).
 #[test]
 fn every_cube_kernel_equals_its_composite_on_wgpu() {
+    if let Some(device) = wgpu_device() {
+        check_every_kernel(device);
+    }
+}
+
+/// PReLU's and APReLU's Cube kernels (per-channel, shared and per-sample slopes, with their
+/// reductions) against the composite, on wgpu.
+#[test]
+fn prelu_and_aprelu_cube_kernels_equal_their_composites_on_wgpu() {
+    if let Some(device) = wgpu_device() {
+        prelu_layouts(&device);
+        aprelu_shapes(&device);
+    }
+}
+
+/// The wgpu device with autodiff, or `None` (a skip) when there is none, unless
+/// `ACTIVATIONS_REQUIRE_WGPU=1`.
+fn wgpu_device() -> Option<Device> {
     let probe = std::panic::catch_unwind(|| {
         let device = Device::wgpu(activations::burn::tensor::DeviceKind::DefaultDevice);
         let _ = values(Tensor::<1>::from_floats([1.0, 2.0], &device).exp());
         device
     });
     match probe {
-        Ok(device) => check_every_kernel(device.autodiff()),
+        Ok(device) => Some(device.autodiff()),
         Err(_) if std::env::var("ACTIVATIONS_REQUIRE_WGPU").is_ok_and(|v| v == "1") => {
             panic!("ACTIVATIONS_REQUIRE_WGPU=1 but no wgpu device was found")
         }
-        Err(_) => eprintln!("skipped: no wgpu device"),
+        Err(_) => {
+            eprintln!("skipped: no wgpu device");
+            None
+        }
     }
 }
 
@@ -163,8 +184,8 @@ fn a_unique_input_is_reused_and_the_result_is_right() {
     assert_close("sigmoid in place", &values(y), &expected);
 }
 
-fn prelu_case(per_channel: bool, shape: Vec<usize>) {
-    let device = device();
+fn prelu_case(device: &Device, per_channel: bool, shape: Vec<usize>) {
+    let device = device.clone();
     let channels = shape[1];
     let input: Tensor<4> = Tensor::random(
         [shape[0], shape[1], shape[2], shape[3]],
@@ -215,11 +236,15 @@ fn prelu_case(per_channel: bool, shape: Vec<usize>) {
 
 #[test]
 fn prelu_matches_for_every_layout() {
-    prelu_case(true, vec![3, 5, 4, 6]); // [N, C, H, W]: runs of one channel
-    prelu_case(true, vec![70, 12, 1, 1]); // [N, C]-like: rows of all channels
-    prelu_case(false, vec![2, 3, 5, 7]); // one shared slope
+    prelu_layouts(&device());
+}
+
+fn prelu_layouts(device: &Device) {
+    prelu_case(device, true, vec![3, 5, 4, 6]); // [N, C, H, W]: runs of one channel
+    prelu_case(device, true, vec![70, 12, 1, 1]); // [N, C]-like: rows of all channels
+    prelu_case(device, false, vec![2, 3, 5, 7]); // one shared slope
     // Channel runs longer than the kernel's 1024-element blocks, split across parallel tasks.
-    prelu_case(true, vec![2, 3, 150, 150]);
+    prelu_case(device, true, vec![2, 3, 150, 150]);
 }
 
 /// An infinite upstream gradient where x > 0 reaches the input gradient but adds nothing to the
@@ -271,8 +296,8 @@ fn prelu_slope_gradient_ignores_gradients_of_positive_inputs() {
 /// mode (batch statistics): the output, the input gradient, every parameter's gradient and the
 /// running statistics, under a random upstream gradient. Exact zeros in the input check the
 /// tie (the reference's gradient goes to the negative part at x = 0).
-fn aprelu_case<const D: usize>(shape: [usize; D]) {
-    let device = device();
+fn aprelu_case<const D: usize>(device: &Device, shape: [usize; D]) {
+    let device = device.clone();
     let data_device = Device::flex();
     data_device.seed(11);
     let len: usize = shape.iter().product();
@@ -356,10 +381,14 @@ fn aprelu_case<const D: usize>(shape: [usize; D]) {
 
 #[test]
 fn aprelu_matches_its_composite_in_training() {
-    aprelu_case([6, 8]); // [N, C], as in an MLP: rows of one element
-    aprelu_case([5, 4, 7, 9]); // [N, C, H, W]
-    aprelu_case([3, 2, 40, 40]); // rows longer than the kernels' 1024-element blocks
-    aprelu_case([4, 3, 5]); // [N, C, L]
+    aprelu_shapes(&device());
+}
+
+fn aprelu_shapes(device: &Device) {
+    aprelu_case(device, [6, 8]); // [N, C], as in an MLP: rows of one element
+    aprelu_case(device, [5, 4, 7, 9]); // [N, C, H, W]
+    aprelu_case(device, [8, 2, 40, 40]); // rows longer than the kernels' 1024-element blocks
+    aprelu_case(device, [4, 3, 5]); // [N, C, L]
 }
 
 #[test]

@@ -19,6 +19,9 @@ use crate::hardsigmoid::ONE_SIXTH;
 use crate::hardswish::ONE_THIRD;
 use crate::softplus::SoftplusFormula;
 
+// PReLU and APReLU, whose kernels read a slope per channel or per sample and channel.
+mod channel;
+
 /// Formula codes (comptime): the kernel is compiled once per code.
 const SIGMOID: u32 = 0;
 const TANH: u32 = 1;
@@ -255,16 +258,16 @@ impl FusedActivationOps for CubeBackend {
         launch(op, input, None)
     }
 
-    fn fused_prelu(_input: CubeTensor, _weight: CubeTensor) -> CubeTensor {
-        unreachable!("fused::prelu routes only Flex tensors to the extension")
+    fn fused_prelu(input: CubeTensor, weight: CubeTensor) -> CubeTensor {
+        channel::prelu(input, weight)
     }
 
-    fn fused_aprelu_squeeze(_input: CubeTensor) -> CubeTensor {
-        unreachable!("fused::aprelu_squeeze routes only Flex tensors to the extension")
+    fn fused_aprelu_squeeze(input: CubeTensor) -> CubeTensor {
+        channel::aprelu_squeeze(input)
     }
 
-    fn fused_aprelu_apply(_input: CubeTensor, _slopes: CubeTensor) -> CubeTensor {
-        unreachable!("fused::aprelu_apply routes only Flex tensors to the extension")
+    fn fused_aprelu_apply(input: CubeTensor, slopes: CubeTensor) -> CubeTensor {
+        channel::aprelu_apply(input, slopes)
     }
 }
 
@@ -274,22 +277,22 @@ impl FusedActivationBackward for CubeBackend {
     }
 
     fn fused_prelu_backward(
-        _input: CubeTensor,
-        _weight: CubeTensor,
-        _grad: CubeTensor,
+        input: CubeTensor,
+        weight: CubeTensor,
+        grad: CubeTensor,
     ) -> (CubeTensor, CubeTensor) {
-        unreachable!("fused::prelu routes only Flex tensors to the extension")
+        channel::prelu_backward(input, weight, grad)
     }
 
-    fn fused_aprelu_squeeze_backward(_input: CubeTensor, _grad: CubeTensor) -> CubeTensor {
-        unreachable!("fused::aprelu_squeeze routes only Flex tensors to the extension")
+    fn fused_aprelu_squeeze_backward(input: CubeTensor, grad: CubeTensor) -> CubeTensor {
+        channel::aprelu_squeeze_backward(input, grad)
     }
 
     fn fused_aprelu_apply_backward(
-        _input: CubeTensor,
-        _slopes: CubeTensor,
-        _grad: CubeTensor,
+        input: CubeTensor,
+        slopes: CubeTensor,
+        grad: CubeTensor,
     ) -> (CubeTensor, CubeTensor) {
-        unreachable!("fused::aprelu_apply routes only Flex tensors to the extension")
+        channel::aprelu_apply_backward(input, slopes, grad)
     }
 }

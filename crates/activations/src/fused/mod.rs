@@ -7,12 +7,15 @@
 //!   (`autodiff.rs`) that calls [`FusedActivationBackward`].
 //! - [`Formula`]: an activation's scalar value and backward, declared with `formula!` in the
 //!   activation's own file; `kernels.rs`: the SIMD/rayon loops that run them (and maps each
-//!   [`Pointwise`] to its formula); `math.rs`: vectorisable `exp`, `tanh`, `erf`, `log1p`.
+//!   [`Pointwise`] to its formula), `kernels/channel.rs`: PReLU's and APReLU's loops, whose
+//!   slopes vary by channel or by sample and channel; `math.rs`: vectorisable `exp`, `tanh`,
+//!   `erf`, `log1p`.
 //! - `cube.rs`: the same element-wise formulas as one CubeCL kernel for the Cube backends
-//!   (wgpu, cuda; PReLU and softsign stay composite there).
-//! - [`pointwise`], [`prelu`], [`aprelu_squeeze`] and [`aprelu_apply`]: what the modules call. They use the fused path when the
-//!   tensor is f32 on Flex or a Cube backend (with or without autodiff) and hand the input back
-//!   otherwise, so the module falls back to its composite formulation (ndarray, other dtypes).
+//!   (wgpu, cuda; softsign stays composite there), `cube/channel.rs`: PReLU and APReLU.
+//! - [`pointwise`], [`prelu`], [`aprelu_squeeze`] and [`aprelu_apply`]: what the modules call.
+//!   They use the fused path when the tensor is f32 on Flex or a Cube backend (with or without
+//!   autodiff) and hand the input back otherwise, so the module falls back to its composite
+//!   formulation (ndarray, other dtypes).
 //!
 //! [`without_fused`] runs a closure with the fused path off on this thread, for comparisons
 //! (`fmnist bench activations`); `ACTIVATIONS_FUSED=0` turns it off for the whole process.
@@ -148,7 +151,7 @@ enum Kernels {
     None,
     /// Flex: every op.
     Flex,
-    /// The Cube backends (wgpu, cuda): the element-wise ops.
+    /// The Cube backends (wgpu, cuda): every op but softsign.
     #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
     Cube,
 }
@@ -199,7 +202,7 @@ pub fn pointwise<const D: usize>(input: Tensor<D>, op: Pointwise) -> Result<Tens
 pub fn prelu<const D: usize>(input: Tensor<D>, weight: Tensor<1>) -> Result<Tensor<D>, Tensor<D>> {
     let channels = weight.dims()[0];
     let fits = channels == 1 || (D >= 2 && input.dims()[1] == channels);
-    if !fits || kernels_for(&input) != Kernels::Flex || weight.dtype() != DType::F32 {
+    if !fits || kernels_for(&input) == Kernels::None || weight.dtype() != DType::F32 {
         return Err(input);
     }
     let output = <Dispatch as FusedActivationOps>::fused_prelu(
@@ -213,7 +216,7 @@ pub fn prelu<const D: usize>(input: Tensor<D>, weight: Tensor<1>) -> Result<Tens
 /// (first `C` columns) and of `min(x, 0)` over each sample's channel, in one pass; `None` when
 /// there is no kernel for the tensor (then neither is there one for [`aprelu_apply`]).
 pub fn aprelu_squeeze<const D: usize>(input: &Tensor<D>) -> Option<Tensor<2>> {
-    if D < 2 || kernels_for(input) != Kernels::Flex {
+    if D < 2 || kernels_for(input) == Kernels::None {
         return None;
     }
     let summary =
@@ -232,7 +235,7 @@ pub fn aprelu_apply<const D: usize>(
 ) -> Result<Tensor<D>, Tensor<D>> {
     let dims = input.dims();
     let fits = D >= 2 && slopes.dims() == [dims[0], dims[1]];
-    if !fits || kernels_for(&input) != Kernels::Flex || slopes.dtype() != DType::F32 {
+    if !fits || kernels_for(&input) == Kernels::None || slopes.dtype() != DType::F32 {
         return Err(input);
     }
     let output = <Dispatch as FusedActivationOps>::fused_aprelu_apply(
