@@ -4,7 +4,7 @@
 //! layouts. `tests/golden.rs` checks both paths against PyTorch itself.
 
 use activations::burn::module::Module;
-use activations::burn::tensor::{Device, Distribution, Tensor, TensorData};
+use activations::burn::tensor::{Device, Tensor, TensorData};
 use activations::fused::{self, Pointwise, without_fused};
 use activations::{ActivationConfig, PReluConfig};
 
@@ -65,19 +65,9 @@ fn run(config: &ActivationConfig, input: &Tensor<3>, upstream: &Tensor<3>) -> Ve
 
 /// Every kernel against the composite on `device`, including special values.
 fn check_every_kernel(device: Device) {
-    let data_device = Device::flex();
-    data_device.seed(3);
-    let mut data: Vec<f32> =
-        Tensor::<1>::random([4 * 6 * 9], Distribution::Normal(0.0, 4.0), &data_device)
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+    let mut data: Vec<f32> = host_normal(4 * 6 * 9, 3).iter().map(|v| 4.0 * v).collect();
     data[..8].copy_from_slice(&[0.0, -0.0, 3.0, -3.0, 25.0, -25.0, 1e-4, f32::NAN]);
-    let upstream: Vec<f32> =
-        Tensor::<1>::random([4 * 6 * 9], Distribution::Normal(0.0, 1.0), &data_device)
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+    let upstream = host_normal(4 * 6 * 9, 4);
     let input = Tensor::<3>::from_data(TensorData::new(data, [4, 6, 9]), &device);
     let upstream = Tensor::<3>::from_data(TensorData::new(upstream, [4, 6, 9]), &device);
     for config in configs() {
@@ -109,7 +99,10 @@ fn every_cube_kernel_equals_its_composite_on_wgpu() {
 fn prelu_and_aprelu_cube_kernels_equal_their_composites_on_wgpu() {
     if let Some(device) = wgpu_device() {
         prelu_layouts(&device);
-        aprelu_shapes(&device);
+        // The GPU's composite reductions sum in another order than the kernels', and the batch
+        // norms in training mode (over 4 to 8 samples) amplify the squeeze's rounding: 1e-4
+        // still fails a slope gradient or mean off by 0.1%.
+        aprelu_shapes(&device, 1e-4);
     }
 }
 
@@ -136,7 +129,8 @@ fn wgpu_device() -> Option<Device> {
 #[test]
 fn strided_views_are_read_in_logical_order() {
     let device = device();
-    let base = Tensor::<3>::random([5, 4, 6], Distribution::Normal(0.0, 3.0), &device);
+    let values_3: Vec<f32> = host_normal(5 * 4 * 6, 8).iter().map(|v| 3.0 * v).collect();
+    let base = Tensor::<3>::from_data(TensorData::new(values_3, [5, 4, 6]), &device);
     // A permuted and a sliced view: neither is contiguous.
     for view in [base.clone().swap_dims(0, 2), base.clone().narrow(2, 1, 4)] {
         let expected = without_fused(|| view.clone().tanh());
@@ -149,7 +143,10 @@ fn strided_views_are_read_in_logical_order() {
 #[test]
 fn a_shared_input_is_never_overwritten() {
     let device = Device::flex();
-    let x = Tensor::<2>::random([64, 300], Distribution::Normal(0.0, 1.0), &device);
+    let x = Tensor::<2>::from_data(
+        TensorData::new(host_normal(64 * 300, 9), [64, 300]),
+        &device,
+    );
     let before = values(x.clone());
     for op in [
         Pointwise::Sigmoid,
@@ -187,12 +184,10 @@ fn a_unique_input_is_reused_and_the_result_is_right() {
 fn prelu_case(device: &Device, per_channel: bool, shape: Vec<usize>) {
     let device = device.clone();
     let channels = shape[1];
-    let input: Tensor<4> = Tensor::random(
-        [shape[0], shape[1], shape[2], shape[3]],
-        Distribution::Normal(0.0, 1.0),
-        &device,
-    );
-    let upstream: Tensor<4> = Tensor::random(input.dims(), Distribution::Normal(0.0, 1.0), &device);
+    let dims = [shape[0], shape[1], shape[2], shape[3]];
+    let len = shape.iter().product();
+    let input = Tensor::<4>::from_data(TensorData::new(host_normal(len, 1), dims), &device);
+    let upstream = Tensor::<4>::from_data(TensorData::new(host_normal(len, 2), dims), &device);
     let module = PReluConfig {
         per_channel,
         ..PReluConfig::default()
@@ -296,26 +291,22 @@ fn prelu_slope_gradient_ignores_gradients_of_positive_inputs() {
 /// mode (batch statistics): the output, the input gradient, every parameter's gradient and the
 /// running statistics, under a random upstream gradient. Exact zeros in the input check the
 /// tie (the reference's gradient goes to the negative part at x = 0).
-fn aprelu_case<const D: usize>(device: &Device, shape: [usize; D]) {
+/// `tolerance`: relative to the largest value of each tensor.
+fn aprelu_case<const D: usize>(device: &Device, shape: [usize; D], tolerance: f32) {
     let device = device.clone();
-    let data_device = Device::flex();
-    data_device.seed(11);
+    // Host-side data: the device RNG is shared with the tests running beside this one, so its
+    // draws would differ from run to run.
     let len: usize = shape.iter().product();
-    let mut data: Vec<f32> =
-        Tensor::<1>::random([len], Distribution::Normal(0.0, 1.0), &data_device)
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+    let mut data = host_normal(len, 11);
     for v in data.iter_mut().step_by(7) {
         *v = 0.0;
     }
-    let upstream: Vec<f32> =
-        Tensor::<1>::random([len], Distribution::Normal(0.0, 1.0), &data_device)
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+    let upstream = host_normal(len, 12);
     let input = Tensor::<D>::from_data(TensorData::new(data, shape), &device);
     let upstream = Tensor::<D>::from_data(TensorData::new(upstream, shape), &device);
+    // The initialisation is the one draw from the device's RNG left in this file, so seeding it
+    // makes the weights the same in every run.
+    device.seed(5);
     let module = activations::AprReluConfig {
         reduction: 2,
         ..Default::default()
@@ -372,23 +363,44 @@ fn aprelu_case<const D: usize>(device: &Device, shape: [usize; D]) {
         };
         for (i, (a, e)) in a.iter().zip(e).enumerate() {
             assert!(
-                (a - e).abs() <= 2e-5 * scale,
+                (a - e).abs() <= tolerance * scale,
                 "aprelu {shape:?} {name}[{i}]: fused {a}, composite {e}"
             );
         }
     }
 }
 
-#[test]
-fn aprelu_matches_its_composite_in_training() {
-    aprelu_shapes(&device());
+/// `len` standard normal values from a fixed seed (xorshift and Box-Muller), the same in every
+/// run whatever else runs.
+fn host_normal(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // In (0, 1]: never 0, whose logarithm Box-Muller would take.
+        ((state >> 40) as f64 + 1.0) / (1u64 << 24) as f64
+    };
+    (0..len)
+        .map(|_| {
+            let (u, v) = (uniform(), uniform());
+            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+        })
+        .collect()
 }
 
-fn aprelu_shapes(device: &Device) {
-    aprelu_case(device, [6, 8]); // [N, C], as in an MLP: rows of one element
-    aprelu_case(device, [5, 4, 7, 9]); // [N, C, H, W]
-    aprelu_case(device, [8, 2, 40, 40]); // rows longer than the kernels' 1024-element blocks
-    aprelu_case(device, [4, 3, 5]); // [N, C, L]
+#[test]
+fn aprelu_matches_its_composite_in_training() {
+    aprelu_shapes(&device(), 2e-5);
+}
+
+fn aprelu_shapes(device: &Device, tolerance: f32) {
+    // [N, C], as in an MLP: rows of one element
+    aprelu_case(device, [6, 8], tolerance);
+    aprelu_case(device, [5, 4, 7, 9], tolerance); // [N, C, H, W]
+    // Rows longer than the Flex kernels' 1024-element blocks.
+    aprelu_case(device, [8, 2, 40, 40], tolerance);
+    aprelu_case(device, [4, 3, 5], tolerance); // [N, C, L]
 }
 
 #[test]
@@ -419,12 +431,7 @@ fn other_dtypes_and_backends_fall_back() {
 #[test]
 fn every_formula_derivative_equals_the_composite_gradient() {
     let device = Device::flex().autodiff();
-    let data_device = Device::flex();
-    data_device.seed(7);
-    let xs: Vec<f32> = Tensor::<1>::random([512], Distribution::Normal(0.0, 3.0), &data_device)
-        .into_data()
-        .try_to_vec()
-        .unwrap();
+    let xs: Vec<f32> = host_normal(512, 7).iter().map(|v| 3.0 * v).collect();
     let mut list = ActivationConfig::catalog();
     list.extend(configs());
     for config in list.iter().filter(|c| c.is_elementwise()) {
@@ -436,7 +443,7 @@ fn every_formula_derivative_equals_the_composite_gradient() {
         let derivative = activation
             .derivative(Tensor::<1>::from_data(
                 TensorData::new(xs.clone(), [xs.len()]),
-                &data_device,
+                &Device::flex(),
             ))
             .expect("element-wise kinds have a derivative");
         assert_close(

@@ -99,13 +99,7 @@ pub(crate) fn prelu_backward(
                 let w = weight[channel];
                 let (s, e) = (start - base, end - base);
                 let mut sum = 0.0f64;
-                prelu_backward_run(
-                    isa,
-                    &x[s..e],
-                    &mut g[s..e],
-                    &mut sum,
-                    Closure(move |gv| gv * w),
-                );
+                slope_backward_run(isa, &x[s..e], &mut g[s..e], &mut sum, PreluRule(w));
                 sums[channel] += sum;
             });
         }
@@ -126,11 +120,51 @@ pub(crate) fn prelu_backward(
     sums.into_iter().map(|s| s as f32).collect()
 }
 
-// One channel's run of PReLU's backward in a single pass over `x` and `grad`: `grad` becomes
-// `x > 0 ? grad : scale(grad)` in place, and `total` gains `Σ_{x <= 0} x · grad` (the slope's
-// gradient), summed in 16 f32 lanes over blocks of 1024 and the blocks in f64. Reading both
-// tensors once, with the sum vectorised, is what keeps PReLU near leaky_relu's cost.
-simd_loop!(prelu_backward_run, (x: &[f32], grad: &mut [f32], total: &mut f64), scale: Unary, {
+/// The per-element rule of a slope's backward: the input gradient where `x <= 0`, and the
+/// term each element adds to the slope's gradient.
+pub(crate) trait SlopeRule: Copy + Send + Sync {
+    fn scaled(self, grad: f32) -> f32;
+    fn term(self, x: f32, grad: f32) -> f32;
+}
+
+/// PyTorch's PReLU: the slope's gradient sums `x > 0 ? 0 : x · grad`. Where x > 0 the term is
+/// -0.0, which leaves every sum unchanged (+0.0 would turn a -0.0 sum into +0.0): then LLVM
+/// needs no blend of two sums and keeps the lanes in a register, not on the stack behind masked
+/// stores (3× slower). An infinite `grad` where x > 0 adds nothing, as in PyTorch.
+#[derive(Clone, Copy)]
+struct PreluRule(f32);
+impl SlopeRule for PreluRule {
+    #[inline(always)]
+    fn scaled(self, grad: f32) -> f32 {
+        grad * self.0
+    }
+    #[inline(always)]
+    fn term(self, x: f32, grad: f32) -> f32 {
+        if x > 0.0 { -0.0 } else { x * grad }
+    }
+}
+
+/// APReLU's reference, `max(x, 0) + α · min(x, 0)`: α's gradient sums `min(x, 0) · grad`, so an
+/// infinite or NaN `grad` where x > 0 makes it NaN (0 · inf), as in PyTorch.
+#[derive(Clone, Copy)]
+struct AprReluRule(f32);
+impl SlopeRule for AprReluRule {
+    #[inline(always)]
+    fn scaled(self, grad: f32) -> f32 {
+        grad * self.0
+    }
+    #[inline(always)]
+    fn term(self, x: f32, grad: f32) -> f32 {
+        (if x > 0.0 { 0.0 } else { x }) * grad
+    }
+}
+
+// One run of a slope's backward in a single pass over `x` and `grad`: `grad` becomes
+// `x > 0 ? grad : rule.scaled(grad)` in place (`x > 0` is false for NaN: it takes the slope, as
+// in PyTorch), and `total` gains the sum of `rule.term(x, grad)`, in 16 f32 lanes over blocks of
+// 1024 and the blocks in f64. Reading both tensors once, with the sum vectorised, is what keeps
+// PReLU near leaky_relu's cost.
+simd_loop!(slope_backward_run, (x: &[f32], grad: &mut [f32], total: &mut f64), rule: SlopeRule, {
     const LANES: usize = 16;
     for (xb, gb) in x.chunks(1024).zip(grad.chunks_mut(1024)) {
         let mut lanes = [0.0f32; LANES];
@@ -142,23 +176,17 @@ simd_loop!(prelu_backward_run, (x: &[f32], grad: &mut [f32], total: &mut f64), s
             let gl: &mut [f32; LANES] = gl.try_into().expect("exact chunk");
             for j in 0..LANES {
                 let (v, gv) = (xl[j], gl[j]);
-                // Where x > 0 the term is -0.0, which leaves every sum unchanged (+0.0 would
-                // turn a -0.0 sum into +0.0): then LLVM needs no blend of two sums and keeps
-                // the lanes in a register, not on the stack behind masked stores (3× slower).
-                let positive = v > 0.0;
-                lanes[j] += if positive { -0.0 } else { v * gv };
-                let scaled = scale.call(gv);
-                gl[j] = if positive { gv } else { scaled };
+                lanes[j] += rule.term(v, gv);
+                let scaled = rule.scaled(gv);
+                gl[j] = if v > 0.0 { gv } else { scaled };
             }
         }
         let mut block = lanes.iter().map(|&l| l as f64).sum::<f64>();
         for (&v, gv) in xs.remainder().iter().zip(gs.into_remainder()) {
-            // `x > 0` is false for NaN: it takes the slope, as in PyTorch.
-            if v > 0.0 {
-                continue;
+            block += rule.term(v, *gv) as f64;
+            if !(v > 0.0) {
+                *gv = rule.scaled(*gv);
             }
-            block += (v * *gv) as f64;
-            *gv = scale.call(*gv);
         }
         *total += block;
     }
@@ -249,7 +277,7 @@ simd_loop!(split_sums, (x: &[f32], sums: &mut [f64; 2]), _unused: Unary, {
             let xl: &[f32; LANES] = xl.try_into().expect("exact chunk");
             for j in 0..LANES {
                 let v = xl[j];
-                // -0.0 leaves a sum unchanged, so LLVM adds under a mask (see prelu_backward_run).
+                // -0.0 leaves a sum unchanged, so LLVM adds under a mask (see `PreluRule`).
                 let is_positive = v > 0.0;
                 positive[j] += if is_positive { v } else { -0.0 };
                 negative[j] += if is_positive { -0.0 } else { v };
@@ -361,7 +389,7 @@ pub(crate) fn aprelu_apply_backward(
             let rows = g.chunks_mut(inner).zip(x.chunks(inner));
             for ((da, (g_row, x_row)), &a) in slope_grad.iter_mut().zip(rows).zip(slopes) {
                 let mut sum = 0.0f64;
-                slope_backward_run(isa, x_row, g_row, &mut sum, Closure(move |gv| gv * a));
+                slope_backward_run(isa, x_row, g_row, &mut sum, AprReluRule(a));
                 *da = sum as f32;
             }
         });
@@ -376,37 +404,5 @@ simd_loop!(elementwise_slopes_backward,
         let positive = v > 0.0;
         *da = if positive { 0.0 } else { v } * gv;
         *g = if positive { gv } else { gv * a };
-    }
-});
-
-// One row of APReLU's backward in a single pass, as `prelu_backward_run` but with the
-// reference's `min(x, 0) · grad` as the slope's term, so an infinite or NaN upstream gradient
-// where x > 0 reaches the slope's gradient as NaN (0 · inf), as in PyTorch.
-simd_loop!(slope_backward_run, (x: &[f32], grad: &mut [f32], total: &mut f64), scale: Unary, {
-    const LANES: usize = 16;
-    for (xb, gb) in x.chunks(1024).zip(grad.chunks_mut(1024)) {
-        let mut lanes = [0.0f32; LANES];
-        let mut xs = xb.chunks_exact(LANES);
-        let mut gs = gb.chunks_exact_mut(LANES);
-        for (xl, gl) in (&mut xs).zip(&mut gs) {
-            let xl: &[f32; LANES] = xl.try_into().expect("exact chunk");
-            let gl: &mut [f32; LANES] = gl.try_into().expect("exact chunk");
-            for j in 0..LANES {
-                let (v, gv) = (xl[j], gl[j]);
-                let positive = v > 0.0;
-                lanes[j] += if positive { 0.0 } else { v } * gv;
-                let scaled = scale.call(gv);
-                gl[j] = if positive { gv } else { scaled };
-            }
-        }
-        let mut block = lanes.iter().map(|&l| l as f64).sum::<f64>();
-        for (&v, gv) in xs.remainder().iter().zip(gs.into_remainder()) {
-            let positive = v > 0.0;
-            block += (if positive { 0.0 } else { v } * *gv) as f64;
-            if !positive {
-                *gv = scale.call(*gv);
-            }
-        }
-        *total += block;
     }
 });
