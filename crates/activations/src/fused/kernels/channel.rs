@@ -184,7 +184,7 @@ simd_loop!(slope_backward_run, (x: &[f32], grad: &mut [f32], total: &mut f64), r
         let mut block = lanes.iter().map(|&l| l as f64).sum::<f64>();
         for (&v, gv) in xs.remainder().iter().zip(gs.into_remainder()) {
             block += rule.term(v, *gv) as f64;
-            if !(v > 0.0) {
+            if v.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                 *gv = rule.scaled(*gv);
             }
         }
