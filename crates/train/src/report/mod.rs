@@ -326,9 +326,25 @@ mod tests {
         let png = std::fs::read(out.path().join("curves.png")).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+        assert!(
+            report.contains("2 runs: 2 activations × 1 seed(s)."),
+            "{report}"
+        );
         let relu_row = report.find("| 1 | `relu`").expect("relu ranks first");
         assert!(report[relu_row..].contains("`sigmoid`"), "{report}");
         assert!(report.contains("![confusion](confusion.png)"));
+        // A sweep still running: the header says the seeds are uneven, not "2 seed(s)".
+        let uneven = vec![
+            fake_run("relu", 1, 0.8),
+            fake_run("relu", 2, 0.82),
+            fake_run("sigmoid", 1, 0.7),
+        ];
+        write_report(&uneven, out.path(), "Backend flex.", "relu").unwrap();
+        let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+        assert!(
+            report.contains("3 runs: 2 activations × 1–2 seeds (uneven"),
+            "{report}"
+        );
         assert!(
             write_report(&[], out.path(), "", "relu")
                 .unwrap_err()

@@ -83,6 +83,18 @@ fn ratio_cell(ratio: f64) -> String {
     }
 }
 
+/// `3 seed(s)`, or `1–3 seeds (uneven: ...)` when the
+/// activations have different numbers of finished runs.
+fn seeds_phrase(results: &[ActivationResult]) -> String {
+    let counts = results.iter().map(|r| r.seeds.len());
+    let (low, high) = (counts.clone().min().unwrap_or(0), counts.max().unwrap_or(0));
+    if low == high {
+        format!("{high} seed(s)")
+    } else {
+        format!("{low}–{high} seeds (uneven: some runs have not finished)")
+    }
+}
+
 fn percent(value: Option<f64>) -> String {
     value.map_or("–".into(), |v| format!("{:.1}", 100.0 * v))
 }
@@ -102,11 +114,11 @@ pub(crate) fn report_markdown(
     let _ = writeln!(md, "# Activation functions on Fashion-MNIST\n");
     let _ = writeln!(
         md,
-        "{} runs: {} activations × {} seed(s). Each trains the same network ({}) for {} epoch(s) on \
+        "{} runs: {} activations × {}. Each trains the same network ({}) for {} epoch(s) on \
          {} training images with {:?} (lr {}, batch {}), and is tested on {} test images. {}\n",
         runs.len(),
         results.len(),
-        results.iter().map(|r| r.seeds.len()).max().unwrap_or(0),
+        seeds_phrase(results),
         describe_model(base),
         base.train.epochs,
         train_images,
