@@ -177,8 +177,26 @@ fn compare_reports_what_the_learnable_activations_learned() {
         "-q",
     ]);
     assert!(ok, "{text}");
+    assert!(text.contains("3 of 3 runs finished; report"), "{text}");
     assert_eq!(
         std::fs::read(out.join("aprelu-seed1/inspect/summary.json")).unwrap(),
         before
+    );
+    // A config with fewer runs over the same directory: its count is of its own runs (it said
+    // "3 of 1"), and the report still covers the others.
+    let (ok, text) = fmnist(&[
+        "compare",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "compare.activations=[\"relu\"]",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("1 of 1 runs finished (the report also covers 2 more finished run(s)"),
+        "{text}"
     );
 }

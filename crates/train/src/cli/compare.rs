@@ -65,7 +65,13 @@ impl CompareArgs {
         )?;
         let mut finished = ::train::report::collect_runs(std::slice::from_ref(&out))?;
         inspect_learnable(&mut finished, &config.base, backend, quiet)?;
-        let pending = statuses.len() - finished.len().min(statuses.len());
+        // The report takes every finished run in the directory; the count is of this config's.
+        let planned_finished = statuses
+            .iter()
+            .filter(|(run, _)| finished.iter().any(|f| f.dir.ends_with(&run.dir_name)))
+            .count();
+        let others = finished.len() - planned_finished;
+        let pending = statuses.len() - planned_finished;
         ::train::report::write_report(
             &finished,
             &out,
@@ -73,9 +79,14 @@ impl CompareArgs {
             &config.compare.baseline,
         )?;
         println!(
-            "{} of {} runs finished; report: {}{}",
-            finished.len(),
+            "{} of {} runs finished{}; report: {}{}",
+            planned_finished,
             statuses.len(),
+            if others > 0 {
+                format!(" (the report also covers {others} more finished run(s) in the directory)")
+            } else {
+                String::new()
+            },
             out.join("report.md").display(),
             if pending > 0 {
                 format!(
