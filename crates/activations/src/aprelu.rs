@@ -141,22 +141,21 @@ impl AprRelu {
 
     /// The negative slopes `α ∈ (0, 1)`, shape `[N, C]`, that `forward` would apply.
     pub fn slopes<const D: usize>(&self, input: Tensor<D>) -> Tensor<2> {
-        self.excite(self.squeeze(&input))
+        self.check_channels(&input);
+        let summary = fused::aprelu_squeeze(&input).unwrap_or_else(|| {
+            let (pos, neg) = split(input);
+            squeeze_parts(pos, neg)
+        });
+        self.excite(summary)
     }
 
-    /// `[N, 2C]`: the channel means of `max(x, 0)` and of `min(x, 0)`, by the fused kernel when
-    /// there is one (one pass), else composed from Burn's ops.
-    fn squeeze<const D: usize>(&self, input: &Tensor<D>) -> Tensor<2> {
+    fn check_channels<const D: usize>(&self, input: &Tensor<D>) {
         let dims = input.dims();
         let channels = self.channels();
         assert!(
             D >= 2 && dims[1] == channels,
             "APReLU was built for {channels} channels on dim 1, but the input has shape {dims:?}"
         );
-        fused::aprelu_squeeze(input).unwrap_or_else(|| {
-            let (pos, neg) = split(input.clone());
-            Tensor::cat(vec![spatial_mean(pos), spatial_mean(neg)], 1)
-        })
     }
 
     /// The excitation: `[N, 2C]` summary → slopes `[N, C]`.
@@ -165,18 +164,37 @@ impl AprRelu {
         sigmoid(self.bn2.forward(self.fc2.forward(hidden)))
     }
 
-    /// Applies `max(x, 0) + α · min(x, 0)` with the input-dependent slopes `α`.
+    /// Applies `max(x, 0) + α · min(x, 0)` with the input-dependent slopes `α`: fused (one pass
+    /// for the squeeze, one for the result) where the tensor has kernels, else composed from
+    /// Burn's ops with the two parts computed once.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let slopes = self.slopes(input.clone());
-        fused::aprelu_apply(input, slopes.clone()).unwrap_or_else(|input| {
-            let [n, c] = slopes.dims();
-            let mut shape = [1usize; D];
-            shape[0] = n;
-            shape[1] = c;
-            let (pos, neg) = split(input);
-            pos + slopes.reshape(shape) * neg
-        })
+        self.check_channels(&input);
+        if let Some(summary) = fused::aprelu_squeeze(&input) {
+            let slopes = self.excite(summary);
+            return fused::aprelu_apply(input, slopes.clone())
+                .unwrap_or_else(|input| {
+                    let (pos, neg) = split(input);
+                    combine(pos, neg, slopes)
+                });
+        }
+        let (pos, neg) = split(input);
+        let slopes = self.excite(squeeze_parts(pos.clone(), neg.clone()));
+        combine(pos, neg, slopes)
     }
+}
+
+/// `[N, 2C]`: the channel means of the two parts.
+fn squeeze_parts<const D: usize>(pos: Tensor<D>, neg: Tensor<D>) -> Tensor<2> {
+    Tensor::cat(vec![spatial_mean(pos), spatial_mean(neg)], 1)
+}
+
+/// `pos + α · neg`, α of shape `[N, C]` broadcast over the dims after the channels.
+fn combine<const D: usize>(pos: Tensor<D>, neg: Tensor<D>, slopes: Tensor<2>) -> Tensor<D> {
+    let [n, c] = slopes.dims();
+    let mut shape = [1usize; D];
+    shape[0] = n;
+    shape[1] = c;
+    pos + slopes.reshape(shape) * neg
 }
 
 /// `(max(x, 0), min(x, 0))`; at `x = 0` the gradient goes to the negative part (as

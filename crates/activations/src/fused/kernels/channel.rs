@@ -400,9 +400,8 @@ pub(crate) fn aprelu_apply_backward(
 simd_loop!(elementwise_slopes_backward,
     (x: &[f32], slopes: &[f32], grad: &mut [f32], slope_grad: &mut [f32]), _unused: Unary, {
     for (((g, da), &v), &a) in grad.iter_mut().zip(slope_grad.iter_mut()).zip(x).zip(slopes) {
-        let gv = *g;
-        let positive = v > 0.0;
-        *da = if positive { 0.0 } else { v } * gv;
-        *g = if positive { gv } else { gv * a };
+        let (gv, rule) = (*g, AprReluRule(a));
+        *da = rule.term(v, gv);
+        *g = if v > 0.0 { gv } else { rule.scaled(gv) };
     }
 });
