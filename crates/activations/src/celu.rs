@@ -80,6 +80,9 @@ impl ActivationKind for Celu {
     fn formula(&self) -> Option<ExponentialLinearFormula> {
         Some(ExponentialLinearFormula::new(self.alpha, 1.0, 1.0 / self.alpha))
     }
+    fn pointwise(&self) -> Option<crate::fused::Pointwise> {
+        crate::elu::exponential_linear_op(self.alpha, 1.0, 1.0 / self.alpha)
+    }
 }
 
 #[cfg(test)]

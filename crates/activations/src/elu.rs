@@ -79,6 +79,9 @@ impl ActivationKind for Elu {
     fn formula(&self) -> Option<ExponentialLinearFormula> {
         Some(ExponentialLinearFormula::new(self.alpha, 1.0, 1.0))
     }
+    fn pointwise(&self) -> Option<Pointwise> {
+        exponential_linear_op(self.alpha, 1.0, 1.0)
+    }
 }
 
 formula!(
@@ -139,6 +142,17 @@ impl ExponentialLinearFormula {
     }
 }
 
+/// The fused op of the ELU family, when it has one: its backward works from the output, which
+/// needs a positive α to tell the sides apart.
+pub(crate) fn exponential_linear_op(alpha: f64, scale: f64, input_scale: f64) -> Option<Pointwise> {
+    let op = Pointwise::ExponentialLinear {
+        alpha,
+        scale,
+        input_scale,
+    };
+    op.saves_output().then_some(op)
+}
+
 /// The ELU family, `scale · (x > 0 ? x : α (exp(x · input_scale) - 1))`, as PyTorch's `elu` kernel
 /// (`celu` uses `input_scale = 1/α`, `selu` its fixed `scale` and `α`).
 ///
@@ -150,19 +164,12 @@ pub(crate) fn exponential_linear<const D: usize>(
     scale: f64,
     input_scale: f64,
 ) -> Tensor<D> {
-    let op = Pointwise::ExponentialLinear {
-        alpha,
-        scale,
-        input_scale,
-    };
-    // The fused backward works from the output, which needs a positive α to tell the sides apart.
-    let input = if op.saves_output() {
-        match fused::pointwise(input, op) {
+    let input = match exponential_linear_op(alpha, scale, input_scale) {
+        Some(op) => match fused::pointwise(input, op) {
             Ok(output) => return output,
             Err(input) => input,
-        }
-    } else {
-        input
+        },
+        None => input,
     };
     let positive = input.clone().greater_elem(0.0);
     let negative_part = input.clone().mask_fill(positive.clone(), 0.0);

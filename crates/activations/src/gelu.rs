@@ -56,12 +56,16 @@ impl GeluConfig {
 impl Gelu {
     /// Applies GELU element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let op = if self.tanh_approximation {
+        fused::pointwise(input, self.op()).unwrap_or_else(|input| self.composite(input))
+    }
+
+    /// The fused op of this form.
+    fn op(&self) -> Pointwise {
+        if self.tanh_approximation {
             Pointwise::GeluTanh
         } else {
             Pointwise::Gelu
-        };
-        fused::pointwise(input, op).unwrap_or_else(|input| self.composite(input))
+        }
     }
 
     /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
@@ -166,6 +170,9 @@ impl ActivationKind for Gelu {
         } else {
             GeluForm::Exact(GeluFormula {})
         })
+    }
+    fn pointwise(&self) -> Option<Pointwise> {
+        Some(self.op())
     }
 }
 

@@ -45,6 +45,7 @@ parameterless_kind!(
     bounded: true,
     fused_kernel: true,
     formula: HardSigmoidFormula = HardSigmoidFormula {},
+    pointwise: crate::fused::Pointwise::HardSigmoid,
 );
 
 fn interior<const D: usize>(input: &Tensor<D>) -> Tensor<D, burn::tensor::Bool> {

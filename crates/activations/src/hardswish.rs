@@ -63,6 +63,7 @@ parameterless_kind!(
     bounded: false,
     fused_kernel: true,
     formula: HardSwishFormula = HardSwishFormula {},
+    pointwise: crate::fused::Pointwise::HardSwish,
 );
 
 #[cfg(test)]

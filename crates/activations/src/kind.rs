@@ -67,6 +67,14 @@ pub trait ActivationKind: Sized {
     /// The scalar formula with this module's current parameters (`None` when not element-wise).
     fn formula(&self) -> Option<Self::Formula>;
 
+    /// The fused element-wise kernel that computes what `forward` computes (values and
+    /// gradients), with this module's parameters, where there is one ([`Pointwise`](crate::fused::Pointwise)): fused layers (the
+    /// `models` crate's conv blocks) then apply it in their own epilogue. `None` for the others
+    /// (composites, learnable or random parameters, kinds that are not element-wise).
+    fn pointwise(&self) -> Option<crate::fused::Pointwise> {
+        None
+    }
+
     /// The analytic `f'(x)` from [`formula`](Self::formula), with PyTorch's choice at kinks;
     /// `None` when the activation is not element-wise. Computed on the host: it serves plots
     /// and diagnostics, not training.
@@ -98,7 +106,8 @@ macro_rules! parameterless_kind {
         description: $description:literal,
         bounded: $bounded:literal,
         fused_kernel: $fused:literal,
-        formula: $formula:ty = $value:expr $(,)?
+        formula: $formula:ty = $value:expr
+        $(, pointwise: $pointwise:expr)? $(,)?
     ) => {
         impl $crate::kind::ActivationKind for $module {
             const KIND: &'static str = $kind;
@@ -124,6 +133,11 @@ macro_rules! parameterless_kind {
             fn formula(&self) -> Option<$formula> {
                 Some($value)
             }
+            $(
+                fn pointwise(&self) -> Option<$crate::fused::Pointwise> {
+                    Some($pointwise)
+                }
+            )?
         }
     };
 }

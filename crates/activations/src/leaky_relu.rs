@@ -95,6 +95,11 @@ impl ActivationKind for LeakyRelu {
             negative_slope: self.negative_slope as f32,
         })
     }
+    fn pointwise(&self) -> Option<Pointwise> {
+        Some(Pointwise::LeakyRelu {
+            negative_slope: self.negative_slope,
+        })
+    }
 }
 
 /// `x > 0 ? x : slope · x`, with the gradient PyTorch uses (`slope` at 0 and for NaN).

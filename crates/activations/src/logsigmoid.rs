@@ -50,6 +50,7 @@ parameterless_kind!(
     bounded: false,
     fused_kernel: true,
     formula: LogSigmoidFormula = LogSigmoidFormula {},
+    pointwise: crate::fused::Pointwise::LogSigmoid,
 );
 
 #[cfg(test)]

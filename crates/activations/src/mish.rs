@@ -51,6 +51,7 @@ parameterless_kind!(
     bounded: false,
     fused_kernel: true,
     formula: MishFormula = MishFormula {},
+    pointwise: crate::fused::Pointwise::Mish,
 );
 
 #[cfg(test)]

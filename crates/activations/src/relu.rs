@@ -32,6 +32,7 @@ parameterless_kind!(
     bounded: false,
     fused_kernel: false,
     formula: ReluFormula = ReluFormula {},
+    pointwise: crate::fused::Pointwise::Relu,
 );
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ parameterless_kind!(
     bounded: true,
     fused_kernel: true,
     formula: SigmoidFormula = SigmoidFormula {},
+    pointwise: crate::fused::Pointwise::Sigmoid,
 );
 
 #[cfg(test)]

@@ -73,8 +73,8 @@ impl Silu {
         if self.learnable_beta.is_some() {
             return self.composite(input);
         }
-        fused::pointwise(input, Pointwise::Silu { beta: self.beta })
-            .unwrap_or_else(|input| self.composite(input))
+        let op = ActivationKind::pointwise(self).expect("β is fixed");
+        fused::pointwise(input, op).unwrap_or_else(|input| self.composite(input))
     }
 
     /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
@@ -127,6 +127,10 @@ impl ActivationKind for Silu {
         Some(SiluFormula {
             beta: self.current_beta() as f32,
         })
+    }
+    fn pointwise(&self) -> Option<Pointwise> {
+        // A learnable β is a parameter the kernel does not differentiate.
+        self.learnable_beta.is_none().then_some(Pointwise::Silu { beta: self.beta })
     }
 }
 

@@ -67,10 +67,7 @@ impl Default for Softplus {
 impl Softplus {
     /// Applies softplus element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let op = Pointwise::Softplus {
-            beta: self.beta,
-            threshold: self.threshold,
-        };
+        let op = ActivationKind::pointwise(self).expect("softplus has a kernel");
         fused::pointwise(input, op).unwrap_or_else(|input| self.composite(input))
     }
 
@@ -138,6 +135,12 @@ impl ActivationKind for Softplus {
     }
     fn formula(&self) -> Option<SoftplusFormula> {
         Some(SoftplusFormula::new(self.beta, self.threshold))
+    }
+    fn pointwise(&self) -> Option<Pointwise> {
+        Some(Pointwise::Softplus {
+            beta: self.beta,
+            threshold: self.threshold,
+        })
     }
 }
 

@@ -41,6 +41,7 @@ parameterless_kind!(
     bounded: true,
     fused_kernel: true,
     formula: SoftsignFormula = SoftsignFormula {},
+    pointwise: crate::fused::Pointwise::Softsign,
 );
 
 #[cfg(test)]

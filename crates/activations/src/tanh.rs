@@ -31,6 +31,7 @@ parameterless_kind!(
     bounded: true,
     fused_kernel: true,
     formula: TanhFormula = TanhFormula {},
+    pointwise: crate::fused::Pointwise::Tanh,
 );
 
 #[cfg(test)]

@@ -84,6 +84,64 @@ fn every_kernel_equals_its_composite_on_3d_inputs_with_random_gradients() {
     check_every_kernel(device());
 }
 
+/// `Activation::pointwise`, the op fused layers apply in their epilogue, computes what the
+/// module computes (value and gradient), parameters included; ReLU's kernel too, whose module
+/// runs Burn's `relu`.
+fn check_every_pointwise_op(device: Device, at_least: usize) {
+    let mut data: Vec<f32> = host_normal(4 * 6 * 9, 5).iter().map(|v| 4.0 * v).collect();
+    data[..8].copy_from_slice(&[0.0, -0.0, 3.0, -3.0, 25.0, -25.0, 1e-4, f32::NAN]);
+    let upstream = host_normal(4 * 6 * 9, 6);
+    let input = Tensor::<3>::from_data(TensorData::new(data, [4, 6, 9]), &device);
+    let upstream = Tensor::<3>::from_data(TensorData::new(upstream, [4, 6, 9]), &device);
+    let mut list = configs();
+    list.push(ActivationConfig::Relu);
+    let mut checked = 0;
+    for config in list {
+        let Some(op) = config.init(6, &device).pointwise() else {
+            // PReLU's slope is learnt, RReLU's drawn at random in training.
+            assert!(
+                ["prelu", "rrelu"].contains(&config.name()),
+                "{config:?}: no op"
+            );
+            continue;
+        };
+        let x = input.clone().require_grad();
+        let Ok(y) = fused::pointwise(x.clone(), op) else {
+            // Softsign stays composite on the Cube backends.
+            continue;
+        };
+        let grads = (y.clone() * upstream.clone()).sum().backward();
+        let fused = [values(y), values(x.grad(&grads).unwrap())];
+        let module = without_fused(|| run(&config, &input, &upstream));
+        assert_close(&format!("{config:?} value"), &fused[0], &module[0]);
+        assert_close(&format!("{config:?} grad"), &fused[1], &module[1]);
+        checked += 1;
+    }
+    assert!(checked >= at_least, "{checked} ops checked");
+    let learnable: ActivationConfig = toml::from_str("kind = \"silu\"\nlearnable = true").unwrap();
+    assert_eq!(learnable.init(6, &device).pointwise(), None, "learnable β");
+    let positive: ActivationConfig = toml::from_str("kind = \"elu\"\nalpha = -0.5").unwrap();
+    assert_eq!(
+        positive.init(6, &device).pointwise(),
+        None,
+        "ELU with α ≤ 0 is composite"
+    );
+}
+
+#[test]
+fn every_pointwise_op_computes_what_its_module_computes() {
+    check_every_pointwise_op(device(), 20);
+}
+
+#[test]
+fn every_pointwise_op_computes_what_its_module_computes_on_wgpu() {
+    if let Some(device) = wgpu_device() {
+        // Softsign stays composite; without the Cube kernels compiled in, every op does.
+        let cube = cfg!(any(feature = "wgpu", feature = "cuda"));
+        check_every_pointwise_op(device, if cube { 19 } else { 0 });
+    }
+}
+
 /// The CubeCL kernel on wgpu (lavapipe in CI; `ACTIVATIONS_REQUIRE_WGPU=1` makes a missing
 /// device fail instead of skip, as in the golden tests).
 #[test]

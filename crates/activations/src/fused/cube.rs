@@ -36,10 +36,12 @@ const LOG_SIGMOID: u32 = 9;
 const HARD_SWISH: u32 = 10;
 const HARD_SIGMOID: u32 = 11;
 const LEAKY_RELU: u32 = 12;
+const RELU: u32 = 13;
 
 /// The code and up to three parameters of `op`.
 fn code_and_params(op: Pointwise) -> (u32, [f32; 3]) {
     match op {
+        Pointwise::Relu => (RELU, [0.0; 3]),
         Pointwise::Sigmoid => (SIGMOID, [0.0; 3]),
         Pointwise::Tanh => (TANH, [0.0; 3]),
         Pointwise::ExponentialLinear {
@@ -127,6 +129,9 @@ fn forward_formula<F: Float>(x: F, p0: F, p1: F, p2: F, #[comptime] code: u32) -
         y = x * ramp6::<F>(x + F::new(3.0)) * F::new(ONE_SIXTH);
     } else if comptime![code == HARD_SIGMOID] {
         y = ramp6::<F>(x + F::new(3.0)) * F::new(ONE_SIXTH);
+    } else if comptime![code == RELU] {
+        // NaN fails the test and passes through, as in `ReluFormula`.
+        y = select(x <= zero, zero, x);
     } else {
         y = select(x > zero, x, x * p0);
     }
@@ -186,6 +191,8 @@ fn backward_formula<F: Float>(s: F, g: F, p0: F, p1: F, p2: F, #[comptime] code:
     } else if comptime![code == HARD_SIGMOID] {
         let inside = s > F::new(-3.0) && s < F::new(3.0);
         d = select(inside, g * F::new(ONE_SIXTH), zero);
+    } else if comptime![code == RELU] {
+        d = select(s <= zero, zero, g);
     } else {
         d = select(s > zero, g, g * p0);
     }

@@ -19,6 +19,10 @@ const CHUNK: usize = 1 << 15;
 macro_rules! with_formula {
     ($op:expr, |$f:ident| $body:expr) => {
         match $op {
+            Pointwise::Relu => {
+                let $f = crate::relu::ReluFormula {};
+                $body
+            }
             Pointwise::Sigmoid => {
                 let $f = crate::sigmoid::SigmoidFormula {};
                 $body
@@ -247,6 +251,12 @@ simd_loop!(zip_into, (lhs: &[f32], rhs: &[f32], output: &mut [MaybeUninit<f32>])
     }
 });
 
+simd_loop!(map_to, (input: &[f32], output: &mut [f32]), f: Unary, {
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = f.call(x);
+    }
+});
+
 /// `values[i] = f(values[i])`, in parallel chunks.
 fn for_each(values: &mut [f32], f: impl Unary) {
     let isa = isa();
@@ -330,6 +340,23 @@ pub(crate) fn backward_new(
     output: &mut [MaybeUninit<f32>],
 ) {
     with_formula!(op, |f| zip_with(saved, grad, output, BackwardSavedGrad(f)))
+}
+
+/// `output[i] = op(input[i])` on the calling thread.
+pub(crate) fn forward_on_thread(op: Pointwise, input: &[f32], output: &mut [f32]) {
+    assert_eq!(input.len(), output.len(), "one output per input");
+    with_formula!(op, |f| map_to(isa(), input, output, Forward(f)))
+}
+
+/// `grad[i] = op.backward(saved[i], grad[i])` on the calling thread.
+pub(crate) fn backward_on_thread(op: Pointwise, saved: &[f32], grad: &mut [f32]) {
+    assert_eq!(saved.len(), grad.len(), "one gradient per saved value");
+    with_formula!(op, |f| zip_in_place(
+        isa(),
+        saved,
+        grad,
+        BackwardSavedGrad(f)
+    ))
 }
 
 // The per-channel kernels (PReLU, APReLU) use the loops and the `simd_loop!` macro above.

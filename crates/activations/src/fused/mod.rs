@@ -43,6 +43,9 @@ use std::sync::OnceLock;
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Pointwise {
+    /// `max(0, x)`, keeping NaN. The [`Relu`](crate::Relu) module itself runs Burn's
+    /// `relu`, which is as fast; this kernel serves fused layer epilogues (the CNN's conv blocks).
+    Relu,
     /// `1 / (1 + e⁻ˣ)`.
     Sigmoid,
     /// `tanh x`.
@@ -121,6 +124,30 @@ pub trait FusedActivationBackward: FusedActivationOps {
         slopes: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// The element-wise kernels on slices, on the calling thread (SIMD, no rayon), for fused ops of
+/// other crates that already spread their work over threads: the `models` crate's conv blocks
+/// apply the activation to one sample's convolution output while it is in cache.
+pub mod slices {
+    use super::{Pointwise, kernels};
+
+    /// `output[i] = op(input[i])`.
+    ///
+    /// # Panics
+    /// When the slices differ in length.
+    pub fn forward(op: Pointwise, input: &[f32], output: &mut [f32]) {
+        kernels::forward_on_thread(op, input, output)
+    }
+
+    /// `grad[i] = grad[i] · op'(x[i])`, from `saved[i]`: the input `x[i]`, or the output when
+    /// [`Pointwise::saves_output`].
+    ///
+    /// # Panics
+    /// When the slices differ in length.
+    pub fn backward(op: Pointwise, saved: &[f32], grad: &mut [f32]) {
+        kernels::backward_on_thread(op, saved, grad)
+    }
 }
 
 thread_local! {

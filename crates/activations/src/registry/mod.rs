@@ -193,6 +193,14 @@ macro_rules! registry {
                 }
             }
 
+            /// The fused element-wise kernel that computes what this module computes, when there
+            /// is one ([`ActivationKind::pointwise`](crate::ActivationKind::pointwise)).
+            pub fn pointwise(&self) -> Option<$crate::fused::Pointwise> {
+                match self {
+                    $(Self::$variant(module) => $crate::kind::ActivationKind::pointwise(module),)*
+                }
+            }
+
             /// Whether the output range is bounded on both sides (sigmoid, tanh, relu6,
             /// hardtanh, hardsigmoid, softsign, softmax): the activations that saturate, where
             /// `f'(x) → 0` for large `|x|` and learning stalls.
