@@ -177,6 +177,16 @@ impl Cnn {
     pub(crate) fn run(&self, images: Tensor<4>, taps: &mut Option<Vec<Tap>>) -> Tensor<2> {
         let mut x = images;
         for (index, block) in self.blocks.iter().enumerate() {
+            if taps.is_none() && block.norm.is_none() {
+                // Convolution, activation and pooling in one pass where the kernels allow.
+                match kernels::conv_block(&block.conv, &block.activation, &self.pool, x) {
+                    Ok(pooled) => {
+                        x = pooled;
+                        continue;
+                    }
+                    Err(input) => x = input,
+                }
+            }
             let mut pre = kernels::conv2d(&block.conv, x);
             if let Some(norm) = &block.norm {
                 pre = norm.forward(pre);

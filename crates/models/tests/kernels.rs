@@ -3,14 +3,14 @@
 //! random upstream gradient, over strides, paddings, dilations and odd sizes; PyTorch's tie and
 //! NaN rule for max-pooling; the fallbacks; and a whole CNN training step both ways.
 
-use activations::ActivationConfig;
-use activations::burn::module::Module;
+use activations::burn::module::{Module, Param};
 use activations::burn::nn::conv::Conv2dConfig;
 use activations::burn::nn::pool::MaxPool2dConfig;
 use activations::burn::nn::{PaddingConfig2d, loss::CrossEntropyLossConfig};
 use activations::burn::tensor::{Device, Distribution, Gradients, Int, Tensor, TensorData};
 use activations::fused::without_fused;
-use models::kernels::{conv2d, has_kernels, max_pool2d};
+use activations::{ActivationConfig, LeakyReluConfig};
+use models::kernels::{conv_block, conv2d, has_kernels, max_pool2d};
 use models::{CnnConfig, ModelConfig};
 
 /// Flex with autodiff, checked to run the kernels (else these tests would compare Burn with
@@ -100,6 +100,11 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
         (2, 3, [3, 3], [1, 1], [2, 2, 2, 2], [2, 2], true, 7, 9),
         (3, 4, [1, 1], [1, 1], [0, 0, 0, 0], [1, 1], true, 5, 5),
         (2, 2, [3, 2], [3, 1], [0, 1, 0, 1], [1, 3], true, 10, 7),
+        // Same-size, stride 1: im2col copies shifted planes (kernels taller than the image,
+        // padding as wide as the image on the general path).
+        (2, 3, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], true, 3, 4),
+        (2, 2, [5, 3], [1, 1], [2, 1, 2, 1], [1, 1], true, 1, 2),
+        (1, 2, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], true, 2, 2),
     ];
     for (index, (c_in, c_out, kernel, stride, [top, left, bottom, right], dilation, bias, h, w)) in
         cases.into_iter().enumerate()
@@ -230,6 +235,155 @@ fn layers_the_kernels_do_not_cover_fall_back_to_burn() {
         &values(y),
         &values(ceil.forward(x.clone())),
     );
+}
+
+#[test]
+fn conv_block_matches_the_three_layers_run_by_burn() {
+    let device = device();
+    let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    // (activation, in, out, kernel, stride, padding, height, width): even and odd output
+    // planes (the odd last row/column is dropped), strided and non-"same" convolutions, and
+    // activations whose backward reads the output (leaky_relu, elu, sigmoid) or the input.
+    let cases = [
+        ("relu", 1, 8, [3, 3], [1, 1], 1, 28, 28),
+        ("gelu", 3, 5, [3, 3], [1, 1], 1, 9, 7),
+        ("leaky_relu", 2, 4, [3, 3], [2, 2], 1, 11, 10),
+        ("elu", 2, 3, [5, 5], [1, 1], 2, 8, 8),
+        ("sigmoid", 4, 2, [1, 1], [1, 1], 0, 5, 6),
+        ("hardswish", 2, 3, [3, 3], [1, 1], 0, 7, 9),
+    ];
+    for (index, (activation, c_in, c_out, kernel, stride, padding, h, w)) in
+        cases.into_iter().enumerate()
+    {
+        let config = match activation {
+            "leaky_relu" => ActivationConfig::LeakyRelu(LeakyReluConfig {
+                negative_slope: 0.2,
+            }),
+            name => name.parse().unwrap(),
+        };
+        let act = config.init(c_out, &device);
+        let conv = Conv2dConfig::new([c_in, c_out], kernel)
+            .with_stride(stride)
+            .with_padding(PaddingConfig2d::Explicit(
+                padding, padding, padding, padding,
+            ))
+            .init(&device);
+        let x = host_random([3, c_in, h, w], 20 + index as u64, &device);
+        let params = |grads: &_| {
+            vec![
+                values(conv.weight.grad(grads).unwrap()),
+                values(conv.bias.as_ref().unwrap().grad(grads).unwrap()),
+            ]
+        };
+        let fused = |x| conv_block(&conv, &act, &pool, x).expect("the block runs fused");
+        let kernel_run = run_with_grads(&x, 7, fused, params);
+        let layers = |x| pool.forward(act.forward(conv.forward(x)));
+        let burn_run = without_fused(|| run_with_grads(&x, 7, layers, params));
+        for (name, (a, e)) in ["output", "input grad", "weight grad", "bias grad"]
+            .iter()
+            .zip(kernel_run.iter().zip(&burn_run))
+        {
+            assert_close(&format!("{activation} {name}"), a, e);
+        }
+    }
+
+    // Blocks the fused kernel does not take.
+    let x = host_random([2, 2, 6, 6], 3, &device);
+    let conv = Conv2dConfig::new([2, 3], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&device);
+    let prelu = "prelu"
+        .parse::<ActivationConfig>()
+        .unwrap()
+        .init(3, &device);
+    let relu = ActivationConfig::Relu.init(3, &device);
+    let wide_pool = MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init();
+    let ceil_pool = MaxPool2dConfig::new([2, 2]).with_ceil_mode(true).init();
+    let tiny = host_random([2, 2, 1, 3], 4, &device);
+    assert!(
+        conv_block(&conv, &prelu, &pool, x.clone()).is_err(),
+        "learnable slope"
+    );
+    assert!(
+        conv_block(&conv, &relu, &wide_pool, x.clone()).is_err(),
+        "3×3 pool"
+    );
+    assert!(
+        conv_block(&conv, &relu, &ceil_pool, x.clone()).is_err(),
+        "ceil mode"
+    );
+    assert!(
+        conv_block(&conv, &relu, &pool, tiny).is_err(),
+        "a 1-row output"
+    );
+    assert!(
+        without_fused(|| conv_block(&conv, &relu, &pool, x).is_err()),
+        "kernels off"
+    );
+}
+
+#[test]
+fn conv_block_follows_pytorch_on_ties_nan_and_minus_infinity() {
+    // A 1×1 identity convolution, so the block pools the activation of these values; the
+    // separate kernels (checked against PyTorch's printed values above) are the reference.
+    let nan = f32::NAN;
+    let inf = f32::INFINITY;
+    let windows: [[f32; 4]; 9] = [
+        [1.0, 1.0, 0.0, 0.0],
+        [1.0, nan, nan, 0.0],
+        [nan, 0.0, 3.0, 0.0],
+        [0.0, 0.0, 0.0, nan],
+        [1.0, 2.0, nan, nan],
+        [0.0, nan, 1.0, 2.0],
+        [-inf, -inf, -inf, -inf],
+        [2.0, 5.0, 5.0, 1.0],
+        [-1.0, -2.0, 0.5, 0.5],
+    ];
+    let device = device();
+    let pool = MaxPool2dConfig::new([2, 2]).init();
+    let mut conv = Conv2dConfig::new([1, 1], [1, 1]).init(&device);
+    conv.weight = Param::from_tensor(Tensor::ones([1, 1, 1, 1], &device));
+    conv.bias = Some(Param::from_tensor(Tensor::zeros([1], &device)));
+    // The windows side by side in a 2-row plane.
+    let plane = |windows: &[[f32; 4]]| {
+        let width = 2 * windows.len();
+        let mut plane = vec![0.0f32; 2 * width];
+        for (w, [a, b, c, d]) in windows.iter().enumerate() {
+            plane[2 * w] = *a;
+            plane[2 * w + 1] = *b;
+            plane[width + 2 * w] = *c;
+            plane[width + 2 * w + 1] = *d;
+        }
+        Tensor::<4>::from_data(TensorData::new(plane, [1, 1, 2, width]), &device)
+    };
+    let leaky = ActivationConfig::LeakyRelu(LeakyReluConfig {
+        negative_slope: 0.5,
+    });
+    for config in [ActivationConfig::Relu, "gelu".parse().unwrap(), leaky] {
+        let activation = config.name();
+        let act = config.init(1, &device);
+        // Where a window holds two non-finite values, the separate layers also write NaN at
+        // the one that lost (0 · gelu'(NaN)); the block writes 0 there (its winner's gradient
+        // is NaN either way). The selects of relu and leaky_relu give 0 in both.
+        let x = if activation == "gelu" {
+            let at_most_one = |w: &&[f32; 4]| w.iter().filter(|v| !v.is_finite()).count() <= 1;
+            plane(
+                &windows
+                    .iter()
+                    .filter(at_most_one)
+                    .copied()
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            plane(&windows)
+        };
+        let fused = |x| conv_block(&conv, &act, &pool, x).expect("the block runs fused");
+        let separate = |x| max_pool2d(&pool, act.forward(conv2d(&conv, x)));
+        let a = run_with_grads(&x, 8, fused, |_| vec![]);
+        let e = run_with_grads(&x, 8, separate, |_| vec![]);
+        assert_close(&format!("{activation} output"), &a[0], &e[0]);
+        assert_close(&format!("{activation} input grad"), &a[1], &e[1]);
+    }
 }
 
 #[test]

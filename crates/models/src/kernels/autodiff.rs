@@ -9,6 +9,7 @@ use activations::burn::backend::autodiff::checkpoint::{
 use activations::burn::backend::autodiff::grads::Gradients;
 use activations::burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use activations::burn::backend::tensor::FloatTensor;
+use activations::fused::Pointwise;
 
 /// The convolution's backward step (parents: x, weight, bias). Its state is the input and the
 /// weight.
@@ -57,7 +58,64 @@ impl<B: LayerKernelBackward> Backward<B, 1> for MaxPoolBackward {
     }
 }
 
+/// A conv block's backward step (parents: x, weight, bias). Its state is the input, the weight
+/// and what the forward kept for it.
+#[derive(Debug)]
+struct ConvBlockBackward(Window2d, Pointwise);
+
+impl<B: LayerKernelBackward> Backward<B, 3> for ConvBlockBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, B::BlockSaved);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let output_grad = grads.consume::<B>(&ops.node);
+        let [x_node, weight_node, bias_node] = ops.parents;
+        let wanted = ConvGradients {
+            x: x_node.is_some(),
+            weight: weight_node.is_some(),
+            bias: bias_node.is_some(),
+        };
+        let (x, weight, saved) = ops.state;
+        let computed =
+            B::layer_conv_block_backward(x, weight, saved, output_grad, self.0, self.1, wanted);
+        for (node, grad) in [
+            (x_node, computed.x),
+            (weight_node, computed.weight),
+            (bias_node, computed.bias),
+        ] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<B, C> {
+    fn layer_conv_block(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        window: Window2d,
+        op: Pointwise,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        let (bias, bias_node) = bias.into_parts();
+        match ConvBlockBackward(window, op)
+            .prepare::<C>([x_node, weight_node, bias_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (output, saved) =
+                    B::layer_conv_block_saving(x.clone(), weight.clone(), bias, window, op);
+                prep.finish((x, weight, saved), output)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::layer_conv_block(x, weight, bias, window, op))
+            }
+        }
+    }
+
     fn layer_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -10,16 +10,22 @@
 //! - backward, one pass per sample: `dW += dout · colᵀ`, `db += Σ dout`, and
 //!   `dx = col2im(Wᵀ · dout)` — each only when its tensor is tracked;
 //! - max-pooling: one pass; its backward finds each window's maximum again in the saved input
-//!   instead of keeping an index tensor.
+//!   instead of keeping an index tensor;
+//! - a conv block (convolution → element-wise activation → 2×2 max-pool, the CNN's): one pass
+//!   per sample that applies the activation and pools while the convolution's output is in
+//!   cache, keeping only each window's winner and the value the activation's backward needs.
 //!
 //! # Map
 //! - [`LayerKernelOps`]: the backend extension (`#[backend_extension]`), implemented for Flex
-//!   (`flex/`: `conv.rs`, `pool.rs`) and for `Autodiff<B>` with a handwritten backward
-//!   (`autodiff.rs`) that calls [`LayerKernelBackward`].
-//! - [`conv2d`] and [`max_pool2d`]: what the CNN calls in place of `Conv2d::forward` and
-//!   `MaxPool2d::forward`. They take Burn's modules, so parameters, records and exports are
-//!   unchanged, use the kernels for f32 on Flex, and run the module's own forward otherwise
-//!   (other backends and dtypes, groups, asymmetric padding, ceil mode).
+//!   (`flex/`: `conv.rs`, `pool.rs`, `block.rs` with `block_avx512.rs`) and for `Autodiff<B>`
+//!   with a handwritten backward (`autodiff.rs`) that calls [`LayerKernelBackward`].
+//! - [`conv2d`], [`max_pool2d`] and [`conv_block`]: what the CNN calls in place of
+//!   `Conv2d::forward`, `MaxPool2d::forward` and the three together. They take Burn's modules,
+//!   so parameters, records and exports are unchanged, use the kernels for f32 on Flex, and
+//!   run the modules' own forward otherwise (other backends and dtypes, groups, asymmetric
+//!   padding, ceil mode; for the block, activations without an element-wise kernel and other
+//!   pooling windows). The CNN uses the block unless BatchNorm sits between the layers or
+//!   diagnostics tap the activation's input and output.
 //!
 //! The kernels follow the activations' switch: `ACTIVATIONS_FUSED=0` or
 //! [`activations::fused::without_fused`] turn them off too.
@@ -28,12 +34,14 @@ mod autodiff;
 #[cfg(feature = "flex")]
 mod flex;
 
+use activations::Activation;
 use activations::burn::backend::tensor::FloatTensor;
 use activations::burn::backend::{Backend, Dispatch, backend_extension};
 use activations::burn::nn::PaddingConfig2d;
 use activations::burn::nn::conv::Conv2d;
 use activations::burn::nn::pool::MaxPool2d;
 use activations::burn::tensor::{DType, Tensor};
+use activations::fused::Pointwise;
 
 /// Stride, symmetric zero padding and dilation of a 2-D convolution or pooling window, per
 /// axis (height, width).
@@ -70,6 +78,16 @@ pub trait LayerKernelOps: Backend {
 
     /// Max-pooling of `x` `[N, C, H, W]` (padding counts as -inf, as in PyTorch).
     fn layer_max_pool2d(x: FloatTensor<Self>, window: Window2d) -> FloatTensor<Self>;
+
+    /// A conv block: [`layer_conv2d`](Self::layer_conv2d), then `op` element-wise, then a 2×2
+    /// stride-2 max-pool (floor mode), in one pass per sample; `[N, C_out, H_out / 2, W_out / 2]`.
+    fn layer_conv_block(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        window: Window2d,
+        op: Pointwise,
+    ) -> FloatTensor<Self>;
 }
 
 /// Which gradients a convolution's backward computes.
@@ -105,6 +123,29 @@ pub trait LayerKernelBackward: LayerKernelOps {
         output_grad: FloatTensor<Self>,
         window: Window2d,
     ) -> FloatTensor<Self>;
+
+    /// What a conv block's backward needs from its forward besides the input and the weight.
+    type BlockSaved: Clone + Send + Sync + std::fmt::Debug + 'static;
+
+    /// [`LayerKernelOps::layer_conv_block`], keeping what its backward needs.
+    fn layer_conv_block_saving(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        window: Window2d,
+        op: Pointwise,
+    ) -> (FloatTensor<Self>, Self::BlockSaved);
+
+    /// The gradients of [`LayerKernelOps::layer_conv_block`] asked for by `wanted`.
+    fn layer_conv_block_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        saved: Self::BlockSaved,
+        output_grad: FloatTensor<Self>,
+        window: Window2d,
+        op: Pointwise,
+        wanted: ConvGradients,
+    ) -> Conv2dGrads<FloatTensor<Self>>;
 }
 
 /// Whether `tensor` can use the kernels: f32 on Flex, with the project's kernels switched on.
@@ -136,33 +177,38 @@ fn symmetric_padding(padding: &PaddingConfig2d) -> Option<[usize; 2]> {
     }
 }
 
-/// `conv.forward(x)`, through the kernels when `x` can use them.
-pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+/// The window, weight and bias of `conv` when the kernels can run it on `x`.
+fn conv_parts(conv: &Conv2d, x: &Tensor<4>) -> Option<(Window2d, Tensor<4>, Tensor<1>)> {
     let [_, channels_in, height, width] = x.dims();
     let weight = conv.weight.val();
     let [_, weight_channels, ..] = weight.dims();
-    let padding = symmetric_padding(&conv.padding);
-    let (Some(padding), true, true) = (
-        padding,
-        // Zero channels: nothing for the kernels to split into per-sample chunks.
-        conv.groups == 1 && weight_channels == channels_in && weight.shape().num_elements() > 0,
-        has_kernels(&x) && weight.dtype() == DType::F32,
-    ) else {
-        return conv.forward(x);
-    };
+    let padding = symmetric_padding(&conv.padding)?;
+    // Zero channels: nothing for the kernels to split into per-sample chunks.
+    let fits =
+        conv.groups == 1 && weight_channels == channels_in && weight.shape().num_elements() > 0;
+    if !fits || !has_kernels(x) || weight.dtype() != DType::F32 {
+        return None;
+    }
     let window = Window2d {
         kernel: conv.kernel_size,
         stride: conv.stride,
         padding,
         dilation: conv.dilation,
     };
-    if window.output_size(0, height).is_none() || window.output_size(1, width).is_none() {
-        // Burn's own forward reports the misfit.
-        return conv.forward(x);
-    }
+    // A misfit goes to Burn's own forward, which reports it.
+    window.output_size(0, height)?;
+    window.output_size(1, width)?;
     let bias = match &conv.bias {
         Some(bias) => bias.val(),
         None => Tensor::zeros([weight.dims()[0]], &weight.device()),
+    };
+    Some((window, weight, bias))
+}
+
+/// `conv.forward(x)`, through the kernels when `x` can use them.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let Some((window, weight, bias)) = conv_parts(conv, &x) else {
+        return conv.forward(x);
     };
     let output = <Dispatch as LayerKernelOps>::layer_conv2d(
         x.into_dispatch(),
@@ -171,6 +217,51 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         window,
     );
     Tensor::from_dispatch(output)
+}
+
+/// `pool.forward(activation.forward(conv.forward(x)))` as one fused kernel
+/// ([`LayerKernelOps::layer_conv_block`]) when the kernels can run all three: `x` f32 on Flex,
+/// a convolution [`conv2d`] would run, an activation with a fused element-wise kernel
+/// ([`Activation::pointwise`]), and a 2×2 stride-2 max-pool without padding, dilation or ceil
+/// mode. Otherwise `Err(x)`, for the caller to run the layers one by one.
+///
+/// Values and gradients are those of the three layers (`tests/kernels.rs`), except that in a
+/// pooling window with two or more NaNs or infinities the losers get a zero gradient where the
+/// layers would give NaN (the window's gradient is NaN at its winner either way).
+// The error hands the input back by value for the fallback; boxing it would cost an
+// allocation per call.
+#[allow(clippy::result_large_err)]
+pub fn conv_block(
+    conv: &Conv2d,
+    activation: &Activation,
+    pool: &MaxPool2d,
+    x: Tensor<4>,
+) -> Result<Tensor<4>, Tensor<4>> {
+    let pool_fits = pool.kernel_size == [2, 2]
+        && pool.stride == [2, 2]
+        && pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && symmetric_padding(&pool.padding) == Some([0, 0]);
+    let (Some(op), true, Some((window, weight, bias))) =
+        (activation.pointwise(), pool_fits, conv_parts(conv, &x))
+    else {
+        return Err(x);
+    };
+    let [_, _, height, width] = x.dims();
+    let pooled_fits = [(0, height), (1, width)]
+        .iter()
+        .all(|&(axis, size)| window.output_size(axis, size).is_some_and(|out| out >= 2));
+    if !pooled_fits {
+        return Err(x);
+    }
+    let output = <Dispatch as LayerKernelOps>::layer_conv_block(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        window,
+        op,
+    );
+    Ok(Tensor::from_dispatch(output))
 }
 
 /// `pool.forward(x)`, through the kernels when `x` can use them.

@@ -1,20 +1,26 @@
 //! 2-D convolution on one sample at a time: im2col, then `gemm` for the output and, in the
 //! backward pass, for the weight gradient and (through col2im) the input gradient.
 use super::super::{ConvGradients, Window2d};
+use super::block::PooledGrad;
 use super::{filled_vec, items_per_task};
+
+// im2col and col2im, the patch copies around the GEMMs.
+mod im2col;
 use activations::burn::tensor::Shape;
+use im2col::{col2im, im2col};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The sizes of one convolution.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ConvDims {
-    batch: usize,
+    pub(super) batch: usize,
     in_channels: usize,
     height: usize,
     width: usize,
     pub(super) out_channels: usize,
-    out_height: usize,
-    out_width: usize,
+    pub(super) out_height: usize,
+    pub(super) out_width: usize,
     window: Window2d,
 }
 
@@ -41,20 +47,20 @@ impl ConvDims {
     }
 
     /// Rows of the im2col matrix: one per (input channel, kernel row, kernel column).
-    fn patch_len(&self) -> usize {
+    pub(super) fn patch_len(&self) -> usize {
         self.in_channels * self.window.kernel[0] * self.window.kernel[1]
     }
 
     /// Columns of the im2col matrix: one per output position.
-    fn positions(&self) -> usize {
+    pub(super) fn positions(&self) -> usize {
         self.out_height * self.out_width
     }
 
-    fn input_len(&self) -> usize {
+    pub(super) fn input_len(&self) -> usize {
         self.in_channels * self.height * self.width
     }
 
-    fn output_len(&self) -> usize {
+    pub(super) fn output_len(&self) -> usize {
         self.out_channels * self.positions()
     }
 
@@ -65,6 +71,16 @@ impl ConvDims {
             self.out_height,
             self.out_width,
         ])
+    }
+
+    /// Stride 1, dilation 1 and an output as wide as the input, where [`im2col`] copies whole
+    /// shifted planes; the padding must be narrower than the input, so that a tap's shift
+    /// leaves part of each row.
+    fn is_same_size_unit_stride(&self) -> bool {
+        self.window.stride == [1, 1]
+            && self.window.dilation == [1, 1]
+            && self.out_width == self.width
+            && self.window.padding[1] < self.width
     }
 
     /// Calls `f(row, out_row, x_start, out_range, x_step)` for each kernel tap and output row:
@@ -124,45 +140,19 @@ fn valid_outputs(
     first..(end as usize).clamp(first, outputs)
 }
 
-/// Fills `col` (`patch_len × positions`) with the patches of one sample `x` (`C_in × H × W`).
-fn im2col(dims: &ConvDims, x: &[f32], col: &mut [f32]) {
-    let positions = dims.positions();
-    let out_width = dims.out_width;
-    dims.for_each_tap(|row, out_row, x_start, cols, step| {
-        // Each element written once: padding zeros around the copied run.
-        let dst = &mut col[row * positions + out_row * out_width..][..out_width];
-        dst[..cols.start].fill(0.0);
-        dst[cols.end.max(cols.start)..].fill(0.0);
-        let dst = &mut dst[cols.clone()];
-        if step == 1 {
-            dst.copy_from_slice(&x[x_start..x_start + dst.len()]);
-        } else {
-            for (i, value) in dst.iter_mut().enumerate() {
-                *value = x[x_start + i * step];
-            }
+/// `Σ values` in sixteen interleaved partial sums, which vectorise (a single running sum is a
+/// chain of dependent additions, four cycles each).
+fn lane_sum(values: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut partial = [0.0f32; LANES];
+    let mut pieces = values.chunks_exact(LANES);
+    for piece in &mut pieces {
+        for (sum, value) in partial.iter_mut().zip(piece) {
+            *sum += value;
         }
-    });
-}
-
-/// Adds the patches `col` back into one sample's input gradient `dx` (the adjoint of im2col).
-fn col2im(dims: &ConvDims, col: &[f32], dx: &mut [f32]) {
-    let positions = dims.positions();
-    let out_width = dims.out_width;
-    dims.for_each_tap(|row, out_row, x_start, cols, step| {
-        if cols.is_empty() {
-            return;
-        }
-        let src = &col[row * positions + out_row * out_width..][cols.clone()];
-        if step == 1 {
-            for (target, value) in dx[x_start..x_start + src.len()].iter_mut().zip(src) {
-                *target += value;
-            }
-        } else {
-            for (i, value) in src.iter().enumerate() {
-                dx[x_start + i * step] += value;
-            }
-        }
-    });
+    }
+    let tail: f32 = pieces.remainder().iter().sum();
+    partial.iter().sum::<f32>() + tail
 }
 
 /// A matrix view: `rows × cols` elements of `data` at `row · row_stride + col · col_stride`.
@@ -248,38 +238,64 @@ fn matmul(dst: &mut [f32], accumulate: bool, lhs: &Matrix, rhs: &Matrix) {
     }
 }
 
+/// One sample's convolution: `out` (`C_out × positions`) = `weight · im2col(x) + bias`, with
+/// `col` as the patch buffer (`patch_len × positions`).
+pub(super) struct SampleConv<'a> {
+    dims: &'a ConvDims,
+    kernel: Matrix<'a>,
+    bias: &'a [f32],
+}
+
+impl<'a> SampleConv<'a> {
+    pub(super) fn new(dims: &'a ConvDims, weight: &'a [f32], bias: &'a [f32]) -> Self {
+        assert_eq!(
+            bias.len(),
+            dims.out_channels,
+            "conv2d: one bias per output channel"
+        );
+        Self {
+            dims,
+            kernel: Matrix::rows(weight, dims.out_channels, dims.patch_len()),
+            bias,
+        }
+    }
+
+    /// A patch buffer for [`run`](Self::run).
+    pub(super) fn patch_buffer(&self) -> Vec<f32> {
+        vec![0.0f32; self.dims.patch_len() * self.dims.positions()]
+    }
+
+    pub(super) fn run(&self, x: &[f32], col: &mut [f32], out: &mut [MaybeUninit<f32>]) {
+        let (patch_len, positions) = (self.dims.patch_len(), self.dims.positions());
+        im2col(self.dims, x, col);
+        // The bias is the initial value that the product is added to.
+        for (channel, &b) in out.chunks_mut(positions).zip(self.bias) {
+            for value in channel {
+                value.write(b);
+            }
+        }
+        // SAFETY: every element of `out` was written just above.
+        let out =
+            unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len()) };
+        let patches = Matrix::rows(col, patch_len, positions);
+        matmul(out, true, &self.kernel, &patches);
+    }
+}
+
 pub(super) fn conv2d_forward(dims: &ConvDims, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
-    assert_eq!(
-        bias.len(),
-        dims.out_channels,
-        "conv2d: one bias per output channel"
-    );
-    let (patch_len, positions) = (dims.patch_len(), dims.positions());
+    let conv = SampleConv::new(dims, weight, bias);
     let samples = items_per_task(dims.batch);
-    let kernel = Matrix::rows(weight, dims.out_channels, patch_len);
     filled_vec(dims.batch * dims.output_len(), |output| {
         output
             .par_chunks_mut(samples * dims.output_len())
             .zip(x.par_chunks(samples * dims.input_len()))
             .for_each(|(output, x)| {
-                let mut col = vec![0.0f32; patch_len * positions];
+                let mut col = conv.patch_buffer();
                 for (out, x) in output
                     .chunks_mut(dims.output_len())
                     .zip(x.chunks(dims.input_len()))
                 {
-                    im2col(dims, x, &mut col);
-                    // The bias is the initial value that the product is added to.
-                    for (channel, &b) in out.chunks_mut(positions).zip(bias) {
-                        for value in channel {
-                            value.write(b);
-                        }
-                    }
-                    // SAFETY: every element of `out` was written just above.
-                    let out = unsafe {
-                        std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len())
-                    };
-                    let patches = Matrix::rows(&col, patch_len, positions);
-                    matmul(out, true, &kernel, &patches);
+                    conv.run(x, &mut col, out);
                 }
             })
     })
@@ -311,11 +327,19 @@ impl ParamGrads {
     }
 }
 
+/// Where the backward gets each sample's output gradient.
+pub(super) enum OutputGrad<'a> {
+    /// The convolution's output gradient, `[N, C_out, H_out, W_out]`.
+    Dense(&'a [f32]),
+    /// A conv block's: rebuilt one sample at a time from the pooled gradient (`block.rs`).
+    Pooled(PooledGrad<'a>),
+}
+
 pub(super) fn conv2d_backward(
     dims: &ConvDims,
     x: &[f32],
     weight: &[f32],
-    output_grad: &[f32],
+    output_grad: OutputGrad,
     wanted: ConvGradients,
 ) -> (Option<Vec<f32>>, ParamGrads) {
     let (patch_len, positions) = (dims.patch_len(), dims.positions());
@@ -329,9 +353,16 @@ pub(super) fn conv2d_backward(
         let patches_len = |wanted: bool| if wanted { patch_len * positions } else { 0 };
         let mut col = vec![0.0f32; patches_len(wanted.weight)];
         let mut dcol = vec![0.0f32; patches_len(dx.is_some())];
+        let mut rebuilt = Vec::new();
         for index in 0..count {
             let sample = first + index;
-            let grad = &output_grad[sample * dims.output_len()..][..dims.output_len()];
+            let grad = match &output_grad {
+                OutputGrad::Dense(grad) => &grad[sample * dims.output_len()..][..dims.output_len()],
+                OutputGrad::Pooled(pooled) => {
+                    pooled.rebuild(sample, &mut rebuilt);
+                    &rebuilt[..dims.output_len()]
+                }
+            };
             let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
             if wanted.weight {
                 let x = &x[sample * dims.input_len()..][..dims.input_len()];
@@ -341,7 +372,7 @@ pub(super) fn conv2d_backward(
             }
             if wanted.bias {
                 for (sum, channel) in sums.bias.iter_mut().zip(grad.chunks(positions)) {
-                    *sum += channel.iter().sum::<f32>();
+                    *sum += lane_sum(channel);
                 }
             }
             if let Some(dx) = dx.as_deref_mut() {

@@ -1,6 +1,8 @@
 //! [`LayerKernelOps`] for Flex: convolution as per-sample im2col + `gemm` (`conv.rs`),
 //! max-pooling as one pass (`pool.rs`), over the tensors' f32 storage; samples (or planes)
 //! spread over rayon's threads.
+mod block;
+mod block_avx512;
 mod conv;
 mod pool;
 
@@ -9,10 +11,14 @@ use activations::burn::backend::Flex;
 use activations::burn::backend::TensorMetadata;
 use activations::burn::backend::flex::FlexTensor;
 use activations::burn::tensor::Shape;
+use activations::fused::Pointwise;
 use activations::fused::flex_storage::{contiguous, elements, from_vec};
 use std::mem::MaybeUninit;
+use std::sync::Arc;
 
-use conv::{ConvDims, conv2d_backward, conv2d_forward};
+use block::{BlockSaved, PooledGrad, conv_block_forward};
+
+use conv::{ConvDims, OutputGrad, conv2d_backward, conv2d_forward};
 use pool::{PoolDims, max_pool_backward, max_pool_forward};
 
 /// Contiguous runs of `len` items per task: a few per thread, so a slow thread does not hold
@@ -43,6 +49,16 @@ impl LayerKernelOps for Flex {
         from_vec(output, dims.output_shape())
     }
 
+    fn layer_conv_block(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        window: Window2d,
+        op: Pointwise,
+    ) -> FlexTensor {
+        conv_block(x, weight, bias, window, op, false).0
+    }
+
     fn layer_max_pool2d(x: FlexTensor, window: Window2d) -> FlexTensor {
         let x = contiguous(x);
         let shape = x.shape();
@@ -55,7 +71,76 @@ impl LayerKernelOps for Flex {
     }
 }
 
+/// The conv block's forward on the tensors' storage; `save` keeps what the backward needs.
+fn conv_block(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: FlexTensor,
+    window: Window2d,
+    op: Pointwise,
+    save: bool,
+) -> (FlexTensor, Option<BlockSaved>) {
+    let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+    let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
+    let (output, saved) = conv_block_forward(
+        &dims,
+        elements(&x),
+        elements(&weight),
+        elements(&bias),
+        op,
+        save,
+    );
+    let shape = Shape::new([
+        dims.batch,
+        dims.out_channels,
+        dims.out_height / 2,
+        dims.out_width / 2,
+    ]);
+    (from_vec(output, shape), saved)
+}
+
 impl LayerKernelBackward for Flex {
+    type BlockSaved = Arc<BlockSaved>;
+
+    fn layer_conv_block_saving(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        window: Window2d,
+        op: Pointwise,
+    ) -> (FlexTensor, Arc<BlockSaved>) {
+        let (output, saved) = conv_block(x, weight, bias, window, op, true);
+        (output, Arc::new(saved.expect("asked to save")))
+    }
+
+    fn layer_conv_block_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        saved: Arc<BlockSaved>,
+        output_grad: FlexTensor,
+        window: Window2d,
+        op: Pointwise,
+        wanted: ConvGradients,
+    ) -> Conv2dGrads<FlexTensor> {
+        let (x, weight, output_grad) = (contiguous(x), contiguous(weight), contiguous(output_grad));
+        let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
+        let pooled = PooledGrad::new(&dims, elements(&output_grad), &saved, op);
+        let (dx, sums) = conv2d_backward(
+            &dims,
+            elements(&x),
+            elements(&weight),
+            OutputGrad::Pooled(pooled),
+            wanted,
+        );
+        Conv2dGrads {
+            x: dx.map(|dx| from_vec(dx, x.shape())),
+            weight: wanted.weight.then(|| from_vec(sums.weight, weight.shape())),
+            bias: wanted
+                .bias
+                .then(|| from_vec(sums.bias, Shape::new([dims.out_channels]))),
+        }
+    }
+
     fn layer_conv2d_backward(
         x: FlexTensor,
         weight: FlexTensor,
@@ -74,7 +159,7 @@ impl LayerKernelBackward for Flex {
             &dims,
             elements(&x),
             elements(&weight),
-            elements(&output_grad),
+            OutputGrad::Dense(elements(&output_grad)),
             wanted,
         );
         Conv2dGrads {

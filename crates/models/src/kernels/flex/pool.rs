@@ -80,7 +80,7 @@ impl PoolDims {
 
 /// PyTorch's comparison for max-pooling: `candidate` wins when greater or NaN.
 #[inline(always)]
-fn max_nan(best: f32, candidate: f32) -> f32 {
+pub(super) fn max_nan(best: f32, candidate: f32) -> f32 {
     select(
         mask((candidate > best) | candidate.is_nan()),
         candidate,
@@ -90,14 +90,14 @@ fn max_nan(best: f32, candidate: f32) -> f32 {
 
 /// All ones when `condition`, else zero.
 #[inline(always)]
-fn mask(condition: bool) -> u32 {
+pub(super) fn mask(condition: bool) -> u32 {
     (condition as u32).wrapping_neg()
 }
 
 /// `when_set` where `mask` is all ones, else `otherwise`, by bits: no branch, and LLVM turns a
 /// loop of these into vector blends.
 #[inline(always)]
-fn select(mask: u32, when_set: f32, otherwise: f32) -> f32 {
+pub(super) fn select(mask: u32, when_set: f32, otherwise: f32) -> f32 {
     f32::from_bits((when_set.to_bits() & mask) | (otherwise.to_bits() & !mask))
 }
 
@@ -148,6 +148,8 @@ macro_rules! with_avx2 {
         }
     };
 }
+
+pub(super) use with_avx2;
 
 with_avx2!(pool_planes_2x2(dims: &PoolDims, x: &[f32], output: &mut [MaybeUninit<f32>]) {
     let (plane_len, out_len, out_width) =

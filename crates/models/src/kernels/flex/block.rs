@@ -1,0 +1,439 @@
+//! A conv block — convolution, element-wise activation, 2×2 stride-2 max-pool — in one pass per
+//! sample: the convolution (`conv.rs`'s im2col + gemm) writes the sample's output into a
+//! per-thread buffer, the activation and the pooling read it there while it is in cache, and
+//! only the pooled output goes to memory. The separate layers write the convolution's output,
+//! read and write it again for the activation, and read it a third time for the pooling.
+//!
+//! The backward needs, per pooled output, only the window's winner and the value the
+//! activation's backward reads at it (its input, or its output when
+//! [`Pointwise::saves_output`]): the gradient reaches the pre-activation at the winner alone.
+//! The forward keeps those two when asked ([`BlockSaved`]); the backward rebuilds one sample's
+//! pre-activation gradient at a time from them and hands it to the convolution's backward.
+//!
+//! One difference from the three layers run one by one: where a window holds two or more NaNs
+//! or infinities, the layers also write `0 · f'(x)` = NaN at the ones that lost (for GELU, say;
+//! ReLU's select gives 0), the block writes 0 there. The winner, a NaN itself, carries a NaN
+//! gradient into the convolution's gradients either way.
+
+use super::block_avx512;
+use super::conv::{ConvDims, SampleConv};
+use super::pool::{mask, max_nan, select, with_avx2};
+use super::{filled_vec, items_per_task};
+use activations::fused::{Pointwise, slices};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// What a conv block's backward needs from its forward, one entry per pooled output.
+#[derive(Debug)]
+pub struct BlockSaved {
+    /// Which element of the 2×2 window won, in row-major order (0–3).
+    winners: Vec<u8>,
+    /// The activation's input at the winner, or its output when the op's backward reads that.
+    saved: Vec<f32>,
+}
+
+/// The pooled planes of a conv block: the convolution's output planes halved, an odd last row
+/// or column dropped (PyTorch's floor mode).
+#[derive(Clone, Copy, Debug)]
+struct Pooling {
+    channels: usize,
+    /// The convolution's output plane.
+    height: usize,
+    width: usize,
+}
+
+impl Pooling {
+    fn new(dims: &ConvDims) -> Self {
+        Self {
+            channels: dims.out_channels,
+            height: dims.out_height,
+            width: dims.out_width,
+        }
+    }
+
+    fn pooled_height(&self) -> usize {
+        self.height / 2
+    }
+
+    fn pooled_width(&self) -> usize {
+        self.width / 2
+    }
+
+    /// Pooled outputs per sample.
+    fn sample_len(&self) -> usize {
+        self.channels * self.pooled_height() * self.pooled_width()
+    }
+
+    /// Calls `f(first output, top row start, bottom row start)` for each pair of rows of one
+    /// sample's convolution output that a row of windows covers.
+    #[inline(always)]
+    fn for_each_row_pair(&self, mut f: impl FnMut(usize, usize, usize)) {
+        let mut output = 0;
+        for channel in 0..self.channels {
+            let plane = channel * self.height * self.width;
+            for row in 0..self.pooled_height() {
+                let top = plane + 2 * row * self.width;
+                f(output, top, top + self.width);
+                output += self.pooled_width();
+            }
+        }
+    }
+}
+
+with_avx2!(pool_rows(post_top: &[f32], post_bottom: &[f32], pooled: &mut [MaybeUninit<f32>]) {
+    let windows = pooled.len();
+    let (top, bottom) = (&post_top[..2 * windows], &post_bottom[..2 * windows]);
+    for (col, out) in pooled.iter_mut().enumerate() {
+        let (left, right) = (2 * col, 2 * col + 1);
+        out.write(max_nan(max_nan(max_nan(top[left], top[right]), bottom[left]), bottom[right]));
+    }
+});
+
+/// A row of windows for [`pool_rows_keeping`]: the activation's output and input rows, and
+/// where the maxima, winners and saved values go.
+struct KeepRow<'a> {
+    post: [&'a [f32]; 2],
+    pre: [&'a [f32]; 2],
+    pooled: &'a mut [MaybeUninit<f32>],
+    winners: &'a mut [MaybeUninit<u8>],
+    saved: &'a mut [MaybeUninit<f32>],
+}
+
+// Each window's maximum of `post`, its winner's position (0–3, row-major) and the value the
+// backward reads there (`post` when `saves_output`, else `pre`), by max-pooling's rule: a later
+// element wins when greater or NaN, so ties go to the first.
+with_avx2!(pool_rows_keeping(row: KeepRow, saves_output: bool) {
+    let windows = row.pooled.len();
+    let [post_top, post_bottom] = row.post.map(|r| &r[..2 * windows]);
+    let [pre_top, pre_bottom] = row.pre.map(|r| &r[..2 * windows]);
+    let (winners, saved) = (&mut row.winners[..windows], &mut row.saved[..windows]);
+    let keep_output = mask(saves_output);
+    for (col, out) in row.pooled.iter_mut().enumerate() {
+        let (left, right) = (2 * col, 2 * col + 1);
+        let (a, b, c, d) = (post_top[left], post_top[right], post_bottom[left], post_bottom[right]);
+        let takes_b = mask((b > a) | b.is_nan());
+        let best = select(takes_b, b, a);
+        let at = select(takes_b, pre_top[right], pre_top[left]);
+        let index = takes_b & 1;
+        let takes_c = mask((c > best) | c.is_nan());
+        let best = select(takes_c, c, best);
+        let at = select(takes_c, pre_bottom[left], at);
+        let index = (takes_c & 2) | (!takes_c & index);
+        let takes_d = mask((d > best) | d.is_nan());
+        let best = select(takes_d, d, best);
+        let at = select(takes_d, pre_bottom[right], at);
+        let index = (takes_d & 3) | (!takes_d & index);
+        out.write(best);
+        winners[col].write(index as u8);
+        saved[col].write(select(keep_output, best, at));
+    }
+});
+
+// Each window's gradient to its winner, zero to the other three.
+with_avx2!(unpool_rows(grad: &[f32], winners: &[u8], top: &mut [f32], bottom: &mut [f32]) {
+    let windows = grad.len();
+    let winners = &winners[..windows];
+    let (top, bottom) = (&mut top[..2 * windows], &mut bottom[..2 * windows]);
+    for (col, &g) in grad.iter().enumerate() {
+        let winner = winners[col];
+        let to = |position: u8| select(mask(winner == position), g, 0.0);
+        top[2 * col] = to(0);
+        top[2 * col + 1] = to(1);
+        bottom[2 * col] = to(2);
+        bottom[2 * col + 1] = to(3);
+    }
+});
+
+/// [`pool_rows_keeping`], with AVX-512 when `simd` ([`block_avx512::available`]).
+fn keep_row(simd: bool, row: KeepRow, saves_output: bool) {
+    let windows = row.pooled.len();
+    assert!(row.winners.len() >= windows && row.saved.len() >= windows);
+    assert!(
+        row.post
+            .iter()
+            .chain(&row.pre)
+            .all(|r| r.len() >= 2 * windows)
+    );
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        let pointers = block_avx512::KeepRowPtrs {
+            post: row.post.map(<[f32]>::as_ptr),
+            pre: row.pre.map(<[f32]>::as_ptr),
+            pooled: row.pooled.as_mut_ptr().cast(),
+            winners: row.winners.as_mut_ptr().cast(),
+            saved: row.saved.as_mut_ptr().cast(),
+            windows,
+        };
+        // SAFETY: the CPU has AVX-512 (`simd`), and the lengths were checked above.
+        return unsafe { block_avx512::pool_rows_keeping(pointers, saves_output) };
+    }
+    let _ = simd;
+    pool_rows_keeping(row, saves_output)
+}
+
+/// [`unpool_rows`], with AVX-512 when `simd`.
+fn unpool_row(simd: bool, grad: &[f32], winners: &[u8], top: &mut [f32], bottom: &mut [f32]) {
+    let windows = grad.len();
+    assert!(winners.len() >= windows && top.len() >= 2 * windows && bottom.len() >= 2 * windows);
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: the CPU has AVX-512 (`simd`), and the lengths were checked above.
+        return unsafe {
+            block_avx512::unpool_rows(
+                grad.as_ptr(),
+                winners.as_ptr(),
+                top.as_mut_ptr(),
+                bottom.as_mut_ptr(),
+                windows,
+            )
+        };
+    }
+    let _ = simd;
+    unpool_rows(grad, winners, top, bottom)
+}
+
+/// `values` as the uninitialised slice `SampleConv::run` writes (every element gets written).
+fn as_uninit(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and the callers only write initialised
+    // values through the view, so `values` stays initialised.
+    unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), values.len()) }
+}
+
+/// One task's slices of the saved state.
+type SavedChunk<'a> = Option<(&'a mut [MaybeUninit<u8>], &'a mut [MaybeUninit<f32>])>;
+
+/// `max_pool_2x2(op(conv2d(x)))`, `[N, C_out, H_out / 2, W_out / 2]`, and what the backward
+/// needs when `save`.
+pub(super) fn conv_block_forward(
+    dims: &ConvDims,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    op: Pointwise,
+    save: bool,
+) -> (Vec<f32>, Option<BlockSaved>) {
+    let conv = SampleConv::new(dims, weight, bias);
+    let pooling = Pooling::new(dims);
+    let pooled_len = pooling.sample_len();
+    let samples = items_per_task(dims.batch);
+    let total = dims.batch * pooled_len;
+    let saves_output = op.saves_output();
+    let kept = if save { total } else { 0 };
+    let simd = block_avx512::available();
+    let mut winners: Vec<u8> = Vec::with_capacity(kept);
+    let mut saved: Vec<f32> = Vec::with_capacity(kept);
+
+    let output = filled_vec(total, |output| {
+        let task_len = samples * pooled_len;
+        let saved_chunks: Vec<SavedChunk> = if save {
+            winners.spare_capacity_mut()[..total]
+                .chunks_mut(task_len)
+                .zip(saved.spare_capacity_mut()[..total].chunks_mut(task_len))
+                .map(Some)
+                .collect()
+        } else {
+            (0..dims.batch.div_ceil(samples)).map(|_| None).collect()
+        };
+        output
+            .par_chunks_mut(task_len)
+            .zip(x.par_chunks(samples * dims.input_len()))
+            .zip(saved_chunks)
+            .for_each(|((output, x), mut keep)| {
+                let mut col = conv.patch_buffer();
+                let mut pre = vec![0.0f32; dims.output_len()];
+                let mut post = vec![0.0f32; dims.output_len()];
+                let width = pooling.pooled_width();
+                let mut scratch_winners = vec![MaybeUninit::new(0u8); width];
+                let mut scratch_saved = vec![MaybeUninit::new(0.0f32); width];
+                for (index, (pooled, x)) in output
+                    .chunks_mut(pooled_len)
+                    .zip(x.chunks(dims.input_len()))
+                    .enumerate()
+                {
+                    conv.run(x, &mut col, as_uninit(&mut pre));
+                    slices::forward(op, &pre, &mut post);
+                    let keep = keep.as_mut().map(|(winners, saved)| {
+                        let range = index * pooled_len..(index + 1) * pooled_len;
+                        (&mut winners[range.clone()], &mut saved[range])
+                    });
+                    let width = pooling.pooled_width();
+                    match keep {
+                        Some((winners, saved)) => pooling.for_each_row_pair(|o, top, bottom| {
+                            let row = KeepRow {
+                                post: [&post[top..], &post[bottom..]],
+                                pre: [&pre[top..], &pre[bottom..]],
+                                pooled: &mut pooled[o..o + width],
+                                winners: &mut winners[o..o + width],
+                                saved: &mut saved[o..o + width],
+                            };
+                            keep_row(simd, row, saves_output)
+                        }),
+                        // The vector kernel keeps winners anyway, in a scratch row.
+                        None if simd => pooling.for_each_row_pair(|o, top, bottom| {
+                            let row = KeepRow {
+                                post: [&post[top..], &post[bottom..]],
+                                pre: [&pre[top..], &pre[bottom..]],
+                                pooled: &mut pooled[o..o + width],
+                                winners: &mut scratch_winners,
+                                saved: &mut scratch_saved,
+                            };
+                            keep_row(simd, row, true)
+                        }),
+                        None => pooling.for_each_row_pair(|o, top, bottom| {
+                            pool_rows(&post[top..], &post[bottom..], &mut pooled[o..o + width])
+                        }),
+                    }
+                }
+            })
+    });
+    let saved = save.then(|| {
+        // SAFETY: the forward wrote every pooled output's winner and saved value above.
+        unsafe {
+            winners.set_len(total);
+            saved.set_len(total);
+        }
+        BlockSaved { winners, saved }
+    });
+    (output, saved)
+}
+
+/// The gradient of a conv block's pooled output, turned back into the gradient of its
+/// convolution's output one sample at a time (for `conv2d_backward`).
+pub(super) struct PooledGrad<'a> {
+    pooling: Pooling,
+    grad: &'a [f32],
+    saved: &'a BlockSaved,
+    op: Pointwise,
+}
+
+impl<'a> PooledGrad<'a> {
+    pub(super) fn new(
+        dims: &ConvDims,
+        grad: &'a [f32],
+        saved: &'a BlockSaved,
+        op: Pointwise,
+    ) -> Self {
+        let pooling = Pooling::new(dims);
+        let total = dims.batch * pooling.sample_len();
+        assert_eq!(grad.len(), total, "conv block: pooled output gradient");
+        assert_eq!(saved.saved.len(), total, "conv block: saved values");
+        Self {
+            pooling,
+            grad,
+            saved,
+            op,
+        }
+    }
+
+    /// Writes sample `sample`'s convolution-output gradient into the start of `buffer`
+    /// (`C_out × H_out × W_out`; the rest of `buffer` is scratch).
+    pub(super) fn rebuild(&self, sample: usize, buffer: &mut Vec<f32>) {
+        let len = self.pooling.sample_len();
+        let conv_len = self.pooling.channels * self.pooling.height * self.pooling.width;
+        buffer.resize(conv_len + len, 0.0);
+        let (conv_grad, pooled_grad) = buffer.split_at_mut(conv_len);
+        if self.pooling.height % 2 == 1 || self.pooling.width % 2 == 1 {
+            // The dropped last row or column gets no gradient; the windows write the rest.
+            conv_grad.fill(0.0);
+        }
+        let range = sample * len..(sample + 1) * len;
+        pooled_grad.copy_from_slice(&self.grad[range.clone()]);
+        slices::backward(self.op, &self.saved.saved[range.clone()], pooled_grad);
+        let winners = &self.saved.winners[range];
+        let width = self.pooling.pooled_width();
+        let simd = block_avx512::available();
+        self.pooling.for_each_row_pair(|o, top, bottom| {
+            let (upper, lower) = conv_grad.split_at_mut(bottom);
+            unpool_row(
+                simd,
+                &pooled_grad[o..o + width],
+                &winners[o..o + width],
+                &mut upper[top..],
+                lower,
+            )
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX-512 loops (full blocks of 16 windows and masked tails) against the scalar ones,
+    /// with ties, NaNs and infinities among random values; skipped where the CPU lacks AVX-512
+    /// (the scalar loops are then the ones the block tests run).
+    #[test]
+    fn vector_and_scalar_pooling_agree() {
+        if !block_avx512::available() {
+            return;
+        }
+        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, 1.0, 1.0];
+        let mut state = 99u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for windows in [1, 5, 7, 14, 16, 17, 33] {
+            for _ in 0..20 {
+                let mut row = |len: usize| -> Vec<f32> {
+                    (0..len)
+                        .map(|_| match next() % 4 {
+                            0 => specials[next() as usize % specials.len()],
+                            _ => (next() % 7) as f32 - 3.0,
+                        })
+                        .collect()
+                };
+                let (post, pre) = (
+                    [row(2 * windows), row(2 * windows)],
+                    [row(2 * windows), row(2 * windows)],
+                );
+                let grad = row(windows);
+                let run = |simd: bool, saves_output: bool| {
+                    let mut pooled = vec![MaybeUninit::new(-7.0f32); windows];
+                    let mut winners = vec![MaybeUninit::new(9u8); windows];
+                    let mut saved = vec![MaybeUninit::new(-7.0f32); windows];
+                    let row = KeepRow {
+                        post: [&post[0], &post[1]],
+                        pre: [&pre[0], &pre[1]],
+                        pooled: &mut pooled,
+                        winners: &mut winners,
+                        saved: &mut saved,
+                    };
+                    keep_row(simd, row, saves_output);
+                    // SAFETY: both loops write every element.
+                    let bits = |v: Vec<MaybeUninit<f32>>| -> Vec<u32> {
+                        v.into_iter()
+                            .map(|e| unsafe { e.assume_init() }.to_bits())
+                            .collect()
+                    };
+                    let winners: Vec<u8> = winners
+                        .into_iter()
+                        .map(|e| unsafe { e.assume_init() })
+                        .collect();
+                    let (mut top, mut bottom) =
+                        (vec![-7.0f32; 2 * windows], vec![-7.0f32; 2 * windows]);
+                    unpool_row(simd, &grad, &winners, &mut top, &mut bottom);
+                    let to_bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+                    (
+                        bits(pooled),
+                        winners,
+                        bits(saved),
+                        to_bits(top),
+                        to_bits(bottom),
+                    )
+                };
+                for saves_output in [false, true] {
+                    let scalar = run(false, saves_output);
+                    assert!(scalar.1.iter().all(|&w| w < 4), "winners {:?}", scalar.1);
+                    assert_eq!(
+                        run(true, saves_output),
+                        scalar,
+                        "{windows} windows: {post:?} {pre:?} {grad:?}"
+                    );
+                }
+            }
+        }
+    }
+}
