@@ -120,6 +120,10 @@ def bench_activations(names, repeats):
     return rows
 
 
+EVAL_BATCH_SIZE = 1000  # crates/train/src/bench.rs
+EVAL_BATCHES = 10
+
+
 def bench_train(kind, activation, batch_size, warmup, steps):
     torch.manual_seed(1)
     model = build_model({"model": {"kind": kind, "activation": activation}})
@@ -141,12 +145,24 @@ def bench_train(kind, activation, batch_size, warmup, steps):
     start = time.perf_counter()
     run(steps)
     seconds = time.perf_counter() - start
+
+    # Inference of the trained model, as `fmnist bench train` measures it (EVAL_BATCH_SIZE).
+    model.eval()
+    images = torch.rand(EVAL_BATCH_SIZE, 1, 28, 28)
+    with torch.no_grad():
+        for _ in range(2):
+            model(images).argmax(1)
+        start = time.perf_counter()
+        for _ in range(EVAL_BATCHES):
+            model(images).argmax(1)
+        eval_seconds = time.perf_counter() - start
     return {
         "model": kind,
         "activation": activation,
         "backend": "pytorch-cpu",
         "batch_size": batch_size,
         "train_images_per_second": steps * batch_size / seconds,
+        "eval_images_per_second": EVAL_BATCHES * EVAL_BATCH_SIZE / eval_seconds,
         "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -171,9 +187,13 @@ def side_by_side(what, torch_rows, path):
             b = burn_rows.get(t["activation"])
             if b is None:
                 continue
-            ratio = b["train_images_per_second"] / t["train_images_per_second"]
-            print(f"{t['activation']:<16} burn {b['train_images_per_second']:>7.0f} img/s, "
-                  f"torch {t['train_images_per_second']:>7.0f} img/s, ratio {ratio:.2f}")
+            for key, label in [("train_images_per_second", "train"),
+                               ("eval_images_per_second", "eval")]:
+                if b.get(key) is None:
+                    continue
+                ratio = b[key] / t[key]
+                print(f"{t['activation']:<16} {label:<5} burn {b[key]:>7.0f} img/s, "
+                      f"torch {t[key]:>7.0f} img/s, ratio {ratio:.2f}")
 
 
 def burn_rows(binary, what, args, names):
@@ -205,14 +225,16 @@ def alternate(what, args, names, measure):
         rounds.append((burn, torch_rows))
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
     keys = (["forward_ms", "forward_backward_ms"] if what == "activations"
-            else ["train_images_per_second"])
+            else ["train_images_per_second", "eval_images_per_second"])
     summary = []
     for name in names:
         pairs = [(b[name], t[name]) for b, t in rounds if name in b and name in t]
+        # Rows from a binary that predates a key leave that key out.
+        keys_here = [k for k in keys if all(b.get(k) is not None for b, _ in pairs)]
         if not pairs:
             continue
         row = {"activation": name, "rounds": len(pairs)}
-        for key in keys:
+        for key in keys_here:
             burn_values = [b[key] for b, _ in pairs]
             torch_values = [t[key] for _, t in pairs]
             # Above 1: Burn faster (PyTorch's time over Burn's, or Burn's rate over PyTorch's).
@@ -240,9 +262,14 @@ def print_alternating(what, summary):
               "ratio = PyTorch time / Burn time (>= 1: Burn at least as fast), median [range]")
     else:
         for row in summary:
-            r = row["train_images_per_second"]
-            print(f"{row['activation']:<16} burn {r['burn']:>7.0f} img/s, torch {r['torch']:>7.0f} "
-                  f"img/s, ratio {r['ratio']:.2f} [{r['ratio_min']:.2f}–{r['ratio_max']:.2f}]")
+            for key, label in [("train_images_per_second", "train"),
+                               ("eval_images_per_second", "eval")]:
+                if key not in row:
+                    continue
+                r = row[key]
+                print(f"{row['activation']:<16} {label:<5} burn {r['burn']:>7.0f} img/s, "
+                      f"torch {r['torch']:>7.0f} img/s, "
+                      f"ratio {r['ratio']:.2f} [{r['ratio_min']:.2f}–{r['ratio_max']:.2f}]")
         print(f"\nmedians over {summary[0]['rounds'] if summary else 0} alternating rounds; "
               "ratio = Burn img/s / PyTorch img/s, median [range]")
 
@@ -298,6 +325,7 @@ def main():
                 print(
                     f"{r['activation']:<16} batch {r['batch_size']:>4}: "
                     f"{r['train_images_per_second']:>8.0f} training images/s, "
+                    f"{r['eval_images_per_second']:>8.0f} evaluation images/s, "
                     f"peak memory {r['peak_memory_mib']:.0f} MiB"
                 )
     if args.against:

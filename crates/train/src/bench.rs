@@ -97,6 +97,10 @@ pub struct TrainTiming {
     pub backend: String,
     pub batch_size: usize,
     pub train_images_per_second: f64,
+    /// Inference images/s of the trained model (no autodiff, batches of
+    /// [`EVAL_BATCH_SIZE`]), as `fmnist eval` runs it; `null` in files from before it was measured.
+    #[serde(default)]
+    pub eval_images_per_second: Option<f64>,
     /// The process's peak resident memory in MiB (Linux; `null` elsewhere).
     pub peak_memory_mib: Option<f64>,
 }
@@ -184,8 +188,15 @@ pub fn bench_activations(
         .collect()
 }
 
+/// The batch size of the evaluation measurement: `fmnist eval`'s default and PyTorch's side.
+pub const EVAL_BATCH_SIZE: usize = 1000;
+
+/// Timed evaluation batches (after two untimed ones).
+const EVAL_BATCHES: usize = 10;
+
 /// Trains `model` (with configs/default.toml's optimiser, Adam 1e-3) with `activation` in every
-/// slot for `steps` timed steps after `warmup` steps, on random in-memory batches.
+/// slot for `steps` timed steps after `warmup` steps, on random in-memory batches; then times
+/// the trained model's inference on batches of [`EVAL_BATCH_SIZE`].
 pub fn bench_train(
     backend: Backend,
     model_kind: BenchModel,
@@ -233,15 +244,36 @@ pub fn bench_train(
     }
     let _ = device.sync();
     let seconds = started.elapsed().as_secs_f64();
-    drop(model);
+    let eval_images_per_second = bench_eval(model.valid(), &backend.device());
     TrainTiming {
         model: model_kind,
         activation: label(activation),
         backend: backend.name().to_string(),
         batch_size,
         train_images_per_second: (steps * batch_size) as f64 / seconds,
+        eval_images_per_second: Some(eval_images_per_second),
         peak_memory_mib: peak_memory_mib(),
     }
+}
+
+/// Inference images/s of `model` on random batches of [`EVAL_BATCH_SIZE`].
+fn bench_eval(model: Model, device: &Device) -> f64 {
+    device.seed(2);
+    let images: Tensor<4> =
+        Tensor::random([EVAL_BATCH_SIZE, 1, 28, 28], Distribution::Default, device);
+    let run = || {
+        let _ = model.forward(images.clone()).argmax(1);
+    };
+    for _ in 0..2 {
+        run();
+    }
+    let _ = device.sync();
+    let started = Instant::now();
+    for _ in 0..EVAL_BATCHES {
+        run();
+    }
+    let _ = device.sync();
+    (EVAL_BATCHES * EVAL_BATCH_SIZE) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// `VmHWM` from /proc/self/status: the peak resident set size.

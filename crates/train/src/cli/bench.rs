@@ -18,8 +18,9 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Training images/s (warm-up excluded) and peak memory, of the reference CNN or the compare
-    /// MLP.
+    /// Training images/s (warm-up excluded), evaluation images/s of the trained model (batches
+    /// of 1,000, no autodiff) and peak memory, of the reference CNN, the compare MLP or the
+    /// ResNet.
     Train {
         #[arg(long, default_value = "flex", value_parser = parse_backend)]
         backend: Backend,
@@ -146,10 +147,13 @@ impl BenchCommand {
                     );
                     if !json {
                         println!(
-                            "{:<16} batch {:>4}: {:>8.0} training images/s, peak memory {}",
+                            "{:<16} batch {:>4}: {:>8.0} training images/s, {:>8.0} evaluation \
+                             images/s (batch {}), peak memory {}",
                             row.activation,
                             row.batch_size,
                             row.train_images_per_second,
+                            row.eval_images_per_second.unwrap_or(f64::NAN),
+                            ::train::bench::EVAL_BATCH_SIZE,
                             row.peak_memory_mib
                                 .map_or("unknown".into(), |m| format!("{m:.0} MiB"))
                         );
