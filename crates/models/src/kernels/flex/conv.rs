@@ -378,7 +378,7 @@ pub(super) fn conv2d_backward(
             if let Some(dx) = dx.as_deref_mut() {
                 matmul(&mut dcol, false, &kernel_t, &grad_matrix);
                 let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
-                col2im(dims, &dcol, dx);
+                col2im(dims, &mut dcol, dx);
             }
         }
         sums

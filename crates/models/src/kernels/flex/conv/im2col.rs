@@ -26,54 +26,106 @@ pub(super) fn im2col(dims: &ConvDims, x: &[f32], col: &mut [f32]) {
     });
 }
 
-/// [`im2col`] for a stride-1, dilation-1 convolution whose output is as wide as its input (a
-/// 3×3 kernel with padding 1, say): each row of `col` is then the input plane shifted by the
-/// tap's offset, so it is one long copy, with the columns that wrapped around into the
-/// neighbouring row and the rows beyond the edges set to zero afterwards. The general path
-/// copies each output row separately, a few dozen bytes at a time.
-fn im2col_shifted_planes(dims: &ConvDims, x: &[f32], col: &mut [f32]) {
+/// One tap of a stride-1, dilation-1 convolution whose output is as wide as its input (a 3×3
+/// kernel with padding 1, say): its row of the patch matrix is the input plane shifted by the
+/// tap's offset. Between `first_row` and `end_row` of the output, element `i` of the row reads
+/// input element `i + offset`, except the columns `wrapped` at each row's edge, which reach
+/// into the neighbouring row and are padding; so one long copy (or add) over `start..end`
+/// moves the whole tap, and the wrapped columns are fixed up afterwards (or zeroed before).
+struct ShiftedTap {
+    /// The tap's row of the patch matrix.
+    row: usize,
+    /// Element offset into the input channel's plane.
+    channel_start: usize,
+    first_row: usize,
+    end_row: usize,
+    start: usize,
+    end: usize,
+    offset: isize,
+    wrapped: std::ops::Range<usize>,
+}
+
+/// Calls `f` for each tap of a [`ConvDims::is_same_size_unit_stride`] convolution.
+fn for_each_shifted_tap(dims: &ConvDims, mut f: impl FnMut(&ShiftedTap)) {
     let (height, width) = (dims.height, dims.width);
     let [kernel_h, kernel_w] = dims.window.kernel;
     let [pad_h, pad_w] = dims.window.padding;
-    let plane = height * width;
-    let out_rows = dims.out_height;
     for channel in 0..dims.in_channels {
-        let x = &x[channel * plane..][..plane];
         for kernel_row in 0..kernel_h {
             for kernel_col in 0..kernel_w {
-                let tap = (channel * kernel_h + kernel_row) * kernel_w + kernel_col;
-                let dst = &mut col[tap * out_rows * width..][..out_rows * width];
                 // Output (r, j) reads input (r + dr, j + dc).
                 let dr = kernel_row as isize - pad_h as isize;
                 let dc = kernel_col as isize - pad_w as isize;
                 let first_row = (-dr).max(0) as usize;
-                let end_row = ((height as isize - dr).min(out_rows as isize)).max(0) as usize;
-                if first_row >= end_row {
-                    dst.fill(0.0);
-                    continue;
-                }
-                dst[..first_row * width].fill(0.0);
-                dst[end_row * width..].fill(0.0);
-                // One copy over the valid rows, less the wrapped ends of the first and last.
-                let start = first_row * width + (-dc).max(0) as usize;
-                let end = end_row * width - dc.max(0) as usize;
-                let offset = dr * width as isize + dc;
-                let source = (start as isize + offset) as usize..(end as isize + offset) as usize;
-                dst[start..end].copy_from_slice(&x[source]);
-                // The columns that read past a row's edge are padding.
-                let (zero_from, zero_to) = if dc > 0 {
-                    (width - dc as usize, width)
-                } else {
-                    (0, (-dc) as usize)
-                };
-                if zero_from < zero_to {
-                    for row in dst[first_row * width..end_row * width].chunks_mut(width) {
-                        zero_run(&mut row[zero_from..zero_to]);
-                    }
-                }
+                let end_row =
+                    ((height as isize - dr).min(dims.out_height as isize)).max(0) as usize;
+                let first_row = first_row.min(end_row);
+                f(&ShiftedTap {
+                    row: (channel * kernel_h + kernel_row) * kernel_w + kernel_col,
+                    channel_start: channel * height * width,
+                    first_row,
+                    end_row,
+                    // Less the wrapped ends of the first and last rows.
+                    start: first_row * width + (-dc).max(0) as usize,
+                    end: (end_row * width).saturating_sub(dc.max(0) as usize),
+                    offset: dr * width as isize + dc,
+                    wrapped: if dc > 0 {
+                        width - dc as usize..width
+                    } else {
+                        0..(-dc) as usize
+                    },
+                });
             }
         }
     }
+}
+
+/// [`im2col`] for a [`ConvDims::is_same_size_unit_stride`] convolution: one long copy per tap
+/// ([`ShiftedTap`]) instead of one short copy per output row.
+fn im2col_shifted_planes(dims: &ConvDims, x: &[f32], col: &mut [f32]) {
+    let (width, positions) = (dims.width, dims.positions());
+    let plane = dims.height * width;
+    for_each_shifted_tap(dims, |tap| {
+        let dst = &mut col[tap.row * positions..][..positions];
+        let x = &x[tap.channel_start..][..plane];
+        dst[..tap.first_row * width].fill(0.0);
+        dst[tap.end_row * width..].fill(0.0);
+        if tap.first_row == tap.end_row {
+            return;
+        }
+        let source =
+            (tap.start as isize + tap.offset) as usize..(tap.end as isize + tap.offset) as usize;
+        dst[tap.start..tap.end].copy_from_slice(&x[source]);
+        if !tap.wrapped.is_empty() {
+            for row in dst[tap.first_row * width..tap.end_row * width].chunks_mut(width) {
+                zero_run(&mut row[tap.wrapped.clone()]);
+            }
+        }
+    });
+}
+
+/// [`col2im`] for a [`ConvDims::is_same_size_unit_stride`] convolution: the wrapped columns of
+/// `col` (padding) are zeroed, then each tap is one long add.
+fn col2im_shifted_planes(dims: &ConvDims, col: &mut [f32], dx: &mut [f32]) {
+    let (width, positions) = (dims.width, dims.positions());
+    let plane = dims.height * width;
+    for_each_shifted_tap(dims, |tap| {
+        if tap.first_row == tap.end_row {
+            return;
+        }
+        let src = &mut col[tap.row * positions..][..positions];
+        if !tap.wrapped.is_empty() {
+            for row in src[tap.first_row * width..tap.end_row * width].chunks_mut(width) {
+                zero_run(&mut row[tap.wrapped.clone()]);
+            }
+        }
+        let dx = &mut dx[tap.channel_start..][..plane];
+        let target =
+            (tap.start as isize + tap.offset) as usize..(tap.end as isize + tap.offset) as usize;
+        for (target, value) in dx[target].iter_mut().zip(&src[tap.start..tap.end]) {
+            *target += value;
+        }
+    });
 }
 
 /// `dst = src` for the short runs of im2col (a row of a small image, 10–30 elements): in
@@ -112,8 +164,12 @@ fn zero_run(dst: &mut [f32]) {
     }
 }
 
-/// Adds the patches `col` back into one sample's input gradient `dx` (the adjoint of im2col).
-pub(super) fn col2im(dims: &ConvDims, col: &[f32], dx: &mut [f32]) {
+/// Adds the patches `col` back into one sample's input gradient `dx` (the adjoint of im2col);
+/// `col` is scratch afterwards.
+pub(super) fn col2im(dims: &ConvDims, col: &mut [f32], dx: &mut [f32]) {
+    if dims.is_same_size_unit_stride() {
+        return col2im_shifted_planes(dims, col, dx);
+    }
     let positions = dims.positions();
     let out_width = dims.out_width;
     dims.for_each_tap(|row, out_row, x_start, cols, step| {
