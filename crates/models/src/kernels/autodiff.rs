@@ -1,8 +1,9 @@
 //! [`LayerKernelOps`] for `Autodiff<B>`: the forward runs `B`'s kernel and records a
 //! handwritten backward step that runs `B`'s backward kernel.
 
-use super::{ConvGradients, LayerKernelBackward, LayerKernelOps, Window2d};
+use super::{Conv2dGrads, ConvGradients, LayerKernelBackward, LayerKernelOps, Window2d};
 use activations::burn::backend::Autodiff;
+use activations::burn::backend::autodiff::NodeId;
 use activations::burn::backend::autodiff::checkpoint::{
     base::Checkpointer, strategy::CheckpointStrategy,
 };
@@ -10,6 +11,29 @@ use activations::burn::backend::autodiff::grads::Gradients;
 use activations::burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use activations::burn::backend::tensor::FloatTensor;
 use activations::fused::Pointwise;
+
+/// The gradients a convolution's parents (x, weight, bias) want: those that are tracked.
+fn wanted<T>(parents: &[Option<T>; 3]) -> ConvGradients {
+    ConvGradients {
+        x: parents[0].is_some(),
+        weight: parents[1].is_some(),
+        bias: parents[2].is_some(),
+    }
+}
+
+/// Registers each computed gradient with its parent (x, weight, bias).
+fn register<B: LayerKernelBackward>(
+    grads: &mut Gradients,
+    parents: [Option<NodeId>; 3],
+    computed: Conv2dGrads<FloatTensor<B>>,
+) {
+    let computed = [computed.x, computed.weight, computed.bias];
+    for (node, grad) in parents.into_iter().zip(computed) {
+        if let (Some(node), Some(grad)) = (node, grad) {
+            grads.register::<B>(node, grad);
+        }
+    }
+}
 
 /// The convolution's backward step (parents: x, weight, bias). Its state is the input and the
 /// weight.
@@ -21,23 +45,10 @@ impl<B: LayerKernelBackward> Backward<B, 3> for ConvBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let output_grad = grads.consume::<B>(&ops.node);
-        let [x_node, weight_node, bias_node] = ops.parents;
-        let wanted = ConvGradients {
-            x: x_node.is_some(),
-            weight: weight_node.is_some(),
-            bias: bias_node.is_some(),
-        };
+        let wanted = wanted(&ops.parents);
         let (x, weight) = ops.state;
         let computed = B::layer_conv2d_backward(x, weight, output_grad, self.0, wanted);
-        for (node, grad) in [
-            (x_node, computed.x),
-            (weight_node, computed.weight),
-            (bias_node, computed.bias),
-        ] {
-            if let (Some(node), Some(grad)) = (node, grad) {
-                grads.register::<B>(node.id, grad);
-            }
-        }
+        register::<B>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
     }
 }
 
@@ -68,24 +79,11 @@ impl<B: LayerKernelBackward> Backward<B, 3> for ConvBlockBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let output_grad = grads.consume::<B>(&ops.node);
-        let [x_node, weight_node, bias_node] = ops.parents;
-        let wanted = ConvGradients {
-            x: x_node.is_some(),
-            weight: weight_node.is_some(),
-            bias: bias_node.is_some(),
-        };
+        let wanted = wanted(&ops.parents);
         let (x, weight, saved) = ops.state;
         let computed =
             B::layer_conv_block_backward(x, weight, saved, output_grad, self.0, self.1, wanted);
-        for (node, grad) in [
-            (x_node, computed.x),
-            (weight_node, computed.weight),
-            (bias_node, computed.bias),
-        ] {
-            if let (Some(node), Some(grad)) = (node, grad) {
-                grads.register::<B>(node.id, grad);
-            }
-        }
+        register::<B>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
     }
 }
 

@@ -367,24 +367,9 @@ mod tests {
         if !block_avx512::available() {
             return;
         }
-        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, 1.0, 1.0];
-        let mut state = 99u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u32
-        };
+        let mut row = super::super::pool::special_rows(99);
         for windows in [1, 5, 7, 14, 16, 17, 33] {
             for _ in 0..20 {
-                let mut row = |len: usize| -> Vec<f32> {
-                    (0..len)
-                        .map(|_| match next() % 4 {
-                            0 => specials[next() as usize % specials.len()],
-                            _ => (next() % 7) as f32 - 3.0,
-                        })
-                        .collect()
-                };
                 let (post, pre) = (
                     [row(2 * windows), row(2 * windows)],
                     [row(2 * windows), row(2 * windows)],

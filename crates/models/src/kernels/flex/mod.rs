@@ -99,6 +99,24 @@ fn conv_block(
     (from_vec(output, shape), saved)
 }
 
+/// The convolution's backward on contiguous `x` and `weight`, as tensors.
+fn conv_grads(
+    dims: &ConvDims,
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    output_grad: OutputGrad,
+    wanted: ConvGradients,
+) -> Conv2dGrads<FlexTensor> {
+    let (dx, sums) = conv2d_backward(dims, elements(x), elements(weight), output_grad, wanted);
+    Conv2dGrads {
+        x: dx.map(|dx| from_vec(dx, x.shape())),
+        weight: wanted.weight.then(|| from_vec(sums.weight, weight.shape())),
+        bias: wanted
+            .bias
+            .then(|| from_vec(sums.bias, Shape::new([dims.out_channels]))),
+    }
+}
+
 impl LayerKernelBackward for Flex {
     type BlockSaved = Arc<BlockSaved>;
 
@@ -125,20 +143,7 @@ impl LayerKernelBackward for Flex {
         let (x, weight, output_grad) = (contiguous(x), contiguous(weight), contiguous(output_grad));
         let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
         let pooled = PooledGrad::new(&dims, elements(&output_grad), &saved, op);
-        let (dx, sums) = conv2d_backward(
-            &dims,
-            elements(&x),
-            elements(&weight),
-            OutputGrad::Pooled(pooled),
-            wanted,
-        );
-        Conv2dGrads {
-            x: dx.map(|dx| from_vec(dx, x.shape())),
-            weight: wanted.weight.then(|| from_vec(sums.weight, weight.shape())),
-            bias: wanted
-                .bias
-                .then(|| from_vec(sums.bias, Shape::new([dims.out_channels]))),
-        }
+        conv_grads(&dims, &x, &weight, OutputGrad::Pooled(pooled), wanted)
     }
 
     fn layer_conv2d_backward(
@@ -155,20 +160,8 @@ impl LayerKernelBackward for Flex {
             dims.output_shape(),
             "conv2d output gradient"
         );
-        let (dx, sums) = conv2d_backward(
-            &dims,
-            elements(&x),
-            elements(&weight),
-            OutputGrad::Dense(elements(&output_grad)),
-            wanted,
-        );
-        Conv2dGrads {
-            x: dx.map(|dx| from_vec(dx, x.shape())),
-            weight: wanted.weight.then(|| from_vec(sums.weight, weight.shape())),
-            bias: wanted
-                .bias
-                .then(|| from_vec(sums.bias, Shape::new([dims.out_channels]))),
-        }
+        let output_grad = OutputGrad::Dense(elements(&output_grad));
+        conv_grads(&dims, &x, &weight, output_grad, wanted)
     }
 
     fn layer_max_pool2d_backward(

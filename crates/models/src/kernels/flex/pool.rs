@@ -404,6 +404,28 @@ pub(super) fn max_pool_backward(dims: &PoolDims, x: &[f32], output_grad: &[f32])
     dx
 }
 
+/// Rows for the vector-against-scalar tests of the pooling loops: small integers (many ties)
+/// with NaNs, infinities and zeros among them, from a seeded generator.
+#[cfg(test)]
+pub(super) fn special_rows(seed: u64) -> impl FnMut(usize) -> Vec<f32> {
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, 1.0, 1.0];
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    move |len| {
+        (0..len)
+            .map(|_| match next() % 4 {
+                0 => specials[next() as usize % specials.len()],
+                _ => (next() % 7) as f32 - 3.0,
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,24 +434,9 @@ mod tests {
     /// and infinities among random values, and a NaN and an infinite gradient.
     #[test]
     fn vector_and_scalar_unpooling_agree() {
-        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, 1.0, 1.0];
-        let mut state = 12345u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u32
-        };
+        let mut row = special_rows(12345);
         for windows in [1, 3, 7, 8, 9, 14, 16, 21] {
             for _ in 0..20 {
-                let mut row = |len: usize| -> Vec<f32> {
-                    (0..len)
-                        .map(|_| match next() % 4 {
-                            0 => specials[next() as usize % specials.len()],
-                            _ => (next() % 7) as f32 - 3.0,
-                        })
-                        .collect()
-                };
                 let (x_top, x_bottom, grad) = (row(2 * windows), row(2 * windows), row(windows));
                 let run = |vector: bool| {
                     let mut top = vec![MaybeUninit::new(-7.0f32); 2 * windows];
