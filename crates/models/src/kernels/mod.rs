@@ -17,7 +17,7 @@
 //!
 //! # Map
 //! - [`LayerKernelOps`]: the backend extension (`#[backend_extension]`), implemented for Flex
-//!   (`flex/`: `conv.rs`, `pool.rs`, `block.rs` with `block_avx512.rs`) and for `Autodiff<B>`
+//!   (`flex/`: `conv.rs` with `conv/im2col.rs`, `pool.rs`, `block.rs`, and the 2×2 pooling rows both use, `pool_rows.rs` with `pool_rows_avx512.rs`) and for `Autodiff<B>`
 //!   with a handwritten backward (`autodiff.rs`) that calls [`LayerKernelBackward`].
 //! - [`conv2d`], [`max_pool2d`] and [`conv_block`]: what the CNN calls in place of
 //!   `Conv2d::forward`, `MaxPool2d::forward` and the three together. They take Burn's modules,

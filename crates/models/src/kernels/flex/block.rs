@@ -15,9 +15,9 @@
 //! ReLU's select gives 0), the block writes 0 there. The winner, a NaN itself, carries a NaN
 //! gradient into the convolution's gradients either way.
 
-use super::block_avx512;
 use super::conv::{ConvDims, SampleConv};
-use super::pool::{mask, max_nan, select, with_avx2};
+use super::pool_rows::{KeepRow, keep_row, pool_rows, unpool_row};
+use super::pool_rows_avx512;
 use super::{filled_vec, items_per_task};
 use activations::fused::{Pointwise, slices};
 use rayon::prelude::*;
@@ -80,118 +80,6 @@ impl Pooling {
     }
 }
 
-with_avx2!(pool_rows(post_top: &[f32], post_bottom: &[f32], pooled: &mut [MaybeUninit<f32>]) {
-    let windows = pooled.len();
-    let (top, bottom) = (&post_top[..2 * windows], &post_bottom[..2 * windows]);
-    for (col, out) in pooled.iter_mut().enumerate() {
-        let (left, right) = (2 * col, 2 * col + 1);
-        out.write(max_nan(max_nan(max_nan(top[left], top[right]), bottom[left]), bottom[right]));
-    }
-});
-
-/// A row of windows for [`pool_rows_keeping`]: the activation's output and input rows, and
-/// where the maxima, winners and saved values go.
-struct KeepRow<'a> {
-    post: [&'a [f32]; 2],
-    pre: [&'a [f32]; 2],
-    pooled: &'a mut [MaybeUninit<f32>],
-    winners: &'a mut [MaybeUninit<u8>],
-    saved: &'a mut [MaybeUninit<f32>],
-}
-
-// Each window's maximum of `post`, its winner's position (0–3, row-major) and the value the
-// backward reads there (`post` when `saves_output`, else `pre`), by max-pooling's rule: a later
-// element wins when greater or NaN, so ties go to the first.
-with_avx2!(pool_rows_keeping(row: KeepRow, saves_output: bool) {
-    let windows = row.pooled.len();
-    let [post_top, post_bottom] = row.post.map(|r| &r[..2 * windows]);
-    let [pre_top, pre_bottom] = row.pre.map(|r| &r[..2 * windows]);
-    let (winners, saved) = (&mut row.winners[..windows], &mut row.saved[..windows]);
-    let keep_output = mask(saves_output);
-    for (col, out) in row.pooled.iter_mut().enumerate() {
-        let (left, right) = (2 * col, 2 * col + 1);
-        let (a, b, c, d) = (post_top[left], post_top[right], post_bottom[left], post_bottom[right]);
-        let takes_b = mask((b > a) | b.is_nan());
-        let best = select(takes_b, b, a);
-        let at = select(takes_b, pre_top[right], pre_top[left]);
-        let index = takes_b & 1;
-        let takes_c = mask((c > best) | c.is_nan());
-        let best = select(takes_c, c, best);
-        let at = select(takes_c, pre_bottom[left], at);
-        let index = (takes_c & 2) | (!takes_c & index);
-        let takes_d = mask((d > best) | d.is_nan());
-        let best = select(takes_d, d, best);
-        let at = select(takes_d, pre_bottom[right], at);
-        let index = (takes_d & 3) | (!takes_d & index);
-        out.write(best);
-        winners[col].write(index as u8);
-        saved[col].write(select(keep_output, best, at));
-    }
-});
-
-// Each window's gradient to its winner, zero to the other three.
-with_avx2!(unpool_rows(grad: &[f32], winners: &[u8], top: &mut [f32], bottom: &mut [f32]) {
-    let windows = grad.len();
-    let winners = &winners[..windows];
-    let (top, bottom) = (&mut top[..2 * windows], &mut bottom[..2 * windows]);
-    for (col, &g) in grad.iter().enumerate() {
-        let winner = winners[col];
-        let to = |position: u8| select(mask(winner == position), g, 0.0);
-        top[2 * col] = to(0);
-        top[2 * col + 1] = to(1);
-        bottom[2 * col] = to(2);
-        bottom[2 * col + 1] = to(3);
-    }
-});
-
-/// [`pool_rows_keeping`], with AVX-512 when `simd` ([`block_avx512::available`]).
-fn keep_row(simd: bool, row: KeepRow, saves_output: bool) {
-    let windows = row.pooled.len();
-    assert!(row.winners.len() >= windows && row.saved.len() >= windows);
-    assert!(
-        row.post
-            .iter()
-            .chain(&row.pre)
-            .all(|r| r.len() >= 2 * windows)
-    );
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        let pointers = block_avx512::KeepRowPtrs {
-            post: row.post.map(<[f32]>::as_ptr),
-            pre: row.pre.map(<[f32]>::as_ptr),
-            pooled: row.pooled.as_mut_ptr().cast(),
-            winners: row.winners.as_mut_ptr().cast(),
-            saved: row.saved.as_mut_ptr().cast(),
-            windows,
-        };
-        // SAFETY: the CPU has AVX-512 (`simd`), and the lengths were checked above.
-        return unsafe { block_avx512::pool_rows_keeping(pointers, saves_output) };
-    }
-    let _ = simd;
-    pool_rows_keeping(row, saves_output)
-}
-
-/// [`unpool_rows`], with AVX-512 when `simd`.
-fn unpool_row(simd: bool, grad: &[f32], winners: &[u8], top: &mut [f32], bottom: &mut [f32]) {
-    let windows = grad.len();
-    assert!(winners.len() >= windows && top.len() >= 2 * windows && bottom.len() >= 2 * windows);
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: the CPU has AVX-512 (`simd`), and the lengths were checked above.
-        return unsafe {
-            block_avx512::unpool_rows(
-                grad.as_ptr(),
-                winners.as_ptr(),
-                top.as_mut_ptr(),
-                bottom.as_mut_ptr(),
-                windows,
-            )
-        };
-    }
-    let _ = simd;
-    unpool_rows(grad, winners, top, bottom)
-}
-
 /// `values` as the uninitialised slice `SampleConv::run` writes (every element gets written).
 fn as_uninit(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and the callers only write initialised
@@ -219,7 +107,7 @@ pub(super) fn conv_block_forward(
     let total = dims.batch * pooled_len;
     let saves_output = op.saves_output();
     let kept = if save { total } else { 0 };
-    let simd = block_avx512::available();
+    let simd = pool_rows_avx512::available();
     let mut winners: Vec<u8> = Vec::with_capacity(kept);
     let mut saved: Vec<f32> = Vec::with_capacity(kept);
 
@@ -341,7 +229,7 @@ impl<'a> PooledGrad<'a> {
         slices::backward(self.op, &self.saved.saved[range.clone()], pooled_grad);
         let winners = &self.saved.winners[range];
         let width = self.pooling.pooled_width();
-        let simd = block_avx512::available();
+        let simd = pool_rows_avx512::available();
         self.pooling.for_each_row_pair(|o, top, bottom| {
             let (upper, lower) = conv_grad.split_at_mut(bottom);
             unpool_row(
@@ -352,73 +240,5 @@ impl<'a> PooledGrad<'a> {
                 lower,
             )
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The AVX-512 loops (full blocks of 16 windows and masked tails) against the scalar ones,
-    /// with ties, NaNs and infinities among random values; skipped where the CPU lacks AVX-512
-    /// (the scalar loops are then the ones the block tests run).
-    #[test]
-    fn vector_and_scalar_pooling_agree() {
-        if !block_avx512::available() {
-            return;
-        }
-        let mut row = super::super::pool::special_rows(99);
-        for windows in [1, 5, 7, 14, 16, 17, 33] {
-            for _ in 0..20 {
-                let (post, pre) = (
-                    [row(2 * windows), row(2 * windows)],
-                    [row(2 * windows), row(2 * windows)],
-                );
-                let grad = row(windows);
-                let run = |simd: bool, saves_output: bool| {
-                    let mut pooled = vec![MaybeUninit::new(-7.0f32); windows];
-                    let mut winners = vec![MaybeUninit::new(9u8); windows];
-                    let mut saved = vec![MaybeUninit::new(-7.0f32); windows];
-                    let row = KeepRow {
-                        post: [&post[0], &post[1]],
-                        pre: [&pre[0], &pre[1]],
-                        pooled: &mut pooled,
-                        winners: &mut winners,
-                        saved: &mut saved,
-                    };
-                    keep_row(simd, row, saves_output);
-                    // SAFETY: both loops write every element.
-                    let bits = |v: Vec<MaybeUninit<f32>>| -> Vec<u32> {
-                        v.into_iter()
-                            .map(|e| unsafe { e.assume_init() }.to_bits())
-                            .collect()
-                    };
-                    let winners: Vec<u8> = winners
-                        .into_iter()
-                        .map(|e| unsafe { e.assume_init() })
-                        .collect();
-                    let (mut top, mut bottom) =
-                        (vec![-7.0f32; 2 * windows], vec![-7.0f32; 2 * windows]);
-                    unpool_row(simd, &grad, &winners, &mut top, &mut bottom);
-                    let to_bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-                    (
-                        bits(pooled),
-                        winners,
-                        bits(saved),
-                        to_bits(top),
-                        to_bits(bottom),
-                    )
-                };
-                for saves_output in [false, true] {
-                    let scalar = run(false, saves_output);
-                    assert!(scalar.1.iter().all(|&w| w < 4), "winners {:?}", scalar.1);
-                    assert_eq!(
-                        run(true, saves_output),
-                        scalar,
-                        "{windows} windows: {post:?} {pre:?} {grad:?}"
-                    );
-                }
-            }
-        }
     }
 }

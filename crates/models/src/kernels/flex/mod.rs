@@ -2,9 +2,10 @@
 //! max-pooling as one pass (`pool.rs`), over the tensors' f32 storage; samples (or planes)
 //! spread over rayon's threads.
 mod block;
-mod block_avx512;
 mod conv;
 mod pool;
+mod pool_rows;
+mod pool_rows_avx512;
 
 use super::{Conv2dGrads, ConvGradients, LayerKernelBackward, LayerKernelOps, Window2d};
 use activations::burn::backend::Flex;

@@ -1,6 +1,7 @@
 //! Max-pooling in one pass; its backward finds each window's maximum again in the saved input
 //! (PyTorch's NaN rule) instead of keeping an index tensor, with an AVX2 path for 2×2 windows.
 use super::super::Window2d;
+use super::pool_rows::WinnerScratch;
 use super::{filled_vec, items_per_task};
 use activations::burn::tensor::Shape;
 use rayon::prelude::*;
@@ -126,8 +127,8 @@ fn route_2x2(values: [f32; 4], grad: f32) -> [f32; 4] {
 /// Runs `$body` compiled for AVX2 + FMA when the CPU has them (the crate is built for baseline
 /// x86-64, where these loops stay scalar), else as built.
 macro_rules! with_avx2 {
-    ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {
-        fn $name($($arg: $ty),*) {
+    ($vis:vis $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        $vis fn $name($($arg: $ty),*) {
             #[inline(always)]
             fn body($($arg: $ty),*) $body
 
@@ -168,6 +169,27 @@ with_avx2!(pool_planes_2x2(dims: &PoolDims, x: &[f32], output: &mut [MaybeUninit
         }
     }
 });
+
+/// [`pool_planes_2x2`] through the AVX-512 row kernel.
+fn pool_planes_2x2_avx512(
+    dims: &PoolDims,
+    x: &[f32],
+    output: &mut [MaybeUninit<f32>],
+    mut scratch: WinnerScratch,
+) {
+    let (plane_len, out_len, out_width) = (
+        dims.height * dims.width,
+        dims.out_height * dims.out_width,
+        dims.out_width,
+    );
+    for (out, plane) in output.chunks_mut(out_len).zip(x.chunks(plane_len)) {
+        for (out_row, out) in out.chunks_mut(out_width).enumerate() {
+            let top = &plane[2 * out_row * dims.width..];
+            let bottom = &plane[(2 * out_row + 1) * dims.width..];
+            scratch.pool(top, bottom, out);
+        }
+    }
+}
 
 /// The input gradient of one pair of rows under 2×2 windows: `grad[w]` goes to the maximum of
 /// window `w` (`x_top[2w..2w+2]`, `x_bottom[2w..2w+2]`), zero to the others. With AVX2 when
@@ -322,6 +344,8 @@ unsafe fn unpool_block_2x2_avx2(
 
 fn unpool_planes_2x2(dims: &PoolDims, x: &[f32], grad: &[f32], dx: &mut [MaybeUninit<f32>]) {
     let (width, out_width) = (dims.width, dims.out_width);
+    // AVX-512 where the CPU has it (the winners found again in 16-window blocks), else AVX2.
+    let mut scratch = WinnerScratch::new(out_width);
     let (plane_len, out_len) = (dims.height * width, dims.out_height * out_width);
     let zero = |values: &mut [MaybeUninit<f32>]| {
         for value in values {
@@ -345,7 +369,10 @@ fn unpool_planes_2x2(dims: &PoolDims, x: &[f32], grad: &[f32], dx: &mut [MaybeUn
             let (x_top, x_bottom) = x.split_at(width);
             zero(&mut dx_top[2 * out_width..]);
             zero(&mut dx_bottom[2 * out_width..]);
-            unpool_rows_2x2(true, x_top, x_bottom, grad, dx_top, dx_bottom);
+            match scratch.as_mut() {
+                Some(scratch) => scratch.unpool([x_top, x_bottom], grad, dx_top, dx_bottom),
+                None => unpool_rows_2x2(true, x_top, x_bottom, grad, dx_top, dx_bottom),
+            }
         }
     }
 }
@@ -359,7 +386,10 @@ pub(super) fn max_pool_forward(dims: &PoolDims, x: &[f32]) -> Vec<f32> {
             .zip(x.par_chunks(planes * plane_len))
             .for_each(|(output, x)| {
                 if dims.is_plain_2x2() {
-                    return pool_planes_2x2(dims, x, output);
+                    return match WinnerScratch::new(dims.out_width) {
+                        Some(scratch) => pool_planes_2x2_avx512(dims, x, output, scratch),
+                        None => pool_planes_2x2(dims, x, output),
+                    };
                 }
                 for (out, plane) in output.chunks_mut(out_len).zip(x.chunks(plane_len)) {
                     for (index, out) in out.iter_mut().enumerate() {
@@ -404,28 +434,6 @@ pub(super) fn max_pool_backward(dims: &PoolDims, x: &[f32], output_grad: &[f32])
     dx
 }
 
-/// Rows for the vector-against-scalar tests of the pooling loops: small integers (many ties)
-/// with NaNs, infinities and zeros among them, from a seeded generator.
-#[cfg(test)]
-pub(super) fn special_rows(seed: u64) -> impl FnMut(usize) -> Vec<f32> {
-    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, 1.0, 1.0];
-    let mut state = seed;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as u32
-    };
-    move |len| {
-        (0..len)
-            .map(|_| match next() % 4 {
-                0 => specials[next() as usize % specials.len()],
-                _ => (next() % 7) as f32 - 3.0,
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,7 +442,7 @@ mod tests {
     /// and infinities among random values, and a NaN and an infinite gradient.
     #[test]
     fn vector_and_scalar_unpooling_agree() {
-        let mut row = special_rows(12345);
+        let mut row = super::super::pool_rows::special_rows(12345);
         for windows in [1, 3, 7, 8, 9, 14, 16, 21] {
             for _ in 0..20 {
                 let (x_top, x_bottom, grad) = (row(2 * windows), row(2 * windows), row(windows));

@@ -1,8 +1,8 @@
-//! AVX-512 forms of the conv block's two pooling loops (`block.rs`), sixteen 2×2 windows per
-//! step and a row's last few through masked loads and stores. The scalar loops in `block.rs`
+//! AVX-512 forms of the two pooling-row loops (`pool_rows.rs`), sixteen 2×2 windows per
+//! step and a row's last few through masked loads and stores. The scalar loops in `pool_rows.rs`
 //! stay the reference (and the path on CPUs without AVX-512): LLVM does not vectorise their
 //! stride-2 loads with the select chain, and the scalar forward took a fifth of a training
-//! step. A test below runs both on rows with ties, NaNs and infinities.
+//! step. A test in `pool_rows.rs` runs both on rows with ties, NaNs and infinities.
 
 /// Whether the CPU runs these kernels.
 pub(super) fn available() -> bool {
@@ -24,7 +24,7 @@ pub(super) struct KeepRowPtrs {
     pub(super) windows: usize,
 }
 
-/// `block::pool_rows_keeping` with AVX-512.
+/// `pool_rows::pool_rows_keeping` with AVX-512.
 ///
 /// # Safety
 /// [`available`]; `post` and `pre` rows hold `2 · windows` elements, the outputs `windows`.
@@ -80,7 +80,7 @@ pub(super) unsafe fn pool_rows_keeping(row: KeepRowPtrs, saves_output: bool) {
     }
 }
 
-/// `block::unpool_rows` with AVX-512: `grad` (`windows` long) to each window's winner in the
+/// `pool_rows::unpool_rows` with AVX-512: `grad` (`windows` long) to each window's winner in the
 /// `top` and `bottom` rows (`2 · windows` each), zero to the other three.
 ///
 /// # Safety
