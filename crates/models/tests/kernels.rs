@@ -9,7 +9,7 @@ use activations::burn::nn::pool::MaxPool2dConfig;
 use activations::burn::nn::{PaddingConfig2d, loss::CrossEntropyLossConfig};
 use activations::burn::tensor::{Device, Distribution, Gradients, Int, Tensor, TensorData};
 use activations::fused::without_fused;
-use activations::{ActivationConfig, LeakyReluConfig};
+use activations::{Activation, ActivationConfig, LeakyReluConfig, PReluConfig};
 use models::kernels::{conv_block, conv2d, has_kernels, max_pool2d};
 use models::{CnnConfig, ModelConfig};
 
@@ -251,6 +251,9 @@ fn conv_block_matches_the_three_layers_run_by_burn() {
         ("elu", 2, 3, [5, 5], [1, 1], 2, 8, 8),
         ("sigmoid", 4, 2, [1, 1], [1, 1], 0, 5, 6),
         ("hardswish", 2, 3, [3, 3], [1, 1], 0, 7, 9),
+        // PReLU: its slopes (set to distinct values below) get a gradient too.
+        ("prelu", 2, 4, [3, 3], [1, 1], 1, 9, 8),
+        ("prelu_per_channel", 3, 4, [3, 3], [1, 1], 1, 8, 7),
     ];
     for (index, (activation, c_in, c_out, kernel, stride, padding, h, w)) in
         cases.into_iter().enumerate()
@@ -259,9 +262,20 @@ fn conv_block_matches_the_three_layers_run_by_burn() {
             "leaky_relu" => ActivationConfig::LeakyRelu(LeakyReluConfig {
                 negative_slope: 0.2,
             }),
+            "prelu_per_channel" => ActivationConfig::Prelu(PReluConfig {
+                per_channel: true,
+                init: 0.25,
+            }),
             name => name.parse().unwrap(),
         };
-        let act = config.init(c_out, &device);
+        let mut act = config.init(c_out, &device);
+        if let Activation::Prelu(prelu) = &mut act {
+            // Slopes of both signs, a different one per channel.
+            let count = prelu.weight.dims()[0];
+            let slopes: Vec<f32> = (0..count).map(|c| 0.3 - 0.2 * c as f32).collect();
+            prelu.weight =
+                Param::from_tensor(Tensor::from_data(TensorData::new(slopes, [count]), &device));
+        }
         let conv = Conv2dConfig::new([c_in, c_out], kernel)
             .with_stride(stride)
             .with_padding(PaddingConfig2d::Explicit(
@@ -270,19 +284,28 @@ fn conv_block_matches_the_three_layers_run_by_burn() {
             .init(&device);
         let x = host_random([3, c_in, h, w], 20 + index as u64, &device);
         let params = |grads: &_| {
-            vec![
+            let mut list = vec![
                 values(conv.weight.grad(grads).unwrap()),
                 values(conv.bias.as_ref().unwrap().grad(grads).unwrap()),
-            ]
+            ];
+            if let Activation::Prelu(prelu) = &act {
+                list.push(values(prelu.weight.grad(grads).unwrap()));
+            }
+            list
         };
         let fused = |x| conv_block(&conv, &act, &pool, x).expect("the block runs fused");
         let kernel_run = run_with_grads(&x, 7, fused, params);
         let layers = |x| pool.forward(act.forward(conv.forward(x)));
         let burn_run = without_fused(|| run_with_grads(&x, 7, layers, params));
-        for (name, (a, e)) in ["output", "input grad", "weight grad", "bias grad"]
-            .iter()
-            .zip(kernel_run.iter().zip(&burn_run))
-        {
+        assert_eq!(kernel_run.len(), burn_run.len());
+        let names = [
+            "output",
+            "input grad",
+            "weight grad",
+            "bias grad",
+            "slope grad",
+        ];
+        for (name, (a, e)) in names.iter().zip(kernel_run.iter().zip(&burn_run)) {
             assert_close(&format!("{activation} {name}"), a, e);
         }
     }
@@ -292,7 +315,7 @@ fn conv_block_matches_the_three_layers_run_by_burn() {
     let conv = Conv2dConfig::new([2, 3], [3, 3])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
         .init(&device);
-    let prelu = "prelu"
+    let aprelu = "aprelu"
         .parse::<ActivationConfig>()
         .unwrap()
         .init(3, &device);
@@ -301,8 +324,8 @@ fn conv_block_matches_the_three_layers_run_by_burn() {
     let ceil_pool = MaxPool2dConfig::new([2, 2]).with_ceil_mode(true).init();
     let tiny = host_random([2, 2, 1, 3], 4, &device);
     assert!(
-        conv_block(&conv, &prelu, &pool, x.clone()).is_err(),
-        "learnable slope"
+        conv_block(&conv, &aprelu, &pool, x.clone()).is_err(),
+        "slopes from the whole output"
     );
     assert!(
         conv_block(&conv, &relu, &wide_pool, x.clone()).is_err(),

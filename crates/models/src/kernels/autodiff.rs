@@ -1,7 +1,10 @@
 //! [`LayerKernelOps`] for `Autodiff<B>`: the forward runs `B`'s kernel and records a
 //! handwritten backward step that runs `B`'s backward kernel.
 
-use super::{Conv2dGrads, ConvGradients, LayerKernelBackward, LayerKernelOps, Window2d};
+use super::{
+    BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
+    LayerKernelOps, Window2d,
+};
 use activations::burn::backend::Autodiff;
 use activations::burn::backend::autodiff::NodeId;
 use activations::burn::backend::autodiff::checkpoint::{
@@ -10,7 +13,6 @@ use activations::burn::backend::autodiff::checkpoint::{
 use activations::burn::backend::autodiff::grads::Gradients;
 use activations::burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use activations::burn::backend::tensor::FloatTensor;
-use activations::fused::Pointwise;
 
 /// The gradients a convolution's parents (x, weight, bias) want: those that are tracked.
 fn wanted<T>(parents: &[Option<T>; 3]) -> ConvGradients {
@@ -69,21 +71,29 @@ impl<B: LayerKernelBackward> Backward<B, 1> for MaxPoolBackward {
     }
 }
 
-/// A conv block's backward step (parents: x, weight, bias). Its state is the input, the weight
-/// and what the forward kept for it.
+/// A conv block's backward step (parents: x, weight, bias, PReLU's slopes). Its state is the
+/// input, the weight, the slopes and what the forward kept for it.
 #[derive(Debug)]
-struct ConvBlockBackward(Window2d, Pointwise);
+struct ConvBlockBackward(Window2d, BlockActivation);
 
-impl<B: LayerKernelBackward> Backward<B, 3> for ConvBlockBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, B::BlockSaved);
+impl<B: LayerKernelBackward> Backward<B, 4> for ConvBlockBackward {
+    type State = ConvBlockParts<B>;
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
         let output_grad = grads.consume::<B>(&ops.node);
-        let wanted = wanted(&ops.parents);
-        let (x, weight, saved) = ops.state;
-        let computed =
-            B::layer_conv_block_backward(x, weight, saved, output_grad, self.0, self.1, wanted);
-        register::<B>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+        let [x, weight, bias, slopes] = ops.parents.map(|p| p.map(|node| node.id));
+        let conv_parents = [x, weight, bias];
+        let (computed, slope_grad) = B::layer_conv_block_backward(
+            ops.state,
+            output_grad,
+            self.0,
+            self.1,
+            wanted(&conv_parents),
+        );
+        register::<B>(grads, conv_parents, computed);
+        if let (Some(node), Some(grad)) = (slopes, slope_grad) {
+            grads.register::<B>(node, grad);
+        }
     }
 }
 
@@ -92,25 +102,39 @@ impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
         window: Window2d,
-        op: Pointwise,
+        activation: BlockActivation,
     ) -> FloatTensor<Self> {
         let (x, x_node) = x.into_parts();
         let (weight, weight_node) = weight.into_parts();
         let (bias, bias_node) = bias.into_parts();
-        match ConvBlockBackward(window, op)
-            .prepare::<C>([x_node, weight_node, bias_node])
+        let (slopes, slopes_node) = slopes.into_parts();
+        match ConvBlockBackward(window, activation)
+            .prepare::<C>([x_node, weight_node, bias_node, slopes_node])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (output, saved) =
-                    B::layer_conv_block_saving(x.clone(), weight.clone(), bias, window, op);
-                prep.finish((x, weight, saved), output)
+                let (output, saved) = B::layer_conv_block_saving(
+                    x.clone(),
+                    weight.clone(),
+                    bias,
+                    slopes.clone(),
+                    window,
+                    activation,
+                );
+                let parts = ConvBlockParts {
+                    x,
+                    weight,
+                    slopes,
+                    saved,
+                };
+                prep.finish(parts, output)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::layer_conv_block(x, weight, bias, window, op))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_conv_block(
+                x, weight, bias, slopes, window, activation,
+            )),
         }
     }
 

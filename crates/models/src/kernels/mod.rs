@@ -79,14 +79,17 @@ pub trait LayerKernelOps: Backend {
     /// Max-pooling of `x` `[N, C, H, W]` (padding counts as -inf, as in PyTorch).
     fn layer_max_pool2d(x: FloatTensor<Self>, window: Window2d) -> FloatTensor<Self>;
 
-    /// A conv block: [`layer_conv2d`](Self::layer_conv2d), then `op` element-wise, then a 2×2
-    /// stride-2 max-pool (floor mode), in one pass per sample; `[N, C_out, H_out / 2, W_out / 2]`.
+    /// A conv block: [`layer_conv2d`](Self::layer_conv2d), then `activation` element-wise,
+    /// then a 2×2 stride-2 max-pool (floor mode), in one pass per sample;
+    /// `[N, C_out, H_out / 2, W_out / 2]`. `slopes` are PReLU's (`[C_out]` or `[1]`); other
+    /// activations ignore them.
     fn layer_conv_block(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
         window: Window2d,
-        op: Pointwise,
+        activation: BlockActivation,
     ) -> FloatTensor<Self>;
 }
 
@@ -103,6 +106,25 @@ pub struct Conv2dGrads<T> {
     pub x: Option<T>,
     pub weight: Option<T>,
     pub bias: Option<T>,
+}
+
+/// The activation of a conv block ([`LayerKernelOps::layer_conv_block`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BlockActivation {
+    /// An element-wise kernel ([`activations::Activation::pointwise`]).
+    Pointwise(Pointwise),
+    /// PReLU with the block's slopes, which get a gradient.
+    PRelu,
+}
+
+/// What a conv block's backward reads: the input, the weight, PReLU's slopes and what the
+/// forward kept.
+#[derive(Clone, Debug)]
+pub struct ConvBlockParts<B: LayerKernelBackward> {
+    pub x: FloatTensor<B>,
+    pub weight: FloatTensor<B>,
+    pub slopes: FloatTensor<B>,
+    pub saved: B::BlockSaved,
 }
 
 /// The backward kernels that the autodiff implementation of [`LayerKernelOps`] calls.
@@ -132,20 +154,20 @@ pub trait LayerKernelBackward: LayerKernelOps {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
         window: Window2d,
-        op: Pointwise,
+        activation: BlockActivation,
     ) -> (FloatTensor<Self>, Self::BlockSaved);
 
-    /// The gradients of [`LayerKernelOps::layer_conv_block`] asked for by `wanted`.
+    /// The gradients of [`LayerKernelOps::layer_conv_block`] asked for by `wanted`, and PReLU's
+    /// slope gradient (shaped like `slopes`) when `activation` is PReLU.
     fn layer_conv_block_backward(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        saved: Self::BlockSaved,
+        parts: ConvBlockParts<Self>,
         output_grad: FloatTensor<Self>,
         window: Window2d,
-        op: Pointwise,
+        activation: BlockActivation,
         wanted: ConvGradients,
-    ) -> Conv2dGrads<FloatTensor<Self>>;
+    ) -> (Conv2dGrads<FloatTensor<Self>>, Option<FloatTensor<Self>>);
 }
 
 /// Whether `tensor` can use the kernels: f32 on Flex, with the project's kernels switched on.
@@ -222,8 +244,8 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// `pool.forward(activation.forward(conv.forward(x)))` as one fused kernel
 /// ([`LayerKernelOps::layer_conv_block`]) when the kernels can run all three: `x` f32 on Flex,
 /// a convolution [`conv2d`] would run, an activation with a fused element-wise kernel
-/// ([`Activation::pointwise`]), and a 2×2 stride-2 max-pool without padding, dilation or ceil
-/// mode. Otherwise `Err(x)`, for the caller to run the layers one by one.
+/// ([`Activation::pointwise`]) or PReLU (one slope, or one per output channel), and a 2×2
+/// stride-2 max-pool without padding, dilation or ceil mode. Otherwise `Err(x)`, for the caller to run the layers one by one.
 ///
 /// Values and gradients are those of the three layers (`tests/kernels.rs`), except that in a
 /// pooling window with two or more NaNs or infinities the losers get a zero gradient where the
@@ -242,10 +264,24 @@ pub fn conv_block(
         && pool.dilation == [1, 1]
         && !pool.ceil_mode
         && symmetric_padding(&pool.padding) == Some([0, 0]);
-    let (Some(op), true, Some((window, weight, bias))) =
-        (activation.pointwise(), pool_fits, conv_parts(conv, &x))
-    else {
+    let Some((window, weight, bias)) = conv_parts(conv, &x).filter(|_| pool_fits) else {
         return Err(x);
+    };
+    let out_channels = weight.dims()[0];
+    let (block_activation, slopes) = match (activation.pointwise(), activation) {
+        (Some(op), _) => (
+            BlockActivation::Pointwise(op),
+            Tensor::zeros([1], &weight.device()),
+        ),
+        (None, Activation::Prelu(prelu)) => {
+            let slopes = prelu.weight.val();
+            let count = slopes.dims()[0];
+            if !(count == 1 || count == out_channels) || slopes.dtype() != DType::F32 {
+                return Err(x);
+            }
+            (BlockActivation::PRelu, slopes)
+        }
+        _ => return Err(x),
     };
     let [_, _, height, width] = x.dims();
     let pooled_fits = [(0, height), (1, width)]
@@ -258,8 +294,9 @@ pub fn conv_block(
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
+        slopes.into_dispatch(),
         window,
-        op,
+        block_activation,
     );
     Ok(Tensor::from_dispatch(output))
 }

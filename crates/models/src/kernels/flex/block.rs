@@ -23,6 +23,68 @@ use activations::fused::{Pointwise, slices};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
+/// The activation of a conv block.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum BlockAct<'a> {
+    /// An element-wise kernel.
+    Pointwise(Pointwise),
+    /// PReLU with these slopes: one per output channel, or one shared by all.
+    PRelu(&'a [f32]),
+}
+
+impl BlockAct<'_> {
+    /// The element-wise op on output channel `channel` (PReLU: leaky ReLU with its slope).
+    fn op(self, channel: usize) -> Pointwise {
+        match self {
+            Self::Pointwise(op) => op,
+            Self::PRelu(slopes) => Pointwise::LeakyRelu {
+                negative_slope: slopes[self.slope_index(channel)] as f64,
+            },
+        }
+    }
+
+    /// Which slope channel `channel` uses.
+    fn slope_index(self, channel: usize) -> usize {
+        match self {
+            Self::PRelu(slopes) if slopes.len() > 1 => channel,
+            _ => 0,
+        }
+    }
+
+    /// Whether the backward reads the activation's output; PReLU's slope gradient needs the
+    /// input.
+    fn saves_output(self) -> bool {
+        match self {
+            Self::Pointwise(op) => op.saves_output(),
+            Self::PRelu(_) => false,
+        }
+    }
+
+    /// The number of slopes that get a gradient.
+    pub(super) fn slope_len(self) -> usize {
+        match self {
+            Self::Pointwise(_) => 0,
+            Self::PRelu(slopes) => slopes.len(),
+        }
+    }
+
+    /// `output = f(input)` for one sample's planes.
+    fn forward(self, input: &[f32], output: &mut [f32], plane: usize) {
+        match self {
+            Self::Pointwise(op) => slices::forward(op, input, output),
+            Self::PRelu(_) => {
+                for (channel, (input, output)) in input
+                    .chunks(plane)
+                    .zip(output.chunks_mut(plane))
+                    .enumerate()
+                {
+                    slices::forward(self.op(channel), input, output);
+                }
+            }
+        }
+    }
+}
+
 /// What a conv block's backward needs from its forward, one entry per pooled output.
 #[derive(Debug)]
 pub struct BlockSaved {
@@ -97,7 +159,7 @@ pub(super) fn conv_block_forward(
     x: &[f32],
     weight: &[f32],
     bias: &[f32],
-    op: Pointwise,
+    activation: BlockAct,
     save: bool,
 ) -> (Vec<f32>, Option<BlockSaved>) {
     let conv = SampleConv::new(dims, weight, bias);
@@ -105,7 +167,7 @@ pub(super) fn conv_block_forward(
     let pooled_len = pooling.sample_len();
     let samples = items_per_task(dims.batch);
     let total = dims.batch * pooled_len;
-    let saves_output = op.saves_output();
+    let saves_output = activation.saves_output();
     let kept = if save { total } else { 0 };
     let simd = pool_rows_avx512::available();
     let mut winners: Vec<u8> = Vec::with_capacity(kept);
@@ -139,7 +201,7 @@ pub(super) fn conv_block_forward(
                     .enumerate()
                 {
                     conv.run(x, &mut col, as_uninit(&mut pre));
-                    slices::forward(op, &pre, &mut post);
+                    activation.forward(&pre, &mut post, dims.positions());
                     let keep = keep.as_mut().map(|(winners, saved)| {
                         let range = index * pooled_len..(index + 1) * pooled_len;
                         (&mut winners[range.clone()], &mut saved[range])
@@ -191,7 +253,7 @@ pub(super) struct PooledGrad<'a> {
     pooling: Pooling,
     grad: &'a [f32],
     saved: &'a BlockSaved,
-    op: Pointwise,
+    activation: BlockAct<'a>,
 }
 
 impl<'a> PooledGrad<'a> {
@@ -199,7 +261,7 @@ impl<'a> PooledGrad<'a> {
         dims: &ConvDims,
         grad: &'a [f32],
         saved: &'a BlockSaved,
-        op: Pointwise,
+        activation: BlockAct<'a>,
     ) -> Self {
         let pooling = Pooling::new(dims);
         let total = dims.batch * pooling.sample_len();
@@ -209,13 +271,19 @@ impl<'a> PooledGrad<'a> {
             pooling,
             grad,
             saved,
-            op,
+            activation,
         }
     }
 
+    /// The number of slopes whose gradient [`rebuild`](Self::rebuild) sums.
+    pub(super) fn slope_len(&self) -> usize {
+        self.activation.slope_len()
+    }
+
     /// Writes sample `sample`'s convolution-output gradient into the start of `buffer`
-    /// (`C_out × H_out × W_out`; the rest of `buffer` is scratch).
-    pub(super) fn rebuild(&self, sample: usize, buffer: &mut Vec<f32>) {
+    /// (`C_out × H_out × W_out`; the rest of `buffer` is scratch), and adds the sample's slope
+    /// gradient (PReLU: `Σ x ≤ 0 ? x · grad : 0` over the winners) to `slope_grad`.
+    pub(super) fn rebuild(&self, sample: usize, buffer: &mut Vec<f32>, slope_grad: &mut [f32]) {
         let len = self.pooling.sample_len();
         let conv_len = self.pooling.channels * self.pooling.height * self.pooling.width;
         buffer.resize(conv_len + len, 0.0);
@@ -226,7 +294,27 @@ impl<'a> PooledGrad<'a> {
         }
         let range = sample * len..(sample + 1) * len;
         pooled_grad.copy_from_slice(&self.grad[range.clone()]);
-        slices::backward(self.op, &self.saved.saved[range.clone()], pooled_grad);
+        let saved = &self.saved.saved[range.clone()];
+        match self.activation {
+            BlockAct::Pointwise(op) => slices::backward(op, saved, pooled_grad),
+            BlockAct::PRelu(_) => {
+                let plane = len / self.pooling.channels.max(1);
+                for (channel, (saved, grad)) in saved
+                    .chunks(plane)
+                    .zip(pooled_grad.chunks_mut(plane))
+                    .enumerate()
+                {
+                    // PReLU's weight gradient, as PyTorch: x > 0 ? 0 : x · grad.
+                    let sum: f32 = saved
+                        .iter()
+                        .zip(grad.iter())
+                        .map(|(&x, &g)| if x > 0.0 { 0.0 } else { x * g })
+                        .sum();
+                    slope_grad[self.activation.slope_index(channel)] += sum;
+                    slices::backward(self.activation.op(channel), saved, grad);
+                }
+            }
+        }
         let winners = &self.saved.winners[range];
         let width = self.pooling.pooled_width();
         let simd = pool_rows_avx512::available();

@@ -305,14 +305,17 @@ pub(super) fn conv2d_forward(dims: &ConvDims, x: &[f32], weight: &[f32], bias: &
 pub(super) struct ParamGrads {
     pub(super) weight: Vec<f32>,
     pub(super) bias: Vec<f32>,
+    /// A conv block's PReLU slopes (empty otherwise).
+    pub(super) slope: Vec<f32>,
 }
 
 impl ParamGrads {
-    fn zeros(dims: &ConvDims, wanted: ConvGradients) -> Self {
+    fn zeros(dims: &ConvDims, wanted: ConvGradients, slopes: usize) -> Self {
         let len = |wanted: bool, len: usize| if wanted { len } else { 0 };
         Self {
             weight: vec![0.0; len(wanted.weight, dims.out_channels * dims.patch_len())],
             bias: vec![0.0; len(wanted.bias, dims.out_channels)],
+            slope: vec![0.0; slopes],
         }
     }
 
@@ -321,6 +324,9 @@ impl ParamGrads {
             *sum += value;
         }
         for (sum, value) in self.bias.iter_mut().zip(&other.bias) {
+            *sum += value;
+        }
+        for (sum, value) in self.slope.iter_mut().zip(&other.slope) {
             *sum += value;
         }
         self
@@ -345,11 +351,15 @@ pub(super) fn conv2d_backward(
     let (patch_len, positions) = (dims.patch_len(), dims.positions());
     let samples = items_per_task(dims.batch);
     let kernel_t = Matrix::transposed(weight, patch_len, dims.out_channels);
+    let slopes = match &output_grad {
+        OutputGrad::Dense(_) => 0,
+        OutputGrad::Pooled(pooled) => pooled.slope_len(),
+    };
 
     // One task: samples `first..` of its chunk, writing their input gradients into `dx`.
     let task = |first: usize, mut dx: Option<&mut [f32]>| {
         let count = samples.min(dims.batch - first);
-        let mut sums = ParamGrads::zeros(dims, wanted);
+        let mut sums = ParamGrads::zeros(dims, wanted, slopes);
         let patches_len = |wanted: bool| if wanted { patch_len * positions } else { 0 };
         let mut col = vec![0.0f32; patches_len(wanted.weight)];
         let mut dcol = vec![0.0f32; patches_len(dx.is_some())];
@@ -359,7 +369,7 @@ pub(super) fn conv2d_backward(
             let grad = match &output_grad {
                 OutputGrad::Dense(grad) => &grad[sample * dims.output_len()..][..dims.output_len()],
                 OutputGrad::Pooled(pooled) => {
-                    pooled.rebuild(sample, &mut rebuilt);
+                    pooled.rebuild(sample, &mut rebuilt, &mut sums.slope);
                     &rebuilt[..dims.output_len()]
                 }
             };
@@ -401,6 +411,6 @@ pub(super) fn conv2d_backward(
     let total = partials
         .into_iter()
         .reduce(ParamGrads::add)
-        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted));
+        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted, slopes));
     (dx, total)
 }

@@ -7,17 +7,19 @@ mod pool;
 mod pool_rows;
 mod pool_rows_avx512;
 
-use super::{Conv2dGrads, ConvGradients, LayerKernelBackward, LayerKernelOps, Window2d};
+use super::{
+    BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
+    LayerKernelOps, Window2d,
+};
 use activations::burn::backend::Flex;
 use activations::burn::backend::TensorMetadata;
 use activations::burn::backend::flex::FlexTensor;
 use activations::burn::tensor::Shape;
-use activations::fused::Pointwise;
 use activations::fused::flex_storage::{contiguous, elements, from_vec};
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use block::{BlockSaved, PooledGrad, conv_block_forward};
+use block::{BlockAct, BlockSaved, PooledGrad, conv_block_forward};
 
 use conv::{ConvDims, OutputGrad, conv2d_backward, conv2d_forward};
 use pool::{PoolDims, max_pool_backward, max_pool_forward};
@@ -54,10 +56,11 @@ impl LayerKernelOps for Flex {
         x: FlexTensor,
         weight: FlexTensor,
         bias: FlexTensor,
+        slopes: FlexTensor,
         window: Window2d,
-        op: Pointwise,
+        activation: BlockActivation,
     ) -> FlexTensor {
-        conv_block(x, weight, bias, window, op, false).0
+        conv_block(x, weight, bias, slopes, window, activation, false).0
     }
 
     fn layer_max_pool2d(x: FlexTensor, window: Window2d) -> FlexTensor {
@@ -77,18 +80,24 @@ fn conv_block(
     x: FlexTensor,
     weight: FlexTensor,
     bias: FlexTensor,
+    slopes: FlexTensor,
     window: Window2d,
-    op: Pointwise,
+    activation: BlockActivation,
     save: bool,
 ) -> (FlexTensor, Option<BlockSaved>) {
-    let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+    let (x, weight, bias, slopes) = (
+        contiguous(x),
+        contiguous(weight),
+        contiguous(bias),
+        contiguous(slopes),
+    );
     let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
     let (output, saved) = conv_block_forward(
         &dims,
         elements(&x),
         elements(&weight),
         elements(&bias),
-        op,
+        block_act(activation, elements(&slopes), &dims),
         save,
     );
     let shape = Shape::new([
@@ -100,22 +109,38 @@ fn conv_block(
     (from_vec(output, shape), saved)
 }
 
-/// The convolution's backward on contiguous `x` and `weight`, as tensors.
+/// The kernels' view of a block's activation.
+fn block_act<'a>(activation: BlockActivation, slopes: &'a [f32], dims: &ConvDims) -> BlockAct<'a> {
+    match activation {
+        BlockActivation::Pointwise(op) => BlockAct::Pointwise(op),
+        BlockActivation::PRelu => {
+            assert!(
+                slopes.len() == 1 || slopes.len() == dims.out_channels,
+                "conv block: one PReLU slope, or one per output channel"
+            );
+            BlockAct::PRelu(slopes)
+        }
+    }
+}
+
+/// The convolution's backward on contiguous `x` and `weight`, as tensors, and a conv block's
+/// PReLU slope gradient (empty for other activations).
 fn conv_grads(
     dims: &ConvDims,
     x: &FlexTensor,
     weight: &FlexTensor,
     output_grad: OutputGrad,
     wanted: ConvGradients,
-) -> Conv2dGrads<FlexTensor> {
+) -> (Conv2dGrads<FlexTensor>, Vec<f32>) {
     let (dx, sums) = conv2d_backward(dims, elements(x), elements(weight), output_grad, wanted);
-    Conv2dGrads {
+    let grads = Conv2dGrads {
         x: dx.map(|dx| from_vec(dx, x.shape())),
         weight: wanted.weight.then(|| from_vec(sums.weight, weight.shape())),
         bias: wanted
             .bias
             .then(|| from_vec(sums.bias, Shape::new([dims.out_channels]))),
-    }
+    };
+    (grads, sums.slope)
 }
 
 impl LayerKernelBackward for Flex {
@@ -125,26 +150,33 @@ impl LayerKernelBackward for Flex {
         x: FlexTensor,
         weight: FlexTensor,
         bias: FlexTensor,
+        slopes: FlexTensor,
         window: Window2d,
-        op: Pointwise,
+        activation: BlockActivation,
     ) -> (FlexTensor, Arc<BlockSaved>) {
-        let (output, saved) = conv_block(x, weight, bias, window, op, true);
+        let (output, saved) = conv_block(x, weight, bias, slopes, window, activation, true);
         (output, Arc::new(saved.expect("asked to save")))
     }
 
     fn layer_conv_block_backward(
-        x: FlexTensor,
-        weight: FlexTensor,
-        saved: Arc<BlockSaved>,
+        parts: ConvBlockParts<Self>,
         output_grad: FlexTensor,
         window: Window2d,
-        op: Pointwise,
+        activation: BlockActivation,
         wanted: ConvGradients,
-    ) -> Conv2dGrads<FlexTensor> {
-        let (x, weight, output_grad) = (contiguous(x), contiguous(weight), contiguous(output_grad));
+    ) -> (Conv2dGrads<FlexTensor>, Option<FlexTensor>) {
+        let (x, weight, slopes, output_grad) = (
+            contiguous(parts.x),
+            contiguous(parts.weight),
+            contiguous(parts.slopes),
+            contiguous(output_grad),
+        );
         let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
-        let pooled = PooledGrad::new(&dims, elements(&output_grad), &saved, op);
-        conv_grads(&dims, &x, &weight, OutputGrad::Pooled(pooled), wanted)
+        let act = block_act(activation, elements(&slopes), &dims);
+        let pooled = PooledGrad::new(&dims, elements(&output_grad), &parts.saved, act);
+        let (grads, slope) = conv_grads(&dims, &x, &weight, OutputGrad::Pooled(pooled), wanted);
+        let slope = (activation == BlockActivation::PRelu).then(|| from_vec(slope, slopes.shape()));
+        (grads, slope)
     }
 
     fn layer_conv2d_backward(
@@ -162,7 +194,7 @@ impl LayerKernelBackward for Flex {
             "conv2d output gradient"
         );
         let output_grad = OutputGrad::Dense(elements(&output_grad));
-        conv_grads(&dims, &x, &weight, output_grad, wanted)
+        conv_grads(&dims, &x, &weight, output_grad, wanted).0
     }
 
     fn layer_max_pool2d_backward(
