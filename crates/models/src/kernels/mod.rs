@@ -11,9 +11,10 @@
 //!   `dx = col2im(Wᵀ · dout)` — each only when its tensor is tracked;
 //! - max-pooling: one pass; its backward finds each window's maximum again in the saved input
 //!   instead of keeping an index tensor;
-//! - a conv block (convolution → element-wise activation → 2×2 max-pool, the CNN's): one pass
-//!   per sample that applies the activation and pools while the convolution's output is in
-//!   cache, keeping only each window's winner and the value the activation's backward needs.
+//! - a conv block (convolution → element-wise activation or PReLU → 2×2 max-pool, the CNN's):
+//!   one pass per sample that applies the activation and pools while the convolution's output
+//!   is in cache, keeping only each window's winner and the value the activation's backward
+//!   needs.
 //!
 //! # Map
 //! - [`LayerKernelOps`]: the backend extension (`#[backend_extension]`), implemented for Flex
@@ -23,8 +24,8 @@
 //!   `Conv2d::forward`, `MaxPool2d::forward` and the three together. They take Burn's modules,
 //!   so parameters, records and exports are unchanged, use the kernels for f32 on Flex, and
 //!   run the modules' own forward otherwise (other backends and dtypes, groups, asymmetric
-//!   padding, ceil mode; for the block, activations without an element-wise kernel and other
-//!   pooling windows). The CNN uses the block unless BatchNorm sits between the layers or
+//!   padding, ceil mode; for the block, activations without an element-wise kernel other than
+//!   PReLU, and other pooling windows). The CNN uses the block unless BatchNorm sits between the layers or
 //!   diagnostics tap the activation's input and output.
 //!
 //! The kernels follow the activations' switch: `ACTIVATIONS_FUSED=0` or

@@ -9,6 +9,8 @@
 //! [`Pointwise::saves_output`]): the gradient reaches the pre-activation at the winner alone.
 //! The forward keeps those two when asked ([`BlockSaved`]); the backward rebuilds one sample's
 //! pre-activation gradient at a time from them and hands it to the convolution's backward.
+//! PReLU ([`BlockAct::PRelu`]) is leaky ReLU with its channel's slope; it saves the input, and
+//! the rebuild also sums the slopes' gradient over the winners.
 //!
 //! One difference from the three layers run one by one: where a window holds two or more NaNs
 //! or infinities, the layers also write `0 · f'(x)` = NaN at the ones that lost (for GELU, say;
