@@ -413,7 +413,7 @@ fn conv_block_follows_pytorch_on_ties_nan_and_minus_infinity() {
 fn a_cnn_training_step_gives_the_same_loss_and_gradients_with_and_without_kernels() {
     let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let device = device();
-    for activation in ["relu", "gelu"] {
+    for activation in ["relu", "gelu", "prelu"] {
         device.seed(3);
         let config = ModelConfig::Cnn(CnnConfig {
             activation: activation.parse::<ActivationConfig>().unwrap(),
@@ -429,7 +429,13 @@ fn a_cnn_training_step_gives_the_same_loss_and_gradients_with_and_without_kernel
         let with = step();
         let without = without_fused(step);
         assert_eq!(with.len(), without.len());
-        assert_eq!(with.len(), 1 + 8, "loss and 8 parameter gradients");
+        // PReLU adds one slope per slot: conv1, conv2, fc1.
+        let slopes = if activation == "prelu" { 3 } else { 0 };
+        assert_eq!(
+            with.len(),
+            1 + 8 + slopes,
+            "loss and every parameter's gradient"
+        );
         for (index, (a, e)) in with.iter().zip(&without).enumerate() {
             assert_close(&format!("{activation} tensor {index}"), a, e);
         }
