@@ -18,7 +18,7 @@
 //! gradient into the convolution's gradients either way.
 
 use super::conv::{ConvDims, SampleConv};
-use super::pool_rows::{KeepRow, keep_row, pool_rows, unpool_row};
+use super::pool_rows::{KeepRow, WinnerScratch, keep_row, max_row, unpool_row};
 use super::pool_rows_avx512;
 use super::{filled_vec, items_per_task};
 use activations::fused::{Pointwise, slices};
@@ -194,9 +194,7 @@ pub(super) fn conv_block_forward(
                 let mut col = conv.patch_buffer();
                 let mut pre = vec![0.0f32; dims.output_len()];
                 let mut post = vec![0.0f32; dims.output_len()];
-                let width = pooling.pooled_width();
-                let mut scratch_winners = vec![MaybeUninit::new(0u8); width];
-                let mut scratch_saved = vec![MaybeUninit::new(0.0f32); width];
+                let mut scratch = WinnerScratch::new(pooling.pooled_width());
                 for (index, (pooled, x)) in output
                     .chunks_mut(pooled_len)
                     .zip(x.chunks(dims.input_len()))
@@ -220,19 +218,9 @@ pub(super) fn conv_block_forward(
                             };
                             keep_row(simd, row, saves_output)
                         }),
-                        // The vector kernel keeps winners anyway, in a scratch row.
-                        None if simd => pooling.for_each_row_pair(|o, top, bottom| {
-                            let row = KeepRow {
-                                post: [&post[top..], &post[bottom..]],
-                                pre: [&pre[top..], &pre[bottom..]],
-                                pooled: &mut pooled[o..o + width],
-                                winners: &mut scratch_winners,
-                                saved: &mut scratch_saved,
-                            };
-                            keep_row(simd, row, true)
-                        }),
                         None => pooling.for_each_row_pair(|o, top, bottom| {
-                            pool_rows(&post[top..], &post[bottom..], &mut pooled[o..o + width])
+                            let pooled = &mut pooled[o..o + width];
+                            max_row(scratch.as_mut(), &post[top..], &post[bottom..], pooled)
                         }),
                     }
                 }

@@ -1,7 +1,7 @@
 //! Max-pooling in one pass; its backward finds each window's maximum again in the saved input
 //! (PyTorch's NaN rule) instead of keeping an index tensor, with an AVX2 path for 2×2 windows.
 use super::super::Window2d;
-use super::pool_rows::WinnerScratch;
+use super::pool_rows::{WinnerScratch, max_row};
 use super::{filled_vec, items_per_task};
 use activations::burn::tensor::Shape;
 use rayon::prelude::*;
@@ -152,41 +152,19 @@ macro_rules! with_avx2 {
 
 pub(super) use with_avx2;
 
-with_avx2!(pool_planes_2x2(dims: &PoolDims, x: &[f32], output: &mut [MaybeUninit<f32>]) {
-    let (plane_len, out_len, out_width) =
-        (dims.height * dims.width, dims.out_height * dims.out_width, dims.out_width);
-    for (out, plane) in output.chunks_mut(out_len).zip(x.chunks(plane_len)) {
-        for (out_row, out) in out.chunks_mut(out_width).enumerate() {
-            let top = &plane[2 * out_row * dims.width..][..2 * out_width];
-            let bottom = &plane[(2 * out_row + 1) * dims.width..][..2 * out_width];
-            for (col, out) in out.iter_mut().enumerate() {
-                let (left, right) = (2 * col, 2 * col + 1);
-                out.write(max_nan(
-                    max_nan(max_nan(top[left], top[right]), bottom[left]),
-                    bottom[right],
-                ));
-            }
-        }
-    }
-});
-
-/// [`pool_planes_2x2`] through the AVX-512 row kernel.
-fn pool_planes_2x2_avx512(
-    dims: &PoolDims,
-    x: &[f32],
-    output: &mut [MaybeUninit<f32>],
-    mut scratch: WinnerScratch,
-) {
+/// Plain 2×2 pooling of whole planes, row by row through the shared row kernels.
+fn pool_planes_2x2(dims: &PoolDims, x: &[f32], output: &mut [MaybeUninit<f32>]) {
     let (plane_len, out_len, out_width) = (
         dims.height * dims.width,
         dims.out_height * dims.out_width,
         dims.out_width,
     );
+    let mut scratch = WinnerScratch::new(out_width);
     for (out, plane) in output.chunks_mut(out_len).zip(x.chunks(plane_len)) {
         for (out_row, out) in out.chunks_mut(out_width).enumerate() {
             let top = &plane[2 * out_row * dims.width..];
             let bottom = &plane[(2 * out_row + 1) * dims.width..];
-            scratch.pool(top, bottom, out);
+            max_row(scratch.as_mut(), top, bottom, out);
         }
     }
 }
@@ -386,10 +364,7 @@ pub(super) fn max_pool_forward(dims: &PoolDims, x: &[f32]) -> Vec<f32> {
             .zip(x.par_chunks(planes * plane_len))
             .for_each(|(output, x)| {
                 if dims.is_plain_2x2() {
-                    return match WinnerScratch::new(dims.out_width) {
-                        Some(scratch) => pool_planes_2x2_avx512(dims, x, output, scratch),
-                        None => pool_planes_2x2(dims, x, output),
-                    };
+                    return pool_planes_2x2(dims, x, output);
                 }
                 for (out, plane) in output.chunks_mut(out_len).zip(x.chunks(plane_len)) {
                     for (index, out) in out.iter_mut().enumerate() {

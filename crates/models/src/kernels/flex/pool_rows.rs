@@ -8,7 +8,7 @@ use super::pool::{mask, max_nan, select, with_avx2};
 use super::pool_rows_avx512;
 use std::mem::MaybeUninit;
 
-with_avx2!(pub(super) pool_rows(post_top: &[f32], post_bottom: &[f32], pooled: &mut [MaybeUninit<f32>]) {
+with_avx2!(pool_rows(post_top: &[f32], post_bottom: &[f32], pooled: &mut [MaybeUninit<f32>]) {
     let windows = pooled.len();
     let (top, bottom) = (&post_top[..2 * windows], &post_bottom[..2 * windows]);
     for (col, out) in pooled.iter_mut().enumerate() {
@@ -126,8 +126,23 @@ pub(super) fn unpool_row(
     unpool_rows(grad, winners, top, bottom)
 }
 
-/// The plain max-pool's AVX-512 path (`pool.rs`), which keeps nothing between its forward and
-/// backward: each call finds the row's winners again, into scratch rows.
+/// The maximum of each 2×2 window of one row (`top`, `bottom`) into `pooled`: through the
+/// AVX-512 kernel when there is `scratch` ([`WinnerScratch::new`] gives one where the CPU has
+/// AVX-512), else the scalar loop.
+pub(super) fn max_row(
+    scratch: Option<&mut WinnerScratch>,
+    top: &[f32],
+    bottom: &[f32],
+    pooled: &mut [MaybeUninit<f32>],
+) {
+    match scratch {
+        Some(scratch) => scratch.pool(top, bottom, pooled),
+        None => pool_rows(top, bottom, pooled),
+    }
+}
+
+/// AVX-512 pooling where nothing keeps the winners (the plain max-pool, a conv block in
+/// evaluation): each call finds the row's winners again, into scratch rows.
 pub(super) struct WinnerScratch {
     pooled: Vec<MaybeUninit<f32>>,
     winners: Vec<MaybeUninit<u8>>,
@@ -267,6 +282,21 @@ mod tests {
                         to_bits(bottom),
                     )
                 };
+                // The max-only row (no winners kept), scalar and through the scratch, gives
+                // the same maxima.
+                let max_only = |scratch: Option<&mut WinnerScratch>| {
+                    let mut pooled = vec![MaybeUninit::new(-7.0f32); windows];
+                    max_row(scratch, &post[0], &post[1], &mut pooled);
+                    // SAFETY: both paths write every element.
+                    let bits: Vec<u32> = pooled
+                        .into_iter()
+                        .map(|e| unsafe { e.assume_init() }.to_bits())
+                        .collect();
+                    bits
+                };
+                let mut scratch = WinnerScratch::new(windows);
+                assert_eq!(max_only(None), max_only(scratch.as_mut()), "max-only rows");
+                assert_eq!(max_only(None), run(false, false).0, "max-only vs kept");
                 for saves_output in [false, true] {
                     let scalar = run(false, saves_output);
                     assert!(scalar.1.iter().all(|&w| w < 4), "winners {:?}", scalar.1);
