@@ -158,8 +158,11 @@ impl AprRelu {
         );
     }
 
-    /// The excitation: `[N, 2C]` summary → slopes `[N, C]`.
-    fn excite(&self, summary: Tensor<2>) -> Tensor<2> {
+    /// The excitation: the squeeze's `[N, 2C]` summary (each sample's channel means of
+    /// `max(x, 0)`, then of `min(x, 0)`) → slopes `[N, C]`. For fused kernels of other crates
+    /// that compute the squeeze themselves (the `models` crate's conv block computes it while
+    /// the convolution's output is in cache); [`slopes`](Self::slopes) does both steps.
+    pub fn excite(&self, summary: Tensor<2>) -> Tensor<2> {
         let hidden = burn::tensor::activation::relu(self.bn1.forward(self.fc1.forward(summary)));
         sigmoid(self.bn2.forward(self.fc2.forward(hidden)))
     }

@@ -7,80 +7,14 @@ use activations::burn::module::{Module, Param};
 use activations::burn::nn::conv::Conv2dConfig;
 use activations::burn::nn::pool::MaxPool2dConfig;
 use activations::burn::nn::{PaddingConfig2d, loss::CrossEntropyLossConfig};
-use activations::burn::tensor::{Device, Distribution, Gradients, Int, Tensor, TensorData};
+use activations::burn::tensor::{Distribution, Gradients, Int, Tensor, TensorData};
 use activations::fused::without_fused;
 use activations::{Activation, ActivationConfig, LeakyReluConfig, PReluConfig};
-use models::kernels::{conv_block, conv2d, has_kernels, max_pool2d};
+use models::kernels::{conv_block, conv2d, max_pool2d};
 use models::{CnnConfig, ModelConfig};
 
-/// Flex with autodiff, checked to run the kernels (else these tests would compare Burn with
-/// itself).
-fn device() -> Device {
-    let device = Device::flex().autodiff();
-    let probe = Tensor::<1>::zeros([1], &device);
-    assert!(has_kernels(&probe), "the kernels are on for f32 on Flex");
-    assert!(
-        !without_fused(|| has_kernels(&probe)),
-        "without_fused turns them off"
-    );
-    device
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec().unwrap()
-}
-
-/// Close within float rounding of sums of `scale`-sized terms (the two sum in different orders).
-fn assert_close(what: &str, actual: &[f32], expected: &[f32]) {
-    assert_eq!(actual.len(), expected.len(), "{what}: length");
-    let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-        let same = (a.is_nan() && e.is_nan()) || a == e;
-        assert!(
-            same || (a - e).abs() <= 2e-5 * scale,
-            "{what}[{i}]: kernel {a}, Burn {e} (scale {scale})"
-        );
-    }
-}
-
-/// Standard-normal-ish values from a seed, drawn on the host: the device RNG is shared by the
-/// test threads, so two draws with the same seed can differ when another test draws in between.
-fn host_random<const D: usize>(dims: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
-    let mut state = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let len: usize = dims.iter().product();
-    let values: Vec<f32> = (0..len)
-        .map(|_| {
-            // SplitMix64, then a sum of uniforms (Irwin-Hall) for a bell shape.
-            let mut sum = 0.0f32;
-            for _ in 0..4 {
-                state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                z ^= z >> 31;
-                sum += (z >> 40) as f32 / (1u64 << 24) as f32;
-            }
-            (sum - 2.0) * 1.7
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(values, dims), device)
-}
-
-/// Output, input gradient and parameter gradients of `forward` under a random upstream gradient.
-fn run_with_grads(
-    x: &Tensor<4>,
-    upstream_seed: u64,
-    forward: impl Fn(Tensor<4>) -> Tensor<4>,
-    params: impl Fn(&Gradients) -> Vec<Vec<f32>>,
-) -> Vec<Vec<f32>> {
-    let x = x.clone().require_grad();
-    let y = forward(x.clone());
-    let upstream = host_random(y.dims(), upstream_seed, &x.device());
-    let grads = (y.clone() * upstream).sum().backward();
-    let mut out = vec![values(y), values(x.grad(&grads).unwrap())];
-    out.extend(params(&grads));
-    out
-}
+mod common;
+use common::{assert_close, device, host_random, run_with_grads, values};
 
 /// Tests that seed the device RNG and draw from it take turns: the RNG is shared by the test
 /// threads, and one test's draws landing in another's stream change that test's data (and so
@@ -315,18 +249,10 @@ fn conv_block_matches_the_three_layers_run_by_burn() {
     let conv = Conv2dConfig::new([2, 3], [3, 3])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
         .init(&device);
-    let aprelu = "aprelu"
-        .parse::<ActivationConfig>()
-        .unwrap()
-        .init(3, &device);
     let relu = ActivationConfig::Relu.init(3, &device);
     let wide_pool = MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init();
     let ceil_pool = MaxPool2dConfig::new([2, 2]).with_ceil_mode(true).init();
     let tiny = host_random([2, 2, 1, 3], 4, &device);
-    assert!(
-        conv_block(&conv, &aprelu, &pool, x.clone()).is_err(),
-        "slopes from the whole output"
-    );
     assert!(
         conv_block(&conv, &relu, &wide_pool, x.clone()).is_err(),
         "3×3 pool"
@@ -413,7 +339,7 @@ fn conv_block_follows_pytorch_on_ties_nan_and_minus_infinity() {
 fn a_cnn_training_step_gives_the_same_loss_and_gradients_with_and_without_kernels() {
     let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let device = device();
-    for activation in ["relu", "gelu", "prelu"] {
+    for activation in ["relu", "gelu", "prelu", "aprelu"] {
         device.seed(3);
         let config = ModelConfig::Cnn(CnnConfig {
             activation: activation.parse::<ActivationConfig>().unwrap(),
@@ -429,11 +355,16 @@ fn a_cnn_training_step_gives_the_same_loss_and_gradients_with_and_without_kernel
         let with = step();
         let without = without_fused(step);
         assert_eq!(with.len(), without.len());
-        // PReLU adds one slope per slot: conv1, conv2, fc1.
-        let slopes = if activation == "prelu" { 3 } else { 0 };
+        // PReLU adds one slope per slot (conv1, conv2, fc1), APReLU two linears and two batch
+        // norms per slot, two tensors each.
+        let extra = match activation {
+            "prelu" => 3,
+            "aprelu" => 3 * 8,
+            _ => 0,
+        };
         assert_eq!(
             with.len(),
-            1 + 8 + slopes,
+            1 + 8 + extra,
             "loss and every parameter's gradient"
         );
         for (index, (a, e)) in with.iter().zip(&without).enumerate() {

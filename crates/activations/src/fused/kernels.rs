@@ -363,5 +363,6 @@ pub(crate) fn backward_on_thread(op: Pointwise, saved: &[f32], grad: &mut [f32])
 mod channel;
 pub(crate) use channel::{
     ChannelLayout, SampleChannels, aprelu_apply, aprelu_apply_backward, aprelu_squeeze,
-    aprelu_squeeze_backward, prelu_backward, prelu_forward,
+    aprelu_squeeze_backward, plane_means, plane_squeeze_backward_add, prelu_backward,
+    prelu_forward,
 };

@@ -148,6 +148,28 @@ pub mod slices {
     pub fn backward(op: Pointwise, saved: &[f32], grad: &mut [f32]) {
         kernels::backward_on_thread(op, saved, grad)
     }
+
+    /// APReLU's squeeze of one sample's channel plane: the means of `max(x, 0)` and
+    /// `min(x, 0)` (x = 0 and NaN count as negative), as [`super::aprelu_squeeze`] computes
+    /// each entry of its `[N, 2C]` summary.
+    pub fn aprelu_plane_means(plane: &[f32]) -> (f32, f32) {
+        kernels::plane_means(plane)
+    }
+
+    /// Adds the squeeze's input gradient for one channel plane to `grad`: `(x > 0 ?
+    /// grad_positive : grad_negative) / plane.len()`, from the gradients of the plane's two
+    /// means.
+    ///
+    /// # Panics
+    /// When the slices differ in length.
+    pub fn aprelu_plane_squeeze_backward_add(
+        plane: &[f32],
+        grad_positive: f32,
+        grad_negative: f32,
+        grad: &mut [f32],
+    ) {
+        kernels::plane_squeeze_backward_add(plane, grad_positive, grad_negative, grad)
+    }
 }
 
 thread_local! {

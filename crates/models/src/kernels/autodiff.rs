@@ -3,9 +3,10 @@
 
 use super::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
-    LayerKernelOps, Window2d,
+    LayerKernelOps, PooledHandoff, PooledStash, Window2d,
 };
 use activations::burn::backend::Autodiff;
+use activations::burn::backend::TensorMetadata;
 use activations::burn::backend::autodiff::NodeId;
 use activations::burn::backend::autodiff::checkpoint::{
     base::Checkpointer, strategy::CheckpointStrategy,
@@ -13,6 +14,7 @@ use activations::burn::backend::autodiff::checkpoint::{
 use activations::burn::backend::autodiff::grads::Gradients;
 use activations::burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use activations::burn::backend::tensor::FloatTensor;
+use activations::burn::tensor::Shape;
 
 /// The gradients a convolution's parents (x, weight, bias) want: those that are tracked.
 fn wanted<T>(parents: &[Option<T>; 3]) -> ConvGradients {
@@ -97,7 +99,121 @@ impl<B: LayerKernelBackward> Backward<B, 4> for ConvBlockBackward {
     }
 }
 
+/// The backward step of PReLU with per-sample slopes and 2×2 max-pooling (parents: x,
+/// slopes). Its state is the input's shape, the slopes and what the forward kept; with a
+/// handoff, the output gradient goes there for the convolution's step instead of becoming x's.
+#[derive(Debug)]
+struct PreluMaxPoolBackward(Option<PooledHandoff>);
+
+impl<B: LayerKernelBackward> Backward<B, 2> for PreluMaxPoolBackward {
+    type State = (Shape, FloatTensor<B>, B::BlockSaved);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let output_grad = grads.consume::<B>(&ops.node);
+        let [x, slopes_node] = ops.parents.map(|p| p.map(|node| node.id));
+        let (shape, slopes, saved) = ops.state;
+        if let Some(handoff) = self.0 {
+            if let Some(node) = slopes_node {
+                let grad =
+                    B::layer_prelu_max_pool_slope_grad(shape, saved.clone(), output_grad.clone());
+                grads.register::<B>(node, grad);
+            }
+            handoff.put::<B>(PooledStash {
+                output_grad,
+                slopes,
+                saved,
+            });
+            return;
+        }
+        let (x_grad, slope_grad) =
+            B::layer_prelu_max_pool_backward(shape, slopes, saved, output_grad);
+        for (node, grad) in [(x, x_grad), (slopes_node, slope_grad)] {
+            if let Some(node) = node {
+                grads.register::<B>(node, grad);
+            }
+        }
+    }
+}
+
+/// The backward step of a convolution and APReLU's squeeze of its output (parents: x, weight,
+/// bias): from the squeeze's gradient and the pooling's output gradient left in the handoff.
+/// Its state is the input, the weight and the convolution's output.
+#[derive(Debug)]
+struct ConvSqueezeBackward(Window2d, PooledHandoff);
+
+impl<B: LayerKernelBackward> Backward<B, 3> for ConvSqueezeBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let squeeze_grad = grads.consume::<B>(&ops.node);
+        let wanted = wanted(&ops.parents);
+        let (x, weight, output) = ops.state;
+        let pooled = self.1.take::<B>();
+        let computed = B::layer_conv2d_squeeze_backward(
+            x,
+            weight,
+            output,
+            squeeze_grad,
+            pooled,
+            self.0,
+            wanted,
+        );
+        register::<B>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+    }
+}
+
 impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<B, C> {
+    fn layer_prelu_max_pool(
+        x: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
+        handoff: Option<PooledHandoff>,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (slopes, slopes_node) = slopes.into_parts();
+        match PreluMaxPoolBackward(handoff)
+            .prepare::<C>([x_node, slopes_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let shape = x.shape();
+                let (output, saved) = B::layer_prelu_max_pool_saving(x, slopes.clone());
+                prep.finish((shape, slopes, saved), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_prelu_max_pool(x, slopes, None)),
+        }
+    }
+
+    fn layer_conv2d_squeeze(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        window: Window2d,
+        handoff: PooledHandoff,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (x, x_node) = x.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        let (bias, bias_node) = bias.into_parts();
+        let step = ConvSqueezeBackward(window, handoff.clone());
+        match step
+            .prepare::<C>([x_node, weight_node, bias_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (output, squeeze) =
+                    B::layer_conv2d_squeeze(x.clone(), weight.clone(), bias, window, handoff);
+                let squeeze = prep.finish((x, weight, output.clone()), squeeze);
+                // The output's gradient reaches the convolution through the handoff.
+                (FloatTensor::<Self>::new(output), squeeze)
+            }
+            OpsKind::UnTracked(prep) => {
+                let (output, squeeze) = B::layer_conv2d_squeeze(x, weight, bias, window, handoff);
+                (FloatTensor::<Self>::new(output), prep.finish(squeeze))
+            }
+        }
+    }
+
     fn layer_conv_block(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -14,19 +14,25 @@
 //! - a conv block (convolution → element-wise activation or PReLU → 2×2 max-pool, the CNN's):
 //!   one pass per sample that applies the activation and pools while the convolution's output
 //!   is in cache, keeping only each window's winner and the value the activation's backward
-//!   needs.
+//!   needs;
+//! - APReLU's conv block, whose slopes need the whole convolution output: the squeeze in the
+//!   convolution's output pass, the excitation by Burn, then the apply and the pooling in one
+//!   pass; its backward builds each sample's output gradient once, in cache
+//!   ([`PooledHandoff`]).
 //!
 //! # Map
 //! - [`LayerKernelOps`]: the backend extension (`#[backend_extension]`), implemented for Flex
-//!   (`flex/`: `conv.rs` with `conv/im2col.rs`, `pool.rs`, `block.rs`, and the 2×2 pooling rows both use, `pool_rows.rs` with `pool_rows_avx512.rs`) and for `Autodiff<B>`
-//!   with a handwritten backward (`autodiff.rs`) that calls [`LayerKernelBackward`].
+//!   (`flex/`: `conv.rs` with `conv/im2col.rs`, `pool.rs`, `block.rs`, `aprelu_block.rs`, and
+//!   the 2×2 pooling rows they use, `pool_rows.rs` with `pool_rows_avx512.rs`) and for
+//!   `Autodiff<B>` with a handwritten backward (`autodiff.rs`) that calls
+//!   [`LayerKernelBackward`].
 //! - [`conv2d`], [`max_pool2d`] and [`conv_block`]: what the CNN calls in place of
 //!   `Conv2d::forward`, `MaxPool2d::forward` and the three together. They take Burn's modules,
 //!   so parameters, records and exports are unchanged, use the kernels for f32 on Flex, and
 //!   run the modules' own forward otherwise (other backends and dtypes, groups, asymmetric
 //!   padding, ceil mode; for the block, activations without an element-wise kernel other than
-//!   PReLU, and other pooling windows). The CNN uses the block unless BatchNorm sits between the layers or
-//!   diagnostics tap the activation's input and output.
+//!   PReLU and APReLU, and other pooling windows). The CNN uses the block unless BatchNorm
+//!   sits between the layers or diagnostics tap the activation's input and output.
 //!
 //! The kernels follow the activations' switch: `ACTIVATIONS_FUSED=0` or
 //! [`activations::fused::without_fused`] turn them off too.
@@ -41,8 +47,10 @@ use activations::burn::backend::{Backend, Dispatch, backend_extension};
 use activations::burn::nn::PaddingConfig2d;
 use activations::burn::nn::conv::Conv2d;
 use activations::burn::nn::pool::MaxPool2d;
-use activations::burn::tensor::{DType, Tensor};
+use activations::burn::tensor::{DType, Shape, Tensor};
 use activations::fused::Pointwise;
+use std::any::Any;
+use std::sync::{Arc, Mutex};
 
 /// Stride, symmetric zero padding and dilation of a 2-D convolution or pooling window, per
 /// axis (height, width).
@@ -92,6 +100,70 @@ pub trait LayerKernelOps: Backend {
         window: Window2d,
         activation: BlockActivation,
     ) -> FloatTensor<Self>;
+
+    /// PReLU with one slope per sample and channel (`slopes` `[N, C]`, APReLU's apply), then a
+    /// 2×2 stride-2 max-pool (floor mode), in one pass over `x` `[N, C, H, W]`:
+    /// `[N, C, H / 2, W / 2]`.
+    ///
+    /// With a `handoff` from [`layer_conv2d_squeeze`](Self::layer_conv2d_squeeze) (which made
+    /// `x`), the backward leaves the output gradient there instead of computing `x`'s.
+    fn layer_prelu_max_pool(
+        x: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
+        handoff: Option<PooledHandoff>,
+    ) -> FloatTensor<Self>;
+
+    /// [`layer_conv2d`](Self::layer_conv2d) and APReLU's squeeze of its output (`[N, 2C_out]`:
+    /// each sample's channel means of `max(z, 0)`, then of `min(z, 0)`) in one pass per sample:
+    /// `(z, squeeze)`. Under autodiff only the squeeze is tracked; `z` is for
+    /// [`layer_prelu_max_pool`](Self::layer_prelu_max_pool) with the same `handoff`, whose
+    /// output gradient the squeeze's backward step adds to its own (APReLU's conv block).
+    fn layer_conv2d_squeeze(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        window: Window2d,
+        handoff: PooledHandoff,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// Where APReLU's pooling ([`LayerKernelOps::layer_prelu_max_pool`]) leaves its output gradient
+/// for the backward of the convolution and squeeze that made its input
+/// ([`LayerKernelOps::layer_conv2d_squeeze`]). Autodiff runs the pooling's step first (the
+/// squeeze feeds the pooling's slopes through the excitation); the convolution's step then
+/// builds each sample's output gradient once, in cache — the pooling's part and the
+/// squeeze's — where autodiff would add two dense gradients and the convolution read the sum.
+#[derive(Clone, Default)]
+pub struct PooledHandoff(Arc<Mutex<Option<Box<dyn Any + Send>>>>);
+
+impl PooledHandoff {
+    fn put<B: LayerKernelBackward>(&self, stash: PooledStash<B>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(stash));
+    }
+
+    fn take<B: LayerKernelBackward>(&self) -> Option<PooledStash<B>> {
+        let stash = self.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        Some(
+            *stash
+                .downcast()
+                .expect("a pooled gradient of the same backend"),
+        )
+    }
+}
+
+impl std::fmt::Debug for PooledHandoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PooledHandoff")
+    }
+}
+
+/// What [`PooledHandoff`] carries: APReLU's pooling's output gradient, its slopes and what its
+/// forward kept.
+#[derive(Debug)]
+pub struct PooledStash<B: LayerKernelBackward> {
+    pub output_grad: FloatTensor<B>,
+    pub slopes: FloatTensor<B>,
+    pub saved: B::BlockSaved,
 }
 
 /// Which gradients a convolution's backward computes.
@@ -169,6 +241,44 @@ pub trait LayerKernelBackward: LayerKernelOps {
         activation: BlockActivation,
         wanted: ConvGradients,
     ) -> (Conv2dGrads<FloatTensor<Self>>, Option<FloatTensor<Self>>);
+
+    /// [`LayerKernelOps::layer_prelu_max_pool`], keeping what its backward needs.
+    fn layer_prelu_max_pool_saving(
+        x: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, Self::BlockSaved);
+
+    /// The slopes' gradient alone (`[N, C]`) of [`LayerKernelOps::layer_prelu_max_pool`] on an
+    /// input of shape `x_shape`, when the input's goes through a [`PooledHandoff`].
+    fn layer_prelu_max_pool_slope_grad(
+        x_shape: Shape,
+        saved: Self::BlockSaved,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients asked for by `wanted` of [`LayerKernelOps::layer_conv2d_squeeze`], from the
+    /// squeeze's gradient `squeeze_grad` (`[N, 2C_out]`) and, when the pooling's backward left
+    /// one, the pooling's output gradient (its input is `output`, the convolution's output).
+    fn layer_conv2d_squeeze_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output: FloatTensor<Self>,
+        squeeze_grad: FloatTensor<Self>,
+        pooled: Option<PooledStash<Self>>,
+        window: Window2d,
+        wanted: ConvGradients,
+    ) -> Conv2dGrads<FloatTensor<Self>>;
+
+    /// The gradients of [`LayerKernelOps::layer_prelu_max_pool`] on an input of shape
+    /// `x_shape`: the input's (each window's gradient times PReLU's derivative at its winner,
+    /// zero elsewhere) and the slopes' (`[N, C]`: `Σ x ≤ 0 ? x · grad : 0` over each plane's
+    /// winners, PyTorch's PReLU rule).
+    fn layer_prelu_max_pool_backward(
+        x_shape: Shape,
+        slopes: FloatTensor<Self>,
+        saved: Self::BlockSaved,
+        output_grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// Whether `tensor` can use the kernels: f32 on Flex, with the project's kernels switched on.
@@ -245,10 +355,13 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// `pool.forward(activation.forward(conv.forward(x)))` as one fused kernel
 /// ([`LayerKernelOps::layer_conv_block`]) when the kernels can run all three: `x` f32 on Flex,
 /// a convolution [`conv2d`] would run, an activation with a fused element-wise kernel
-/// ([`Activation::pointwise`]) or PReLU (one slope, or one per output channel), and a 2×2
-/// stride-2 max-pool without padding, dilation or ceil mode. Otherwise `Err(x)`, for the caller to run the layers one by one.
+/// ([`Activation::pointwise`]), PReLU (one slope, or one per output channel) or APReLU (built
+/// for the convolution's output channels; [`LayerKernelOps::layer_conv2d_squeeze`] and
+/// [`LayerKernelOps::layer_prelu_max_pool`]), and a 2×2 stride-2 max-pool without padding,
+/// dilation or ceil mode. Otherwise `Err(x)`, for the caller to run the layers one by one.
 ///
-/// Values and gradients are those of the three layers (`tests/kernels.rs`), except that in a
+/// Values and gradients are those of the three layers (`tests/kernels.rs`, and
+/// `tests/aprelu_block.rs` with APReLU's parameters and running statistics), except that in a
 /// pooling window with two or more NaNs or infinities the losers get a zero gradient where the
 /// layers would give NaN (the window's gradient is NaN at its winner either way).
 // The error hands the input back by value for the fallback; boxing it would cost an
@@ -268,6 +381,36 @@ pub fn conv_block(
     let Some((window, weight, bias)) = conv_parts(conv, &x).filter(|_| pool_fits) else {
         return Err(x);
     };
+    let [_, _, height, width] = x.dims();
+    let pooled_fits = [(0, height), (1, width)]
+        .iter()
+        .all(|&(axis, size)| window.output_size(axis, size).is_some_and(|out| out >= 2));
+    if !pooled_fits {
+        return Err(x);
+    }
+    if let (None, Activation::Aprelu(aprelu)) = (activation.pointwise(), activation) {
+        if aprelu.channels() != weight.dims()[0] {
+            return Err(x);
+        }
+        // The slopes come from the whole convolution output (the squeeze, computed while each
+        // sample's output is in cache), so the output goes to memory; the apply and the
+        // pooling are one pass over it.
+        let handoff = PooledHandoff::default();
+        let (output, summary) = <Dispatch as LayerKernelOps>::layer_conv2d_squeeze(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+            window,
+            handoff.clone(),
+        );
+        let slopes = aprelu.excite(Tensor::from_dispatch(summary));
+        let pooled = <Dispatch as LayerKernelOps>::layer_prelu_max_pool(
+            output,
+            slopes.into_dispatch(),
+            Some(handoff),
+        );
+        return Ok(Tensor::from_dispatch(pooled));
+    }
     let out_channels = weight.dims()[0];
     let (block_activation, slopes) = match (activation.pointwise(), activation) {
         (Some(op), _) => (
@@ -284,13 +427,6 @@ pub fn conv_block(
         }
         _ => return Err(x),
     };
-    let [_, _, height, width] = x.dims();
-    let pooled_fits = [(0, height), (1, width)]
-        .iter()
-        .all(|&(axis, size)| window.output_size(axis, size).is_some_and(|out| out >= 2));
-    if !pooled_fits {
-        return Err(x);
-    }
     let output = <Dispatch as LayerKernelOps>::layer_conv_block(
         x.into_dispatch(),
         weight.into_dispatch(),

@@ -248,10 +248,7 @@ pub(crate) fn aprelu_squeeze(input: &[f32], layout: SampleChannels) -> Vec<f32> 
                 .zip(negative.iter_mut())
                 .zip(x.chunks(inner))
             {
-                let mut sums = [0.0f64; 2];
-                split_sums(isa, row, &mut sums, Closure(|v: f32| v));
-                *p = (sums[0] / inner as f64) as f32;
-                *n = (sums[1] / inner as f64) as f32;
+                (*p, *n) = plane_means_with(isa, row);
             }
         });
     let channels = layout.channels;
@@ -262,6 +259,36 @@ pub(crate) fn aprelu_squeeze(input: &[f32], layout: SampleChannels) -> Vec<f32> 
         summary.extend_from_slice(&negative[row]);
     }
     summary
+}
+
+/// The means of `max(x, 0)` and `min(x, 0)` over one row (one sample's channel plane): the
+/// squeeze's two entries for it.
+fn plane_means_with(isa: Isa, row: &[f32]) -> (f32, f32) {
+    let mut sums = [0.0f64; 2];
+    split_sums(isa, row, &mut sums, Closure(|v: f32| v));
+    let len = row.len() as f64;
+    ((sums[0] / len) as f32, (sums[1] / len) as f32)
+}
+
+/// [`plane_means_with`] on the calling thread.
+pub(crate) fn plane_means(row: &[f32]) -> (f32, f32) {
+    plane_means_with(isa(), row)
+}
+
+/// Adds the squeeze's gradient for one row to `grad`: `(x > 0 ? grad_positive :
+/// grad_negative) / len`, the means' gradients `grad_positive`, `grad_negative` scaled as in
+/// [`aprelu_squeeze_backward`].
+pub(crate) fn plane_squeeze_backward_add(
+    row: &[f32],
+    grad_positive: f32,
+    grad_negative: f32,
+    grad: &mut [f32],
+) {
+    assert_eq!(row.len(), grad.len(), "one gradient per input");
+    let scale = 1.0 / row.len() as f32;
+    let (gp, gn) = (grad_positive * scale, grad_negative * scale);
+    let add = Closure(move |v: f32, g: f32| g + if v > 0.0 { gp } else { gn });
+    zip_in_place(isa(), row, grad, add);
 }
 
 // `sums` gains `Σ max(x, 0)` and `Σ min(x, 0)` (x = 0 counts as negative, where the reference's

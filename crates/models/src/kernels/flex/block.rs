@@ -32,9 +32,22 @@ pub(super) enum BlockAct<'a> {
     Pointwise(Pointwise),
     /// PReLU with these slopes: one per output channel, or one shared by all.
     PRelu(&'a [f32]),
+    /// PReLU with one slope per sample and channel (`[N, C]`, row-major; APReLU's apply):
+    /// each sample's row is that sample's [`PRelu`](Self::PRelu), see [`for_sample`](Self::for_sample).
+    SamplePRelu { slopes: &'a [f32], channels: usize },
 }
 
-impl BlockAct<'_> {
+impl<'a> BlockAct<'a> {
+    /// The activation of sample `sample`: its row of per-sample slopes, else `self`.
+    fn for_sample(self, sample: usize) -> Self {
+        match self {
+            Self::SamplePRelu { slopes, channels } => {
+                Self::PRelu(&slopes[sample * channels..][..channels])
+            }
+            other => other,
+        }
+    }
+
     /// The element-wise op on output channel `channel` (PReLU: leaky ReLU with its slope).
     fn op(self, channel: usize) -> Pointwise {
         match self {
@@ -42,6 +55,7 @@ impl BlockAct<'_> {
             Self::PRelu(slopes) => Pointwise::LeakyRelu {
                 negative_slope: slopes[self.slope_index(channel)] as f64,
             },
+            Self::SamplePRelu { .. } => unreachable!("per-sample slopes: resolve with for_sample"),
         }
     }
 
@@ -58,23 +72,26 @@ impl BlockAct<'_> {
     fn saves_output(self) -> bool {
         match self {
             Self::Pointwise(op) => op.saves_output(),
-            Self::PRelu(_) => false,
+            Self::PRelu(_) | Self::SamplePRelu { .. } => false,
         }
     }
 
-    /// The number of slopes that get a gradient.
+    /// The length of the slope gradient that one sample's [`PooledGrad::rebuild`] adds to
+    /// (per-sample slopes: that sample's row).
     pub(super) fn slope_len(self) -> usize {
         match self {
             Self::Pointwise(_) => 0,
             Self::PRelu(slopes) => slopes.len(),
+            Self::SamplePRelu { channels, .. } => channels,
         }
     }
 
-    /// `output = f(input)` for one sample's planes.
+    /// `output = f(input)` for one sample's planes (per-sample slopes: resolved first with
+    /// [`for_sample`](Self::for_sample)).
     fn forward(self, input: &[f32], output: &mut [f32], plane: usize) {
         match self {
             Self::Pointwise(op) => slices::forward(op, input, output),
-            Self::PRelu(_) => {
+            Self::PRelu(_) | Self::SamplePRelu { .. } => {
                 for (channel, (input, output)) in input
                     .chunks(plane)
                     .zip(output.chunks_mut(plane))
@@ -87,20 +104,30 @@ impl BlockAct<'_> {
     }
 }
 
+/// PReLU's slope gradient over one plane's winners, as PyTorch: `Σ x > 0 ? 0 : x · grad`, from
+/// the saved inputs and the pooled gradient.
+pub(super) fn slope_grad_sum(saved: &[f32], grad: &[f32]) -> f32 {
+    saved
+        .iter()
+        .zip(grad)
+        .map(|(&x, &g)| if x > 0.0 { 0.0 } else { x * g })
+        .sum()
+}
+
 /// What a conv block's backward needs from its forward, one entry per pooled output.
 #[derive(Debug)]
 pub struct BlockSaved {
     /// Which element of the 2×2 window won, in row-major order (0–3).
     winners: Vec<u8>,
     /// The activation's input at the winner, or its output when the op's backward reads that.
-    saved: Vec<f32>,
+    pub(super) saved: Vec<f32>,
 }
 
 /// The pooled planes of a conv block: the convolution's output planes halved, an odd last row
 /// or column dropped (PyTorch's floor mode).
 #[derive(Clone, Copy, Debug)]
-struct Pooling {
-    channels: usize,
+pub(super) struct Pooling {
+    pub(super) channels: usize,
     /// The convolution's output plane.
     height: usize,
     width: usize,
@@ -115,6 +142,20 @@ impl Pooling {
         }
     }
 
+    /// The pooling of planes `[C, H, W]` already in memory.
+    pub(super) fn of_planes(channels: usize, height: usize, width: usize) -> Self {
+        Self {
+            channels,
+            height,
+            width,
+        }
+    }
+
+    /// Elements per sample before pooling.
+    pub(super) fn input_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
     fn pooled_height(&self) -> usize {
         self.height / 2
     }
@@ -124,7 +165,7 @@ impl Pooling {
     }
 
     /// Pooled outputs per sample.
-    fn sample_len(&self) -> usize {
+    pub(super) fn sample_len(&self) -> usize {
         self.channels * self.pooled_height() * self.pooled_width()
     }
 
@@ -165,10 +206,31 @@ pub(super) fn conv_block_forward(
     save: bool,
 ) -> (Vec<f32>, Option<BlockSaved>) {
     let conv = SampleConv::new(dims, weight, bias);
+    let buffers = || (conv.patch_buffer(), vec![0.0f32; dims.output_len()]);
+    let convolve =
+        |(col, pre): &mut (Vec<f32>, Vec<f32>), sample: usize, pool: &mut dyn FnMut(&[f32])| {
+            let x = &x[sample * dims.input_len()..][..dims.input_len()];
+            conv.run(x, col, as_uninit(pre));
+            pool(pre)
+        };
     let pooling = Pooling::new(dims);
+    activate_and_pool(pooling, dims.batch, activation, save, buffers, convolve)
+}
+
+/// The activation and the 2×2 pooling of `batch` samples, each sample's pre-activation planes
+/// handed to the pooling by `pre_activation(task state, sample, pool)` (computed into the
+/// task's state from `task_state()`, or read from memory).
+pub(super) fn activate_and_pool<S>(
+    pooling: Pooling,
+    batch: usize,
+    activation: BlockAct,
+    save: bool,
+    task_state: impl Fn() -> S + Sync,
+    pre_activation: impl Fn(&mut S, usize, &mut dyn FnMut(&[f32])) + Sync,
+) -> (Vec<f32>, Option<BlockSaved>) {
     let pooled_len = pooling.sample_len();
-    let samples = items_per_task(dims.batch);
-    let total = dims.batch * pooled_len;
+    let samples = items_per_task(batch);
+    let total = batch * pooled_len;
     let saves_output = activation.saves_output();
     let kept = if save { total } else { 0 };
     let simd = pool_rows_avx512::available();
@@ -184,45 +246,37 @@ pub(super) fn conv_block_forward(
                 .map(Some)
                 .collect()
         } else {
-            (0..dims.batch.div_ceil(samples)).map(|_| None).collect()
+            (0..batch.div_ceil(samples)).map(|_| None).collect()
         };
         output
             .par_chunks_mut(task_len)
-            .zip(x.par_chunks(samples * dims.input_len()))
             .zip(saved_chunks)
-            .for_each(|((output, x), mut keep)| {
-                let mut col = conv.patch_buffer();
-                let mut pre = vec![0.0f32; dims.output_len()];
-                let mut post = vec![0.0f32; dims.output_len()];
+            .enumerate()
+            .for_each(|(task, (output, mut keep))| {
+                let mut state = task_state();
+                let mut post = vec![0.0f32; pooling.input_len()];
                 let mut scratch = WinnerScratch::new(pooling.pooled_width());
-                for (index, (pooled, x)) in output
-                    .chunks_mut(pooled_len)
-                    .zip(x.chunks(dims.input_len()))
-                    .enumerate()
-                {
-                    conv.run(x, &mut col, as_uninit(&mut pre));
-                    activation.forward(&pre, &mut post, dims.positions());
-                    let keep = keep.as_mut().map(|(winners, saved)| {
+                for (index, pooled) in output.chunks_mut(pooled_len).enumerate() {
+                    let sample = task * samples + index;
+                    let activation = activation.for_sample(sample);
+                    let mut keep = keep.as_mut().map(|(winners, saved)| {
                         let range = index * pooled_len..(index + 1) * pooled_len;
                         (&mut winners[range.clone()], &mut saved[range])
                     });
-                    let width = pooling.pooled_width();
-                    match keep {
-                        Some((winners, saved)) => pooling.for_each_row_pair(|o, top, bottom| {
-                            let row = KeepRow {
-                                post: [&post[top..], &post[bottom..]],
-                                pre: [&pre[top..], &pre[bottom..]],
-                                pooled: &mut pooled[o..o + width],
-                                winners: &mut winners[o..o + width],
-                                saved: &mut saved[o..o + width],
-                            };
-                            keep_row(simd, row, saves_output)
-                        }),
-                        None => pooling.for_each_row_pair(|o, top, bottom| {
-                            let pooled = &mut pooled[o..o + width];
-                            max_row(scratch.as_mut(), &post[top..], &post[bottom..], pooled)
-                        }),
-                    }
+                    pre_activation(&mut state, sample, &mut |pre: &[f32]| {
+                        activation.forward(pre, &mut post, pooling.height * pooling.width);
+                        let keep = keep.take();
+                        pool_sample(
+                            pooling,
+                            pre,
+                            &post,
+                            pooled,
+                            keep,
+                            &mut scratch,
+                            simd,
+                            saves_output,
+                        )
+                    });
                 }
             })
     });
@@ -237,13 +291,45 @@ pub(super) fn conv_block_forward(
     (output, saved)
 }
 
+/// Pools one sample's activation output `post` (input `pre`) into `pooled`, keeping each
+/// window's winner and saved value when `keep` is given.
+#[allow(clippy::too_many_arguments)]
+fn pool_sample(
+    pooling: Pooling,
+    pre: &[f32],
+    post: &[f32],
+    pooled: &mut [MaybeUninit<f32>],
+    keep: SavedChunk,
+    scratch: &mut Option<WinnerScratch>,
+    simd: bool,
+    saves_output: bool,
+) {
+    let width = pooling.pooled_width();
+    match keep {
+        Some((winners, saved)) => pooling.for_each_row_pair(|o, top, bottom| {
+            let row = KeepRow {
+                post: [&post[top..], &post[bottom..]],
+                pre: [&pre[top..], &pre[bottom..]],
+                pooled: &mut pooled[o..o + width],
+                winners: &mut winners[o..o + width],
+                saved: &mut saved[o..o + width],
+            };
+            keep_row(simd, row, saves_output)
+        }),
+        None => pooling.for_each_row_pair(|o, top, bottom| {
+            let pooled = &mut pooled[o..o + width];
+            max_row(scratch.as_mut(), &post[top..], &post[bottom..], pooled)
+        }),
+    }
+}
+
 /// The gradient of a conv block's pooled output, turned back into the gradient of its
 /// convolution's output one sample at a time (for `conv2d_backward`).
 pub(super) struct PooledGrad<'a> {
-    pooling: Pooling,
-    grad: &'a [f32],
-    saved: &'a BlockSaved,
-    activation: BlockAct<'a>,
+    pub(super) pooling: Pooling,
+    pub(super) grad: &'a [f32],
+    pub(super) saved: &'a BlockSaved,
+    pub(super) activation: BlockAct<'a>,
 }
 
 impl<'a> PooledGrad<'a> {
@@ -253,8 +339,18 @@ impl<'a> PooledGrad<'a> {
         saved: &'a BlockSaved,
         activation: BlockAct<'a>,
     ) -> Self {
-        let pooling = Pooling::new(dims);
-        let total = dims.batch * pooling.sample_len();
+        Self::of_pooling(Pooling::new(dims), dims.batch, grad, saved, activation)
+    }
+
+    /// The gradient of `batch` samples pooled by `pooling`.
+    pub(super) fn of_pooling(
+        pooling: Pooling,
+        batch: usize,
+        grad: &'a [f32],
+        saved: &'a BlockSaved,
+        activation: BlockAct<'a>,
+    ) -> Self {
+        let total = batch * pooling.sample_len();
         assert_eq!(grad.len(), total, "conv block: pooled output gradient");
         assert_eq!(saved.saved.len(), total, "conv block: saved values");
         Self {
@@ -274,10 +370,22 @@ impl<'a> PooledGrad<'a> {
     /// (`C_out × H_out × W_out`; the rest of `buffer` is scratch), and adds the sample's slope
     /// gradient (PReLU: `Σ x ≤ 0 ? x · grad : 0` over the winners) to `slope_grad`.
     pub(super) fn rebuild(&self, sample: usize, buffer: &mut Vec<f32>, slope_grad: &mut [f32]) {
-        let len = self.pooling.sample_len();
-        let conv_len = self.pooling.channels * self.pooling.height * self.pooling.width;
-        buffer.resize(conv_len + len, 0.0);
+        let conv_len = self.pooling.input_len();
+        buffer.resize(conv_len + self.pooling.sample_len(), 0.0);
         let (conv_grad, pooled_grad) = buffer.split_at_mut(conv_len);
+        self.rebuild_into(sample, conv_grad, pooled_grad, slope_grad);
+    }
+
+    /// [`rebuild`](Self::rebuild) into `conv_grad` (`C_out × H_out × W_out`), with
+    /// `pooled_grad` (one sample's pooled outputs) as scratch.
+    pub(super) fn rebuild_into(
+        &self,
+        sample: usize,
+        conv_grad: &mut [f32],
+        pooled_grad: &mut [f32],
+        slope_grad: &mut [f32],
+    ) {
+        let len = self.pooling.sample_len();
         if self.pooling.height % 2 == 1 || self.pooling.width % 2 == 1 {
             // The dropped last row or column gets no gradient; the windows write the rest.
             conv_grad.fill(0.0);
@@ -285,23 +393,20 @@ impl<'a> PooledGrad<'a> {
         let range = sample * len..(sample + 1) * len;
         pooled_grad.copy_from_slice(&self.grad[range.clone()]);
         let saved = &self.saved.saved[range.clone()];
-        match self.activation {
+        let activation = self.activation.for_sample(sample);
+        match activation {
             BlockAct::Pointwise(op) => slices::backward(op, saved, pooled_grad),
-            BlockAct::PRelu(_) => {
+            _ => {
                 let plane = len / self.pooling.channels.max(1);
                 for (channel, (saved, grad)) in saved
                     .chunks(plane)
                     .zip(pooled_grad.chunks_mut(plane))
                     .enumerate()
                 {
-                    // PReLU's weight gradient, as PyTorch: x > 0 ? 0 : x · grad.
-                    let sum: f32 = saved
-                        .iter()
-                        .zip(grad.iter())
-                        .map(|(&x, &g)| if x > 0.0 { 0.0 } else { x * g })
-                        .sum();
-                    slope_grad[self.activation.slope_index(channel)] += sum;
-                    slices::backward(self.activation.op(channel), saved, grad);
+                    if !slope_grad.is_empty() {
+                        slope_grad[activation.slope_index(channel)] += slope_grad_sum(saved, grad);
+                    }
+                    slices::backward(activation.op(channel), saved, grad);
                 }
             }
         }

@@ -1,12 +1,14 @@
 //! 2-D convolution on one sample at a time: im2col, then `gemm` for the output and, in the
 //! backward pass, for the weight gradient and (through col2im) the input gradient.
 use super::super::{ConvGradients, Window2d};
+use super::aprelu_block::SqueezeGrad;
 use super::block::PooledGrad;
 use super::{filled_vec, items_per_task};
 
 // im2col and col2im, the patch copies around the GEMMs.
 mod im2col;
 use activations::burn::tensor::Shape;
+use activations::fused::slices;
 use im2col::{col2im, im2col};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -283,22 +285,59 @@ impl<'a> SampleConv<'a> {
 }
 
 pub(super) fn conv2d_forward(dims: &ConvDims, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+    conv2d_forward_squeezing(dims, x, weight, bias, false).0
+}
+
+/// The convolution and, when `squeeze`, APReLU's squeeze of its output computed while each
+/// sample's output is in cache (`[N, 2C_out]`: the channel means of `max(z, 0)`, then of
+/// `min(z, 0)`; empty otherwise).
+pub(super) fn conv2d_forward_squeezing(
+    dims: &ConvDims,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    squeeze: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let conv = SampleConv::new(dims, weight, bias);
     let samples = items_per_task(dims.batch);
-    filled_vec(dims.batch * dims.output_len(), |output| {
+    let summary_len = if squeeze { 2 * dims.out_channels } else { 0 };
+    let mut summary = vec![0.0f32; dims.batch * summary_len];
+    let output = filled_vec(dims.batch * dims.output_len(), |output| {
+        let summaries: Vec<&mut [f32]> = if squeeze {
+            summary.chunks_mut(samples * summary_len).collect()
+        } else {
+            (0..dims.batch.div_ceil(samples))
+                .map(|_| &mut [][..])
+                .collect()
+        };
         output
             .par_chunks_mut(samples * dims.output_len())
             .zip(x.par_chunks(samples * dims.input_len()))
-            .for_each(|(output, x)| {
+            .zip(summaries)
+            .for_each(|((output, x), summaries)| {
                 let mut col = conv.patch_buffer();
-                for (out, x) in output
+                for (index, (out, x)) in output
                     .chunks_mut(dims.output_len())
                     .zip(x.chunks(dims.input_len()))
+                    .enumerate()
                 {
                     conv.run(x, &mut col, out);
+                    if squeeze {
+                        // SAFETY: `run` wrote every element of `out`.
+                        let out = unsafe {
+                            std::slice::from_raw_parts(out.as_ptr().cast::<f32>(), out.len())
+                        };
+                        let summary = &mut summaries[index * summary_len..][..summary_len];
+                        let (positive, negative) = summary.split_at_mut(dims.out_channels);
+                        for (channel, plane) in out.chunks(dims.positions()).enumerate() {
+                            (positive[channel], negative[channel]) =
+                                slices::aprelu_plane_means(plane);
+                        }
+                    }
                 }
             })
-    })
+    });
+    (output, summary)
 }
 
 /// Per-task sums of the weight and bias gradients (empty when not wanted).
@@ -339,6 +378,9 @@ pub(super) enum OutputGrad<'a> {
     Dense(&'a [f32]),
     /// A conv block's: rebuilt one sample at a time from the pooled gradient (`block.rs`).
     Pooled(PooledGrad<'a>),
+    /// APReLU's conv block: the squeeze's gradient plus, when there is one, the pooling's
+    /// (its slope gradient already taken), built one sample at a time (`aprelu_block.rs`).
+    Squeezed(SqueezeGrad<'a>, Option<PooledGrad<'a>>),
 }
 
 pub(super) fn conv2d_backward(
@@ -352,7 +394,7 @@ pub(super) fn conv2d_backward(
     let samples = items_per_task(dims.batch);
     let kernel_t = Matrix::transposed(weight, patch_len, dims.out_channels);
     let slopes = match &output_grad {
-        OutputGrad::Dense(_) => 0,
+        OutputGrad::Dense(_) | OutputGrad::Squeezed(..) => 0,
         OutputGrad::Pooled(pooled) => pooled.slope_len(),
     };
 
@@ -370,6 +412,17 @@ pub(super) fn conv2d_backward(
                 OutputGrad::Dense(grad) => &grad[sample * dims.output_len()..][..dims.output_len()],
                 OutputGrad::Pooled(pooled) => {
                     pooled.rebuild(sample, &mut rebuilt, &mut sums.slope);
+                    &rebuilt[..dims.output_len()]
+                }
+                OutputGrad::Squeezed(squeeze, pooled) => {
+                    match pooled {
+                        Some(pooled) => pooled.rebuild(sample, &mut rebuilt, &mut []),
+                        None => {
+                            rebuilt.clear();
+                            rebuilt.resize(dims.output_len(), 0.0);
+                        }
+                    }
+                    squeeze.add(sample, &mut rebuilt[..dims.output_len()]);
                     &rebuilt[..dims.output_len()]
                 }
             };

@@ -1,6 +1,7 @@
 //! [`LayerKernelOps`] for Flex: convolution as per-sample im2col + `gemm` (`conv.rs`),
 //! max-pooling as one pass (`pool.rs`), over the tensors' f32 storage; samples (or planes)
 //! spread over rayon's threads.
+mod aprelu_block;
 mod block;
 mod conv;
 mod pool;
@@ -9,7 +10,7 @@ mod pool_rows_avx512;
 
 use super::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
-    LayerKernelOps, Window2d,
+    LayerKernelOps, PooledHandoff, PooledStash, Window2d,
 };
 use activations::burn::backend::Flex;
 use activations::burn::backend::TensorMetadata;
@@ -19,9 +20,10 @@ use activations::fused::flex_storage::{contiguous, elements, from_vec};
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use block::{BlockAct, BlockSaved, PooledGrad, conv_block_forward};
+use aprelu_block::{SqueezeGrad, prelu_pool_backward, prelu_pool_forward, prelu_pool_slope_grad};
+use block::{BlockAct, BlockSaved, PooledGrad, Pooling, conv_block_forward};
 
-use conv::{ConvDims, OutputGrad, conv2d_backward, conv2d_forward};
+use conv::{ConvDims, OutputGrad, conv2d_backward, conv2d_forward, conv2d_forward_squeezing};
 use pool::{PoolDims, max_pool_backward, max_pool_forward};
 
 /// Contiguous runs of `len` items per task: a few per thread, so a slow thread does not hold
@@ -61,6 +63,32 @@ impl LayerKernelOps for Flex {
         activation: BlockActivation,
     ) -> FlexTensor {
         conv_block(x, weight, bias, slopes, window, activation, false).0
+    }
+
+    fn layer_prelu_max_pool(
+        x: FlexTensor,
+        slopes: FlexTensor,
+        _handoff: Option<PooledHandoff>,
+    ) -> FlexTensor {
+        prelu_max_pool(x, slopes, false).0
+    }
+
+    fn layer_conv2d_squeeze(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        window: Window2d,
+        _handoff: PooledHandoff,
+    ) -> (FlexTensor, FlexTensor) {
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
+        let (x, weight, bias) = (elements(&x), elements(&weight), elements(&bias));
+        let (output, summary) = conv2d_forward_squeezing(&dims, x, weight, bias, true);
+        let summary_shape = Shape::new([dims.batch, 2 * dims.out_channels]);
+        (
+            from_vec(output, dims.output_shape()),
+            from_vec(summary, summary_shape),
+        )
     }
 
     fn layer_max_pool2d(x: FlexTensor, window: Window2d) -> FlexTensor {
@@ -107,6 +135,28 @@ fn conv_block(
         dims.out_width / 2,
     ]);
     (from_vec(output, shape), saved)
+}
+
+/// PReLU with per-sample slopes and 2×2 max-pooling on the tensors' storage; `save` keeps what
+/// the backward needs.
+fn prelu_max_pool(
+    x: FlexTensor,
+    slopes: FlexTensor,
+    save: bool,
+) -> (FlexTensor, Option<BlockSaved>) {
+    let (x, slopes) = (contiguous(x), contiguous(slopes));
+    let shape = x.shape();
+    let pooling = planes(&shape);
+    let (output, saved) =
+        prelu_pool_forward(pooling, shape[0], elements(&x), elements(&slopes), save);
+    let pooled = Shape::new([shape[0], shape[1], shape[2] / 2, shape[3] / 2]);
+    (from_vec(output, pooled), saved)
+}
+
+/// The pooling of `[N, C, H, W]`'s planes.
+fn planes(shape: &Shape) -> Pooling {
+    assert_eq!(shape.num_dims(), 4, "prelu max-pool: [N, C, H, W] input");
+    Pooling::of_planes(shape[1], shape[2], shape[3])
 }
 
 /// The kernels' view of a block's activation.
@@ -177,6 +227,100 @@ impl LayerKernelBackward for Flex {
         let (grads, slope) = conv_grads(&dims, &x, &weight, OutputGrad::Pooled(pooled), wanted);
         let slope = (activation == BlockActivation::PRelu).then(|| from_vec(slope, slopes.shape()));
         (grads, slope)
+    }
+
+    fn layer_prelu_max_pool_saving(
+        x: FlexTensor,
+        slopes: FlexTensor,
+    ) -> (FlexTensor, Arc<BlockSaved>) {
+        let (output, saved) = prelu_max_pool(x, slopes, true);
+        (output, Arc::new(saved.expect("asked to save")))
+    }
+
+    fn layer_prelu_max_pool_slope_grad(
+        x_shape: Shape,
+        saved: Arc<BlockSaved>,
+        output_grad: FlexTensor,
+    ) -> FlexTensor {
+        let output_grad = contiguous(output_grad);
+        let (batch, channels) = (x_shape[0], x_shape[1]);
+        // The slopes' values do not enter their gradient.
+        let activation = BlockAct::SamplePRelu {
+            slopes: &[],
+            channels,
+        };
+        let grad = PooledGrad::of_pooling(
+            planes(&x_shape),
+            batch,
+            elements(&output_grad),
+            &saved,
+            activation,
+        );
+        let slope_grad = prelu_pool_slope_grad(&grad, batch);
+        from_vec(slope_grad, Shape::new([batch, channels]))
+    }
+
+    fn layer_conv2d_squeeze_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output: FlexTensor,
+        squeeze_grad: FlexTensor,
+        pooled: Option<PooledStash<Self>>,
+        window: Window2d,
+        wanted: ConvGradients,
+    ) -> Conv2dGrads<FlexTensor> {
+        let (x, weight, output, squeeze_grad) = (
+            contiguous(x),
+            contiguous(weight),
+            contiguous(output),
+            contiguous(squeeze_grad),
+        );
+        let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
+        let squeeze = SqueezeGrad::new(
+            elements(&output),
+            elements(&squeeze_grad),
+            dims.batch,
+            dims.out_channels,
+        );
+        let pooled = pooled.map(|stash| {
+            (
+                contiguous(stash.output_grad),
+                contiguous(stash.slopes),
+                stash.saved,
+            )
+        });
+        let pooled_grad = pooled.as_ref().map(|(grad, slopes, saved)| {
+            let activation = BlockAct::SamplePRelu {
+                slopes: elements(slopes),
+                channels: dims.out_channels,
+            };
+            let pooling = planes(&dims.output_shape());
+            PooledGrad::of_pooling(pooling, dims.batch, elements(grad), saved, activation)
+        });
+        let output_grad = OutputGrad::Squeezed(squeeze, pooled_grad);
+        conv_grads(&dims, &x, &weight, output_grad, wanted).0
+    }
+
+    fn layer_prelu_max_pool_backward(
+        x_shape: Shape,
+        slopes: FlexTensor,
+        saved: Arc<BlockSaved>,
+        output_grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        let (slopes, output_grad) = (contiguous(slopes), contiguous(output_grad));
+        let pooling = planes(&x_shape);
+        let activation = BlockAct::SamplePRelu {
+            slopes: elements(&slopes),
+            channels: x_shape[1],
+        };
+        let batch = x_shape[0];
+        let grad =
+            PooledGrad::of_pooling(pooling, batch, elements(&output_grad), &saved, activation);
+        let (x_grad, slope_grad) = prelu_pool_backward(&grad, batch);
+        (
+            from_vec(x_grad, x_shape),
+            from_vec(slope_grad, slopes.shape()),
+        )
     }
 
     fn layer_conv2d_backward(

@@ -1,0 +1,145 @@
+//! APReLU's conv block on Flex. APReLU's slopes come from the squeeze of the whole
+//! convolution output, through a small network run by Burn, so the block cannot pool while a
+//! sample is in cache as `block.rs` does; it runs in two passes per sample instead:
+//! - the convolution, with the squeeze of each sample's output computed while it is in cache
+//!   (`conv.rs`'s `conv2d_forward_squeezing`); the output goes to memory;
+//! - the apply and the pooling ([`prelu_pool_forward`]): APReLU's apply is PReLU with one
+//!   slope per sample and channel, so `block.rs`'s PReLU pooling runs with each sample's row
+//!   of slopes, keeping each window's winner and input.
+//!
+//! The backward takes the slopes' gradient from the pooled gradient first
+//! ([`prelu_pool_slope_grad`], a pass over the pooled outputs only); autodiff then runs the
+//! excitation's backward, and the convolution's backward rebuilds each sample's output
+//! gradient in cache — the pooling's part at the winners, and the squeeze's
+//! ([`SqueezeGrad`]) everywhere — instead of reading the sum of two dense gradients.
+//! [`prelu_pool_backward`] is the pooling's whole backward, for the pooling on its own.
+
+use super::block::{BlockAct, BlockSaved, PooledGrad, Pooling, activate_and_pool, slope_grad_sum};
+use super::items_per_task;
+use activations::fused::slices;
+use rayon::prelude::*;
+
+/// `max_pool_2x2(prelu(z))` with one slope per sample and channel (APReLU's apply, `slopes`
+/// `[N, C]`) on `z` `[N, C, H, W]` in memory, and what the backward needs when `save`.
+pub(super) fn prelu_pool_forward(
+    pooling: Pooling,
+    batch: usize,
+    z: &[f32],
+    slopes: &[f32],
+    save: bool,
+) -> (Vec<f32>, Option<BlockSaved>) {
+    let channels = pooling.channels;
+    assert_eq!(z.len(), batch * pooling.input_len(), "prelu pool: input");
+    assert_eq!(
+        slopes.len(),
+        batch * channels,
+        "prelu pool: one slope per sample and channel"
+    );
+    let activation = BlockAct::SamplePRelu { slopes, channels };
+    let len = pooling.input_len();
+    let read =
+        |_: &mut (), sample: usize, pool: &mut dyn FnMut(&[f32])| pool(&z[sample * len..][..len]);
+    activate_and_pool(pooling, batch, activation, save, || (), read)
+}
+
+/// The backward of [`prelu_pool_forward`]: the input gradient `[N, C, H, W]` and the slopes'
+/// gradient `[N, C]` (`Σ x ≤ 0 ? x · grad : 0` over each plane's winners).
+pub(super) fn prelu_pool_backward(pooled: &PooledGrad, batch: usize) -> (Vec<f32>, Vec<f32>) {
+    let BlockAct::SamplePRelu { channels, .. } = pooled.activation else {
+        panic!("prelu pool backward: per-sample slopes expected");
+    };
+    let input_len = pooled.pooling.input_len();
+    let mut input_grad = vec![0.0f32; batch * input_len];
+    let mut slope_grad = vec![0.0f32; batch * channels];
+    let samples = items_per_task(batch);
+    input_grad
+        .par_chunks_mut(samples * input_len)
+        .zip(slope_grad.par_chunks_mut(samples * channels))
+        .enumerate()
+        .for_each(|(task, (input_grad, slope_grad))| {
+            let mut scratch = vec![0.0f32; pooled.pooling.sample_len()];
+            for (index, (conv_grad, slope_grad)) in input_grad
+                .chunks_mut(input_len)
+                .zip(slope_grad.chunks_mut(channels))
+                .enumerate()
+            {
+                pooled.rebuild_into(task * samples + index, conv_grad, &mut scratch, slope_grad);
+            }
+        });
+    (input_grad, slope_grad)
+}
+
+/// The slopes' gradient alone of [`prelu_pool_forward`], `[N, C]`.
+pub(super) fn prelu_pool_slope_grad(pooled: &PooledGrad, batch: usize) -> Vec<f32> {
+    let BlockAct::SamplePRelu { channels, .. } = pooled.activation else {
+        panic!("prelu pool backward: per-sample slopes expected");
+    };
+    let plane = pooled.pooling.sample_len() / channels.max(1);
+    let mut slope_grad = vec![0.0f32; batch * channels];
+    slope_grad
+        .par_chunks_mut(channels.max(1))
+        .zip(pooled.saved.saved.par_chunks(channels * plane))
+        .zip(pooled.grad.par_chunks(channels * plane))
+        .for_each(|((slope_grad, saved), grad)| {
+            for ((sum, saved), grad) in slope_grad
+                .iter_mut()
+                .zip(saved.chunks(plane))
+                .zip(grad.chunks(plane))
+            {
+                *sum = slope_grad_sum(saved, grad);
+            }
+        });
+    slope_grad
+}
+
+/// The squeeze's share of the convolution output's gradient, added one sample at a time:
+/// `(z > 0 ? grad_positive : grad_negative) / plane` on each channel plane, from the gradient of
+/// the squeeze's `[N, 2C]` output.
+pub(super) struct SqueezeGrad<'a> {
+    /// The convolution's output, `[N, C, H, W]`.
+    output: &'a [f32],
+    /// `[N, 2C]`.
+    grad: &'a [f32],
+    channels: usize,
+}
+
+impl<'a> SqueezeGrad<'a> {
+    pub(super) fn new(output: &'a [f32], grad: &'a [f32], batch: usize, channels: usize) -> Self {
+        assert_eq!(
+            grad.len(),
+            batch * 2 * channels,
+            "squeeze gradient: [N, 2C]"
+        );
+        assert_eq!(
+            output.len() % (batch * channels).max(1),
+            0,
+            "squeeze: [N, C, H, W] output"
+        );
+        Self {
+            output,
+            grad,
+            channels,
+        }
+    }
+
+    /// Adds sample `sample`'s share to its output gradient `conv_grad` (`C × H × W`).
+    pub(super) fn add(&self, sample: usize, conv_grad: &mut [f32]) {
+        let len = conv_grad.len();
+        let plane = len / self.channels.max(1);
+        let output = &self.output[sample * len..][..len];
+        let grad = &self.grad[sample * 2 * self.channels..][..2 * self.channels];
+        let (positive, negative) = grad.split_at(self.channels);
+        for (channel, (output, conv_grad)) in output
+            .chunks(plane)
+            .zip(conv_grad.chunks_mut(plane))
+            .enumerate()
+        {
+            slices::aprelu_plane_squeeze_backward_add(
+                output,
+                positive[channel],
+                negative[channel],
+                conv_grad,
+            );
+        }
+    }
+}
