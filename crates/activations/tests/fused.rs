@@ -65,17 +65,21 @@ fn run(config: &ActivationConfig, input: &Tensor<3>, upstream: &Tensor<3>) -> Ve
 
 /// Every kernel against the composite on `device`, including special values.
 fn check_every_kernel(device: Device) {
-    let mut data: Vec<f32> = host_normal(4 * 6 * 9, 3).iter().map(|v| 4.0 * v).collect();
-    data[..8].copy_from_slice(&[0.0, -0.0, 3.0, -3.0, 25.0, -25.0, 1e-4, f32::NAN]);
-    let upstream = host_normal(4 * 6 * 9, 4);
-    let input = Tensor::<3>::from_data(TensorData::new(data, [4, 6, 9]), &device);
-    let upstream = Tensor::<3>::from_data(TensorData::new(upstream, [4, 6, 9]), &device);
-    for config in configs() {
-        let fused = run(&config, &input, &upstream);
-        let composite = without_fused(|| run(&config, &input, &upstream));
-        let label = format!("{config:?}");
-        assert_close(&format!("{label} value"), &fused[0], &composite[0]);
-        assert_close(&format!("{label} grad"), &fused[1], &composite[1]);
+    // A length divisible by 4 (the Cube kernels load 4 lanes at a time) and an odd one (one).
+    for shape in [[4, 6, 9], [3, 5, 7]] {
+        let len = shape.iter().product();
+        let mut data: Vec<f32> = host_normal(len, 3).iter().map(|v| 4.0 * v).collect();
+        data[..8].copy_from_slice(&[0.0, -0.0, 3.0, -3.0, 25.0, -25.0, 1e-4, f32::NAN]);
+        let upstream = host_normal(len, 4);
+        let input = Tensor::<3>::from_data(TensorData::new(data, shape), &device);
+        let upstream = Tensor::<3>::from_data(TensorData::new(upstream, shape), &device);
+        for config in configs() {
+            let fused = run(&config, &input, &upstream);
+            let composite = without_fused(|| run(&config, &input, &upstream));
+            let label = format!("{config:?} {shape:?}");
+            assert_close(&format!("{label} value"), &fused[0], &composite[0]);
+            assert_close(&format!("{label} grad"), &fused[1], &composite[1]);
+        }
     }
 }
 

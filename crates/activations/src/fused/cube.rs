@@ -1,5 +1,7 @@
 //! [`FusedActivationOps`] for the Cube backends (wgpu, cuda): one CubeCL kernel, specialised at
-//! compile time for each formula, forward and backward. The formulas mirror each activation's
+//! compile time for each formula, forward and backward, on vectors of up to 4 lanes (the
+//! widest the device loads efficiently that divides the length; 1 otherwise), so each unit
+//! moves 16 bytes per tensor. The formulas mirror each activation's
 //! scalar [`Formula`](super::Formula) with CubeCL's `exp`/`tanh`/`erf`, PyTorch's select order
 //! and the same constants (imported from the activations' files); `tests/golden.rs` checks them
 //! against the same PyTorch fixture on wgpu, and `tests/fused.rs` against the composite path.
@@ -71,78 +73,111 @@ fn code_and_params(op: Pointwise) -> (u32, [f32; 3]) {
     }
 }
 
+/// `value` in every lane.
 #[cube]
-fn sigmoid<F: Float>(x: F) -> F {
-    let e = F::exp(F::new(0.0) - F::abs(x));
-    let reciprocal = F::new(1.0) / (F::new(1.0) + e);
-    select(x >= F::new(0.0), reciprocal, e * reciprocal)
+fn splat<F: Float, N: Size>(value: F) -> Vector<F, N> {
+    Vector::<F, N>::new(value)
 }
 
 #[cube]
-fn ramp6<F: Float>(v: F) -> F {
-    let low = select(v < F::new(0.0), F::new(0.0), v);
-    select(low > F::new(6.0), F::new(6.0), low)
+fn sigmoid<F: Float, N: Size>(x: Vector<F, N>) -> Vector<F, N> {
+    let zero = splat::<F, N>(F::new(0.0));
+    let one = splat::<F, N>(F::new(1.0));
+    let e = Vector::exp(zero - Vector::abs(x));
+    let reciprocal = one / (one + e);
+    select_many(x.greater_equal(&zero), reciprocal, e * reciprocal)
 }
 
 #[cube]
-fn softplus_unit<F: Float>(x: F) -> F {
+fn ramp6<F: Float, N: Size>(v: Vector<F, N>) -> Vector<F, N> {
+    let zero = splat::<F, N>(F::new(0.0));
+    let six = splat::<F, N>(F::new(6.0));
+    let low = select_many(v.less_than(&zero), zero, v);
+    select_many(low.greater_than(&six), six, low)
+}
+
+#[cube]
+fn softplus_unit<F: Float, N: Size>(x: Vector<F, N>) -> Vector<F, N> {
     // tanh(ln(1 + eˣ)) for Mish, with x capped at 20 where it is 1 in f32.
-    let capped = select(x < F::new(20.0), x, F::new(20.0));
-    F::tanh(F::log1p(F::exp(capped)))
+    let cap = splat::<F, N>(F::new(20.0));
+    let capped = select_many(x.less_than(&cap), x, cap);
+    Vector::tanh(Vector::log1p(Vector::exp(capped)))
 }
 
 // The `if comptime!` chain assigns exactly one branch; the initial value only gives the type.
+// Every formula works on a vector of `N` lanes (`N` = 1 where the tensor's length allows no
+// wider one); the comparisons are lane-wise and `select_many` picks per lane.
 #[allow(unused_assignments)]
 #[cube]
-fn forward_formula<F: Float>(x: F, p0: F, p1: F, p2: F, #[comptime] code: u32) -> F {
-    let zero = F::new(0.0);
-    let one = F::new(1.0);
+fn forward_formula<F: Float, N: Size>(
+    x: Vector<F, N>,
+    p0: F,
+    p1: F,
+    p2: F,
+    #[comptime] code: u32,
+) -> Vector<F, N> {
+    let zero = splat::<F, N>(F::new(0.0));
+    let one = splat::<F, N>(F::new(1.0));
+    let half = splat::<F, N>(F::new(0.5));
+    let (p0, p1, p2) = (splat::<F, N>(p0), splat::<F, N>(p1), splat::<F, N>(p2));
     let mut y = zero;
     if comptime![code == SIGMOID] {
-        y = sigmoid::<F>(x);
+        y = sigmoid::<F, N>(x);
     } else if comptime![code == TANH] {
-        y = F::tanh(x);
+        y = Vector::tanh(x);
     } else if comptime![code == EXPONENTIAL_LINEAR] {
-        let negative_input = select(x > zero, zero, x);
-        let negative = (F::exp(negative_input * p2) - one) * p0;
-        y = select(x <= zero, negative, x * p1);
+        let negative_input = select_many(x.greater_than(&zero), zero, x);
+        let negative = (Vector::exp(negative_input * p2) - one) * p0;
+        y = select_many(x.less_equal(&zero), negative, x * p1);
     } else if comptime![code == GELU] {
-        y = x * F::new(0.5) * (one + F::erf(x * F::new(FRAC_1_SQRT_2)));
+        y = x * half * (one + Vector::erf(x * splat::<F, N>(F::new(FRAC_1_SQRT_2))));
     } else if comptime![code == GELU_TANH] {
-        let inner = F::new(SQRT_2_OVER_PI) * (x + F::new(GELU_CUBIC) * x * x * x);
-        y = F::new(0.5) * x * (one + F::tanh(inner));
+        let cubic = splat::<F, N>(F::new(GELU_CUBIC));
+        let inner = splat::<F, N>(F::new(SQRT_2_OVER_PI)) * (x + cubic * x * x * x);
+        y = half * x * (one + Vector::tanh(inner));
     } else if comptime![code == SILU] {
-        y = x * sigmoid::<F>(x * p0);
+        y = x * sigmoid::<F, N>(x * p0);
     } else if comptime![code == MISH] {
-        y = x * softplus_unit::<F>(x);
+        y = x * softplus_unit::<F, N>(x);
     } else if comptime![code == SOFTPLUS] {
         let scaled = x * p0;
-        let positive_part = select(scaled > zero, scaled, zero);
-        let smooth = (positive_part + F::log1p(F::exp(zero - F::abs(scaled)))) * p1;
-        y = select(scaled > p2, x, smooth);
+        let positive_part = select_many(scaled.greater_than(&zero), scaled, zero);
+        let smooth = (positive_part + Vector::log1p(Vector::exp(zero - Vector::abs(scaled)))) * p1;
+        y = select_many(scaled.greater_than(&p2), x, smooth);
     } else if comptime![code == SOFTSIGN] {
-        y = x / (one + F::abs(x));
+        y = x / (one + Vector::abs(x));
     } else if comptime![code == LOG_SIGMOID] {
-        let negative_part = select(x > zero, zero, x);
-        y = negative_part - F::log1p(F::exp(zero - F::abs(x)));
+        let negative_part = select_many(x.greater_than(&zero), zero, x);
+        y = negative_part - Vector::log1p(Vector::exp(zero - Vector::abs(x)));
     } else if comptime![code == HARD_SWISH] {
-        y = x * ramp6::<F>(x + F::new(3.0)) * F::new(ONE_SIXTH);
+        let shifted = x + splat::<F, N>(F::new(3.0));
+        y = x * ramp6::<F, N>(shifted) * splat::<F, N>(F::new(ONE_SIXTH));
     } else if comptime![code == HARD_SIGMOID] {
-        y = ramp6::<F>(x + F::new(3.0)) * F::new(ONE_SIXTH);
+        let shifted = x + splat::<F, N>(F::new(3.0));
+        y = ramp6::<F, N>(shifted) * splat::<F, N>(F::new(ONE_SIXTH));
     } else if comptime![code == RELU] {
         // NaN fails the test and passes through, as in `ReluFormula`.
-        y = select(x <= zero, zero, x);
+        y = select_many(x.less_equal(&zero), zero, x);
     } else {
-        y = select(x > zero, x, x * p0);
+        y = select_many(x.greater_than(&zero), x, x * p0);
     }
     y
 }
 
 #[allow(unused_assignments)]
 #[cube]
-fn backward_formula<F: Float>(s: F, g: F, p0: F, p1: F, p2: F, #[comptime] code: u32) -> F {
-    let zero = F::new(0.0);
-    let one = F::new(1.0);
+fn backward_formula<F: Float, N: Size>(
+    s: Vector<F, N>,
+    g: Vector<F, N>,
+    p0: F,
+    p1: F,
+    p2: F,
+    #[comptime] code: u32,
+) -> Vector<F, N> {
+    let zero = splat::<F, N>(F::new(0.0));
+    let one = splat::<F, N>(F::new(1.0));
+    let half = splat::<F, N>(F::new(0.5));
+    let (p0, p1, p2) = (splat::<F, N>(p0), splat::<F, N>(p1), splat::<F, N>(p2));
     let mut d = zero;
     if comptime![code == SIGMOID] {
         d = g * (one - s) * s;
@@ -150,60 +185,65 @@ fn backward_formula<F: Float>(s: F, g: F, p0: F, p1: F, p2: F, #[comptime] code:
         d = g * (one - s * s);
     } else if comptime![code == EXPONENTIAL_LINEAR] {
         let negative = g * p2 * (s + p0);
-        d = select(s > zero, g * p1, negative);
+        d = select_many(s.greater_than(&zero), g * p1, negative);
     } else if comptime![code == GELU] {
-        let cdf = F::new(0.5) * (one + F::erf(s * F::new(FRAC_1_SQRT_2)));
-        let pdf = F::new(FRAC_1_SQRT_2PI) * F::exp(F::new(-0.5) * s * s);
+        let cdf = half * (one + Vector::erf(s * splat::<F, N>(F::new(FRAC_1_SQRT_2))));
+        let pdf = splat::<F, N>(F::new(FRAC_1_SQRT_2PI))
+            * Vector::exp(splat::<F, N>(F::new(-0.5)) * s * s);
         d = g * (cdf + s * pdf);
     } else if comptime![code == GELU_TANH] {
+        let root = splat::<F, N>(F::new(SQRT_2_OVER_PI));
         let x_sq = s * s;
-        let t = F::tanh(F::new(SQRT_2_OVER_PI) * (s + F::new(GELU_CUBIC) * x_sq * s));
-        let left = F::new(0.5) * (one + t);
-        let right = F::new(0.5)
+        let t = Vector::tanh(root * (s + splat::<F, N>(F::new(GELU_CUBIC)) * x_sq * s));
+        let left = half * (one + t);
+        let right = half
             * s
             * (one - t * t)
-            * F::new(SQRT_2_OVER_PI)
-            * (one + F::new(3.0 * GELU_CUBIC) * x_sq);
+            * root
+            * (one + splat::<F, N>(F::new(3.0 * GELU_CUBIC)) * x_sq);
         d = g * (left + right);
     } else if comptime![code == SILU] {
         let scaled = s * p0;
-        let sig = sigmoid::<F>(scaled);
+        let sig = sigmoid::<F, N>(scaled);
         d = g * sig * (one + scaled * (one - sig));
     } else if comptime![code == MISH] {
-        let t = softplus_unit::<F>(s);
-        d = g * (t + s * sigmoid::<F>(s) * (one - t * t));
+        let t = softplus_unit::<F, N>(s);
+        d = g * (t + s * sigmoid::<F, N>(s) * (one - t * t));
     } else if comptime![code == SOFTPLUS] {
         let scaled = s * p0;
-        d = select(scaled > p2, g, g * sigmoid::<F>(scaled));
+        d = select_many(scaled.greater_than(&p2), g, g * sigmoid::<F, N>(scaled));
     } else if comptime![code == SOFTSIGN] {
-        let denominator = one + F::abs(s);
+        let denominator = one + Vector::abs(s);
         // Exact for finite inputs. At ±inf PyTorch gives NaN, which needs an inf test that
         // shader compilers fold away under their finite-math assumption, so `fused::pointwise`
         // keeps softsign on the composite path for Cube devices.
         d = g / (denominator * denominator);
     } else if comptime![code == LOG_SIGMOID] {
-        let e = F::exp(zero - F::abs(s));
+        let e = Vector::exp(zero - Vector::abs(s));
         let ratio = e / (one + e);
-        d = select(s < zero, g * (one - ratio), g * ratio);
+        d = select_many(s.less_than(&zero), g * (one - ratio), g * ratio);
     } else if comptime![code == HARD_SWISH] {
-        let middle = g * (s * F::new(ONE_THIRD) + F::new(0.5));
-        d = select(s <= F::new(-3.0), zero, select(s >= F::new(3.0), g, middle));
+        let three = splat::<F, N>(F::new(3.0));
+        let middle = g * (s * splat::<F, N>(F::new(ONE_THIRD)) + half);
+        let upper = select_many(s.greater_equal(&three), g, middle);
+        d = select_many(s.less_equal(&(zero - three)), zero, upper);
     } else if comptime![code == HARD_SIGMOID] {
-        let inside = s > F::new(-3.0) && s < F::new(3.0);
-        d = select(inside, g * F::new(ONE_SIXTH), zero);
+        let three = splat::<F, N>(F::new(3.0));
+        let inside = s.greater_than(&(zero - three)).vec_and(s.less_than(&three));
+        d = select_many(inside, g * splat::<F, N>(F::new(ONE_SIXTH)), zero);
     } else if comptime![code == RELU] {
-        d = select(s <= zero, zero, g);
+        d = select_many(s.less_equal(&zero), zero, g);
     } else {
-        d = select(s > zero, g, g * p0);
+        d = select_many(s.greater_than(&zero), g, g * p0);
     }
     d
 }
 
 #[cube(launch)]
-fn pointwise_kernel<F: Float>(
-    saved: &Tensor<F>,
-    grad: &Tensor<F>,
-    output: &mut Tensor<F>,
+fn pointwise_kernel<F: Float, N: Size>(
+    saved: &Tensor<Vector<F, N>>,
+    grad: &Tensor<Vector<F, N>>,
+    output: &mut Tensor<Vector<F, N>>,
     p0: f32,
     p1: f32,
     p2: f32,
@@ -219,10 +259,22 @@ fn pointwise_kernel<F: Float>(
     let p2 = F::cast_from(p2);
     if comptime![backward] {
         output[ABSOLUTE_POS] =
-            backward_formula::<F>(saved[ABSOLUTE_POS], grad[ABSOLUTE_POS], p0, p1, p2, code);
+            backward_formula::<F, N>(saved[ABSOLUTE_POS], grad[ABSOLUTE_POS], p0, p1, p2, code);
     } else {
-        output[ABSOLUTE_POS] = forward_formula::<F>(saved[ABSOLUTE_POS], p0, p1, p2, code);
+        output[ABSOLUTE_POS] = forward_formula::<F, N>(saved[ABSOLUTE_POS], p0, p1, p2, code);
     }
+}
+
+/// The widest vector the device loads efficiently that divides `run`, the length of the
+/// contiguous runs a kernel must not split across vectors (the whole tensor for the
+/// element-wise kernels, a row for the per-row ones); 1 when none does.
+fn vector_size(tensor: &CubeTensor, run: usize) -> usize {
+    tensor
+        .client
+        .io_optimized_vector_sizes(tensor.dtype.size())
+        .filter(|&size| run.is_multiple_of(size))
+        .max()
+        .unwrap_or(1)
 }
 
 /// Runs the kernel over contiguous `saved` (and `grad` for the backward) into a new tensor.
@@ -238,8 +290,10 @@ fn launch(op: Pointwise, saved: CubeTensor, grad: Option<CubeTensor>) -> CubeTen
         saved.dtype,
     );
     let elements = shape.num_elements();
-    let cube_dim = CubeDim::new(&saved.client, elements);
-    let cube_count = calculate_cube_count_elemwise(&saved.client, elements, cube_dim);
+    let vector_size = vector_size(&saved, elements);
+    let units = elements / vector_size;
+    let cube_dim = CubeDim::new(&saved.client, units);
+    let cube_count = calculate_cube_count_elemwise(&saved.client, units, cube_dim);
     let dtype = saved.dtype;
     let backward = grad.is_some();
     let grad = grad.unwrap_or_else(|| saved.clone());
@@ -247,6 +301,7 @@ fn launch(op: Pointwise, saved: CubeTensor, grad: Option<CubeTensor>) -> CubeTen
         &output.client,
         cube_count,
         cube_dim,
+        vector_size,
         saved.into_tensor_arg(),
         grad.into_tensor_arg(),
         output.clone().into_tensor_arg(),

@@ -1,8 +1,9 @@
 //! PReLU and APReLU on the Cube backends: the same formulas as the Flex kernels
 //! (`fused/kernels/channel.rs`), in two CubeCL kernels.
 //!
-//! - `element_kernel`: one unit per element, for the passes without a reduction (PReLU's and
-//!   APReLU's forward, the squeeze's backward).
+//! - `element_kernel`: one unit per vector of up to 4 elements (the widest that divides the
+//!   row, so it shares one slope), for the passes without a reduction (PReLU's and APReLU's
+//!   forward, the squeeze's backward).
 //! - `row_kernel`: one unit per row (a contiguous run that shares one slope), for the passes
 //!   that reduce: the squeeze's two means, and each backward that writes the input gradient
 //!   and sums the slope's gradient in the same pass. PReLU's per-row partial sums are then
@@ -23,13 +24,14 @@ const PRELU_BACKWARD: u32 = 0;
 const APRELU_APPLY_BACKWARD: u32 = 1;
 const SQUEEZE: u32 = 2;
 
-/// One unit per element. `inner`: the row length; `channels`: PReLU's weight count (the weight
-/// of row `r` is `weight[r % channels]`), or the squeeze's `C`.
+/// One unit per vector of `N` elements (`N` divides the row, so a vector lies in one row).
+/// `inner`: the row length; `channels`: PReLU's weight count (the weight of row `r` is
+/// `weight[r % channels]`), or the squeeze's `C`.
 #[cube(launch)]
-fn element_kernel<F: Float>(
-    input: &Tensor<F>,
+fn element_kernel<F: Float, N: Size>(
+    input: &Tensor<Vector<F, N>>,
     weight: &Tensor<F>,
-    output: &mut Tensor<F>,
+    output: &mut Tensor<Vector<F, N>>,
     inner: usize,
     channels: usize,
     #[comptime] mode: u32,
@@ -38,23 +40,26 @@ fn element_kernel<F: Float>(
     if ABSOLUTE_POS >= output.len() {
         terminate!();
     }
-    let zero = F::new(0.0);
+    let zero = Vector::<F, N>::new(F::new(0.0));
     let v = input[ABSOLUTE_POS];
-    let row = ABSOLUTE_POS / inner;
+    let positive = v.greater_than(&zero);
+    let row = ABSOLUTE_POS * input.vector_size() / inner;
     if comptime![mode == PRELU_FORWARD] {
-        let w = weight[row % channels];
-        output[ABSOLUTE_POS] = select(v > zero, v, v * w);
+        let w = Vector::<F, N>::new(weight[row % channels]);
+        output[ABSOLUTE_POS] = select_many(positive, v, v * w);
     } else if comptime![mode == APRELU_APPLY] {
         // max(x, 0) + α · min(x, 0), literally, as the Flex kernel.
-        let a = weight[row];
-        output[ABSOLUTE_POS] = select(v > zero, v, zero) + a * select(v > zero, zero, v);
+        let a = Vector::<F, N>::new(weight[row]);
+        output[ABSOLUTE_POS] = select_many(positive, v, zero) + a * select_many(positive, zero, v);
     } else {
         // `weight` is the squeeze's output gradient [N, 2C].
         let sample = row / channels;
         let channel = row % channels;
         let base = sample * 2 * channels + channel;
-        let g = select(v > zero, weight[base], weight[base + channels]);
-        output[ABSOLUTE_POS] = g / F::cast_from(inner);
+        let g_positive = Vector::<F, N>::new(weight[base]);
+        let g_negative = Vector::<F, N>::new(weight[base + channels]);
+        let count = Vector::<F, N>::new(F::cast_from(inner));
+        output[ABSOLUTE_POS] = select_many(positive, g_positive, g_negative) / count;
     }
 }
 
@@ -148,13 +153,16 @@ fn launch_elements(
     let weight = into_contiguous(weight);
     let output = empty_like(&input, input.meta.shape().clone());
     let elements = input.meta.shape().num_elements();
-    let cube_dim = CubeDim::new(&input.client, elements);
-    let cube_count = calculate_cube_count_elemwise(&input.client, elements, cube_dim);
+    let vector_size = super::vector_size(&input, inner.max(1));
+    let units = elements / vector_size;
+    let cube_dim = CubeDim::new(&input.client, units);
+    let cube_count = calculate_cube_count_elemwise(&input.client, units, cube_dim);
     let dtype = input.dtype;
     element_kernel::launch(
         &output.client,
         cube_count,
         cube_dim,
+        vector_size,
         input.into_tensor_arg(),
         weight.into_tensor_arg(),
         output.clone().into_tensor_arg(),
