@@ -164,7 +164,8 @@ impl AprRelu {
     /// the convolution's output is in cache); [`slopes`](Self::slopes) does both steps.
     pub fn excite(&self, summary: Tensor<2>) -> Tensor<2> {
         let hidden = burn::tensor::activation::relu(self.bn1.forward(self.fc1.forward(summary)));
-        sigmoid(self.bn2.forward(self.fc2.forward(hidden)))
+        let logits = self.bn2.forward(self.fc2.forward(hidden));
+        fused::pointwise(logits, fused::Pointwise::Sigmoid).unwrap_or_else(sigmoid)
     }
 
     /// Applies `max(x, 0) + α · min(x, 0)` with the input-dependent slopes `α`: fused (one pass
