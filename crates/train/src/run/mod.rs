@@ -2,12 +2,14 @@
 //!
 //! - [`training`]: the loop (epochs of shuffled mini-batches, evaluation, NaN stop) and
 //!   [`load_trained`] for a finished run.
+//! - [`adam`]: [`adam::FusedAdam`], Adam in one pass per parameter tensor on Flex.
 //! - [`checkpoint`]: checkpoints as one atomic, verified unit, and resuming from them.
 //! - [`lock`]: one writer per run directory.
 //! - errors: [`RunError`], [`CheckpointError`], [`LockError`], [`TrainError`].
 //! - [`dir`]: [`RunDir`], which owns every file name of a run directory, and [`Summary`].
 //! - [`metrics`]: loss, accuracy and confusion matrix of a split; [`EpochRecord`] rows.
 //! - [`diagnostics`]: dead units, sparsity, saturation, gradient norms per layer.
+pub mod adam;
 pub mod checkpoint;
 pub mod diagnostics;
 pub mod dir;

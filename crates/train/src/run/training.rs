@@ -6,10 +6,11 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Int, Tensor};
 use models::Model;
 
+use super::adam::FusedAdam;
 use crate::backend::Backend;
 use crate::config::{Optimizer, RunConfig, Schedule};
 use crate::data::source::DataOptions;
@@ -68,13 +69,11 @@ pub fn load_data(config: &RunConfig) -> Result<Splits, TrainError> {
 
 pub(crate) fn optimizer(config: &RunConfig) -> ModuleOptimizer {
     let t = &config.train;
-    let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
+    let penalty = (t.weight_decay > 0.0).then_some(t.weight_decay as f32);
+    let decay = penalty.map(WeightDecayConfig::new);
     match t.optimizer {
-        // ε = 1e-8 as PyTorch (Burn's default is 1e-5).
-        Optimizer::Adam => AdamConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(decay)
-            .init(),
+        // ε = 1e-8 as PyTorch (Burn's default is 1e-5). Burn's Adam, one pass per tensor on Flex.
+        Optimizer::Adam => FusedAdam::new(1e-8, penalty).init(),
         Optimizer::Adamw => AdamWConfig::new()
             .with_epsilon(1e-8)
             .with_weight_decay(t.weight_decay as f32)
