@@ -8,7 +8,8 @@
 //! - [`backend`]: `flex` (default), `ndarray`, `wgpu`, `cuda`, chosen at run time.
 //! - [`run`]: one training run: the loop, checkpoints and `--resume`, metrics, diagnostics, and
 //!   the run directory ([`run::RunDir`] owns every file name in it), and
-//!   [`run::adam::FusedAdam`] (Burn's Adam in one pass per tensor on Flex).
+//!   [`run::adam::FusedAdam`]/[`run::adam::FusedAdamW`] (Burn's Adam/AdamW in one pass per
+//!   tensor on Flex).
 //! - [`sweep`]: `fmnist compare`'s config, plan (activations × seeds), shards, and training.
 //! - [`report`]: finished runs collected, aggregated, written as tables and plots.
 //! - [`export`]: the weights as safetensors with PyTorch's names and layouts.

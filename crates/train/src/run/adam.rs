@@ -1,33 +1,58 @@
-//! Adam in one pass per parameter tensor on Flex.
+//! Adam and AdamW in one pass per parameter tensor on Flex.
 //!
 //! Burn's `Adam` runs each step as about ten tensor ops per parameter (the two moments, the
 //! bias corrections, the square root, the division, the update), each a pass over the tensor
-//! with a fresh allocation; on the compare MLP that was over half of a training step. [`FusedAdam`]
-//! does the same arithmetic, in the same order and in f32, in one pass that updates the
-//! parameter and both moments in place; it keeps Burn's state type ([`AdamState`]), so
-//! checkpoints are the same files either way. Other backends, dtypes and AMSGrad run Burn's
-//! `Adam`, as does everything with `ACTIVATIONS_FUSED=0`.
+//! with a fresh allocation; on the compare MLP that was over half of a training step.
+//! [`FusedAdam`] and [`FusedAdamW`] do the same arithmetic as Burn's `Adam` and `AdamW`, in the
+//! same order and in f32, in one pass that updates the parameter and both moments in place; they
+//! keep Burn's state types ([`AdamState`], [`AdamWState`]), so checkpoints are the same files
+//! either way. Other backends, dtypes and AMSGrad run Burn's optimizer, as does everything with
+//! `ACTIVATIONS_FUSED=0`.
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{
-    Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
+    Adam, AdamConfig, AdamState, AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState,
+    LearningRate, ModuleOptimizer, Optimizer,
 };
 use burn::tensor::{DType, Device, Tensor};
 
-/// The scalars of one Adam step, as Burn's `Adam` computes them.
+/// β₁ and β₂: Burn's defaults, which are PyTorch's.
+const BETAS: (f32, f32) = (0.9, 0.999);
+
+/// The scalars of one step, as Burn's optimizers compute them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamStep {
     pub lr: f32,
     pub beta_1: f32,
     pub beta_2: f32,
-    /// L2 penalty added to the gradient (`grad + weight_decay · param`); 0 for none.
-    pub weight_decay: f32,
-    /// `sqrt(1 - β₂ᵗ) / (1 - β₁ᵗ)`.
-    pub moment_factor: f32,
-    /// `ε · sqrt(1 - β₂ᵗ)`.
-    pub epsilon: f32,
+    pub rule: AdamRule,
+}
+
+/// How the moments become the update: Burn's `Adam` and `AdamW` order their operations
+/// differently, and each order is kept so the results are theirs to the bit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AdamRule {
+    /// `Adam`: `m · moment_factor / (√v + epsilon)`, with the L2 penalty
+    /// `grad + weight_decay · param` first.
+    Adam {
+        /// 0 for none.
+        weight_decay: f32,
+        /// `sqrt(1 - β₂ᵗ) / (1 - β₁ᵗ)`.
+        moment_factor: f32,
+        /// `ε · sqrt(1 - β₂ᵗ)`.
+        epsilon: f32,
+    },
+    /// `AdamW`: `(m / c₁) / (sqrt(v / c₂) + ε)` with `cᵢ = 1 - βᵢᵗ`, and the parameter decayed
+    /// as `param · keep` (decoupled) before the update is subtracted.
+    AdamW {
+        correction_1: f32,
+        correction_2: f32,
+        epsilon: f32,
+        /// `1 - lr · weight_decay`; `None` when that product is 0 (no multiplication).
+        keep: Option<f32>,
+    },
 }
 
 /// The backend extension: one Adam step over a parameter tensor.
@@ -43,12 +68,9 @@ pub trait FusedAdamOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// Adam with PyTorch's defaults as this project configures it (β = 0.9, 0.999; ε = 1e-8;
-/// optional L2 weight decay), fused on Flex.
+/// Burn's `Adam` with β = 0.9, 0.999 and optional L2 weight decay, fused on Flex.
 #[derive(Clone)]
 pub struct FusedAdam {
-    beta_1: f32,
-    beta_2: f32,
     epsilon: f32,
     weight_decay: Option<f32>,
     /// The same optimizer, for what the fused pass does not take.
@@ -56,17 +78,15 @@ pub struct FusedAdam {
 }
 
 impl FusedAdam {
+    /// `epsilon`: added to `√v̂` (PyTorch's default 1e-8; Burn's `AdamConfig` defaults to 1e-5).
+    /// `weight_decay`: the L2 penalty added to the gradient.
     pub fn new(epsilon: f32, weight_decay: Option<f32>) -> Self {
-        // β: Burn's defaults, which are PyTorch's.
-        let (beta_1, beta_2) = (0.9, 0.999);
         let config = AdamConfig::new()
-            .with_beta_1(beta_1)
-            .with_beta_2(beta_2)
+            .with_beta_1(BETAS.0)
+            .with_beta_2(BETAS.1)
             .with_epsilon(epsilon)
             .with_weight_decay(weight_decay.map(WeightDecayConfig::new));
         Self {
-            beta_1,
-            beta_2,
             epsilon,
             weight_decay,
             fallback: config.build(),
@@ -77,25 +97,100 @@ impl FusedAdam {
     pub fn init(self) -> ModuleOptimizer {
         ModuleOptimizer::from(self)
     }
+}
 
-    fn fits<const D: usize>(tensor: &Tensor<D>) -> bool {
-        if !activations::fused::fused_enabled()
-            || tensor.dtype() != DType::F32
-            || tensor.device().is_autodiff()
-        {
-            return false;
+/// Burn's `AdamW` with β = 0.9, 0.999 and decoupled weight decay, fused on Flex.
+#[derive(Clone)]
+pub struct FusedAdamW {
+    epsilon: f32,
+    weight_decay: f32,
+    fallback: AdamW,
+}
+
+impl FusedAdamW {
+    /// `epsilon`: added to `√v̂`; `weight_decay`: the decoupled decay (`param · (1 - lr · λ)`).
+    pub fn new(epsilon: f32, weight_decay: f32) -> Self {
+        let config = AdamWConfig::new()
+            .with_beta_1(BETAS.0)
+            .with_beta_2(BETAS.1)
+            .with_epsilon(epsilon)
+            .with_weight_decay(weight_decay);
+        Self {
+            epsilon,
+            weight_decay,
+            fallback: config.build(),
         }
-        #[cfg(feature = "flex")]
-        {
-            use burn::backend::DispatchDevice;
-            matches!(
-                tensor.device().as_dispatch().clone().inner(),
-                DispatchDevice::Flex(_)
-            )
-        }
-        #[cfg(not(feature = "flex"))]
-        false
     }
+
+    /// As a module optimizer.
+    pub fn init(self) -> ModuleOptimizer {
+        ModuleOptimizer::from(self)
+    }
+}
+
+/// Whether the fused pass takes this tensor: f32 on Flex, outside autodiff, kernels on.
+fn fits<const D: usize>(tensor: &Tensor<D>) -> bool {
+    if !activations::fused::fused_enabled()
+        || tensor.dtype() != DType::F32
+        || tensor.device().is_autodiff()
+    {
+        return false;
+    }
+    #[cfg(feature = "flex")]
+    {
+        use burn::backend::DispatchDevice;
+        matches!(
+            tensor.device().as_dispatch().clone().inner(),
+            DispatchDevice::Flex(_)
+        )
+    }
+    #[cfg(not(feature = "flex"))]
+    false
+}
+
+/// Whether the fused pass takes this step (else Burn's optimizer runs it): no AMSGrad state,
+/// and parameter and gradient [`fit`](fits).
+fn fusable<const D: usize>(
+    tensor: &Tensor<D>,
+    grad: &Tensor<D>,
+    state: Option<&AdaptiveMomentumState<D>>,
+) -> bool {
+    let amsgrad = state.is_some_and(|s| s.max_moment_2.is_some());
+    !amsgrad && fits(tensor) && fits(grad)
+}
+
+/// One fused step: the new parameter and moments.
+fn fused_step<const D: usize>(
+    lr: LearningRate,
+    tensor: Tensor<D>,
+    grad: Tensor<D>,
+    state: Option<AdaptiveMomentumState<D>>,
+    rule: impl FnOnce(i32) -> AdamRule,
+) -> (Tensor<D>, AdaptiveMomentumState<D>) {
+    let (time, moment_1, moment_2) = match state {
+        Some(state) => (state.time + 1, state.moment_1, state.moment_2),
+        // Zero moments give Burn's first step exactly: β·0 + (1 - β)·g = (1 - β)·g.
+        None => (1, tensor.zeros_like(), tensor.zeros_like()),
+    };
+    let step = AdamStep {
+        lr: lr as f32,
+        beta_1: BETAS.0,
+        beta_2: BETAS.1,
+        rule: rule(time as i32),
+    };
+    let (param, moment_1, moment_2) = <Dispatch as FusedAdamOps>::fused_adam_step(
+        tensor.into_dispatch(),
+        grad.into_dispatch(),
+        moment_1.into_dispatch(),
+        moment_2.into_dispatch(),
+        step,
+    );
+    let momentum = AdaptiveMomentumState::new(
+        time,
+        Tensor::from_dispatch(moment_1),
+        Tensor::from_dispatch(moment_2),
+    );
+    (Tensor::from_dispatch(param), momentum)
 }
 
 impl Optimizer for FusedAdam {
@@ -108,43 +203,19 @@ impl Optimizer for FusedAdam {
         grad: Tensor<D>,
         state: Option<AdamState<D>>,
     ) -> (Tensor<D>, Option<AdamState<D>>) {
-        let amsgrad = state
-            .as_ref()
-            .is_some_and(|s| s.momentum.max_moment_2.is_some());
-        if amsgrad || !Self::fits(&tensor) || !Self::fits(&grad) {
+        let rule = |time: i32| {
+            let correction_2 = (1.0 - BETAS.1.powi(time)).sqrt();
+            AdamRule::Adam {
+                weight_decay: self.weight_decay.unwrap_or(0.0),
+                moment_factor: correction_2 / (1.0 - BETAS.0.powi(time)),
+                epsilon: self.epsilon * correction_2,
+            }
+        };
+        if !fusable(&tensor, &grad, state.as_ref().map(|s| &s.momentum)) {
             return self.fallback.step(lr, tensor, grad, state);
         }
-        let (time, moment_1, moment_2) = match state {
-            Some(state) => {
-                let momentum = state.momentum;
-                (momentum.time + 1, momentum.moment_1, momentum.moment_2)
-            }
-            // Zero moments give Burn's first step exactly: β·0 + (1 - β)·g = (1 - β)·g.
-            None => (1, tensor.zeros_like(), tensor.zeros_like()),
-        };
-        let exponent = time as i32;
-        let correction_2 = (1.0 - self.beta_2.powi(exponent)).sqrt();
-        let step = AdamStep {
-            lr: lr as f32,
-            beta_1: self.beta_1,
-            beta_2: self.beta_2,
-            weight_decay: self.weight_decay.unwrap_or(0.0),
-            moment_factor: correction_2 / (1.0 - self.beta_1.powi(exponent)),
-            epsilon: self.epsilon * correction_2,
-        };
-        let (param, moment_1, moment_2) = <Dispatch as FusedAdamOps>::fused_adam_step(
-            tensor.into_dispatch(),
-            grad.into_dispatch(),
-            moment_1.into_dispatch(),
-            moment_2.into_dispatch(),
-            step,
-        );
-        let momentum = AdaptiveMomentumState::new(
-            time,
-            Tensor::from_dispatch(moment_1),
-            Tensor::from_dispatch(moment_2),
-        );
-        (Tensor::from_dispatch(param), Some(AdamState::new(momentum)))
+        let (tensor, momentum) = fused_step(lr, tensor, grad, state.map(|s| s.momentum), rule);
+        (tensor, Some(AdamState::new(momentum)))
     }
 
     fn to_device<const D: usize>(state: AdamState<D>, device: &Device) -> AdamState<D> {
@@ -152,24 +223,106 @@ impl Optimizer for FusedAdam {
     }
 }
 
+impl Optimizer for FusedAdamW {
+    type State<const D: usize> = AdamWState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamWState<D>>,
+    ) -> (Tensor<D>, Option<AdamWState<D>>) {
+        // As Burn: the decay rate in f64, `1 - rate` rounded to f32 once.
+        let decay_rate = lr * self.weight_decay as f64;
+        let rule = |time: i32| AdamRule::AdamW {
+            correction_1: 1.0 - BETAS.0.powi(time),
+            correction_2: 1.0 - BETAS.1.powi(time),
+            epsilon: self.epsilon,
+            keep: (decay_rate != 0.0).then_some((1.0 - decay_rate) as f32),
+        };
+        if !fusable(&tensor, &grad, state.as_ref().map(|s| &s.momentum)) {
+            return self.fallback.step(lr, tensor, grad, state);
+        }
+        let (tensor, momentum) = fused_step(lr, tensor, grad, state.map(|s| s.momentum), rule);
+        (tensor, Some(AdamWState::new(momentum)))
+    }
+
+    fn to_device<const D: usize>(state: AdamWState<D>, device: &Device) -> AdamWState<D> {
+        AdamW::to_device(state, device)
+    }
+}
+
 /// One step over the elements, in Burn's order of operations (no fused multiply-adds, so the
 /// result is Burn's to the bit).
 #[inline(always)]
-fn step_elements<const DECAY: bool>(
+fn step_elements(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: AdamStep) {
+    match step.rule {
+        AdamRule::Adam { weight_decay, .. } if weight_decay != 0.0 => {
+            adam_elements::<true>(p, g, m, v, step)
+        }
+        AdamRule::Adam { .. } => adam_elements::<false>(p, g, m, v, step),
+        AdamRule::AdamW { keep: Some(_), .. } => adamw_elements::<true>(p, g, m, v, step),
+        AdamRule::AdamW { keep: None, .. } => adamw_elements::<false>(p, g, m, v, step),
+    }
+}
+
+/// The moments' update, shared by both rules: `m = β₁m + (1-β₁)g`, `v = β₂v + (g·g)(1-β₂)`.
+#[inline(always)]
+fn update_moments(m: &mut f32, v: &mut f32, g: f32, step: &AdamStep) {
+    *m = *m * step.beta_1 + g * (1.0 - step.beta_1);
+    *v = *v * step.beta_2 + g * g * (1.0 - step.beta_2);
+}
+
+#[inline(always)]
+fn adam_elements<const DECAY: bool>(
     param: &mut [f32],
     grad: &[f32],
     moment_1: &mut [f32],
     moment_2: &mut [f32],
     step: AdamStep,
 ) {
-    let (keep_1, keep_2) = (1.0 - step.beta_1, 1.0 - step.beta_2);
+    let AdamRule::Adam {
+        weight_decay,
+        moment_factor,
+        epsilon,
+    } = step.rule
+    else {
+        unreachable!("called for Adam's rule only")
+    };
     let moments = moment_1.iter_mut().zip(moment_2.iter_mut());
     for ((p, &g), (m, v)) in param.iter_mut().zip(grad).zip(moments) {
-        let g = if DECAY { *p * step.weight_decay + g } else { g };
-        *m = *m * step.beta_1 + g * keep_1;
-        *v = *v * step.beta_2 + g * g * keep_2;
-        let update = *m * step.moment_factor / (v.sqrt() + step.epsilon);
+        let g = if DECAY { *p * weight_decay + g } else { g };
+        update_moments(m, v, g, &step);
+        let update = *m * moment_factor / (v.sqrt() + epsilon);
         *p -= update * step.lr;
+    }
+}
+
+#[inline(always)]
+fn adamw_elements<const DECAY: bool>(
+    param: &mut [f32],
+    grad: &[f32],
+    moment_1: &mut [f32],
+    moment_2: &mut [f32],
+    step: AdamStep,
+) {
+    let AdamRule::AdamW {
+        correction_1,
+        correction_2,
+        epsilon,
+        keep,
+    } = step.rule
+    else {
+        unreachable!("called for AdamW's rule only")
+    };
+    let keep = keep.unwrap_or(1.0);
+    let moments = moment_1.iter_mut().zip(moment_2.iter_mut());
+    for ((p, &g), (m, v)) in param.iter_mut().zip(grad).zip(moments) {
+        update_moments(m, v, g, &step);
+        let update = (*m / correction_1) / ((*v / correction_2).sqrt() + epsilon);
+        let decayed = if DECAY { *p * keep } else { *p };
+        *p = decayed - update * step.lr;
     }
 }
 
@@ -199,22 +352,13 @@ mod flex {
             // SAFETY: the CPU has AVX-512F, checked just above.
             return unsafe { run_avx512(param, grad, m, v, step) };
         }
-        run_portable(param, grad, m, v, step)
+        step_elements(param, grad, m, v, step)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn run_avx512(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], step: AdamStep) {
-        run_portable(param, grad, m, v, step)
-    }
-
-    #[inline(always)]
-    fn run_portable(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], step: AdamStep) {
-        if step.weight_decay != 0.0 {
-            step_elements::<true>(param, grad, m, v, step)
-        } else {
-            step_elements::<false>(param, grad, m, v, step)
-        }
+        step_elements(param, grad, m, v, step)
     }
 
     impl FusedAdamOps for Flex {
@@ -282,16 +426,34 @@ mod tests {
                 .with_epsilon(1e-8)
                 .with_weight_decay(weight_decay.map(WeightDecayConfig::new))
                 .build();
-            check_steps(&fused, &burn, random([300, 250], 1));
-            check_steps(&fused, &burn, random([7], 2));
+            let momentum = |s: &AdamState<_>| s.momentum.clone();
+            check_steps(&fused, &burn, random::<2>([300, 250], 1), momentum);
+            check_steps(&fused, &burn, random::<1>([7], 2), |s| s.momentum.clone());
         }
     }
 
-    fn check_steps<const D: usize>(fused: &FusedAdam, burn: &Adam, start: Tensor<D>) {
-        assert!(
-            FusedAdam::fits(&start),
-            "the fused pass must run on Flex f32"
-        );
+    /// The same for Burn's `AdamW`, with and without its decoupled weight decay.
+    #[test]
+    fn steps_are_burns_adamw_to_the_bit() {
+        for weight_decay in [0.0, 1e-2] {
+            let fused = FusedAdamW::new(1e-8, weight_decay);
+            let burn = AdamWConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(weight_decay)
+                .build();
+            let momentum = |s: &AdamWState<_>| s.momentum.clone();
+            check_steps(&fused, &burn, random::<2>([300, 250], 3), momentum);
+            check_steps(&fused, &burn, random::<1>([7], 4), |s| s.momentum.clone());
+        }
+    }
+
+    fn check_steps<O: Optimizer, B: Optimizer<State<D> = O::State<D>>, const D: usize>(
+        fused: &O,
+        burn: &B,
+        start: Tensor<D>,
+        momentum: impl Fn(&O::State<D>) -> AdaptiveMomentumState<D>,
+    ) {
+        assert!(fits(&start), "the fused pass must run on Flex f32");
         let (mut ours, mut theirs) = (start.clone(), start);
         let (mut our_state, mut their_state) = (None, None);
         for step in 0..6u64 {
@@ -299,8 +461,8 @@ mod tests {
             (ours, our_state) = fused.step(LR, ours, grad.clone(), our_state);
             (theirs, their_state) = burn.step(LR, theirs, grad, their_state);
             let (our_moments, their_moments) = (
-                &our_state.as_ref().unwrap().momentum,
-                &their_state.as_ref().unwrap().momentum,
+                momentum(our_state.as_ref().unwrap()),
+                momentum(their_state.as_ref().unwrap()),
             );
             assert_eq!(bits(&ours), bits(&theirs), "parameter after step {step}");
             assert_eq!(our_moments.time, their_moments.time);

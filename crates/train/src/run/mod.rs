@@ -2,7 +2,8 @@
 //!
 //! - [`training`]: the loop (epochs of shuffled mini-batches, evaluation, NaN stop) and
 //!   [`load_trained`] for a finished run.
-//! - [`adam`]: [`adam::FusedAdam`], Adam in one pass per parameter tensor on Flex.
+//! - [`adam`]: [`adam::FusedAdam`] and [`adam::FusedAdamW`], Adam and AdamW in one pass per
+//!   parameter tensor on Flex.
 //! - [`checkpoint`]: checkpoints as one atomic, verified unit, and resuming from them.
 //! - [`lock`]: one writer per run directory.
 //! - errors: [`RunError`], [`CheckpointError`], [`LockError`], [`TrainError`].

@@ -6,11 +6,11 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Int, Tensor};
 use models::Model;
 
-use super::adam::FusedAdam;
+use super::adam::{FusedAdam, FusedAdamW};
 use crate::backend::Backend;
 use crate::config::{Optimizer, RunConfig, Schedule};
 use crate::data::source::DataOptions;
@@ -72,12 +72,9 @@ pub(crate) fn optimizer(config: &RunConfig) -> ModuleOptimizer {
     let penalty = (t.weight_decay > 0.0).then_some(t.weight_decay as f32);
     let decay = penalty.map(WeightDecayConfig::new);
     match t.optimizer {
-        // ε = 1e-8 as PyTorch (Burn's default is 1e-5). Burn's Adam, one pass per tensor on Flex.
+        // ε = 1e-8 as PyTorch (Burn's default is 1e-5). Burn's Adam/AdamW, one pass per tensor on Flex.
         Optimizer::Adam => FusedAdam::new(1e-8, penalty).init(),
-        Optimizer::Adamw => AdamWConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(t.weight_decay as f32)
-            .init(),
+        Optimizer::Adamw => FusedAdamW::new(1e-8, t.weight_decay as f32).init(),
         Optimizer::Sgd => SgdConfig::new()
             .with_weight_decay(decay)
             .with_momentum((t.momentum > 0.0).then(|| {
