@@ -16,7 +16,7 @@ use burn::optim::{
     Adam, AdamConfig, AdamState, AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState,
     LearningRate, ModuleOptimizer, Optimizer,
 };
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 
 /// β₁ and β₂: Burn's defaults, which are PyTorch's.
 const BETAS: (f32, f32) = (0.9, 0.999);
@@ -128,24 +128,10 @@ impl FusedAdamW {
     }
 }
 
-/// Whether the fused pass takes this tensor: f32 on Flex, outside autodiff, kernels on.
+/// Whether the fused pass takes this tensor: what the models' kernels take (f32 on Flex,
+/// kernels on), outside autodiff.
 fn fits<const D: usize>(tensor: &Tensor<D>) -> bool {
-    if !activations::fused::fused_enabled()
-        || tensor.dtype() != DType::F32
-        || tensor.device().is_autodiff()
-    {
-        return false;
-    }
-    #[cfg(feature = "flex")]
-    {
-        use burn::backend::DispatchDevice;
-        matches!(
-            tensor.device().as_dispatch().clone().inner(),
-            DispatchDevice::Flex(_)
-        )
-    }
-    #[cfg(not(feature = "flex"))]
-    false
+    models::kernels::has_kernels(tensor) && !tensor.device().is_autodiff()
 }
 
 /// Whether the fused pass takes this step (else Burn's optimizer runs it): no AMSGrad state,
@@ -254,16 +240,46 @@ impl Optimizer for FusedAdamW {
 }
 
 /// One step over the elements, in Burn's order of operations (no fused multiply-adds, so the
-/// result is Burn's to the bit).
+/// result is Burn's to the bit). Each branch hands [`each`] its own closure, with the decay
+/// switch a constant in it, so every loop is compiled (and vectorised) on its own.
 #[inline(always)]
 fn step_elements(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: AdamStep) {
+    let AdamStep { lr, .. } = step;
     match step.rule {
-        AdamRule::Adam { weight_decay, .. } if weight_decay != 0.0 => {
-            adam_elements::<true>(p, g, m, v, step)
+        AdamRule::Adam {
+            weight_decay,
+            moment_factor,
+            epsilon,
+        } => {
+            let adam = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32, decay: bool| {
+                let g = if decay { *p * weight_decay + g } else { g };
+                update_moments(m, v, g, &step);
+                let update = *m * moment_factor / (v.sqrt() + epsilon);
+                *p -= update * lr;
+            };
+            if weight_decay != 0.0 {
+                each(p, g, m, v, |p, g, m, v| adam(p, g, m, v, true))
+            } else {
+                each(p, g, m, v, |p, g, m, v| adam(p, g, m, v, false))
+            }
         }
-        AdamRule::Adam { .. } => adam_elements::<false>(p, g, m, v, step),
-        AdamRule::AdamW { keep: Some(_), .. } => adamw_elements::<true>(p, g, m, v, step),
-        AdamRule::AdamW { keep: None, .. } => adamw_elements::<false>(p, g, m, v, step),
+        AdamRule::AdamW {
+            correction_1,
+            correction_2,
+            epsilon,
+            keep,
+        } => {
+            let adamw = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32, keep: Option<f32>| {
+                update_moments(m, v, g, &step);
+                let update = (*m / correction_1) / ((*v / correction_2).sqrt() + epsilon);
+                let decayed = keep.map_or(*p, |keep| *p * keep);
+                *p = decayed - update * lr;
+            };
+            match keep {
+                Some(keep) => each(p, g, m, v, |p, g, m, v| adamw(p, g, m, v, Some(keep))),
+                None => each(p, g, m, v, |p, g, m, v| adamw(p, g, m, v, None)),
+            }
+        }
     }
 }
 
@@ -274,55 +290,18 @@ fn update_moments(m: &mut f32, v: &mut f32, g: f32, step: &AdamStep) {
     *v = *v * step.beta_2 + g * g * (1.0 - step.beta_2);
 }
 
+/// `apply(param, grad, moment_1, moment_2)` on each element.
 #[inline(always)]
-fn adam_elements<const DECAY: bool>(
+fn each(
     param: &mut [f32],
     grad: &[f32],
     moment_1: &mut [f32],
     moment_2: &mut [f32],
-    step: AdamStep,
+    mut apply: impl FnMut(&mut f32, f32, &mut f32, &mut f32),
 ) {
-    let AdamRule::Adam {
-        weight_decay,
-        moment_factor,
-        epsilon,
-    } = step.rule
-    else {
-        unreachable!("called for Adam's rule only")
-    };
     let moments = moment_1.iter_mut().zip(moment_2.iter_mut());
     for ((p, &g), (m, v)) in param.iter_mut().zip(grad).zip(moments) {
-        let g = if DECAY { *p * weight_decay + g } else { g };
-        update_moments(m, v, g, &step);
-        let update = *m * moment_factor / (v.sqrt() + epsilon);
-        *p -= update * step.lr;
-    }
-}
-
-#[inline(always)]
-fn adamw_elements<const DECAY: bool>(
-    param: &mut [f32],
-    grad: &[f32],
-    moment_1: &mut [f32],
-    moment_2: &mut [f32],
-    step: AdamStep,
-) {
-    let AdamRule::AdamW {
-        correction_1,
-        correction_2,
-        epsilon,
-        keep,
-    } = step.rule
-    else {
-        unreachable!("called for AdamW's rule only")
-    };
-    let keep = keep.unwrap_or(1.0);
-    let moments = moment_1.iter_mut().zip(moment_2.iter_mut());
-    for ((p, &g), (m, v)) in param.iter_mut().zip(grad).zip(moments) {
-        update_moments(m, v, g, &step);
-        let update = (*m / correction_1) / ((*v / correction_2).sqrt() + epsilon);
-        let decayed = if DECAY { *p * keep } else { *p };
-        *p = decayed - update * step.lr;
+        apply(p, g, m, v);
     }
 }
 
