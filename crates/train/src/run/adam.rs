@@ -313,7 +313,7 @@ mod flex {
     use burn::backend::flex::FlexTensor;
     use rayon::prelude::*;
 
-    /// Elements per parallel task: below this a tensor is one task (a wake-up costs more).
+    /// Elements per parallel task; a tensor this small runs on the calling thread.
     const TASK: usize = 1 << 15;
 
     /// The tensor's elements, writable: in place when it owns its buffer, else in a copy.
@@ -362,12 +362,17 @@ mod flex {
                         .all(|&len| len == grad.len()),
                     "adam: parameter, gradient and moments of one shape"
                 );
-                param_values
-                    .par_chunks_mut(TASK)
-                    .zip(grad.par_chunks(TASK))
-                    .zip(m_values.par_chunks_mut(TASK))
-                    .zip(v_values.par_chunks_mut(TASK))
-                    .for_each(|(((p, g), m), v)| run(p, g, m, v, step));
+                if grad.len() <= TASK {
+                    // On this thread: handing one task to rayon's pool costs a wake-up.
+                    run(param_values, grad, m_values, v_values, step);
+                } else {
+                    param_values
+                        .par_chunks_mut(TASK)
+                        .zip(grad.par_chunks(TASK))
+                        .zip(m_values.par_chunks_mut(TASK))
+                        .zip(v_values.par_chunks_mut(TASK))
+                        .for_each(|(((p, g), m), v)| run(p, g, m, v, step));
+                }
             }
             (param, m, v)
         }
