@@ -19,7 +19,7 @@ that load `fmnist export` weights.
 Side by side with Burn: `--against FILE` reads `fmnist bench ... --json` output and prints both
 with the ratio PyTorch time / Burn time (above 1: Burn is faster), e.g.
 
-    cargo run --release -p train --bin fmnist -- bench activations --json > burn.json
+    cargo run --release -p actlab-train --bin fmnist -- bench activations --json > burn.json
     python benches/pytorch_bench.py activations --against burn.json
 
 Alternating, which is how every ratio in docs/performance.md is meant to be taken (a CPU's
@@ -28,7 +28,7 @@ speed drifts over minutes, so two runs taken one after the other measure the dri
 with its own measurement (Burn first in odd rounds, PyTorch first in even ones), and prints each
 side's median and the median ratio with its range over the rounds:
 
-    cargo build --release -p train
+    cargo build --release -p actlab-train
     python benches/pytorch_bench.py activations --burn target/release/fmnist --rounds 5
     python benches/pytorch_bench.py train --model cnn --activation relu --burn target/release/fmnist
 

@@ -76,6 +76,6 @@ fn main() {
 
 /// Prints the error with its causes, as `fmnist` does, and exits.
 fn fail(error: &dyn std::error::Error) -> ! {
-    eprintln!("error: {}", train::error_chain(error));
+    eprintln!("error: {}", burn_activation_lab::train::error_chain(error));
     std::process::exit(2)
 }

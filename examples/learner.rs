@@ -1,7 +1,8 @@
 //! The reference CNN trained by burn-train's `SupervisedTraining`/`Learner` instead of this
 //! project's loop: accuracy, loss and learning-rate metrics, Burn's file checkpointers, early
 //! stopping on the validation loss, a cosine learning-rate schedule, and burn-train's
-//! multi-device strategy with `--devices N`.
+//! multi-device strategy with `--devices N` (the first N GPUs of the backend, each a distinct
+//! device; `--device N` picks the single one).
 //!
 //! ```text
 //! cargo run --release --example learner -- --activation gelu --epochs 5
@@ -53,10 +54,13 @@ struct Args {
     /// Stop when the validation loss has not improved for this many epochs.
     #[arg(long, default_value_t = 2)]
     patience: usize,
-    /// Devices for burn-train's multi-device strategy (1: single device). On the CPU backends
-    /// every device is the same CPU; it shows the API rather than adding speed.
-    #[arg(long, default_value_t = 1)]
-    devices: usize,
+    /// Devices for burn-train's multi-device strategy (1: single device): the backend's first
+    /// N devices, as `fmnist --device` numbers them. The CPU backends have one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    devices: u32,
+    /// The single device to train on (wgpu, cuda: the GPU's index).
+    #[arg(long, conflicts_with = "devices")]
+    device: Option<usize>,
     /// Train on the first N images only (0: all 55,000 left after the validation split).
     #[arg(long, default_value_t = 0)]
     train_limit: usize,
@@ -67,8 +71,32 @@ struct Args {
 
 fn main() {
     burn_activation_lab::train::backend::keep_freed_memory();
-    let args = Args::parse();
-    let device = args.backend.device();
+    let mut args = Args::parse();
+    if let Some(index) = args.device {
+        args.backend = args
+            .backend
+            .on_device(index)
+            .unwrap_or_else(|error| fail(&error));
+    }
+    // N distinct devices, or an error naming the ones there are (never one device N times).
+    let devices = if args.devices > 1 {
+        let found = args.backend.devices();
+        if found.len() < args.devices as usize {
+            let error = args
+                .backend
+                .on_device(args.devices as usize - 1)
+                .expect_err("fewer devices than asked for");
+            fail(&error);
+        }
+        found[..args.devices as usize].to_vec()
+    } else {
+        Vec::new()
+    };
+    // The main device: the first of the N, or the one asked for.
+    let device = devices
+        .first()
+        .cloned()
+        .unwrap_or_else(|| args.backend.device());
     // The same data as `fmnist train`: 5,000 seeded validation images held out of training.
     let splits = load_splits(&DataOptions::default(), 5_000, args.train_limit, 0, 42)
         .unwrap_or_else(|error| fail(&error));
@@ -91,8 +119,7 @@ fn main() {
     let schedule = CosineAnnealingLrSchedulerConfig::new(args.lr, steps)
         .init()
         .unwrap_or_else(|error| fail_text(&error));
-    let strategy = if args.devices > 1 {
-        let devices = vec![device.clone(); args.devices];
+    let strategy = if !devices.is_empty() {
         ExecutionStrategy::MultiDevice(devices, MultiDeviceOptim::OptimMainDevice)
     } else {
         ExecutionStrategy::SingleDevice(device.clone())
@@ -133,7 +160,7 @@ fn main() {
 }
 
 fn fail(error: &dyn std::error::Error) -> ! {
-    eprintln!("error: {}", train::error_chain(error));
+    eprintln!("error: {}", burn_activation_lab::train::error_chain(error));
     std::process::exit(2)
 }
 

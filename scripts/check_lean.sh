@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cli_only='^(clap|anyhow|plotters|dejavu|png) '
-tree=$(cargo tree -p train --no-default-features --features flex,download -e normal --prefix none)
+tree=$(cargo tree -p actlab-train --no-default-features --features flex,download -e normal --prefix none)
 found=$(grep -E "$cli_only" <<<"$tree" | sort -u || true)
 if [ -n "$found" ]; then
     echo "train without the cli feature depends on the CLI's crates:" >&2

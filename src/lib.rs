@@ -9,6 +9,6 @@
 //! - [`activations`]: every activation as a Burn module, and the registry.
 //! - [`models`]: the CNN and MLP built from that registry.
 //! - [`train`]: Fashion-MNIST, training, evaluation, run directories.
-pub use activations;
-pub use models;
-pub use train;
+pub use actlab_activations as activations;
+pub use actlab_models as models;
+pub use actlab_train as train;

@@ -3,8 +3,8 @@
 //! them and says why.
 //!
 //! ```
-//! use activations::ActivationConfig;
-//! use activations::burn::nn::activation as nn;
+//! use actlab_activations::ActivationConfig;
+//! use actlab_activations::burn::nn::activation as nn;
 //!
 //! let config = ActivationConfig::try_from(nn::ActivationConfig::Gelu).unwrap();
 //! assert_eq!(config.name(), "gelu");

@@ -22,7 +22,7 @@
 //! written by `scripts/golden.py`.
 //!
 //! ```
-//! use activations::{ActivationConfig, burn::tensor::{Device, Tensor}};
+//! use actlab_activations::{ActivationConfig, burn::tensor::{Device, Tensor}};
 //!
 //! let device = Device::flex();
 //! let config: ActivationConfig = "gelu".parse().unwrap();

@@ -3,9 +3,9 @@
 //! measured, not typed. The test fails when the README's table differs from what Burn 0.22.1
 //! computes; `UPDATE_BURN_NN_TABLE=1 cargo test -p activations --test burn_nn` rewrites it.
 //! (This crate's own modules are held to PyTorch by `tests/golden.rs`.)
-use activations::burn::module::Module;
-use activations::burn::nn::activation as nn;
-use activations::burn::tensor::{Device, Tensor};
+use actlab_activations::burn::module::Module;
+use actlab_activations::burn::nn::activation as nn;
+use actlab_activations::burn::tensor::{Device, Tensor};
 use serde_json::Value;
 
 mod common;
@@ -162,7 +162,7 @@ fn table() -> String {
     let grid = decode(&doc["grid"]);
     let device = Device::flex().autodiff();
     let mut rows: Vec<(String, String, Agreement, Agreement)> = Vec::new();
-    for kind in activations::ActivationConfig::names() {
+    for kind in actlab_activations::ActivationConfig::names() {
         let cases: Vec<&Value> = doc["cases"]
             .as_array()
             .unwrap()

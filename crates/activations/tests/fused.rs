@@ -3,10 +3,10 @@
 //! paths (a unique input or gradient is overwritten, a shared one never is), and PReLU's three
 //! layouts. `tests/golden.rs` checks both paths against PyTorch itself.
 
-use activations::burn::module::Module;
-use activations::burn::tensor::{Device, Tensor, TensorData};
-use activations::fused::{self, Pointwise, without_fused};
-use activations::{ActivationConfig, PReluConfig};
+use actlab_activations::burn::module::Module;
+use actlab_activations::burn::tensor::{Device, Tensor, TensorData};
+use actlab_activations::fused::{self, Pointwise, without_fused};
+use actlab_activations::{ActivationConfig, PReluConfig};
 
 fn device() -> Device {
     Device::flex().autodiff()
@@ -172,7 +172,7 @@ fn prelu_and_aprelu_cube_kernels_equal_their_composites_on_wgpu() {
 /// `ACTIVATIONS_REQUIRE_WGPU=1`.
 fn wgpu_device() -> Option<Device> {
     let probe = std::panic::catch_unwind(|| {
-        let device = Device::wgpu(activations::burn::tensor::DeviceKind::DefaultDevice);
+        let device = Device::wgpu(actlab_activations::burn::tensor::DeviceKind::DefaultDevice);
         let _ = values(Tensor::<1>::from_floats([1.0, 2.0], &device).exp());
         device
     });
@@ -260,8 +260,8 @@ fn prelu_case(device: &Device, per_channel: bool, shape: Vec<usize>) {
         .map(|c| 0.1 + 0.05 * c as f32)
         .collect();
     let n = slopes.len();
-    let module = activations::PRelu {
-        weight: activations::burn::module::Param::from_tensor(Tensor::from_data(
+    let module = actlab_activations::PRelu {
+        weight: actlab_activations::burn::module::Param::from_tensor(Tensor::from_data(
             TensorData::new(slopes, [n]),
             &device,
         )),
@@ -321,8 +321,8 @@ fn prelu_slope_gradient_ignores_gradients_of_positive_inputs() {
         1.0,
         1.0,
     ];
-    let module = activations::PRelu {
-        weight: activations::burn::module::Param::from_tensor(Tensor::from_data(
+    let module = actlab_activations::PRelu {
+        weight: actlab_activations::burn::module::Param::from_tensor(Tensor::from_data(
             TensorData::new(vec![0.25f32], [1]),
             &device,
         )),
@@ -369,7 +369,7 @@ fn aprelu_case<const D: usize>(device: &Device, shape: [usize; D], tolerance: f3
     // The initialisation is the one draw from the device's RNG left in this file, so seeding it
     // makes the weights the same in every run.
     device.seed(5);
-    let module = activations::AprReluConfig {
+    let module = actlab_activations::AprReluConfig {
         reduction: 2,
         ..Default::default()
     }
@@ -480,7 +480,8 @@ fn without_fused_is_scoped_to_the_closure() {
 
 #[test]
 fn other_dtypes_and_backends_fall_back() {
-    let x = Tensor::<1>::ones([3], &Device::flex()).cast(activations::burn::tensor::DType::F64);
+    let x =
+        Tensor::<1>::ones([3], &Device::flex()).cast(actlab_activations::burn::tensor::DType::F64);
     assert!(fused::pointwise(x, Pointwise::Tanh).is_err());
     #[allow(deprecated)] // ndarray stays selectable for users who ask for it
     let x = Tensor::<1>::ones([3], &Device::ndarray());

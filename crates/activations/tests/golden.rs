@@ -7,10 +7,10 @@
 //! largest absolute and relative error.
 use std::collections::BTreeMap;
 
-use activations::burn::module::{Module, Param};
-use activations::burn::nn::Linear;
-use activations::burn::tensor::{Device, Tensor};
-use activations::{Activation, ActivationConfig, AprRelu, AprReluConfig, PRelu};
+use actlab_activations::burn::module::{Module, Param};
+use actlab_activations::burn::nn::Linear;
+use actlab_activations::burn::tensor::{Device, Tensor};
+use actlab_activations::{Activation, ActivationConfig, AprRelu, AprReluConfig, PRelu};
 use serde_json::Value;
 
 mod common;
@@ -396,7 +396,7 @@ fn golden_flex() {
 /// A wgpu device that works, or `None`; creating one panics when no adapter exists.
 fn wgpu_device() -> Option<Device> {
     let probe = std::panic::catch_unwind(|| {
-        let device = Device::wgpu(activations::burn::tensor::DeviceKind::DefaultDevice);
+        let device = Device::wgpu(actlab_activations::burn::tensor::DeviceKind::DefaultDevice);
         let x = Tensor::<1>::from_floats([1.0, 2.0], &device);
         assert_eq!(to_vec(x.exp()).len(), 2);
         device
@@ -429,7 +429,7 @@ fn learnable_parameters_receive_gradients_through_the_registry() {
         let activation = config.init(4, &device);
         let x = Tensor::<4>::random(
             [3, 4, 2, 2],
-            activations::burn::tensor::Distribution::Normal(0.0, 1.0),
+            actlab_activations::burn::tensor::Distribution::Normal(0.0, 1.0),
             &device,
         );
         let grads = activation.forward(x).sum().backward();

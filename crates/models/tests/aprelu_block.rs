@@ -1,4 +1,4 @@
-//! APReLU's conv block (`models::kernels::conv_block` with APReLU: the convolution with the
+//! APReLU's conv block (`actlab_models::kernels::conv_block` with APReLU: the convolution with the
 //! squeeze in its output pass, the excitation by Burn, the apply and the pooling in one pass,
 //! and a backward that builds each sample's output gradient once) against the three layers run
 //! by Burn: output, input gradient, the convolution's and every APReLU parameter's gradient,
@@ -11,7 +11,7 @@ use activations::burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use activations::burn::tensor::{Device, Gradients, Tensor};
 use activations::fused::without_fused;
 use activations::{Activation, ActivationConfig, AprRelu};
-use models::kernels::conv_block;
+use actlab_models::kernels::conv_block;
 
 mod common;
 use common::{assert_close, device, host_random, run_with_grads, values};

@@ -1,4 +1,4 @@
-//! The CNN's convolution and max-pooling kernels (`models::kernels`) against Burn's own modules,
+//! The CNN's convolution and max-pooling kernels (`actlab_models::kernels`) against Burn's own modules,
 //! whose values and gradients follow PyTorch: forward, input, weight and bias gradients under a
 //! random upstream gradient, over strides, paddings, dilations and odd sizes; PyTorch's tie and
 //! NaN rule for max-pooling; the fallbacks; and a whole CNN training step both ways.
@@ -10,8 +10,8 @@ use activations::burn::nn::{PaddingConfig2d, loss::CrossEntropyLossConfig};
 use activations::burn::tensor::{Distribution, Gradients, Int, Tensor, TensorData};
 use activations::fused::without_fused;
 use activations::{Activation, ActivationConfig, LeakyReluConfig, PReluConfig};
-use models::kernels::{conv_block, conv2d, max_pool2d};
-use models::{CnnConfig, ModelConfig};
+use actlab_models::kernels::{conv_block, conv2d, max_pool2d};
+use actlab_models::{CnnConfig, ModelConfig};
 
 mod common;
 use common::{assert_close, device, host_random, run_with_grads, values};
@@ -414,7 +414,7 @@ fn a_resnet_training_step_gives_the_same_loss_and_gradients_with_and_without_ker
 
 /// The cross-entropy loss of one batch, then every parameter's gradient in module order.
 fn loss_and_gradients(
-    model: &models::Model,
+    model: &actlab_models::Model,
     images: &Tensor<4>,
     labels: &Tensor<1, Int>,
 ) -> Vec<Vec<f32>> {

@@ -2,11 +2,11 @@
 //! a gradient for every parameter, and an optimiser step with them lowers the loss on the same
 //! batch; the inference step computes the same loss without a graph.
 #![cfg(feature = "learner")]
-use models::ModelConfig;
-use models::activations::burn::module::{Module, ModuleVisitor, Param};
-use models::activations::burn::optim::{AdamConfig, GradientsParams};
-use models::activations::burn::tensor::{Device, Distribution, Int, Tensor};
-use models::activations::burn::train::{InferenceStep, TrainStep};
+use actlab_models::ModelConfig;
+use actlab_models::activations::burn::module::{Module, ModuleVisitor, Param};
+use actlab_models::activations::burn::optim::{AdamConfig, GradientsParams};
+use actlab_models::activations::burn::tensor::{Device, Distribution, Int, Tensor};
+use actlab_models::activations::burn::train::{InferenceStep, TrainStep};
 
 #[test]
 fn train_and_inference_steps_drive_a_model() {

@@ -2,7 +2,7 @@
 use activations::burn::module::Module;
 use activations::burn::tensor::{Device, Distribution, Tensor};
 use activations::{Activation, ActivationConfig};
-use models::{CnnConfig, Model, ModelConfig};
+use actlab_models::{CnnConfig, Model, ModelConfig};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -47,7 +47,7 @@ fn cnn_and_mlp_run_with_every_activation_kind() {
                 hidden: vec![16],
                 ..Default::default()
             }),
-            ModelConfig::Mlp(models::MlpConfig {
+            ModelConfig::Mlp(actlab_models::MlpConfig {
                 hidden: vec![16, 8],
                 ..Default::default()
             }),

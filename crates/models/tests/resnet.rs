@@ -2,7 +2,7 @@
 use activations::burn::module::{Module, Param};
 use activations::burn::tensor::{Device, Distribution, Tensor};
 use activations::{Activation, ActivationConfig};
-use models::{Model, ModelConfig, Resnet};
+use actlab_models::{Model, ModelConfig, Resnet};
 
 fn config(text: &str) -> Result<ModelConfig, String> {
     let config: ModelConfig =

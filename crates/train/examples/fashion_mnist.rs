@@ -7,14 +7,14 @@
 //! Finds the data (a directory in `$FASHION_MNIST_DIR`, the cache, the Debian package
 //! `dataset-fashion-mnist`, or a download into the cache), checks its SHA-256, and trains a
 //! softmax regression on it for one epoch with Burn's `DataLoader`, `Adam` and autodiff.
-use train::burn::data::dataloader::DataLoaderBuilder;
-use train::burn::data::dataset::Dataset;
-use train::burn::module::Module;
-use train::burn::nn::loss::CrossEntropyLossConfig;
-use train::burn::nn::{Linear, LinearConfig};
-use train::burn::optim::{AdamConfig, GradientsParams};
-use train::burn::tensor::{Device, Int, Tensor};
-use train::data::{CLASS_NAMES, FashionMnistBatcher, FashionMnistDataset};
+use actlab_train::burn::data::dataloader::DataLoaderBuilder;
+use actlab_train::burn::data::dataset::Dataset;
+use actlab_train::burn::module::Module;
+use actlab_train::burn::nn::loss::CrossEntropyLossConfig;
+use actlab_train::burn::nn::{Linear, LinearConfig};
+use actlab_train::burn::optim::{AdamConfig, GradientsParams};
+use actlab_train::burn::tensor::{Device, Int, Tensor};
+use actlab_train::data::{CLASS_NAMES, FashionMnistBatcher, FashionMnistDataset};
 
 #[derive(Module, Debug)]
 struct SoftmaxRegression {

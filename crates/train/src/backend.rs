@@ -1,4 +1,5 @@
-//! Choosing the device at run time: `--backend flex|ndarray|wgpu|cuda`.
+//! Choosing the device at run time: `--backend flex|ndarray|wgpu|cuda`, and `--device N` for
+//! one GPU among several.
 use std::fmt;
 use std::str::FromStr;
 
@@ -12,10 +13,11 @@ pub enum Backend {
     Flex,
     /// The ndarray CPU backend (slow; for comparison).
     Ndarray,
-    /// GPU through wgpu (Vulkan, Metal, DX12; lavapipe as a software Vulkan).
-    Wgpu,
-    /// NVIDIA GPUs through CUDA (cargo feature `cuda`).
-    Cuda,
+    /// GPU through wgpu (Vulkan, Metal, DX12; lavapipe as a software Vulkan): wgpu's default
+    /// adapter (`None`), or the N-th of [`Backend::devices`].
+    Wgpu(Option<usize>),
+    /// NVIDIA GPUs through CUDA (cargo feature `cuda`): the GPU of this index.
+    Cuda(usize),
 }
 
 impl Backend {
@@ -23,8 +25,8 @@ impl Backend {
     pub const ALL: [Backend; 4] = [
         Backend::Flex,
         Backend::Ndarray,
-        Backend::Wgpu,
-        Backend::Cuda,
+        Backend::Wgpu(None),
+        Backend::Cuda(0),
     ];
 
     /// The name used on the command line.
@@ -32,8 +34,8 @@ impl Backend {
         match self {
             Self::Flex => "flex",
             Self::Ndarray => "ndarray",
-            Self::Wgpu => "wgpu",
-            Self::Cuda => "cuda",
+            Self::Wgpu(_) => "wgpu",
+            Self::Cuda(_) => "cuda",
         }
     }
 
@@ -42,8 +44,8 @@ impl Backend {
         match self {
             Self::Flex => cfg!(feature = "flex"),
             Self::Ndarray => cfg!(feature = "ndarray"),
-            Self::Wgpu => cfg!(feature = "wgpu"),
-            Self::Cuda => cfg!(feature = "cuda"),
+            Self::Wgpu(_) => cfg!(feature = "wgpu"),
+            Self::Cuda(_) => cfg!(feature = "cuda"),
         }
     }
 
@@ -62,13 +64,73 @@ impl Backend {
             #[allow(deprecated)]
             Self::Ndarray => Device::ndarray(),
             #[cfg(feature = "wgpu")]
-            Self::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            Self::Wgpu(None) => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
             #[cfg(feature = "cuda")]
-            Self::Cuda => Device::cuda(0usize),
+            Self::Cuda(index) => Device::cuda(index),
+            Self::Wgpu(Some(index)) => self
+                .devices()
+                .into_iter()
+                .nth(index)
+                .expect("on_device checked the index"),
             #[allow(unreachable_patterns)]
             other => unreachable!("{other} is not compiled in; FromStr refuses it"),
         }
     }
+
+    /// The devices of this backend on this machine, in Burn's order (`Device::enumerate`):
+    /// `--device N` picks the N-th. The CPU backends have one.
+    pub fn devices(self) -> Vec<Device> {
+        match self {
+            #[cfg(feature = "wgpu")]
+            Self::Wgpu(_) => Device::enumerate(burn::tensor::DeviceType::Wgpu).into_vec(),
+            #[cfg(feature = "cuda")]
+            Self::Cuda(_) => Device::enumerate(burn::tensor::DeviceType::Cuda).into_vec(),
+            Self::Flex | Self::Ndarray => vec![self.device()],
+            #[allow(unreachable_patterns)]
+            _ => Vec::new(),
+        }
+    }
+
+    /// This backend on its device `index` (`--device N`), when this machine has it.
+    pub fn on_device(self, index: usize) -> Result<Backend, DeviceError> {
+        let devices = self.devices();
+        if index >= devices.len() {
+            return Err(DeviceError {
+                backend: self.name(),
+                index,
+                found: devices
+                    .iter()
+                    .enumerate()
+                    .map(|(i, device)| format!("{i}: {device:?}"))
+                    .collect(),
+            });
+        }
+        Ok(match self {
+            Self::Wgpu(_) => Self::Wgpu(Some(index)),
+            Self::Cuda(_) => Self::Cuda(index),
+            cpu => cpu,
+        })
+    }
+}
+
+/// `--device N` names a device this machine does not have.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--device {index}: {backend} has {} device(s) on this machine{}",
+    found.len(),
+    if found.is_empty() {
+        String::new()
+    } else {
+        format!(" ({}); pick one of these indices", found.join(", "))
+    }
+)]
+pub struct DeviceError {
+    /// The backend.
+    pub backend: &'static str,
+    /// The index asked for.
+    pub index: usize,
+    /// The devices there are, `index: device`.
+    pub found: Vec<String>,
 }
 
 impl fmt::Display for Backend {
@@ -141,6 +203,12 @@ mod tests {
             "{error}"
         );
         assert_eq!("flex".parse::<Backend>().unwrap(), Backend::Flex);
+        assert_eq!(Backend::Flex.on_device(0), Ok(Backend::Flex));
+        let error = Backend::Flex.on_device(7).unwrap_err().to_string();
+        assert!(
+            error.contains("--device 7: flex has 1 device(s)") && error.contains("0: "),
+            "{error}"
+        );
         if !cfg!(feature = "cuda") {
             let error = "cuda".parse::<Backend>().unwrap_err().to_string();
             assert!(error.contains("--features cuda"), "{error}");

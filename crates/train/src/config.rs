@@ -127,6 +127,19 @@ pub enum ConfigError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// Neither a file nor the name of a shipped config.
+    #[error(
+        "cannot read config {}: no such file, and no shipped config has that name (shipped: \
+         {shipped}; `fmnist configs` lists them, `fmnist configs show NAME > my.toml` writes \
+         one out to edit)",
+        path.display()
+    )]
+    NotFound {
+        /// The `--config` argument.
+        path: PathBuf,
+        /// The shipped configs' names.
+        shipped: String,
+    },
     /// Not TOML, or a key or value this config does not have (the source names it).
     #[error("{origin}")]
     Toml {
@@ -172,11 +185,6 @@ impl ConfigError {
         }
     }
 
-    pub(crate) fn read(path: &Path) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.to_path_buf();
-        move |source| Self::Read { path, source }
-    }
-
     /// Parses TOML text, naming `origin` in the error.
     pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
         text: &str,
@@ -198,10 +206,11 @@ impl ConfigError {
 }
 
 impl RunConfig {
-    /// Reads `path`, applies `--set key=value` overrides, and validates the result.
+    /// Reads `path` (a file, or the name of a shipped config: [`crate::configs`]), applies
+    /// `--set key=value` overrides, and validates the result.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(ConfigError::read(path))?;
-        Self::parse(&text, &path.display().to_string(), overrides)
+        let (text, origin) = crate::configs::read(path)?;
+        Self::parse(&text, &origin, overrides)
     }
 
     /// Parses TOML text (`origin` names it in errors), applies overrides, validates.

@@ -22,9 +22,12 @@
 //! flags and calls into these modules.
 pub use burn;
 
+mod atomic;
+
 pub mod backend;
 pub mod bench;
 pub mod config;
+pub mod configs;
 pub mod data;
 pub mod export;
 pub mod inspect;

@@ -15,11 +15,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    train::backend::keep_freed_memory();
+    actlab_train::backend::keep_freed_memory();
     match cli::Cli::parse().run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", train::error_chain(error.as_ref()));
+            eprintln!("error: {}", actlab_train::error_chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -15,8 +15,8 @@ fn data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (stem, split) in [("train", synthetic(400, 1)), ("t10k", synthetic(100, 2))] {
         let n = split.labels.len();
-        let images = train::data::idx::encode(&[n, 28, 28], &split.images);
-        let labels = train::data::idx::encode(&[n], &split.labels);
+        let images = actlab_train::data::idx::encode(&[n, 28, 28], &split.images);
+        let labels = actlab_train::data::idx::encode(&[n], &split.labels);
         std::fs::write(dir.path().join(format!("{stem}-images-idx3-ubyte")), images).unwrap();
         std::fs::write(dir.path().join(format!("{stem}-labels-idx1-ubyte")), labels).unwrap();
     }
@@ -403,8 +403,8 @@ fn a_second_writer_is_refused_with_the_holders_pid() {
 /// not failed, not written; the sweep trains the others and a later pass finishes it.
 #[test]
 fn a_sweep_skips_a_run_that_another_process_is_training() {
-    use train::run::RunDir;
-    use train::sweep::{CompareConfig, CompareOptions, RunStatus, Shard};
+    use actlab_train::run::RunDir;
+    use actlab_train::sweep::{CompareConfig, CompareOptions, RunStatus, Shard};
     let data = common::synthetic_splits();
     let config = CompareConfig::parse(
         "[compare]\nactivations = [\"relu\", \"tanh\"]\nseeds = [1]\n[model]\nchannels = [4]\n\
@@ -415,19 +415,19 @@ fn a_sweep_skips_a_run_that_another_process_is_training() {
     .unwrap();
     let root = tempfile::tempdir().unwrap();
     let options = CompareOptions {
-        backend: train::Backend::Flex,
+        backend: actlab_train::Backend::Flex,
         out_dir: root.path().into(),
         shard: Shard::default(),
         quiet: true,
     };
     let busy_dir = root.path().join(&config.plan()[0].dir_name);
     let held = RunDir::create(&busy_dir).unwrap().lock().unwrap();
-    let statuses = train::sweep::run_sweep_on(&config, &data, &options).unwrap();
+    let statuses = actlab_train::sweep::run_sweep_on(&config, &data, &options).unwrap();
     let statuses: Vec<&RunStatus> = statuses.iter().map(|(_, status)| status).collect();
     assert_eq!(statuses, [&RunStatus::InUse, &RunStatus::Trained]);
     assert!(!busy_dir.join("summary.json").exists());
     drop(held);
-    let statuses = train::sweep::run_sweep_on(&config, &data, &options).unwrap();
+    let statuses = actlab_train::sweep::run_sweep_on(&config, &data, &options).unwrap();
     let statuses: Vec<&RunStatus> = statuses.iter().map(|(_, status)| status).collect();
     assert_eq!(statuses, [&RunStatus::Trained, &RunStatus::Skipped]);
 }

@@ -6,10 +6,10 @@ mod common;
 
 use std::path::Path;
 
+use actlab_train::backend::Backend;
+use actlab_train::export::{ExportError, import_safetensors};
 use common::fmnist;
 use proptest::prelude::*;
-use train::backend::Backend;
-use train::export::{ExportError, import_safetensors};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -17,7 +17,7 @@ const FIXTURE: &str = concat!(
 );
 
 fn fixture_model() -> models::Model {
-    let config = train::RunConfig::load(
+    let config = actlab_train::RunConfig::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_cnn.toml"),
         &[],
     )
@@ -53,15 +53,15 @@ fn import_and_evaluate(fixture: &str) {
     assert!(!ok && text.contains("already holds a model"), "{text}");
     assert_eq!(std::fs::read(run.join("model.bpk")).unwrap(), before);
 
-    let (config, model) = train::run::load_trained(&run, Backend::Flex).unwrap();
-    let data = match train::run::load_data(&config) {
+    let (config, model) = actlab_train::run::load_trained(&run, Backend::Flex).unwrap();
+    let data = match actlab_train::run::load_data(&config) {
         Ok(data) => data,
         Err(error) if std::env::var_os("CI").is_some() => {
             panic!("CI must have the real data (apt-get install dataset-fashion-mnist): {error}")
         }
         Err(error) => return eprintln!("skipped the accuracy check: no Fashion-MNIST ({error})"),
     };
-    let evaluation = train::run::evaluate_split(&model, &data.test, Backend::Flex);
+    let evaluation = actlab_train::run::evaluate_split(&model, &data.test, Backend::Flex);
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{fixture}.json")).unwrap()).unwrap();
     let expected_correct = expected["correct"].as_u64().unwrap() as f64;

@@ -1,9 +1,9 @@
 //! `fmnist inspect`: what a trained model's activation slots do on the test set.
 mod common;
 
+use actlab_train::Backend;
+use actlab_train::inspect::inspect;
 use common::{fmnist, no_data_here, options, small_config, synthetic, synthetic_splits};
-use train::Backend;
-use train::inspect::inspect;
 
 /// PReLU's slopes come out as the model holds them, APReLU's α is counted once per sample and
 /// channel (and per class), and ReLU's zeros show as sparsity.
@@ -16,8 +16,8 @@ fn every_slot_is_summarised_from_the_model_and_the_data() {
     ]);
     let dir = tempfile::tempdir().unwrap();
     let data = synthetic_splits();
-    train::train_on(&config, &data, &options(dir.path(), Backend::Flex, false)).unwrap();
-    let (_, model) = train::run::load_trained(dir.path(), Backend::Flex).unwrap();
+    actlab_train::train_on(&config, &data, &options(dir.path(), Backend::Flex, false)).unwrap();
+    let (_, model) = actlab_train::run::load_trained(dir.path(), Backend::Flex).unwrap();
     let split = synthetic(50, 9);
     let inspection = inspect(&model, &split, Backend::Flex);
     assert_eq!(inspection.images, 50);
@@ -51,8 +51,8 @@ fn every_slot_is_summarised_from_the_model_and_the_data() {
     // ReLU everywhere: about half of the outputs are exactly zero.
     let relu = small_config(&["train.epochs=1"]);
     let dir = tempfile::tempdir().unwrap();
-    train::train_on(&relu, &data, &options(dir.path(), Backend::Flex, false)).unwrap();
-    let (_, model) = train::run::load_trained(dir.path(), Backend::Flex).unwrap();
+    actlab_train::train_on(&relu, &data, &options(dir.path(), Backend::Flex, false)).unwrap();
+    let (_, model) = actlab_train::run::load_trained(dir.path(), Backend::Flex).unwrap();
     let inspection = inspect(&model, &split, Backend::Flex);
     let zeros = inspection.slots[0].zero_fraction;
     assert!(zeros > 0.2 && zeros < 0.95, "{zeros}");

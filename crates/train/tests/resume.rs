@@ -5,8 +5,8 @@ mod common;
 
 use std::path::Path;
 
+use actlab_train::{Backend, TrainOptions, train_on};
 use common::{options, small_config, synthetic_splits};
-use train::{Backend, TrainOptions, train_on};
 
 /// The rows of metrics.csv without the timing columns, which differ between any two runs.
 fn metrics_without_timings(dir: &Path) -> Vec<String> {

@@ -2,8 +2,8 @@
 //! (Resume equivalence is in `resume.rs`, a process of its own.)
 mod common;
 
+use actlab_train::{Backend, RunConfig, TrainOptions, train_on};
 use common::{fmnist, options, small_config, synthetic_splits};
-use train::{Backend, RunConfig, TrainOptions, train_on};
 
 #[test]
 fn resume_with_a_different_config_is_refused() {
@@ -17,7 +17,9 @@ fn resume_with_a_different_config_is_refused() {
     assert!(
         matches!(
             error,
-            train::run::TrainError::Checkpoint(train::run::CheckpointError::OtherConfig { .. })
+            actlab_train::run::TrainError::Checkpoint(
+                actlab_train::run::CheckpointError::OtherConfig { .. }
+            )
         ),
         "{error:?}"
     );
@@ -57,8 +59,8 @@ fn run_directory_holds_config_metrics_summary_and_weights() {
     let metrics = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
     assert!(metrics.starts_with("epoch,split,loss,accuracy"));
     assert!(dir.path().join("model.bpk").is_file());
-    let (_, model) = train::run::load_trained(dir.path(), Backend::Flex).unwrap();
-    let again = train::run::evaluate_split(&model, &data.test, Backend::Flex);
+    let (_, model) = actlab_train::run::load_trained(dir.path(), Backend::Flex).unwrap();
+    let again = actlab_train::run::evaluate_split(&model, &data.test, Backend::Flex);
     assert!((again.accuracy - summary.test_accuracy).abs() < 1e-12);
 }
 
@@ -84,7 +86,7 @@ fn diverging_loss_stops_with_a_clear_message() {
 fn real_data_config(sets: &[&str]) -> Option<RunConfig> {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     let config = RunConfig::parse("", "test", &sets).unwrap();
-    match train::run::load_data(&config) {
+    match actlab_train::run::load_data(&config) {
         Ok(_) => Some(config),
         Err(error) if std::env::var_os("CI").is_some() => {
             panic!("CI must have the real data (apt-get install dataset-fashion-mnist): {error}")
@@ -97,9 +99,9 @@ fn real_data_config(sets: &[&str]) -> Option<RunConfig> {
 }
 
 /// Trains `config` on flex into a scratch directory and prints what it reached.
-fn train_on_flex(config: &RunConfig, what: &str) -> train::run::Summary {
+fn train_on_flex(config: &RunConfig, what: &str) -> actlab_train::run::Summary {
     let dir = tempfile::tempdir().unwrap();
-    let summary = train::train(config, &options(dir.path(), Backend::Flex, false)).unwrap();
+    let summary = actlab_train::train(config, &options(dir.path(), Backend::Flex, false)).unwrap();
     eprintln!(
         "real data, {what}: {:.2}% at {:.0} img/s",
         100.0 * summary.test_accuracy,
@@ -146,8 +148,8 @@ fn one_full_data_epoch_of_a_small_resnet_beats_81_percent() {
 fn wgpu_training_learns_on_a_subset() {
     let required = std::env::var("ACTIVATIONS_REQUIRE_WGPU").is_ok_and(|v| v == "1");
     let probe = std::panic::catch_unwind(|| {
-        let device = Backend::Wgpu.device();
-        let x = train::burn::tensor::Tensor::<1>::from_floats([1.0], &device);
+        let device = Backend::Wgpu(None).device();
+        let x = actlab_train::burn::tensor::Tensor::<1>::from_floats([1.0], &device);
         let _: f32 = x.into_scalar();
     });
     if probe.is_err() {
@@ -184,7 +186,8 @@ fn wgpu_training_learns_on_a_subset() {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
-        let summary = train::train(&config, &options(dir.path(), Backend::Wgpu, false)).unwrap();
+        let summary =
+            actlab_train::train(&config, &options(dir.path(), Backend::Wgpu(None), false)).unwrap();
         let name = model[0];
         eprintln!("wgpu subset, {name}: {:.2}%", 100.0 * summary.test_accuracy);
         assert_eq!(summary.backend, "wgpu");
@@ -242,7 +245,7 @@ fn every_shipped_config_is_valid() {
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("compare"));
         if is_compare {
-            train::sweep::CompareConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            actlab_train::sweep::CompareConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
             count += 1;
         } else if path.extension().is_some_and(|e| e == "toml") {
             RunConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
@@ -268,8 +271,8 @@ fn cli_lists_the_registry() {
 /// A sweep split over two shards, re-run, interrupted and resumed, then merged into one report.
 #[test]
 fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
-    use train::report::collect_runs;
-    use train::sweep::{CompareConfig, CompareOptions, RunStatus, Shard};
+    use actlab_train::report::collect_runs;
+    use actlab_train::sweep::{CompareConfig, CompareOptions, RunStatus, Shard};
     let data = synthetic_splits();
     let config = CompareConfig::parse(
         "[compare]\nactivations = [\"relu\", { kind = \"leaky_relu\", negative_slope = 0.2 }]\n\
@@ -299,7 +302,7 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
     };
     train_on(&plan[2].config, &data, &stop).unwrap();
 
-    let first = train::sweep::run_sweep_on(&config, &data, &sweep("a", "0/2")).unwrap();
+    let first = actlab_train::sweep::run_sweep_on(&config, &data, &sweep("a", "0/2")).unwrap();
     let statuses: Vec<&RunStatus> = first.iter().map(|(_, s)| s).collect();
     assert_eq!(
         statuses,
@@ -310,10 +313,10 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
             &RunStatus::OtherShard
         ]
     );
-    let again = train::sweep::run_sweep_on(&config, &data, &sweep("a", "0/2")).unwrap();
+    let again = actlab_train::sweep::run_sweep_on(&config, &data, &sweep("a", "0/2")).unwrap();
     assert_eq!(again[0].1, RunStatus::Skipped);
     assert_eq!(again[2].1, RunStatus::Skipped);
-    train::sweep::run_sweep_on(&config, &data, &sweep("b", "1/2")).unwrap();
+    actlab_train::sweep::run_sweep_on(&config, &data, &sweep("b", "1/2")).unwrap();
 
     let runs = collect_runs(&[root.path().join("a"), root.path().join("b")]).unwrap();
     assert_eq!(runs.len(), 4);
@@ -326,7 +329,7 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
         resumed
             .history
             .iter()
-            .filter(|h| h.split == train::run::SplitName::Train)
+            .filter(|h| h.split == actlab_train::run::SplitName::Train)
             .count(),
         2
     );
@@ -337,9 +340,10 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
     );
 
     let report_dir = root.path().join("merged");
-    train::report::write_report(&runs, &report_dir, "Backend: flex.", "relu").unwrap();
+    actlab_train::report::write_report(&runs, &report_dir, "Backend: flex.", "relu").unwrap();
     // A report inside a sweep directory does not hide its runs from the next collection.
-    train::report::write_report(&runs, &root.path().join("a"), "Backend: flex.", "relu").unwrap();
+    actlab_train::report::write_report(&runs, &root.path().join("a"), "Backend: flex.", "relu")
+        .unwrap();
     assert_eq!(collect_runs(&[root.path().join("a")]).unwrap().len(), 2);
     let report = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
     assert!(report.contains("`relu`") && report.contains("`leaky_relu(negative_slope=0.2)`"));
@@ -354,7 +358,7 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
         &[],
     )
     .unwrap();
-    let error = train::sweep::run_sweep_on(&changed, &data, &sweep("a", "0/1"))
+    let error = actlab_train::sweep::run_sweep_on(&changed, &data, &sweep("a", "0/1"))
         .unwrap_err()
         .to_string();
     assert!(error.contains("different config"), "{}", error);
@@ -364,13 +368,13 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
 /// sample (Burn has no drop_last): it trains through it instead of aborting.
 #[test]
 fn aprelu_trains_through_a_dataloader_whose_last_batch_has_one_sample() {
-    use train::burn::data::dataloader::DataLoaderBuilder;
-    use train::burn::module::Module;
-    use train::burn::nn::loss::CrossEntropyLossConfig;
-    use train::burn::optim::{AdamConfig, GradientsParams};
-    use train::data::{FashionMnistBatcher, FashionMnistDataset};
+    use actlab_train::burn::data::dataloader::DataLoaderBuilder;
+    use actlab_train::burn::module::Module;
+    use actlab_train::burn::nn::loss::CrossEntropyLossConfig;
+    use actlab_train::burn::optim::{AdamConfig, GradientsParams};
+    use actlab_train::data::{FashionMnistBatcher, FashionMnistDataset};
 
-    let device = train::burn::tensor::Device::flex().autodiff();
+    let device = actlab_train::burn::tensor::Device::flex().autodiff();
     let loader = DataLoaderBuilder::new(FashionMnistBatcher)
         .batch_size(4)
         .set_device(device.clone())
@@ -390,4 +394,109 @@ fn aprelu_trains_through_a_dataloader_whose_last_batch_has_one_sample() {
     }
     assert_eq!(sizes, [4, 4, 1]);
     let _ = model.valid();
+}
+
+/// Three `fmnist compare` shards started at once into one `--out`: each writes the study's
+/// report.md, results.csv, summary.json and plots (and inspects the PReLU runs) while the
+/// others do. Nothing may be lost or torn: every run is finished and verified, every shared
+/// file is whole, no temporary file is left, and `fmnist report` merges all six runs.
+#[test]
+fn three_shards_sharing_one_out_directory_lose_and_tear_nothing() {
+    // Whether the shards' writes overlap is up to the scheduler: this checks the outcome end
+    // to end, and crate::atomic's unit test makes four writers collide on purpose.
+    three_shards_round();
+}
+
+/// Trains the study and checks what it left (nothing when there is no real data here, outside
+/// CI).
+fn three_shards_round() {
+    let root = tempfile::tempdir().unwrap();
+    let study = root.path().join("study");
+    let study_arg = study.to_str().unwrap();
+    let shard = |index: usize| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fmnist"))
+            .args([
+                "compare",
+                "--quiet",
+                "--out",
+                study_arg,
+                "--shard",
+                &format!("{index}/3"),
+                "--set",
+                "compare.activations=[\"relu\", \"prelu\", \"tanh\"]",
+                "--set",
+                "compare.seeds=[1, 2]",
+                "--set",
+                "model.hidden=[8]",
+                "--set",
+                "data.train_limit=300",
+                "--set",
+                "data.test_limit=100",
+                "--set",
+                "train.epochs=1",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let shards: Vec<_> = (0..3).map(shard).collect();
+    for child in shards {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        if common::no_data_here(out.status.success(), &text) {
+            return;
+        }
+        assert!(out.status.success(), "{text}");
+    }
+
+    // Every run finished, its files matching the hashes it recorded.
+    let runs = actlab_train::report::collect_runs(std::slice::from_ref(&study)).unwrap();
+    assert_eq!(runs.len(), 6);
+    // The files every shard rewrote are whole versions: a CSV whose rows all have the
+    // header's fields, a report that ends where reports end, JSON that parses.
+    let csv = std::fs::read_to_string(study.join("results.csv")).unwrap();
+    let fields = csv.lines().next().unwrap().split(',').count();
+    assert!(csv.lines().count() >= 3, "{csv}");
+    for line in csv.lines() {
+        assert_eq!(
+            line.split(',').count(),
+            fields,
+            "torn row {line:?} in\n{csv}"
+        );
+    }
+    let report = std::fs::read_to_string(study.join("report.md")).unwrap();
+    assert!(
+        report.trim_end().ends_with("aggregates: `summary.json`."),
+        "{report}"
+    );
+    let summary = std::fs::read_to_string(study.join("summary.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&summary).unwrap();
+    // No temporary file anywhere in the study.
+    let mut pending = vec![study.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            assert!(
+                !name.starts_with('.') && !name.ends_with(".tmp") && !name.ends_with(".partial"),
+                "left behind: {}",
+                path.display()
+            );
+            if path.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    // Merged: all six runs in one report.
+    let (ok, text) = fmnist(&["report", study_arg]);
+    assert!(ok, "{text}");
+    let csv = std::fs::read_to_string(study.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 6, "{csv}");
+    let report = std::fs::read_to_string(study.join("report.md")).unwrap();
+    assert!(
+        report.contains("6 runs: 3 activations × 2 seed(s)."),
+        "{report}"
+    );
 }

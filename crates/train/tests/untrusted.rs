@@ -2,9 +2,11 @@
 //! run config (file and `--set`) and for activation configs, with round trips where the input
 //! is valid. The checkpoint manifest and state readers have theirs beside them
 //! (`src/run/checkpoint.rs`).
+use actlab_train::RunConfig;
+use actlab_train::data::idx::{
+    MAX_DECOMPRESSED, encode, parse_images, parse_labels, read_maybe_gz,
+};
 use proptest::prelude::*;
-use train::RunConfig;
-use train::data::idx::{MAX_DECOMPRESSED, encode, parse_images, parse_labels, read_maybe_gz};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
@@ -14,7 +16,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// `bytes` written to a temporary `.gz` file and read back through the reader.
-fn read_gz(bytes: &[u8]) -> Result<Vec<u8>, train::data::DataError> {
+fn read_gz(bytes: &[u8]) -> Result<Vec<u8>, actlab_train::data::DataError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("file.gz");
     std::fs::write(&path, bytes).unwrap();
@@ -42,7 +44,7 @@ fn gzip_bombs_are_decompressed_only_as_far_as_the_header_promises() {
     header.resize(1 << 20, 0);
     let error = read_gz(&gzip(&header)).unwrap_err();
     assert!(
-        matches!(error, train::data::DataError::TooLarge { limit, .. } if limit == MAX_DECOMPRESSED),
+        matches!(error, actlab_train::data::DataError::TooLarge { limit, .. } if limit == MAX_DECOMPRESSED),
         "{error}"
     );
 }

@@ -2,7 +2,7 @@
 //! `scripts/golden.py`) and the tolerance both golden suites compare with.
 #![allow(dead_code)] // each test file uses a part
 
-use activations::burn::tensor::{Device, Tensor, TensorData};
+use actlab_activations::burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value;
 
 /// f32 tolerance of element-wise results: `|actual - expected| <= ABS + REL · |expected|`.

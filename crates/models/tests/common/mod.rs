@@ -3,7 +3,7 @@
 
 use activations::burn::tensor::{Device, Gradients, Tensor, TensorData};
 use activations::fused::without_fused;
-use models::kernels::has_kernels;
+use actlab_models::kernels::has_kernels;
 
 /// Flex with autodiff, checked to run the kernels (else these tests would compare Burn with
 /// itself).

@@ -6,8 +6,8 @@ pub enum BenchCommand {
     /// Forward and forward+backward milliseconds on a 4M-element f32 tensor, per activation,
     /// through the fused kernels and through Burn's built-in ops, side by side.
     Activations {
-        #[arg(long, default_value = "flex", value_parser = parse_backend)]
-        backend: Backend,
+        #[command(flatten)]
+        backend: BackendArgs,
         /// Only these (names or TOML tables); default: every activation with a fused kernel.
         #[arg(long = "activation", value_parser = parse_activation)]
         activations: Vec<ActivationConfig>,
@@ -22,8 +22,8 @@ pub enum BenchCommand {
     /// of 1,000, no autodiff) and peak memory, of the reference CNN, the compare MLP or the
     /// ResNet.
     Train {
-        #[arg(long, default_value = "flex", value_parser = parse_backend)]
-        backend: Backend,
+        #[command(flatten)]
+        backend: BackendArgs,
         /// cnn: the reference CNN (configs/default.toml); mlp: the MLP of configs/compare.toml;
         /// resnet: the ResNet of configs/resnet.toml.
         #[arg(long, value_enum, default_value = "cnn")]
@@ -53,7 +53,7 @@ pub enum ModelArg {
     Resnet,
 }
 
-impl From<ModelArg> for ::train::bench::BenchModel {
+impl From<ModelArg> for ::actlab_train::bench::BenchModel {
     fn from(arg: ModelArg) -> Self {
         match arg {
             ModelArg::Cnn => Self::Cnn,
@@ -65,7 +65,7 @@ impl From<ModelArg> for ::train::bench::BenchModel {
 
 impl BenchCommand {
     pub fn run(self) -> anyhow::Result<()> {
-        use ::train::bench;
+        use ::actlab_train::bench;
         match self {
             BenchCommand::Activations {
                 backend,
@@ -73,6 +73,7 @@ impl BenchCommand {
                 repeats,
                 json,
             } => {
+                let backend = backend.resolve()?;
                 let list = if activations.is_empty() {
                     bench::default_activations()
                 } else {
@@ -126,6 +127,7 @@ impl BenchCommand {
                 steps,
                 json,
             } => {
+                let backend = backend.resolve()?;
                 let list = if activations.is_empty() {
                     vec![
                         ActivationConfig::Relu,
@@ -153,7 +155,7 @@ impl BenchCommand {
                             row.batch_size,
                             row.train_images_per_second,
                             row.eval_images_per_second.unwrap_or(f64::NAN),
-                            ::train::bench::EVAL_BATCH_SIZE,
+                            ::actlab_train::bench::EVAL_BATCH_SIZE,
                             row.peak_memory_mib
                                 .map_or("unknown".into(), |m| format!("{m:.0} MiB"))
                         );

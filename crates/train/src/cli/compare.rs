@@ -4,11 +4,12 @@ use super::*;
 /// Train every activation × seed of a compare config, then write the report.
 #[derive(Args)]
 pub struct CompareArgs {
-    /// The compare config (TOML): a run config plus [compare] activations and seeds.
-    #[arg(long, default_value = "configs/compare.toml")]
+    /// The compare config: a TOML file (a run config plus [compare] activations and seeds), or
+    /// the name of a shipped one (`fmnist configs` lists them).
+    #[arg(long, default_value = "compare")]
     pub config: PathBuf,
-    #[arg(long, default_value = "flex", value_parser = parse_backend)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// Override a config key, e.g. --set compare.seeds=[1] --set train.epochs=1.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
@@ -17,7 +18,7 @@ pub struct CompareArgs {
     pub out: PathBuf,
     /// Run only every N-th run starting at I (0-based), e.g. $SLURM_ARRAY_TASK_ID/N.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    pub shard: Option<::train::sweep::Shard>,
+    pub shard: Option<::actlab_train::sweep::Shard>,
     /// Directory with the four IDX files (overrides data.dir).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -37,8 +38,9 @@ impl CompareArgs {
             data_dir,
             quiet,
         } = self;
+        let backend = backend.resolve()?;
         sets.extend(data_dir_override(data_dir));
-        let config = ::train::sweep::CompareConfig::load(&config, &sets)?;
+        let config = ::actlab_train::sweep::CompareConfig::load(&config, &sets)?;
         let shard = shard.unwrap_or_default();
         let runs = config.plan();
         let mine = runs.iter().filter(|r| shard.takes(r.index)).count();
@@ -54,16 +56,16 @@ impl CompareArgs {
                 out.display()
             );
         }
-        let statuses = ::train::sweep::run_sweep(
+        let statuses = ::actlab_train::sweep::run_sweep(
             &config,
-            &::train::sweep::CompareOptions {
+            &::actlab_train::sweep::CompareOptions {
                 backend,
                 out_dir: out.clone(),
                 shard,
                 quiet,
             },
         )?;
-        let mut finished = ::train::report::collect_runs(std::slice::from_ref(&out))?;
+        let mut finished = ::actlab_train::report::collect_runs(std::slice::from_ref(&out))?;
         inspect_learnable(&mut finished, &config.base, backend, quiet)?;
         // The report takes every finished run in the directory; the count is of this config's.
         let planned_finished = statuses
@@ -72,7 +74,7 @@ impl CompareArgs {
             .count();
         let others = finished.len() - planned_finished;
         let pending = statuses.len() - planned_finished;
-        ::train::report::write_report(
+        ::actlab_train::report::write_report(
             &finished,
             &out,
             &backend_note(backend),
@@ -104,12 +106,12 @@ impl CompareArgs {
 /// (what its slopes became, for the report), on the sweep's test split, and keeps the result
 /// in the run for the report.
 fn inspect_learnable(
-    runs: &mut [::train::report::FinishedRun],
+    runs: &mut [::actlab_train::report::FinishedRun],
     base: &RunConfig,
     backend: Backend,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    use ::train::run::RunDir;
+    use ::actlab_train::run::RunDir;
     let mut data = None;
     for run in runs.iter_mut().filter(|run| run.inspection.is_none()) {
         // The slots from the config alone; the weights are read only for learnable runs.
@@ -128,13 +130,13 @@ fn inspect_learnable(
         if !learnable {
             continue;
         }
-        let (_, model) = ::train::run::load_trained(&run.dir, backend)?;
+        let (_, model) = ::actlab_train::run::load_trained(&run.dir, backend)?;
         if data.is_none() {
-            data = Some(::train::run::load_data(base)?);
+            data = Some(::actlab_train::run::load_data(base)?);
         }
         let test = &data.as_ref().expect("loaded above").test;
-        let inspection = ::train::inspect::inspect(&model, test, backend);
-        ::train::report::write_inspection(
+        let inspection = ::actlab_train::inspect::inspect(&model, test, backend);
+        ::actlab_train::report::write_inspection(
             &inspection,
             &run.dir,
             &format!("{} with {}", run.config.model, run.label),

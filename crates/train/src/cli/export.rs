@@ -18,9 +18,9 @@ pub struct ExportArgs {
 impl ExportArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let Self { model, format, out } = self;
-        let (config, network) = ::train::run::load_trained(&model, Backend::Flex)?;
+        let (config, network) = ::actlab_train::run::load_trained(&model, Backend::Flex)?;
         let out = out.unwrap_or_else(|| model.join(format!("model.{format}")));
-        ::train::export::export_safetensors(&network, &config.to_toml(), &out)?;
+        ::actlab_train::export::export_safetensors(&network, &config.to_toml(), &out)?;
         println!(
             "wrote {} ({} parameters); load it in PyTorch with \
              `python scripts/torch_model.py {}`",

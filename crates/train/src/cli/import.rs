@@ -27,7 +27,7 @@ impl ImportArgs {
             sets,
             out,
         } = self;
-        let config = ::train::export::import_run(&from, config.as_deref(), &sets, &out)?;
+        let config = ::actlab_train::export::import_run(&from, config.as_deref(), &sets, &out)?;
         println!(
             "imported {} into {} ({} parameters); evaluate it with `fmnist eval --model {}`",
             from.display(),

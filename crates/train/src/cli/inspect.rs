@@ -11,8 +11,8 @@ pub struct InspectArgs {
     /// Where to write summary.json, report.md and the plots (default: MODEL/inspect).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    #[arg(long, default_value = "flex", value_parser = parse_backend)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// Directory with the four IDX files.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -20,7 +20,8 @@ pub struct InspectArgs {
 
 impl InspectArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let (mut config, network) = ::train::run::load_trained(&self.model, self.backend)?;
+        let backend = self.backend.resolve()?;
+        let (mut config, network) = ::actlab_train::run::load_trained(&self.model, backend)?;
         if self.data_dir.is_some() {
             config.data.dir = self.data_dir;
         }
@@ -28,10 +29,10 @@ impl InspectArgs {
         config.data.train_limit = 0;
         config.data.test_limit = 0;
         config.data.validation = 0;
-        let data = ::train::run::load_data(&config)?;
-        let inspection = ::train::inspect::inspect(&network, &data.test, self.backend);
+        let data = ::actlab_train::run::load_data(&config)?;
+        let inspection = ::actlab_train::inspect::inspect(&network, &data.test, backend);
         let out = self.out.unwrap_or_else(|| self.model.join("inspect"));
-        ::train::report::write_inspection(
+        ::actlab_train::report::write_inspection(
             &inspection,
             &self.model,
             &format!("{} with {}", config.model, config.model.activation()),

@@ -3,6 +3,7 @@
 mod activations;
 mod bench;
 mod compare;
+mod configs;
 mod data;
 mod eval;
 mod export;
@@ -16,9 +17,9 @@ mod train;
 use std::path::PathBuf;
 
 use ::activations::ActivationConfig;
-use ::train::burn::module::Module;
-use ::train::data::{CLASS_NAMES, FILES};
-use ::train::{Backend, RunConfig, TrainOptions};
+use ::actlab_train::burn::module::Module;
+use ::actlab_train::data::{CLASS_NAMES, FILES};
+use ::actlab_train::{Backend, RunConfig, TrainOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -47,6 +48,8 @@ enum Command {
     Data(data::DataArgs),
     /// Every activation in the registry with its parameters and defaults.
     Activations,
+    /// The configs shipped inside the binary: list them, or print one to edit.
+    Configs(configs::ConfigsArgs),
     /// Train every activation × seed of a compare config, then write the report.
     Compare(compare::CompareArgs),
     /// Merge finished runs from one or more sweep directories into one report.
@@ -74,6 +77,7 @@ impl Cli {
             Command::Predict(args) => args.run(),
             Command::Data(args) => args.run(),
             Command::Activations => activations::run(),
+            Command::Configs(args) => args.run(),
             Command::Compare(args) => args.run(),
             Command::Report(args) => args.run(),
             Command::Plot(args) => args.run(),
@@ -84,13 +88,37 @@ impl Cli {
     }
 }
 
-pub(crate) fn parse_backend(name: &str) -> Result<Backend, ::train::backend::ParseBackendError> {
+/// `--backend NAME [--device N]`, shared by every command that computes.
+#[derive(Args, Clone, Copy)]
+pub struct BackendArgs {
+    /// flex (default), ndarray, wgpu, or cuda (when compiled in).
+    #[arg(long, default_value = "flex", value_parser = parse_backend)]
+    backend: Backend,
+    /// Which of the backend's devices (wgpu, cuda: the GPU's index, as the error for a
+    /// missing one lists them; default: wgpu's default adapter, CUDA's GPU 0).
+    #[arg(long, value_name = "N")]
+    device: Option<usize>,
+}
+
+impl BackendArgs {
+    /// The backend on the device asked for, or an error listing the devices there are.
+    pub fn resolve(self) -> anyhow::Result<Backend> {
+        Ok(match self.device {
+            None => self.backend,
+            Some(index) => self.backend.on_device(index)?,
+        })
+    }
+}
+
+pub(crate) fn parse_backend(
+    name: &str,
+) -> Result<Backend, ::actlab_train::backend::ParseBackendError> {
     name.parse()
 }
 
 pub(crate) fn parse_shard(
     text: &str,
-) -> Result<::train::sweep::Shard, ::train::sweep::ParseShardError> {
+) -> Result<::actlab_train::sweep::Shard, ::actlab_train::sweep::ParseShardError> {
     text.parse()
 }
 
@@ -109,7 +137,8 @@ pub(crate) fn parse_activation(text: &str) -> anyhow::Result<ActivationConfig> {
     }
 }
 
-/// Benchmark rows as one pretty-printed JSON array on stdout.
+/// `--json` output (benchmark rows, train and eval summaries) as one pretty-printed JSON
+/// value on stdout.
 pub(crate) fn print_json(rows: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(rows)?;
     println!("{text}");

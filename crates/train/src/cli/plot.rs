@@ -25,7 +25,7 @@ impl PlotArgs {
         };
         std::fs::create_dir_all(&out)
             .with_context(|| format!("cannot create {}", out.display()))?;
-        ::train::report::plots::activation_grid(&list, &out.join("activations"))?;
+        ::actlab_train::report::plots::activation_grid(&list, &out.join("activations"))?;
         println!("wrote {} and .svg", out.join("activations.png").display());
         Ok(())
     }

@@ -13,8 +13,8 @@ pub struct PredictArgs {
     /// Invert the images (for dark objects on a light background).
     #[arg(long)]
     pub invert: bool,
-    #[arg(long, default_value = "flex", value_parser = parse_backend)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 impl PredictArgs {
@@ -25,17 +25,18 @@ impl PredictArgs {
             invert,
             backend,
         } = self;
-        let (_, network) = ::train::run::load_trained(&model, backend)?;
+        let backend = backend.resolve()?;
+        let (_, network) = ::actlab_train::run::load_trained(&model, backend)?;
         let device = backend.device();
         for path in images {
-            let pixels = ::train::data::image::load_png(&path, invert)?;
-            let split = ::train::data::Split {
+            let pixels = ::actlab_train::data::image::load_png(&path, invert)?;
+            let split = ::actlab_train::data::Split {
                 images: pixels,
                 labels: vec![0],
             };
             let (batch, _) = split.batch(&[0], &device);
             let probabilities =
-                ::train::burn::tensor::activation::softmax(network.forward(batch), 1);
+                ::actlab_train::burn::tensor::activation::softmax(network.forward(batch), 1);
             let probabilities: Vec<f32> = probabilities
                 .into_data()
                 .convert::<f32>()

@@ -22,7 +22,7 @@ impl ReportArgs {
             out,
             baseline,
         } = self;
-        let runs = ::train::report::collect_runs(&dirs)?;
+        let runs = ::actlab_train::report::collect_runs(&dirs)?;
         let out = out.unwrap_or_else(|| dirs[0].clone());
         let backends: Vec<String> = runs.iter().map(|r| r.summary.backend.clone()).collect();
         let note = match backends.first() {
@@ -31,7 +31,7 @@ impl ReportArgs {
             }
             _ => "Runs come from several backends: compare speeds with care.".into(),
         };
-        ::train::report::write_report(&runs, &out, &note, &baseline)?;
+        ::actlab_train::report::write_report(&runs, &out, &note, &baseline)?;
         println!(
             "{} finished runs from {} director{}; report: {}",
             runs.len(),

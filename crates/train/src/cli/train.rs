@@ -4,12 +4,12 @@ use super::*;
 /// Train a model as a config file says; writes a run directory.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// The run config (TOML).
-    #[arg(long, default_value = "configs/default.toml")]
+    /// The run config: a TOML file, or the name of a shipped config (`fmnist configs` lists
+    /// them; default: the reference CNN).
+    #[arg(long, default_value = "default")]
     pub config: PathBuf,
-    /// flex (default), ndarray, wgpu, or cuda (when compiled in).
-    #[arg(long, default_value = "flex", value_parser = parse_backend)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// Override a config key, e.g. --set model.activation=gelu --set train.epochs=3.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
@@ -34,6 +34,10 @@ pub struct TrainArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the run's summary as one JSON object on stdout (the run directory, and the
+    /// fields of its summary.json), instead of the sentence; progress stays on stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl TrainArgs {
@@ -49,7 +53,9 @@ impl TrainArgs {
             offline,
             no_verify,
             quiet,
+            json,
         } = self;
+        let backend = backend.resolve()?;
         sets.extend(data_dir_override(data_dir));
         if offline {
             sets.push("data.offline=true".into());
@@ -60,7 +66,7 @@ impl TrainArgs {
         let config = RunConfig::load(&config, &sets)?;
         let out =
             out.unwrap_or_else(|| PathBuf::from("runs").join(config.model.activation().name()));
-        let summary = ::train::train(
+        let summary = ::actlab_train::train(
             &config,
             &TrainOptions {
                 backend,
@@ -71,6 +77,18 @@ impl TrainArgs {
                 diagnostics: false,
             },
         )?;
+        if json {
+            #[derive(serde::Serialize)]
+            struct Output<'a> {
+                run_dir: &'a std::path::Path,
+                #[serde(flatten)]
+                summary: &'a ::actlab_train::run::Summary,
+            }
+            return print_json(&Output {
+                run_dir: &out,
+                summary: &summary,
+            });
+        }
         if !summary.complete {
             println!(
                 "stopped after epoch {} with test accuracy {:.2}%; the checkpoint is in {}: \

@@ -237,18 +237,14 @@ fn download(url: &str, target: &Path, file: &DataFile, verify: bool) -> Result<(
         }
     }
     progress.finish("");
-    let tmp = target.with_extension("gz.partial");
-    std::fs::File::create(&tmp)
-        .and_then(|mut out| {
-            out.write_all(&body)?;
-            out.sync_all()
-        })
-        .map_err(DataError::io("write", &tmp))?;
-    if let Err(error) = read_verified(&tmp, file, verify) {
-        std::fs::remove_file(&tmp).ok();
-        return Err(error);
-    }
-    std::fs::rename(&tmp, target).map_err(DataError::io("move into place", &tmp))
+    // A unique temporary name: two processes downloading at once never write one file. A
+    // download that fails verification is removed with its temporary file.
+    let mut tmp = crate::atomic::temporary_beside(target, ".partial")
+        .map_err(DataError::io("write", target))?;
+    tmp.write_all(&body)
+        .map_err(DataError::io("write", tmp.path()))?;
+    read_verified(tmp.path(), file, verify)?;
+    crate::atomic::persist(tmp, target).map_err(DataError::io("move into place", target))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! What the seeds support: per activation the 95% interval of its mean test accuracy, a paired
 //! comparison with the baseline and with the best activation (runs paired by seed: same data
-//! order and initialisation stream), which activations are statistically tied with the best,
-//! and a plain-words paragraph that says what can and cannot be concluded.
+//! order and initialisation stream), Holm's correction over all of a report's tests, which
+//! activations are statistically tied with the best, and a plain-words paragraph that says
+//! what can and cannot be concluded.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -10,7 +11,7 @@ use serde::Serialize;
 use crate::report::aggregate::ActivationResult;
 use crate::report::collect::FinishedRun;
 use crate::report::stats::{
-    MeanInterval, PairedComparison, mean_interval, paired_t_test, seeds_needed,
+    MeanInterval, PairedComparison, holm, mean_interval, paired_t_test, seeds_needed,
 };
 
 /// The level of every test and interval.
@@ -26,9 +27,14 @@ pub struct SignificanceRow {
     /// It minus the baseline, paired by seed (`None` for the baseline itself, without a
     /// baseline, or with fewer than two shared seeds).
     pub vs_baseline: Option<PairedComparison>,
+    /// `vs_baseline`'s p-value after Holm's correction over every test of the report.
+    pub vs_baseline_p_holm: Option<f64>,
     /// It minus the best activation, paired by seed (`None` for the best itself).
     pub vs_best: Option<PairedComparison>,
-    /// The best, or not separable from it (p ≥ 0.05, or too few shared seeds to test).
+    /// `vs_best`'s p-value after Holm's correction over every test of the report.
+    pub vs_best_p_holm: Option<f64>,
+    /// The best, or tied with it: [`TIED_RULE`]. Down the table (best mean first) this is a
+    /// run of `true` followed by `false` only.
     pub tied_with_best: bool,
 }
 
@@ -42,6 +48,12 @@ pub struct Significance {
     /// One row per activation, best mean first.
     pub rows: Vec<SignificanceRow>,
 }
+
+/// What "tied with the best" means, as the report states it.
+pub const TIED_RULE: &str = "an activation is tied with the best when its difference from the \
+     best is not significant after Holm's correction (adjusted p ≥ 0.05, or too few shared seeds \
+     to test) and every activation above it in the table is tied too; so the tied activations \
+     are the top of the table, down to the first one the data separate from the best";
 
 /// Final test accuracy by seed, per label.
 fn accuracies(runs: &[FinishedRun]) -> BTreeMap<&str, BTreeMap<u64, f64>> {
@@ -75,26 +87,44 @@ pub fn significance(
     let seeds_of = |label: &str| &by_label[label];
     let best = results.first().map(|r| r.label.as_str());
     let has_baseline = by_label.contains_key(baseline);
-    let rows = results
+    let mut rows: Vec<SignificanceRow> = results
         .iter()
         .map(|r| {
             let own = seeds_of(&r.label);
             let values: Vec<f64> = own.values().copied().collect();
-            let vs_best = best
-                .filter(|best| *best != r.label)
-                .and_then(|best| paired(own, seeds_of(best)));
             SignificanceRow {
                 label: r.label.clone(),
                 interval: mean_interval(&values),
                 vs_baseline: (has_baseline && r.label != baseline)
                     .then(|| paired(own, seeds_of(baseline)))
                     .flatten(),
-                tied_with_best: Some(r.label.as_str()) == best
-                    || vs_best.is_none_or(|c| c.p_value >= ALPHA),
-                vs_best,
+                vs_baseline_p_holm: None,
+                vs_best: best
+                    .filter(|best| *best != r.label)
+                    .and_then(|best| paired(own, seeds_of(best))),
+                vs_best_p_holm: None,
+                tied_with_best: false,
             }
         })
         .collect();
+    // One family: every test the report shows, against the baseline and against the best.
+    let raw: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| [r.vs_baseline, r.vs_best])
+        .flatten()
+        .map(|c| c.p_value)
+        .collect();
+    let mut adjusted = holm(&raw).into_iter();
+    for row in &mut rows {
+        // In the order `raw` was collected; a missing test takes no adjusted value.
+        row.vs_baseline_p_holm = row.vs_baseline.and_then(|_| adjusted.next());
+        row.vs_best_p_holm = row.vs_best.and_then(|_| adjusted.next());
+    }
+    let mut tied = true;
+    for row in &mut rows {
+        tied &= row.vs_best_p_holm.is_none_or(|p| p >= ALPHA);
+        row.tied_with_best = tied;
+    }
     Significance {
         baseline: has_baseline.then(|| baseline.to_string()),
         seeds: by_label.values().map(BTreeMap::len).max().unwrap_or(0),
@@ -150,14 +180,15 @@ pub fn conclusions(significance: &Significance) -> String {
     if tied.is_empty() {
         let _ = write!(
             text,
-            "every other activation is below it with p < {ALPHA} (paired t-test over seeds). "
+            "every other activation is below it (paired t-test over seeds, Holm-adjusted \
+             p < {ALPHA}). "
         );
     } else {
         let _ = write!(
             text,
             "{} other activation(s) — {} — are statistically tied with it (paired t-test over \
-             seeds, p ≥ {ALPHA}), so the data do not rank these {} apart; below it with \
-             p < {ALPHA}: {}. ",
+             seeds, Holm-adjusted p ≥ {ALPHA}), so the data do not rank these {} apart; below \
+             it: {}. ",
             tied.len(),
             labels(&tied),
             tied.len() + 1,
@@ -167,22 +198,16 @@ pub fn conclusions(significance: &Significance) -> String {
     if let Some(baseline) = &significance.baseline {
         let better: Vec<&SignificanceRow> = rows
             .iter()
-            .filter(|r| {
-                r.vs_baseline
-                    .is_some_and(|c| c.p_value < ALPHA && c.mean_difference > 0.0)
-            })
+            .filter(|r| significant(r).is_some_and(|c| c.mean_difference > 0.0))
             .collect();
         let worse: Vec<&SignificanceRow> = rows
             .iter()
-            .filter(|r| {
-                r.vs_baseline
-                    .is_some_and(|c| c.p_value < ALPHA && c.mean_difference < 0.0)
-            })
+            .filter(|r| significant(r).is_some_and(|c| c.mean_difference < 0.0))
             .collect();
         let _ = write!(
             text,
-            "Against the baseline `{baseline}`: better with p < {ALPHA}: {}; worse: {}; the \
-             others cannot be told apart from it. ",
+            "Against the baseline `{baseline}` (Holm-adjusted p < {ALPHA}): better: {}; worse: \
+             {}; the others cannot be told apart from it. ",
             labels(&better),
             labels(&worse)
         );
@@ -191,9 +216,11 @@ pub fn conclusions(significance: &Significance) -> String {
         + rows.iter().filter(|r| r.vs_best.is_some()).count();
     let _ = write!(
         text,
-        "These are {tests} tests at the {}% level without a correction for multiple \
-         comparisons: about one in twenty differences that do not exist comes out \
-         \"significant\", so read p-values near {ALPHA} as suggestive. ",
+        "These are {tests} paired t-tests, corrected together with Holm's method: a difference \
+         is called significant only when its Holm-adjusted p is below {ALPHA}, which keeps the \
+         chance that even one of them does not exist at or below {}%. The table shows the raw p \
+         beside the adjusted one; a raw p below {ALPHA} whose adjusted p is not is suggestive, \
+         not established. Tied with the best: {TIED_RULE}. ",
         100.0 * ALPHA
     );
     // The closest unresolved difference: what it would take to settle it.
@@ -226,6 +253,12 @@ pub fn conclusions(significance: &Significance) -> String {
     text
 }
 
+/// The comparison with the baseline, when it survives Holm's correction.
+fn significant(row: &SignificanceRow) -> Option<PairedComparison> {
+    row.vs_baseline
+        .filter(|_| row.vs_baseline_p_holm.is_some_and(|p| p < ALPHA))
+}
+
 /// `[90.85, 91.31]` in percent, or `–` with one seed.
 pub fn interval_cell(interval: Option<MeanInterval>) -> String {
     interval.map_or("–".into(), |i| {
@@ -233,15 +266,17 @@ pub fn interval_cell(interval: Option<MeanInterval>) -> String {
     })
 }
 
-/// `+0.21 [+0.04, +0.38], p = 0.025` in points (`p < 0.001` when smaller), or `–`.
-pub fn comparison_cell(comparison: Option<PairedComparison>) -> String {
+/// `+0.21 [+0.04, +0.38], p = 0.025, Holm p = 0.210` in points (`p < 0.001` when smaller),
+/// or `–`.
+pub fn comparison_cell(comparison: Option<PairedComparison>, p_holm: Option<f64>) -> String {
     comparison.map_or("–".into(), |c| {
         format!(
-            "{:+.2} [{:+.2}, {:+.2}], p {}",
+            "{:+.2} [{:+.2}, {:+.2}], p {}, Holm p {}",
             100.0 * c.mean_difference,
             100.0 * c.low,
             100.0 * c.high,
-            p_value(c.p_value)
+            p_value(c.p_value),
+            p_value(p_holm.unwrap_or(c.p_value))
         )
     })
 }

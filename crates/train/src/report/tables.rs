@@ -153,7 +153,7 @@ pub(crate) fn report_markdown(
     let baseline = significance.baseline.as_deref().unwrap_or("baseline");
     let _ = writeln!(
         md,
-        "| # | activation | test accuracy % (mean ± std) | 95% interval | vs `{baseline}`, points [95% interval] | tied with best | seeds | best epoch | final train loss | s/epoch | img/s | dead units % | sparsity % | saturation % | grad ratio first/last |"
+        "| # | activation | test accuracy % (mean ± std) | 95% interval | vs `{baseline}`, points [95% interval], raw and Holm-adjusted p | tied with best | seeds | best epoch | final train loss | s/epoch | img/s | dead units % | sparsity % | saturation % | grad ratio first/last |"
     );
     let _ = writeln!(
         md,
@@ -170,7 +170,7 @@ pub(crate) fn report_markdown(
             if significance.baseline.as_deref() == Some(r.label.as_str()) {
                 "baseline".to_string()
             } else {
-                comparison_cell(s.vs_baseline)
+                comparison_cell(s.vs_baseline, s.vs_baseline_p_holm)
             },
             if s.tied_with_best { "yes" } else { "no" },
             r.seeds.len(),

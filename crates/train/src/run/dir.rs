@@ -135,16 +135,11 @@ pub struct RunDir {
     dir: PathBuf,
 }
 
-/// Writes `bytes` to a temporary name, fsyncs it and renames it into place (fsyncing the
-/// directory), so an interrupted write never leaves a half-written or empty file.
+/// Writes `bytes` to a uniquely named temporary file beside `path`, fsyncs it and renames it
+/// into place (fsyncing the directory), so an interrupted write never leaves a half-written
+/// or empty file and concurrent writers never share a temporary file ([`crate::atomic`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
-    let tmp = path.with_extension("tmp");
-    write_synced(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).map_err(RunError::io("write", path))?;
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => fsync_dir(parent),
-        _ => Ok(()),
-    }
+    crate::atomic::write(path, bytes).map_err(RunError::io("write", path))
 }
 
 /// Writes `bytes` to `path` and waits until they are on disk.
@@ -181,9 +176,16 @@ pub(crate) fn save_model_synced(model: &Model, path: &Path) -> Result<(), RunErr
 }
 
 fn save_model_atomic(model: &Model, path: &Path) -> Result<(), RunError> {
-    let tmp = path.with_extension("tmp");
-    save_model_synced(model, &tmp)?;
-    std::fs::rename(&tmp, path).map_err(RunError::io("write", path))
+    let bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|source| RunError::Io {
+            action: "write",
+            path: path.into(),
+            source: std::io::Error::other(source),
+        })?;
+    write_atomic(path, &bytes)
 }
 
 impl RunDir {

@@ -91,10 +91,11 @@ pub struct CompareConfig {
 }
 
 impl CompareConfig {
-    /// Reads `path` and applies `--set` overrides (`compare.seeds=[1]` works too).
+    /// Reads `path` (a file, or the name of a shipped config: [`crate::configs`]) and applies
+    /// `--set` overrides (`compare.seeds=[1]` works too).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(ConfigError::read(path))?;
-        Self::parse(&text, &path.display().to_string(), overrides)
+        let (text, origin) = crate::configs::read(path)?;
+        Self::parse(&text, &origin, overrides)
     }
 
     /// Parses TOML text (`origin` names it in errors).

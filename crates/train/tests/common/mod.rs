@@ -3,13 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use train::data::dataset::Splits;
-use train::data::{Located, Split};
-use train::{Backend, RunConfig, TrainOptions};
+use actlab_train::data::dataset::Splits;
+use actlab_train::data::{Located, Split};
+use actlab_train::{Backend, RunConfig, TrainOptions};
 
 /// Small synthetic data: each class lights up its own band of rows, plus noise.
 pub fn synthetic(n: usize, seed: u64) -> Split {
-    let mut rng = train::rng::SplitMix64::new(seed);
+    let mut rng = actlab_train::rng::SplitMix64::new(seed);
     let mut images = Vec::with_capacity(n * 784);
     let mut labels = Vec::with_capacity(n);
     for i in 0..n {

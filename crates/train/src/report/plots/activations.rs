@@ -154,9 +154,14 @@ mod tests {
             svg.contains("gelu") && svg.contains("hardswish"),
             "labels are drawn"
         );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .filter(|name| name.to_string_lossy().starts_with('.'))
+            .collect();
         assert!(
-            !dir.path().join("all.tmp.png").exists(),
-            "temporary files are renamed"
+            leftovers.is_empty(),
+            "temporary files are renamed: {leftovers:?}"
         );
     }
 }

@@ -96,33 +96,35 @@ pub(crate) fn color(index: usize) -> RGBColor {
     }
 }
 
-/// Draws with `draw` into `stem.png` and `stem.svg`, each through a temporary file renamed into
-/// place, so an interrupted run never leaves half a picture.
+/// Draws with `draw` into `stem.png` and `stem.svg`, each through a uniquely named temporary
+/// file renamed into place ([`crate::atomic`]), so an interrupted run never leaves half a
+/// picture and two processes drawing the same plot never mix theirs.
 macro_rules! render {
     ($stem:expr, $size:expr, $draw:ident $(, $arg:expr)*) => {{
         fonts();
         let stem: &Path = $stem;
         let png = with_suffix(stem, "png");
         let svg = with_suffix(stem, "svg");
-        let png_tmp = with_suffix(stem, "tmp.png");
-        let svg_tmp = with_suffix(stem, "tmp.svg");
+        let write = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| PlotError::Write { path, source }
+        };
+        let png_tmp = crate::atomic::temporary_beside(&png, ".png").map_err(write(&png))?;
+        let svg_tmp = crate::atomic::temporary_beside(&svg, ".svg").map_err(write(&svg))?;
         {
-            let root = BitMapBackend::new(&png_tmp, $size).into_drawing_area();
+            let root = BitMapBackend::new(png_tmp.path(), $size).into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
             $draw(&root $(, $arg)*)?;
             root.present().map_err(err)?;
         }
         {
-            let root = SVGBackend::new(&svg_tmp, $size).into_drawing_area();
+            let root = SVGBackend::new(svg_tmp.path(), $size).into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
             $draw(&root $(, $arg)*)?;
             root.present().map_err(err)?;
         }
         for (tmp, path) in [(png_tmp, png), (svg_tmp, svg)] {
-            std::fs::rename(&tmp, &path).map_err(|source| PlotError::Write {
-                path: path.clone(),
-                source,
-            })?;
+            crate::atomic::persist(tmp, &path).map_err(write(&path))?;
         }
         Ok(())
     }};
