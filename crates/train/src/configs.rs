@@ -47,13 +47,28 @@ impl ShippedConfig {
         SHIPPED.iter().find(|config| config.name == name)
     }
 
-    /// What it is for: its first comment line, without the `# `.
-    pub fn description(&self) -> &'static str {
-        self.text
-            .lines()
-            .next()
-            .and_then(|line| line.strip_prefix('#'))
-            .map_or("", str::trim)
+    /// What it is for: the first sentence of its opening comment.
+    pub fn description(&self) -> String {
+        let mut text = String::new();
+        for line in self.text.lines() {
+            // The comment ends at the first line that is not prose: code, a blank, or an
+            // indented command example (`#   fmnist train ...`).
+            let Some(comment) = line.strip_prefix('#') else {
+                break;
+            };
+            if comment.trim().is_empty() || comment.starts_with("   ") {
+                break;
+            }
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(comment.trim());
+            if let Some(end) = text.find(". ") {
+                text.truncate(end + 1);
+                break;
+            }
+        }
+        text
     }
 
     /// Whether it is a study for `fmnist compare` (it has a `[compare]` section) rather than
