@@ -224,6 +224,18 @@ fn cli_rejects_bad_input_with_clear_errors() {
         !ok && text.contains("configs/compare.toml") && text.contains("relu7"),
         "{text}"
     );
+    // An output directory that exists but cannot be written (/proc/1, even for root) is
+    // refused before training, naming it.
+    let (ok, text) = fmnist(&["train", "--out", "/proc/1", "--set", "data.train_limit=100"]);
+    assert!(
+        !ok && text.contains("cannot write into run directory /proc/1"),
+        "{text}"
+    );
+    let (ok, text) = fmnist(&["compare", "--out", "/proc/1"]);
+    assert!(
+        !ok && text.contains("cannot write into study directory /proc/1"),
+        "{text}"
+    );
     let (ok, text) = fmnist(&["report", "/nonexistent/sweep"]);
     assert!(!ok && text.contains("not a directory"), "{text}");
     let (ok, text) = fmnist(&["export", "--model", "/nonexistent/run", "--format", "onnx"]);

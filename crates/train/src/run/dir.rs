@@ -192,6 +192,9 @@ impl RunDir {
     /// Creates (or reuses) a run directory.
     pub fn create(dir: &Path) -> Result<Self, RunError> {
         std::fs::create_dir_all(dir).map_err(RunError::io("create run directory", dir))?;
+        // A directory that exists but cannot be written (read-only mount, permissions) fails
+        // here, naming it, before any training rather than at the first checkpoint.
+        tempfile::tempfile_in(dir).map_err(RunError::io("write into run directory", dir))?;
         Ok(Self { dir: dir.into() })
     }
 

@@ -308,6 +308,8 @@ pub(crate) fn train_locked(
 
 /// Loads the data and trains.
 pub fn train(config: &RunConfig, options: &TrainOptions) -> Result<Summary, TrainError> {
+    // An output directory that cannot be written is refused before the data is read.
+    RunDir::create(&options.out_dir)?;
     let data = load_data(config)?;
     if !options.quiet {
         eprintln!(

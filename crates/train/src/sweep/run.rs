@@ -79,6 +79,12 @@ fn sweep(
 ) -> Result<Vec<(PlannedRun, RunStatus)>, TrainError> {
     std::fs::create_dir_all(&options.out_dir)
         .map_err(crate::run::RunError::io("create", &options.out_dir))?;
+    // The report goes here at the end: a directory that cannot be written is refused now,
+    // not after hours of training.
+    tempfile::tempfile_in(&options.out_dir).map_err(crate::run::RunError::io(
+        "write into study directory",
+        &options.out_dir,
+    ))?;
     let plan = config.plan();
     let mut loaded: Option<Splits> = None;
     let mut statuses = Vec::new();
