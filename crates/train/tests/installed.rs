@@ -228,19 +228,15 @@ fn the_slurm_script_runs_shards_and_merges_them() {
         (out.status.success(), text)
     };
     let small = [
-        "--set",
-        "compare.activations=[\"relu\", \"tanh\"]",
-        "--set",
-        "compare.seeds=[1]",
-        "--set",
-        "model.hidden=[8]",
-        "--set",
-        "data.train_limit=300",
-        "--set",
-        "data.test_limit=100",
-        "--set",
-        "train.epochs=1",
-    ];
+        &[
+            "--set",
+            "compare.activations=[\"relu\", \"tanh\"]",
+            "--set",
+            "compare.seeds=[1]",
+        ][..],
+        &common::TINY_RUNS,
+    ]
+    .concat();
     for task in ["1", "2"] {
         let (ok, text) = run(
             &small,

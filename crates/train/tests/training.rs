@@ -438,15 +438,8 @@ fn three_shards_round() {
                 "compare.activations=[\"relu\", \"prelu\", \"tanh\"]",
                 "--set",
                 "compare.seeds=[1, 2]",
-                "--set",
-                "model.hidden=[8]",
-                "--set",
-                "data.train_limit=300",
-                "--set",
-                "data.test_limit=100",
-                "--set",
-                "train.epochs=1",
             ])
+            .args(common::TINY_RUNS)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -60,6 +60,19 @@ pub fn options(dir: &Path, backend: Backend, resume: bool) -> TrainOptions {
     }
 }
 
+/// `--set`s that make each run of a compare study tiny (an 8-unit MLP, 300 training and 100
+/// test images of the real data, one epoch): for tests of the machinery around the runs.
+pub const TINY_RUNS: [&str; 8] = [
+    "--set",
+    "model.hidden=[8]",
+    "--set",
+    "data.train_limit=300",
+    "--set",
+    "data.test_limit=100",
+    "--set",
+    "train.epochs=1",
+];
+
 /// Runs the `fmnist` binary from the repository root (so `configs/...` paths work): whether it
 /// succeeded, and its stdout and stderr together.
 pub fn fmnist(args: &[&str]) -> (bool, String) {
