@@ -431,3 +431,73 @@ fn a_sweep_skips_a_run_that_another_process_is_training() {
     let statuses: Vec<&RunStatus> = statuses.iter().map(|(_, status)| status).collect();
     assert_eq!(statuses, [&RunStatus::Trained, &RunStatus::Skipped]);
 }
+
+/// `fmnist verify` on a study: one run finished and whole, one stopped after an epoch, one
+/// whose weights were changed after it finished, one whose checkpoints are all damaged, and
+/// one the study's config plans but nobody trained. Each is named with its state, the exit
+/// code is non-zero, and a whole run alone passes.
+#[test]
+fn verify_lists_intact_incomplete_damaged_and_missing_runs() {
+    let data = data_dir();
+    let study = tempfile::tempdir().unwrap();
+    let train = |name: &str, extra: &[&str]| {
+        let (ok, text) = run(train_command(data.path(), &study.path().join(name), extra));
+        assert!(ok, "{name}: {text}");
+    };
+    train("relu-seed1", &[]);
+    train("relu-seed2", &["--stop-after", "1"]);
+    train("gelu-seed1", &[]);
+    train("gelu-seed2", &["--stop-after", "2"]);
+    let model = study.path().join("gelu-seed1/model.bpk");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&model, bytes).unwrap();
+    for dir in checkpoints(&study.path().join("gelu-seed2")) {
+        std::fs::write(dir.join("state.json"), b"{").unwrap();
+    }
+    let config = study.path().join("study.toml");
+    std::fs::write(
+        &config,
+        "[compare]\nactivations = [\"relu\", \"gelu\", \"tanh\"]\nseeds = [1, 2]\n",
+    )
+    .unwrap();
+
+    let verify = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fmnist"));
+        command.arg("verify").args(args);
+        run(command)
+    };
+    let study_arg = study.path().to_str().unwrap();
+    let (ok, text) = verify(&[study_arg, "--config", config.to_str().unwrap()]);
+    assert!(!ok && !text.contains("panicked"), "{text}");
+    let line = |name: &str| {
+        text.lines()
+            .find(|line| line.contains(&format!("/{name}")))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{text}"))
+            .to_string()
+    };
+    assert!(line("relu-seed1").starts_with("intact "), "{text}");
+    assert!(
+        line("relu-seed2").starts_with("incomplete ")
+            && line("relu-seed2").contains("resumes after epoch 1"),
+        "{text}"
+    );
+    assert!(
+        line("gelu-seed1").starts_with("damaged ") && line("gelu-seed1").contains("model.bpk"),
+        "{text}"
+    );
+    assert!(
+        line("gelu-seed2").starts_with("damaged ") && line("gelu-seed2").contains("state.json"),
+        "{text}"
+    );
+    for missing in ["tanh-seed1", "tanh-seed2"] {
+        assert!(line(missing).starts_with("missing "), "{text}");
+    }
+    assert!(text.contains("5 of 6 run(s) are not intact"), "{text}");
+
+    let (ok, text) = verify(&[study.path().join("relu-seed1").to_str().unwrap()]);
+    assert!(ok && text.contains("all 1 run(s) intact"), "{text}");
+    let (ok, text) = verify(&["/nonexistent/study"]);
+    assert!(!ok && text.contains("not a directory"), "{text}");
+}

@@ -13,6 +13,7 @@ mod plot;
 mod predict;
 mod report;
 mod train;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -65,6 +66,9 @@ enum Command {
     Export(export::ExportArgs),
     /// Bring PyTorch-trained weights (safetensors) into a new run directory.
     Import(import::ImportArgs),
+    /// Check run directories, or every run of a study, against the hashes the runs recorded:
+    /// intact, incomplete, damaged or missing (non-zero exit unless all are intact).
+    Verify(verify::VerifyArgs),
 }
 
 impl Cli {
@@ -84,6 +88,7 @@ impl Cli {
             Command::Bench { what } => what.run(),
             Command::Export(args) => args.run(),
             Command::Import(args) => args.run(),
+            Command::Verify(args) => args.run(),
         }
     }
 }

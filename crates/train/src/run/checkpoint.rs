@@ -219,6 +219,25 @@ pub(crate) fn exists(run: &RunDir) -> bool {
     checkpoint_dirs(run).is_ok_and(|dirs| !dirs.is_empty()) || run.legacy_checkpoint().is_dir()
 }
 
+/// The epoch of the newest checkpoint that verifies (`None` without checkpoints); when there
+/// are checkpoints and none verifies, why the newest does not.
+pub(crate) fn newest_verified(run: &RunDir) -> Result<Option<usize>, CheckpointError> {
+    let dirs = checkpoint_dirs(run).map_err(|error| CheckpointError::Damaged {
+        path: run.checkpoints_dir(),
+        reason: error.to_string(),
+    })?;
+    let mut first_error = None;
+    for (epoch, dir) in dirs {
+        match verify(&dir, epoch) {
+            Ok(_) => return Ok(Some(epoch)),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    first_error.map_or(Ok(None), Err)
+}
+
 /// A checkpoint that verified: its state, and the verified bytes of its weights.
 #[derive(Debug)]
 struct Verified {

@@ -322,6 +322,16 @@ impl RunDir {
         Ok(RunConfig::parse(&text, &path.display().to_string(), &[])?)
     }
 
+    /// Checks every file `summary.json` records a SHA-256 for (weights, config, metrics)
+    /// against it; the error names the first that differs. Runs of older versions record
+    /// none and pass.
+    pub(crate) fn verify_files(&self) -> Result<(), RunError> {
+        self.read_checked(&self.config_path(), |s| s.config_sha256.as_deref())?;
+        self.read_checked(&self.metrics_path(), |s| s.metrics_sha256.as_deref())?;
+        self.read_checked(&self.model_path(), |s| s.model_sha256.as_deref())?;
+        Ok(())
+    }
+
     /// The bytes of a file of the run, read once and, in a finished run, checked against the
     /// SHA-256 that `pick` finds in `summary.json` (runs of older versions have none).
     fn read_checked(

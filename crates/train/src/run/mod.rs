@@ -10,6 +10,7 @@
 //! - [`dir`]: [`RunDir`], which owns every file name of a run directory, and [`Summary`].
 //! - [`metrics`]: loss, accuracy and confusion matrix of a split; [`EpochRecord`] rows.
 //! - [`diagnostics`]: dead units, sparsity, saturation, gradient norms per layer.
+//! - [`verify`]: a run, or a study's runs, checked against the hashes they recorded.
 pub mod adam;
 pub mod checkpoint;
 pub mod diagnostics;
@@ -18,6 +19,7 @@ mod error;
 pub mod lock;
 pub mod metrics;
 pub mod training;
+pub mod verify;
 
 pub use diagnostics::DiagnosticRecord;
 pub use dir::{RunDir, Summary};
