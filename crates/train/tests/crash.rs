@@ -295,7 +295,7 @@ fn every_damaged_run_file_is_a_clear_error() {
         ("config.toml", &["eval", "report"][..]),
         ("summary.json", &["eval", "report"]),
         ("metrics.csv", &["report"]),
-        ("model.bpk", &["eval"]),
+        ("model.bpk", &["eval", "report"]),
     ] {
         let path = run_dir.join(file);
         let original = std::fs::read(&path).unwrap();

@@ -74,6 +74,9 @@ fn read_run(dir: &Path) -> Result<FinishedRun, RunError> {
     let history = run.read_metrics()?;
     let diagnostics = run.read_diagnostics()?;
     let inspection = run.read_inspection()?;
+    // The weights too (the report does not read them, but a run whose weights changed after
+    // it finished is not the run its numbers describe): the same check as `fmnist verify`.
+    run.verify_files()?;
     Ok(FinishedRun {
         dir: dir.into(),
         label: label(config.model.activation()),
