@@ -1,6 +1,7 @@
 //! Untrusted input never panics: arbitrary bytes for the IDX reader, arbitrary text for the
 //! run config (file and `--set`) and for activation configs, with round trips where the input
-//! is valid. The checkpoint manifest and state readers have theirs beside them
+//! is valid; mutated bytes (changed and cut short) of valid files for the run-directory loader
+//! (weights, config, summary, metrics), safetensors import and the PNG reader. The checkpoint manifest and state readers have theirs beside them
 //! (`src/run/checkpoint.rs`).
 use actlab_train::RunConfig;
 use actlab_train::data::idx::{
@@ -115,6 +116,129 @@ proptest! {
         if let Ok(config) = toml::from_str::<activations::ActivationConfig>(&text) {
             let back = toml::to_string(&config).unwrap();
             prop_assert_eq!(toml::from_str::<activations::ActivationConfig>(&back).unwrap(), config);
+        }
+    }
+}
+
+/// A valid file with `flips` bytes changed (position, new value) and possibly cut short: the
+/// mutations that a bad copy, a full disk or a hostile sender produce.
+fn mutate(valid: &[u8], flips: &[(usize, u8)], cut: Option<usize>) -> Vec<u8> {
+    let mut bytes = valid.to_vec();
+    for &(at, value) in flips {
+        let len = bytes.len();
+        if len > 0 {
+            bytes[at % len] = value;
+        }
+    }
+    if let Some(cut) = cut {
+        bytes.truncate(cut % (valid.len() + 1));
+    }
+    bytes
+}
+
+fn mutations() -> impl Strategy<Value = (Vec<(usize, u8)>, Option<usize>)> {
+    (
+        proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+        proptest::option::of(any::<usize>()),
+    )
+}
+
+/// A small trained-looking run: a tiny CNN's weights, config and summary, written as a
+/// finished run writes them but without the SHA-256s (as runs of older versions have), so
+/// mutated bytes reach the readers instead of being stopped by the checksum.
+fn tiny_run() -> (tempfile::TempDir, actlab_train::RunConfig) {
+    let config = RunConfig::parse(
+        "[model]\nkind = \"cnn\"\nchannels = [2]\nhidden = [4]\nactivation = \"prelu\"",
+        "tiny.toml",
+        &[],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::synthetic_splits();
+    let mut tiny = config.clone();
+    tiny.train.epochs = 1;
+    actlab_train::train_on(
+        &tiny,
+        &data,
+        &common::options(dir.path(), actlab_train::Backend::Flex, false),
+    )
+    .unwrap();
+    let summary_path = dir.path().join("summary.json");
+    let mut summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    for key in ["model_sha256", "config_sha256", "metrics_sha256"] {
+        summary.as_object_mut().unwrap().remove(key);
+    }
+    std::fs::write(&summary_path, serde_json::to_vec(&summary).unwrap()).unwrap();
+    (dir, tiny)
+}
+
+mod common;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Mutated weights, config and summary of a run directory: loading it is an error or a
+    /// model, never a panic.
+    #[test]
+    fn run_directory_loader_never_panics_on_mutated_files(
+        file in prop::sample::select(vec!["model.bpk", "config.toml", "summary.json", "metrics.csv"]),
+        (flips, cut) in mutations(),
+    ) {
+        let (dir, _) = tiny_run();
+        let path = dir.path().join(file);
+        let valid = std::fs::read(&path).unwrap();
+        std::fs::write(&path, mutate(&valid, &flips, cut)).unwrap();
+        let _ = actlab_train::run::load_trained(dir.path(), actlab_train::Backend::Flex);
+        let _ = actlab_train::run::verify::verify(dir.path(), None);
+        let _ = actlab_train::report::collect_runs(&[dir.path().to_path_buf()]);
+    }
+
+    /// Mutated safetensors (what `fmnist import` reads from strangers): an error or a
+    /// model, never a panic.
+    #[test]
+    fn safetensors_import_never_panics_on_mutated_files((flips, cut) in mutations()) {
+        let config = RunConfig::parse(
+            "[model]\nkind = \"cnn\"\nchannels = [2]\nhidden = [4]",
+            "tiny.toml",
+            &[],
+        )
+        .unwrap();
+        let device = actlab_train::Backend::Flex.device();
+        let model = config.model.init(&device);
+        let valid = actlab_train::export::safetensors_bytes(&model, &config.to_toml()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weights.safetensors");
+        std::fs::write(&path, mutate(&valid, &flips, cut)).unwrap();
+        let _ = actlab_train::export::config_in(&path);
+        let _ = actlab_train::export::import_safetensors(config.model.init(&device), &path);
+    }
+}
+
+#[cfg(feature = "image")]
+proptest! {
+    /// Mutated PNGs (what `fmnist predict` reads): 28×28 grayscale bytes or an error, never
+    /// a panic.
+    #[test]
+    fn png_reader_never_panics_on_mutated_files((flips, cut) in mutations(), rgb in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("image.png");
+        let (color, channels) = if rgb {
+            (png::ColorType::Rgb, 3)
+        } else {
+            (png::ColorType::Grayscale, 1)
+        };
+        let mut valid = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut valid, 28, 28);
+            encoder.set_color(color);
+            encoder.set_depth(png::BitDepth::Eight);
+            let pixels: Vec<u8> = (0..784 * channels).map(|i| (i % 251) as u8).collect();
+            encoder.write_header().unwrap().write_image_data(&pixels).unwrap();
+        }
+        std::fs::write(&path, mutate(&valid, &flips, cut)).unwrap();
+        if let Ok(pixels) = actlab_train::data::image::load_png(&path, false) {
+            prop_assert_eq!(pixels.len(), 784);
         }
     }
 }
