@@ -152,6 +152,24 @@ pub enum DataError {
         /// The decoder's error.
         source: png::DecodingError,
     },
+    /// A PNG wider or taller than [`crate::data::image::MAX_IMAGE_SIDE`], refused before its
+    /// pixels are decoded.
+    #[cfg(feature = "image")]
+    #[error(
+        "{} is {width} × {height} pixels; fmnist predict reads images of at most {max} × {max} \
+         (they are shrunk to 28 × 28 anyway): scale it down first",
+        path.display()
+    )]
+    ImageTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its width, as its header says.
+        width: u32,
+        /// Its height, as its header says.
+        height: u32,
+        /// The limit.
+        max: u32,
+    },
 }
 
 impl DataError {

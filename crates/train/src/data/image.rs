@@ -4,9 +4,16 @@ use std::path::Path;
 use crate::data::DataError;
 use crate::data::idx::SIDE;
 
+/// The widest and tallest PNG [`load_png`] decodes: a phone photo (4032 × 3024) fits, and the
+/// decoded pixels stay under 4096² × 4 channels = 64 MiB (the `png` crate's own default limit)
+/// plus their f32 gray copy. A file whose header claims more is refused from the header alone,
+/// so a small file cannot make the reader allocate gigabytes.
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
 /// Decodes a PNG (gray, RGB, with or without alpha, 8 or 16 bit) into 28×28 grayscale bytes,
 /// resizing by area averaging. Fashion-MNIST shows light garments on black: pass `invert` for
-/// dark objects on a light background.
+/// dark objects on a light background. Images wider or taller than [`MAX_IMAGE_SIDE`] are
+/// refused.
 pub fn load_png(path: &Path, invert: bool) -> Result<Vec<u8>, DataError> {
     let file = std::fs::File::open(path).map_err(DataError::io("open", path))?;
     let png_error = |source| DataError::Png {
@@ -16,6 +23,15 @@ pub fn load_png(path: &Path, invert: bool) -> Result<Vec<u8>, DataError> {
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(png_error)?;
+    let (width, height) = (reader.info().width, reader.info().height);
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(DataError::ImageTooLarge {
+            path: path.into(),
+            width,
+            height,
+            max: MAX_IMAGE_SIDE,
+        });
+    }
     let mut buffer = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buffer).map_err(png_error)?;
     let (width, height) = (info.width as usize, info.height as usize);
@@ -69,6 +85,51 @@ mod tests {
             .unwrap()
             .write_image_data(data)
             .unwrap();
+    }
+
+    /// The side limit at its edge, and a header that claims 100,000 × 100,000 pixels (a
+    /// 1 × 1 image with its IHDR rewritten, CRC included), refused from the header.
+    #[test]
+    fn images_beyond_the_side_limit_are_refused_by_their_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let edge = dir.path().join("edge.png");
+        let side = MAX_IMAGE_SIDE as usize;
+        write_png(
+            &edge,
+            MAX_IMAGE_SIDE,
+            1,
+            png::ColorType::Grayscale,
+            &vec![7; side],
+        );
+        assert_eq!(load_png(&edge, false).unwrap().len(), 784);
+        let over = dir.path().join("over.png");
+        write_png(
+            &over,
+            1,
+            MAX_IMAGE_SIDE + 1,
+            png::ColorType::Grayscale,
+            &vec![7; side + 1],
+        );
+        let error = load_png(&over, false).unwrap_err().to_string();
+        assert!(
+            error.contains("1 × 4097 pixels") && error.contains("4096 × 4096"),
+            "{error}"
+        );
+
+        let tiny = dir.path().join("tiny.png");
+        write_png(&tiny, 1, 1, png::ColorType::Grayscale, &[7]);
+        let mut bytes = std::fs::read(&tiny).unwrap();
+        // Signature (8), IHDR length (4), "IHDR" (4), width (4), height (4), ..., CRC after
+        // the 13 data bytes, over the type and the data.
+        bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        let bomb = dir.path().join("bomb.png");
+        std::fs::write(&bomb, bytes).unwrap();
+        let error = load_png(&bomb, false).unwrap_err().to_string();
+        assert!(error.contains("100000 × 100000 pixels"), "{error}");
     }
 
     #[test]
