@@ -242,3 +242,30 @@ proptest! {
         }
     }
 }
+
+/// Cases that were refused when tried by hand, kept as regressions: a config nested 20,000
+/// deep (the TOML parser's recursion limit, not a stack overflow), and a safetensors file
+/// whose header claims 2^62 bytes (refused from the 8-byte length, nothing allocated).
+#[test]
+fn deep_configs_and_huge_safetensors_headers_are_errors() {
+    let depth = 20_000;
+    let text = format!("[train]\nlr = {}{}", "[".repeat(depth), "]".repeat(depth));
+    let error = RunConfig::parse(&text, "deep.toml", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("deep.toml"), "{error}");
+    let text = format!("x = {}1{}", "{ a = ".repeat(depth), " }".repeat(depth));
+    assert!(RunConfig::parse(&text, "deep.toml", &[]).is_err());
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.safetensors");
+    let mut bytes = (1u64 << 62).to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{\"a\":1}");
+    std::fs::write(&path, bytes).unwrap();
+    let config = RunConfig::parse("[model]\nkind = \"cnn\"", "tiny.toml", &[]).unwrap();
+    let model = config.model.init(&actlab_train::Backend::Flex.device());
+    let error = actlab_train::export::import_safetensors(model, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("huge.safetensors"), "{error}");
+}
