@@ -78,13 +78,29 @@ impl Backend {
     }
 
     /// The devices of this backend on this machine, in Burn's order (`Device::enumerate`):
-    /// `--device N` picks the N-th. The CPU backends have one.
+    /// `--device N` picks the N-th. The CPU backends have one. The GPU lists are asked for
+    /// once per process (enumerating adapters is not free, and [`device`](Self::device) of a
+    /// `--device N` backend is called for every evaluation).
     pub fn devices(self) -> Vec<Device> {
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        fn once(
+            cell: &'static std::sync::OnceLock<Vec<Device>>,
+            kind: burn::tensor::DeviceType,
+        ) -> Vec<Device> {
+            cell.get_or_init(|| Device::enumerate(kind).into_vec())
+                .clone()
+        }
         match self {
             #[cfg(feature = "wgpu")]
-            Self::Wgpu(_) => Device::enumerate(burn::tensor::DeviceType::Wgpu).into_vec(),
+            Self::Wgpu(_) => {
+                static WGPU: std::sync::OnceLock<Vec<Device>> = std::sync::OnceLock::new();
+                once(&WGPU, burn::tensor::DeviceType::Wgpu)
+            }
             #[cfg(feature = "cuda")]
-            Self::Cuda(_) => Device::enumerate(burn::tensor::DeviceType::Cuda).into_vec(),
+            Self::Cuda(_) => {
+                static CUDA: std::sync::OnceLock<Vec<Device>> = std::sync::OnceLock::new();
+                once(&CUDA, burn::tensor::DeviceType::Cuda)
+            }
             Self::Flex | Self::Ndarray => vec![self.device()],
             #[allow(unreachable_patterns)]
             _ => Vec::new(),

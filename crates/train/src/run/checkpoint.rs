@@ -219,23 +219,42 @@ pub(crate) fn exists(run: &RunDir) -> bool {
     checkpoint_dirs(run).is_ok_and(|dirs| !dirs.is_empty()) || run.legacy_checkpoint().is_dir()
 }
 
-/// The epoch of the newest checkpoint that verifies (`None` without checkpoints); when there
-/// are checkpoints and none verifies, why the newest does not.
-pub(crate) fn newest_verified(run: &RunDir) -> Result<Option<usize>, CheckpointError> {
-    let dirs = checkpoint_dirs(run).map_err(|error| CheckpointError::Damaged {
-        path: run.checkpoints_dir(),
-        reason: error.to_string(),
-    })?;
-    let mut first_error = None;
-    for (epoch, dir) in dirs {
+/// The newest checkpoint that verifies, and why each newer one did not (newest first): what
+/// `--resume` continues from and what `fmnist verify` reports. A run with only the
+/// pre-manifest `checkpoint/` is refused as such.
+fn newest(run: &RunDir) -> Result<(Option<Verified>, Vec<CheckpointError>), CheckpointError> {
+    if run.legacy_checkpoint().is_dir() && checkpoint_dirs(run)?.is_empty() {
+        return Err(CheckpointError::Legacy {
+            path: run.legacy_checkpoint(),
+        });
+    }
+    let mut failures = Vec::new();
+    for (epoch, dir) in checkpoint_dirs(run)? {
         match verify(&dir, epoch) {
-            Ok(_) => return Ok(Some(epoch)),
-            Err(error) => {
-                first_error.get_or_insert(error);
-            }
+            Ok(found) => return Ok((Some(found), failures)),
+            Err(reason) => failures.push(reason),
         }
     }
-    first_error.map_or(Ok(None), Err)
+    Ok((None, failures))
+}
+
+/// Every checkpoint of `run` failed to verify, for these reasons.
+fn none_verifies(run: &RunDir, failures: Vec<CheckpointError>) -> CheckpointError {
+    CheckpointError::NoneVerifies {
+        run: run.dir().into(),
+        checkpoints: run.checkpoints_dir(),
+        failures,
+    }
+}
+
+/// The epoch of the newest checkpoint that verifies (`None` without checkpoints), or why none
+/// does.
+pub(crate) fn newest_verified(run: &RunDir) -> Result<Option<usize>, CheckpointError> {
+    match newest(run)? {
+        (Some(found), _) => Ok(Some(found.state.epochs_done)),
+        (None, failures) if failures.is_empty() => Ok(None),
+        (None, failures) => Err(none_verifies(run, failures)),
+    }
 }
 
 /// A checkpoint that verified: its state, and the verified bytes of its weights.
@@ -320,22 +339,7 @@ pub(crate) fn resume(
     model: Model,
     optim: ModuleOptimizer,
 ) -> Result<Resumed, CheckpointError> {
-    if run.legacy_checkpoint().is_dir() && checkpoint_dirs(run)?.is_empty() {
-        return Err(CheckpointError::Legacy {
-            path: run.legacy_checkpoint(),
-        });
-    }
-    let mut failures = Vec::new();
-    let mut verified = None;
-    for (epoch, dir) in checkpoint_dirs(run)? {
-        match verify(&dir, epoch) {
-            Ok(found) => {
-                verified = Some(found);
-                break;
-            }
-            Err(reason) => failures.push(reason),
-        }
-    }
+    let (verified, failures) = newest(run)?;
     let Some(found) = verified else {
         if failures.is_empty() {
             return Ok(Resumed {
@@ -344,11 +348,7 @@ pub(crate) fn resume(
                 state: None,
             });
         }
-        return Err(CheckpointError::NoneVerifies {
-            run: run.dir().into(),
-            checkpoints: run.checkpoints_dir(),
-            failures,
-        });
+        return Err(none_verifies(run, failures));
     };
     // Said even with --quiet: the run continues from an older state than the user expects.
     for reason in &failures {

@@ -328,6 +328,11 @@ impl RunDir {
     pub(crate) fn verify_files(&self) -> Result<(), RunError> {
         self.read_checked(&self.config_path(), |s| s.config_sha256.as_deref())?;
         self.read_checked(&self.metrics_path(), |s| s.metrics_sha256.as_deref())?;
+        self.verify_weights()
+    }
+
+    /// Checks `model.bpk` against `summary.json`'s SHA-256 without loading it.
+    pub(crate) fn verify_weights(&self) -> Result<(), RunError> {
         self.read_checked(&self.model_path(), |s| s.model_sha256.as_deref())?;
         Ok(())
     }
