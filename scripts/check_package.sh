@@ -91,6 +91,10 @@ cargo run --quiet --bin scratch-user
 cargo build --quiet -p actlab-train --bin fmnist
 mkdir -p "$scratch/elsewhere"
 cd "$scratch/elsewhere"
-"$root/target/debug/fmnist" configs | grep -q '^compare_cnn '
-"$root/target/debug/fmnist" configs show prelu | grep -q 'kind = "prelu"'
+# Captured first: `fmnist ... | grep -q` would let grep exit early and fmnist die of SIGPIPE,
+# which pipefail turns into a failure.
+listed=$("$root/target/debug/fmnist" configs)
+grep -q '^compare_cnn ' <<<"$listed"
+shown=$("$root/target/debug/fmnist" configs show prelu)
+grep -q 'kind = "prelu"' <<<"$shown"
 echo "the packaged fmnist lists and prints its shipped configs from $scratch/elsewhere"
