@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use burn_activation_lab::activations::ActivationConfig;
 use burn_activation_lab::train::Backend;
 use burn_activation_lab::train::report::{collect_runs, write_report};
+use burn_activation_lab::train::run::StopRequest;
 use burn_activation_lab::train::sweep::{
     CompareConfig, CompareOptions, CompareSection, Shard, run_sweep,
 };
@@ -59,6 +60,8 @@ fn main() {
         out_dir: out.clone(),
         shard: Shard::default(),
         quiet: false,
+        // Ctrl-C stops the run in progress with a checkpoint; running again continues.
+        stop: StopRequest::on_signals().unwrap_or_default(),
     };
     if let Err(error) = run_sweep(&config, &options) {
         fail(&error);

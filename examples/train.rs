@@ -48,6 +48,7 @@ fn main() {
         quiet: false,
         stop_after: None,
         diagnostics: false,
+        stop: Default::default(),
     };
     match train(&config, &options) {
         Ok(summary) => println!(

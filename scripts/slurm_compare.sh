@@ -11,13 +11,18 @@
 # config's name or a file, default compare_cnn), OUT (default runs/$CONFIG), BACKEND (default
 # flex). Arguments after the mode go to `fmnist compare` unchanged (`--set train.epochs=3`).
 # A preempted or requeued task resumes its runs from their last checkpoints: re-running a
-# shard skips finished runs and continues interrupted ones. docs/cluster.md has the details.
+# shard skips finished runs and continues interrupted ones. Three minutes before the time
+# limit SLURM sends this shell SIGUSR1 (--signal below), which asks fmnist to stop after its
+# current step with a checkpoint there; at preemption SLURM sends every process SIGTERM, which
+# does the same. fmnist then exits 75 and the task requeues itself (scontrol requeue), to
+# continue at that step. docs/cluster.md has the details.
 #
 #SBATCH --job-name=fmnist-compare
 #SBATCH --cpus-per-task=4
 #SBATCH --mem=8G
 #SBATCH --time=04:00:00
 #SBATCH --requeue
+#SBATCH --signal=B:USR1@180
 #SBATCH --open-mode=append
 #SBATCH --output=fmnist-compare-%A_%a.log
 set -euo pipefail
@@ -44,8 +49,27 @@ case $mode in
         count=${SLURM_ARRAY_TASK_COUNT:?not in a SLURM array job}
         # Array indices may start above 0 (--array=1-8): shards count from the lowest.
         first=${SLURM_ARRAY_TASK_MIN:-0}
-        exec "$FMNIST" compare --config "$CONFIG" --out "$OUT" --backend "$BACKEND" \
-            --shard "$((index - first))/$count" --quiet "$@"
+        "$FMNIST" compare --config "$CONFIG" --out "$OUT" --backend "$BACKEND" \
+            --shard "$((index - first))/$count" --quiet "$@" &
+        fmnist_pid=$!
+        # USR1 (the time limit is near): ask fmnist to stop. TERM/INT reach fmnist directly
+        # (SLURM signals every process of the job); forwarding them would make a second
+        # signal, which ends fmnist at once, so this shell only waits.
+        trap 'kill -TERM "$fmnist_pid" 2>/dev/null || true' USR1
+        trap ':' TERM INT
+        status=0
+        wait "$fmnist_pid" || status=$?
+        # A trapped signal interrupts `wait`: wait again until fmnist itself has exited.
+        while kill -0 "$fmnist_pid" 2>/dev/null; do
+            status=0
+            wait "$fmnist_pid" || status=$?
+        done
+        if [ "$status" -eq 75 ]; then
+            # Stopped with a checkpoint (see the header): run this task again from there.
+            echo "fmnist stopped with a checkpoint; requeueing job ${SLURM_JOB_ID:-?}" >&2
+            scontrol requeue "${SLURM_JOB_ID:?not in a SLURM job}"
+        fi
+        exit "$status"
         ;;
     merge)
         exec "$FMNIST" report "$OUT"

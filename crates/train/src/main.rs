@@ -19,6 +19,17 @@ fn main() -> ExitCode {
     match cli::Cli::parse().run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            let stopped = error.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref(),
+                    Some(actlab_train::run::TrainError::Stopped { .. })
+                )
+            });
+            if stopped {
+                // Not a failure: the run waits, checkpointed, for the same command again.
+                eprintln!("{}", actlab_train::error_chain(error.as_ref()));
+                return ExitCode::from(actlab_train::run::EXIT_STOPPED);
+            }
             eprintln!("error: {}", actlab_train::error_chain(error.as_ref()));
             ExitCode::FAILURE
         }

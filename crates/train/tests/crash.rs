@@ -5,101 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::synthetic;
-
-/// A data directory with the four IDX files of a small synthetic Fashion-MNIST.
-fn data_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (stem, split) in [("train", synthetic(400, 1)), ("t10k", synthetic(100, 2))] {
-        let n = split.labels.len();
-        let images = actlab_train::data::idx::encode(&[n, 28, 28], &split.images);
-        let labels = actlab_train::data::idx::encode(&[n], &split.labels);
-        std::fs::write(dir.path().join(format!("{stem}-images-idx3-ubyte")), images).unwrap();
-        std::fs::write(dir.path().join(format!("{stem}-labels-idx1-ubyte")), labels).unwrap();
-    }
-    dir
-}
-
-const EPOCHS: usize = 3;
-
-fn train_command(data: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fmnist"));
-    command
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .args([
-            "train",
-            "--config",
-            "configs/default.toml",
-            "--quiet",
-            "--no-verify",
-        ])
-        .args(["--data-dir", data.to_str().unwrap()])
-        .args(["--out", out.to_str().unwrap()])
-        .args([
-            "--set",
-            "model.channels=[4]",
-            "--set",
-            "model.hidden=[16]",
-            "--set",
-            "train.batch_size=50",
-            "--set",
-            "model.dropout=0.2",
-            "--set",
-            &format!("train.epochs={EPOCHS}"),
-        ])
-        .args(extra)
-        .env_remove("FMNIST_ABORT_AT");
-    command
-}
-
-fn run(mut command: Command) -> (bool, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().unwrap();
-    let text = String::from_utf8_lossy(&stdout).to_string() + &String::from_utf8_lossy(&stderr);
-    (status.success(), text)
-}
-
-/// What must be identical between an interrupted-and-resumed run and an uninterrupted one:
-/// every metric except timings (at full precision), and the final test results. (The weights
-/// files themselves differ in bytes: burnpack records each parameter's random id.)
-fn results(out: &Path) -> (Vec<String>, serde_json::Value) {
-    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
-    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
-    let rows = metrics
-        .lines()
-        .map(|line| {
-            line.split(',')
-                .zip(&header)
-                .filter(|(_, name)| !name.contains("second"))
-                .map(|(cell, _)| cell)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect();
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let finals = serde_json::json!({
-        "test_accuracy": summary["test_accuracy"],
-        "test_loss": summary["test_loss"],
-        "confusion": summary["confusion"],
-        "per_class_accuracy": summary["per_class_accuracy"],
-    });
-    (rows, finals)
-}
-
-fn baseline(data: &Path) -> (tempfile::TempDir, (Vec<String>, serde_json::Value)) {
-    let out = tempfile::tempdir().unwrap();
-    let (ok, text) = run(train_command(data, out.path(), &[]));
-    assert!(ok, "{text}");
-    let expected = results(out.path());
-    (out, expected)
-}
+use common::processes::{baseline, data_dir, results, run, spawn, train_command};
 
 /// The process aborts at each step of writing a checkpoint (and of the final files); resuming
 /// always ends with the uninterrupted run's results, bit for bit.
@@ -162,14 +71,6 @@ fn random_kills_then_resume_give_the_same_results() {
     let (ok, text) = run(train_command(data.path(), out.path(), &["--resume"]));
     assert!(ok, "{text}");
     assert_eq!(results(out.path()), expected);
-}
-
-fn spawn(mut command: Command) -> Child {
-    command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 /// The checkpoints of a run stopped after epoch 2, newest first.
@@ -419,6 +320,7 @@ fn a_sweep_skips_a_run_that_another_process_is_training() {
         out_dir: root.path().into(),
         shard: Shard::default(),
         quiet: true,
+        stop: Default::default(),
     };
     let busy_dir = root.path().join(&config.plan()[0].dir_name);
     let held = RunDir::create(&busy_dir).unwrap().lock().unwrap();

@@ -308,3 +308,100 @@ fn the_slurm_script_runs_shards_and_merges_them() {
         "{calls:?}"
     );
 }
+
+/// A stand-in for a SLURM command on PATH: it appends its arguments to `log`.
+fn fake_slurm_command(bin: &Path, name: &str, log: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(bin).unwrap();
+    let path = bin.join(name);
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A shard stopped by a signal (fmnist's own SIGTERM, or the USR1 SLURM sends the script
+/// before the time limit) exits 75 and requeues its task; run again, it finishes the study.
+#[cfg(unix)]
+#[test]
+fn the_slurm_script_requeues_a_stopped_shard() {
+    let fmnist = install();
+    let data = common::processes::data_dir();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/slurm_compare.sh");
+    let bin = fmnist.home.path().join("bin");
+    let log = fmnist.home.path().join("scontrol.log");
+    fake_slurm_command(&bin, "scontrol", &log);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let shard = |study: &Path, epochs: &str| {
+        let mut command = Command::new("bash");
+        command
+            .arg(&script)
+            .args(["--data-dir", data.path().to_str().unwrap()])
+            .args(["--set", "data.verify=false", "--set", "model.hidden=[8]"])
+            .args([
+                "--set",
+                "compare.activations=[\"relu\"]",
+                "--set",
+                "compare.seeds=[1]",
+            ])
+            .args(["--set", "train.batch_size=50", "--set", epochs])
+            .current_dir(fmnist.work.path())
+            .env("HOME", fmnist.home.path())
+            .env("PATH", &path)
+            .env("FMNIST", &fmnist.binary)
+            .env("CONFIG", "compare")
+            .env("OUT", study)
+            .env("SLURM_JOB_ID", "777")
+            .env("SLURM_ARRAY_TASK_ID", "0")
+            .env("SLURM_ARRAY_TASK_COUNT", "1")
+            .env_remove("FMNIST_SIGNAL_AT");
+        command
+    };
+    let requeues = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // fmnist signalled in its second epoch: exit 75, one requeue of this job.
+    let study = fmnist.path("study");
+    let mut signalled = shard(&study, "train.epochs=2");
+    signalled.env("FMNIST_SIGNAL_AT", "3@2");
+    let out = signalled.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{text}");
+    assert_eq!(requeues(), "requeue 777\n", "{text}");
+    // The requeued task continues there and finishes.
+    let out = shard(&study, "train.epochs=2").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(study.join("relu-seed1/summary.json").is_file());
+    assert_eq!(requeues(), "requeue 777\n");
+
+    // USR1 to the script (SLURM's warning before the time limit) stops fmnist the same way.
+    let study = fmnist.path("study-usr1");
+    let child = shard(&study, "train.epochs=200")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !study.join("relu-seed1/checkpoints/epoch-0001").is_dir() {
+        assert!(started.elapsed().as_secs() < 120, "no checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let kill = Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{text}");
+    assert!(text.contains("SIGTERM stopped the run"), "{text}");
+    assert_eq!(requeues(), "requeue 777\nrequeue 777\n", "{text}");
+}

@@ -157,11 +157,13 @@ fn wgpu_training_learns_on_a_subset() {
         eprintln!("skipped: no wgpu device");
         return;
     }
+    // Two epochs: after one (24 steps) the seed alone moves this CNN between 39% and 58% on
+    // flex; after two, 69-71% over four seeds.
     let cnn = [
         "model.kind=\"cnn\"",
         "model.channels=[8, 16]",
         "model.hidden=[32]",
-        "train.epochs=1",
+        "train.epochs=2",
         "train.batch_size=64",
     ];
     // Stride-2 and 1×1 convolutions, BatchNorm and the residual additions on the GPU path. A
@@ -299,6 +301,7 @@ fn sweeps_skip_finished_runs_resume_interrupted_ones_and_merge() {
         out_dir: root.path().join(dir),
         shard: shard.parse::<Shard>().unwrap(),
         quiet: true,
+        stop: Default::default(),
     };
 
     // Run 2 of shard 0 was interrupted after its first epoch.

@@ -2,6 +2,9 @@
 use super::*;
 
 /// Train every activation × seed of a compare config, then write the report.
+///
+/// SIGTERM or Ctrl-C stops the run in progress after its current step with a checkpoint
+/// there, and exit status 75; the same command then continues the study.
 #[derive(Args)]
 pub struct CompareArgs {
     /// The compare config: a TOML file (a run config plus [compare] activations and seeds), or
@@ -63,8 +66,18 @@ impl CompareArgs {
                 out_dir: out.clone(),
                 shard,
                 quiet,
+                stop: ::actlab_train::run::StopRequest::on_signals()?,
             },
-        )?;
+        )
+        .map_err(|error| match error {
+            stopped @ ::actlab_train::run::TrainError::Stopped { .. } => {
+                anyhow::Error::new(stopped).context(
+                    "the study stopped; run the same fmnist compare command again to continue \
+                     (finished runs are skipped, this one resumes from its checkpoint)",
+                )
+            }
+            other => other.into(),
+        })?;
         let mut finished = ::actlab_train::report::collect_runs(std::slice::from_ref(&out))?;
         inspect_learnable(&mut finished, &config.base, backend, quiet)?;
         // The report takes every finished run in the directory; the count is of this config's.

@@ -2,6 +2,10 @@
 use super::*;
 
 /// Train a model as a config file says; writes a run directory.
+///
+/// SIGTERM or Ctrl-C stops it after the current step with a checkpoint there, and exit status
+/// 75; `--resume` then continues to the very results of an uninterrupted run. A second signal
+/// ends it at once (losing nothing already checkpointed).
 #[derive(Args)]
 pub struct TrainArgs {
     /// The run config: a TOML file, or the name of a shipped config (`fmnist configs` lists
@@ -75,6 +79,7 @@ impl TrainArgs {
                 quiet,
                 stop_after,
                 diagnostics: false,
+                stop: ::actlab_train::run::StopRequest::on_signals()?,
             },
         )?;
         if json {

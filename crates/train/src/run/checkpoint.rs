@@ -1,15 +1,18 @@
 //! Checkpoints as one atomic unit, and resuming a run from one.
 //!
-//! A checkpoint is a directory `checkpoints/epoch-NNNN/` holding `model.bpk`, `optimizer.bpk`,
-//! `state.json` (epoch, timings, config, the records so far) and `manifest.json` (format
-//! version, epoch, the size and SHA-256 of each file). It is written as
-//! `checkpoints/epoch-NNNN.partial/`, every file fsynced, the manifest written and fsynced
-//! last, and then switched into place by one rename (the parent directory fsynced after): a
-//! crash leaves either the whole checkpoint or none of it. The last two are kept.
+//! A checkpoint is a directory under `checkpoints/`: `epoch-NNNN` after epoch NNNN, or
+//! `epoch-NNNN-step-SSSSSS` after step SSSSSS of epoch NNNN (a run stopped by a signal,
+//! [`crate::run::stop`]). It holds `model.bpk`, `optimizer.bpk`, `state.json` (the position,
+//! timings, config, the records so far and, mid-epoch, the epoch's running sums) and
+//! `manifest.json` (format version, position, the size and SHA-256 of each file). It is
+//! written as `<name>.partial/`, every file fsynced, the manifest written and fsynced last, and
+//! then switched into place by one rename (the parent directory fsynced after): a crash leaves
+//! either the whole checkpoint or none of it. The last two are kept.
 //!
 //! Resuming verifies the newest checkpoint's manifest and every file against it before any
 //! byte reaches Burn's loaders; one that does not verify is reported and the one before it is
-//! used, which gives the same results (each epoch is seeded on its own).
+//! used, which gives the same results (each step's random numbers are seeded from its
+//! position in the run, and the data order from the epoch's seed).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -38,8 +41,80 @@ const MANIFEST: &str = "manifest.json";
 #[derive(Debug, Serialize, Deserialize)]
 struct Manifest {
     format: u32,
+    /// The epoch finished, or (with `step`) the epoch in progress.
     epoch: usize,
+    /// Steps done of `epoch`, for a checkpoint taken within it. Absent in end-of-epoch
+    /// checkpoints, which older versions wrote and read the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    step: Option<usize>,
     files: BTreeMap<String, FileEntry>,
+}
+
+/// Where in a run a checkpoint was taken: after `epochs_done` whole epochs and `steps_done`
+/// steps of the next one. Ordered as training goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// Epochs finished.
+    pub epochs_done: usize,
+    /// Steps done of the epoch after them (0 at an epoch's end).
+    pub steps_done: usize,
+}
+
+impl Position {
+    /// The end of epoch `epoch`.
+    pub fn after_epoch(epoch: usize) -> Self {
+        Self {
+            epochs_done: epoch,
+            steps_done: 0,
+        }
+    }
+
+    /// The checkpoint directory's name: `epoch-0003`, or `epoch-0004-step-000120`.
+    fn dir_name(self) -> String {
+        match self.steps_done {
+            0 => format!("epoch-{:04}", self.epochs_done),
+            steps => format!("epoch-{:04}-step-{steps:06}", self.epochs_done + 1),
+        }
+    }
+
+    /// The inverse of [`dir_name`](Self::dir_name); `None` for any other name.
+    fn parse_dir_name(name: &str) -> Option<Self> {
+        let rest = name.strip_prefix("epoch-")?;
+        let digits = |text: &str| -> Option<usize> {
+            text.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| text.parse().ok())?
+        };
+        match rest.split_once("-step-") {
+            None => Some(Self::after_epoch(digits(rest)?)),
+            Some((epoch, step)) => Self::within(digits(epoch)?, digits(step)?),
+        }
+    }
+
+    /// After `step` steps of epoch `epoch` (1-based); `None` when that is no such position.
+    fn within(epoch: usize, step: usize) -> Option<Self> {
+        (epoch >= 1 && step >= 1).then(|| Self {
+            epochs_done: epoch - 1,
+            steps_done: step,
+        })
+    }
+
+    /// What the manifest records: (epoch, step).
+    fn manifest_fields(self) -> (usize, Option<usize>) {
+        match self.steps_done {
+            0 => (self.epochs_done, None),
+            steps => (self.epochs_done + 1, Some(steps)),
+        }
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.steps_done {
+            0 => write!(f, "after epoch {}", self.epochs_done),
+            steps => write!(f, "at step {steps} of epoch {}", self.epochs_done + 1),
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -77,6 +152,33 @@ pub(crate) struct CheckpointState {
     pub train_seconds: f64,
     pub config: RunConfig,
     pub diagnostics: Vec<DiagnosticRecord>,
+    /// The epoch in progress, for a checkpoint taken within one.
+    pub partial: Option<PartialEpoch>,
+}
+
+impl CheckpointState {
+    pub(crate) fn position(&self) -> Position {
+        Position {
+            epochs_done: self.epochs_done,
+            steps_done: self.partial.as_ref().map_or(0, |p| p.steps_done),
+        }
+    }
+}
+
+/// An epoch stopped after `steps_done` steps: what its end-of-epoch records need. The sums are
+/// kept as bit patterns, so the resumed epoch adds to the very numbers it stopped at.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PartialEpoch {
+    pub steps_done: usize,
+    /// The running sum of batch loss × batch size (an f32, as accumulated on the device).
+    pub loss_sum_bits: u32,
+    /// Correct predictions so far.
+    pub correct: i64,
+    /// Training seconds of the epoch so far.
+    pub seconds: f64,
+    /// The gradient-norm meter's per-layer sums (f64 bit patterns) and its count.
+    pub grad_norm_sums_bits: Vec<u64>,
+    pub grad_norm_count: usize,
 }
 
 /// `state.json`. The records travel as CSV text: Rust's float formatting and parsing round-trip
@@ -90,6 +192,8 @@ struct StateFile {
     metrics_csv: String,
     #[serde(default)]
     diagnostics_csv: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partial: Option<PartialEpoch>,
 }
 
 impl CheckpointState {
@@ -100,6 +204,7 @@ impl CheckpointState {
             config: self.config.clone(),
             metrics_csv: csv_text(&self.history),
             diagnostics_csv: csv_text(&self.diagnostics),
+            partial: self.partial.clone(),
         };
         serde_json::to_vec_pretty(&file).expect("checkpoint state serialises")
     }
@@ -114,6 +219,7 @@ impl CheckpointState {
             config: file.config,
             history: parse_csv_text(&file.metrics_csv)?,
             diagnostics: parse_csv_text(&file.diagnostics_csv)?,
+            partial: file.partial,
         })
     }
 }
@@ -126,15 +232,22 @@ fn parse_csv_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, 
     crate::records::parse_csv(text.as_bytes(), Path::new(STATE)).map_err(|e| crate::error_chain(&e))
 }
 
-/// Writes the checkpoint of `state.epochs_done` as one unit (see the module docs).
+/// Writes the checkpoint of `state.position()` as one unit (see the module docs); returns its
+/// directory.
 pub(crate) fn write(
     run: &RunDir,
     model: &Model,
     optim: &ModuleOptimizer,
     state: &CheckpointState,
-) -> Result<(), RunError> {
-    let epoch = state.epochs_done;
-    let final_dir = run.checkpoint_dir(epoch);
+) -> Result<PathBuf, RunError> {
+    let position = state.position();
+    // The fault points count end-of-epoch checkpoints only: the tests abort at those.
+    let epoch = if position.steps_done == 0 {
+        position.epochs_done
+    } else {
+        usize::MAX
+    };
+    let final_dir = run.checkpoints_dir().join(position.dir_name());
     let partial = final_dir.with_extension("partial");
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(RunError::io("remove", &partial))?;
@@ -160,9 +273,11 @@ pub(crate) fn write(
     for name in [MODEL, OPTIMIZER, STATE] {
         files.insert(name.to_string(), entry(&partial.join(name))?);
     }
+    let (manifest_epoch, step) = position.manifest_fields();
     let manifest = Manifest {
         format: FORMAT_VERSION,
-        epoch,
+        epoch: manifest_epoch,
+        step,
         files,
     };
     let json = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
@@ -171,7 +286,7 @@ pub(crate) fn write(
     fault_point("manifest", epoch);
 
     if final_dir.exists() {
-        // A checkpoint of this epoch from an earlier attempt: this one replaces it.
+        // A checkpoint of this position from an earlier attempt: this one replaces it.
         std::fs::remove_dir_all(&final_dir).map_err(RunError::io("remove", &final_dir))?;
     }
     std::fs::rename(&partial, &final_dir).map_err(RunError::io("write", &final_dir))?;
@@ -182,25 +297,24 @@ pub(crate) fn write(
         std::fs::remove_dir_all(&old.1).map_err(RunError::io("remove", &old.1))?;
     }
     fault_point("cleanup", epoch);
-    Ok(())
+    Ok(final_dir)
 }
 
-/// The finished checkpoints (`epoch-NNNN`, no `.partial`), newest first.
-fn checkpoint_dirs(run: &RunDir) -> Result<Vec<(usize, PathBuf)>, RunError> {
+/// The finished checkpoints (no `.partial`), newest first.
+fn checkpoint_dirs(run: &RunDir) -> Result<Vec<(Position, PathBuf)>, RunError> {
     let root = run.checkpoints_dir();
     if !root.is_dir() {
         return Ok(Vec::new());
     }
-    let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(&root)
+    let mut found: Vec<(Position, PathBuf)> = std::fs::read_dir(&root)
         .map_err(RunError::io("read", &root))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter_map(|path| {
-            let name = path.file_name()?.to_str()?;
-            let epoch = name.strip_prefix("epoch-")?.parse().ok()?;
-            Some((epoch, path))
+            let position = Position::parse_dir_name(path.file_name()?.to_str()?)?;
+            Some((position, path))
         })
         .collect();
-    found.sort_by_key(|(epoch, _)| std::cmp::Reverse(*epoch));
+    found.sort_by_key(|(position, _)| std::cmp::Reverse(*position));
     Ok(found)
 }
 
@@ -229,8 +343,8 @@ fn newest(run: &RunDir) -> Result<(Option<Verified>, Vec<CheckpointError>), Chec
         });
     }
     let mut failures = Vec::new();
-    for (epoch, dir) in checkpoint_dirs(run)? {
-        match verify(&dir, epoch) {
+    for (position, dir) in checkpoint_dirs(run)? {
+        match verify(&dir, position) {
             Ok(found) => return Ok((Some(found), failures)),
             Err(reason) => failures.push(reason),
         }
@@ -247,11 +361,11 @@ fn none_verifies(run: &RunDir, failures: Vec<CheckpointError>) -> CheckpointErro
     }
 }
 
-/// The epoch of the newest checkpoint that verifies (`None` without checkpoints), or why none
-/// does.
-pub(crate) fn newest_verified(run: &RunDir) -> Result<Option<usize>, CheckpointError> {
+/// The position of the newest checkpoint that verifies (`None` without checkpoints), or why
+/// none does.
+pub(crate) fn newest_verified(run: &RunDir) -> Result<Option<Position>, CheckpointError> {
     match newest(run)? {
-        (Some(found), _) => Ok(Some(found.state.epochs_done)),
+        (Some(found), _) => Ok(Some(found.state.position())),
         (None, failures) if failures.is_empty() => Ok(None),
         (None, failures) => Err(none_verifies(run, failures)),
     }
@@ -265,8 +379,9 @@ struct Verified {
     optimizer: PathBuf,
 }
 
-/// Reads and verifies one checkpoint directory; the error names the damaged file.
-fn verify(dir: &Path, epoch: usize) -> Result<Verified, CheckpointError> {
+/// Reads and verifies one checkpoint directory, which its name places at `position`; the
+/// error names the damaged file.
+fn verify(dir: &Path, position: Position) -> Result<Verified, CheckpointError> {
     let manifest_path = dir.join(MANIFEST);
     let unreadable = |path: &Path| {
         let path = path.to_path_buf();
@@ -286,12 +401,16 @@ fn verify(dir: &Path, epoch: usize) -> Result<Verified, CheckpointError> {
             supported: FORMAT_VERSION,
         });
     }
-    if manifest.epoch != epoch {
+    if (manifest.epoch, manifest.step) != position.manifest_fields() {
+        let recorded = match manifest.step {
+            None => Some(Position::after_epoch(manifest.epoch)),
+            Some(step) => Position::within(manifest.epoch, step),
+        };
         return Err(damaged(
             &manifest_path,
             format!(
-                "it says epoch {}, its directory says {epoch}",
-                manifest.epoch
+                "it says {}, its directory says {position}",
+                recorded.map_or("no valid position".into(), |p| p.to_string())
             ),
         ));
     }
@@ -317,6 +436,15 @@ fn verify(dir: &Path, epoch: usize) -> Result<Verified, CheckpointError> {
     }
     let state = CheckpointState::from_json(&contents[STATE])
         .map_err(|reason| damaged(&dir.join(STATE), reason))?;
+    if state.position() != position {
+        return Err(damaged(
+            &dir.join(STATE),
+            format!(
+                "it says {}, its directory says {position}",
+                state.position()
+            ),
+        ));
+    }
     Ok(Verified {
         state,
         model: contents.remove(MODEL).expect("read above"),
@@ -399,7 +527,7 @@ mod tests {
             std::fs::write(dir.path().join(MANIFEST), &manifest).unwrap();
             std::fs::write(dir.path().join(STATE), &state).unwrap();
             std::fs::write(dir.path().join(MODEL), &model).unwrap();
-            prop_assert!(verify(dir.path(), 1).is_err());
+            prop_assert!(verify(dir.path(), Position::after_epoch(1)).is_err());
             prop_assert!(CheckpointState::from_json(&state).is_err());
         }
 
@@ -417,6 +545,7 @@ mod tests {
                 train_seconds: 1.5,
                 config: RunConfig::default(),
                 diagnostics: Vec::new(),
+                partial: None,
             };
             std::fs::write(dir.path().join(MODEL), &model).unwrap();
             std::fs::write(dir.path().join(OPTIMIZER), b"optimizer").unwrap();
@@ -425,16 +554,63 @@ mod tests {
             for name in [MODEL, OPTIMIZER, STATE] {
                 files.insert(name.to_string(), entry(&dir.path().join(name)).unwrap());
             }
-            let manifest = Manifest { format: FORMAT_VERSION, epoch: 1, files };
+            let manifest = Manifest { format: FORMAT_VERSION, epoch: 1, step: None, files };
             std::fs::write(dir.path().join(MANIFEST), serde_json::to_vec(&manifest).unwrap()).unwrap();
-            let verified = verify(dir.path(), 1).unwrap();
+            let verified = verify(dir.path(), Position::after_epoch(1)).unwrap();
             prop_assert_eq!(verified.model, model.clone());
             prop_assert_eq!(verified.state.train_seconds, 1.5);
             let mut changed = model.clone();
             let at = flip.index(changed.len());
             changed[at] ^= 0x01;
             std::fs::write(dir.path().join(MODEL), &changed).unwrap();
-            prop_assert!(verify(dir.path(), 1).unwrap_err().to_string().contains("model.bpk is damaged"));
+            prop_assert!(verify(dir.path(), Position::after_epoch(1)).unwrap_err().to_string().contains("model.bpk is damaged"));
+        }
+
+        /// Directory names and positions map one to one, in training order.
+        #[test]
+        fn positions_round_trip_through_directory_names(
+            epochs_done in 0usize..20_000,
+            steps_done in 0usize..2_000_000,
+        ) {
+            let position = Position { epochs_done, steps_done };
+            prop_assert_eq!(Position::parse_dir_name(&position.dir_name()), Some(position));
+            let later = Position { epochs_done: epochs_done + 1, steps_done: 0 };
+            prop_assert!(later > position);
+        }
+    }
+
+    #[test]
+    fn checkpoint_names_sort_as_training_goes() {
+        let names = [
+            "epoch-0002",
+            "epoch-0003-step-000005",
+            "epoch-0003",
+            "epoch-0001",
+        ];
+        let mut positions: Vec<Position> = names
+            .iter()
+            .map(|n| Position::parse_dir_name(n).unwrap())
+            .collect();
+        positions.sort();
+        let sorted: Vec<String> = positions.iter().map(|p| p.dir_name()).collect();
+        assert_eq!(
+            sorted,
+            [
+                "epoch-0001",
+                "epoch-0002",
+                "epoch-0003-step-000005",
+                "epoch-0003"
+            ]
+        );
+        assert_eq!(positions[2].to_string(), "at step 5 of epoch 3");
+        for name in [
+            "epoch-0003-step-000000",
+            "epoch-0000-step-000004",
+            "epoch-+3",
+            "epoch-0003.partial",
+            "epoch-0003-step-",
+        ] {
+            assert_eq!(Position::parse_dir_name(name), None, "{name}");
         }
     }
 }

@@ -153,6 +153,20 @@ impl GradNormMeter {
         self.count += 1;
     }
 
+    /// The per-layer sums as f64 bit patterns, and the count: what a mid-epoch checkpoint
+    /// keeps to continue the meter exactly.
+    pub(crate) fn to_bits(&self) -> (Vec<u64>, usize) {
+        (self.sums.iter().map(|s| s.to_bits()).collect(), self.count)
+    }
+
+    /// The inverse of [`to_bits`](Self::to_bits).
+    pub(crate) fn from_bits(sums: &[u64], count: usize) -> Self {
+        Self {
+            sums: sums.iter().map(|&s| f64::from_bits(s)).collect(),
+            count,
+        }
+    }
+
     /// The mean norm per layer (empty when nothing was added).
     pub fn means(&self) -> Vec<f64> {
         self.sums

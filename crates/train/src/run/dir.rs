@@ -299,11 +299,6 @@ impl RunDir {
         self.dir.join("checkpoints")
     }
 
-    /// `checkpoints/epoch-NNNN`.
-    pub(crate) fn checkpoint_dir(&self, epoch: usize) -> PathBuf {
-        self.checkpoints_dir().join(format!("epoch-{epoch:04}"))
-    }
-
     /// `checkpoint/`, the layout before checkpoint format 1.
     pub(crate) fn legacy_checkpoint(&self) -> PathBuf {
         self.dir.join("checkpoint")

@@ -243,6 +243,24 @@ pub enum TrainError {
         /// The learning rate.
         lr: f64,
     },
+    /// A signal (or a [`StopRequest`](crate::run::StopRequest)) stopped training, after a
+    /// checkpoint at that point was written.
+    #[error(
+        "{reason} stopped the run in {} {position}; its checkpoint is {}: continue with the \
+         same command and --resume",
+        run.display(),
+        checkpoint.display()
+    )]
+    Stopped {
+        /// What asked to stop.
+        reason: crate::run::StopReason,
+        /// Where training stopped.
+        position: crate::run::Position,
+        /// The run directory.
+        run: PathBuf,
+        /// The checkpoint to resume from.
+        checkpoint: PathBuf,
+    },
     /// A sweep's run directory holds a finished run of another config.
     #[error(
         "{} holds a finished run of a different config; use another --out directory for the \

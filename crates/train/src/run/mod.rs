@@ -6,6 +6,7 @@
 //!   parameter tensor on Flex.
 //! - [`checkpoint`]: checkpoints as one atomic, verified unit, and resuming from them.
 //! - [`lock`]: one writer per run directory.
+//! - [`stop`]: [`StopRequest`], set by SIGTERM/SIGINT; the loop checkpoints and stops.
 //! - errors: [`RunError`], [`CheckpointError`], [`LockError`], [`TrainError`].
 //! - [`dir`]: [`RunDir`], which owns every file name of a run directory, and [`Summary`].
 //! - [`metrics`]: loss, accuracy and confusion matrix of a split; [`EpochRecord`] rows.
@@ -18,13 +19,16 @@ pub mod dir;
 mod error;
 pub mod lock;
 pub mod metrics;
+pub mod stop;
 pub mod training;
 pub mod verify;
 
+pub use checkpoint::Position;
 pub use diagnostics::DiagnosticRecord;
 pub use dir::{RunDir, Summary};
 pub use error::{CheckpointError, LockError, RunError, TrainError};
 pub use metrics::{EpochRecord, Evaluation, SplitName};
+pub use stop::{EXIT_STOPPED, StopReason, StopRequest};
 pub use training::{
     TrainOptions, data_options, evaluate_split, load_data, load_trained, train, train_on,
 };

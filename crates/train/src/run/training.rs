@@ -2,12 +2,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Int, Tensor, TensorData};
 use models::Model;
 
 use super::adam::{FusedAdam, FusedAdamW};
@@ -18,13 +18,14 @@ use crate::data::{Split, dataset::Splits, load_splits};
 use crate::progress::Progress;
 use crate::rng::SplitMix64;
 use crate::run::TrainError;
-use crate::run::checkpoint::{self, CheckpointState};
+use crate::run::checkpoint::{self, CheckpointState, PartialEpoch, Position};
 use crate::run::diagnostics::{
     DiagnosticRecord, GradNormMeter, epoch_records, layer_names, probe_stats, weight_grad_norms,
 };
 use crate::run::dir::{RunDir, Summary};
 use crate::run::lock::RunLock;
 use crate::run::metrics::{EpochRecord, Evaluation, SplitName, evaluate};
+use crate::run::stop::{self, StopRequest};
 
 /// How to run (what the config does not say).
 #[derive(Clone, Debug)]
@@ -43,6 +44,10 @@ pub struct TrainOptions {
     /// Record dead units, sparsity, saturation and gradient norms every epoch
     /// (`diagnostics.csv`; costs a few percent of training time).
     pub diagnostics: bool,
+    /// Polled after every step: once set (by SIGTERM/SIGINT through
+    /// [`StopRequest::on_signals`], or by a call), the run writes a checkpoint at that step
+    /// and returns [`TrainError::Stopped`]. The default is never set.
+    pub stop: StopRequest,
 }
 
 /// The data options a run config implies.
@@ -101,11 +106,27 @@ const PROBE_IMAGES: usize = 512;
 /// Gradient norms are sampled every this many steps.
 const GRAD_NORM_EVERY: usize = 10;
 
-/// The seed of everything random in one epoch (shuffling, dropout, random slopes), so that a
-/// resumed run draws exactly what an uninterrupted one would.
+/// The seed of one epoch's data order, so that a resumed run draws exactly what an
+/// uninterrupted one would.
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
         .wrapping_add(epoch as u64)
+}
+
+/// The seed of the device's random numbers in one step (dropout masks, random slopes): a
+/// function of the position alone, so a run stopped after any step resumes with the very
+/// numbers an uninterrupted one draws.
+fn step_seed(epoch_seed: u64, step: usize) -> u64 {
+    SplitMix64::new(epoch_seed ^ (step as u64).wrapping_mul(0xd1b5_4a32_d192_ed03)).next_u64()
+}
+
+/// Initialises every lazily initialised float parameter of a module.
+struct MaterializeParams;
+
+impl ModuleVisitor for MaterializeParams {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
 }
 
 /// Trains as `config` says on the given data, writing the run directory; returns the summary.
@@ -135,11 +156,19 @@ pub(crate) fn train_locked(
     let train_device = device.clone().autodiff();
     train_device.seed(config.train.seed);
     let mut model = config.model.init(&train_device);
+    // Burn draws a parameter's initial values when it is first used, which would be after the
+    // first step's seed: draw them now, from `train.seed`. Lazy backends (wgpu and cuda through
+    // burn-fusion) draw random numbers when queued operations run, not when they are recorded:
+    // flushing before each seed() gives each seed the draws it is meant for (a no-op on the
+    // eager CPU backends).
+    model.visit(&mut MaterializeParams);
+    let _ = train_device.flush();
     let mut optim = optimizer(config);
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut train_seconds = 0.0;
     let mut first_epoch = 1;
     let mut diagnostics: Vec<DiagnosticRecord> = Vec::new();
+    let mut partial: Option<PartialEpoch> = None;
 
     if !options.resume {
         checkpoint::clear(&run)?;
@@ -148,13 +177,14 @@ pub(crate) fn train_locked(
         let resumed = checkpoint::resume(&run, config, model, optim)?;
         (model, optim) = (resumed.model, resumed.optim);
         if let Some(state) = resumed.state {
+            if !options.quiet {
+                eprintln!("resuming {}", state.position());
+            }
             first_epoch = state.epochs_done + 1;
             history = state.history;
             train_seconds = state.train_seconds;
             diagnostics = state.diagnostics;
-            if !options.quiet {
-                eprintln!("resuming after epoch {}", state.epochs_done);
-            }
+            partial = state.partial;
         }
     }
 
@@ -168,7 +198,6 @@ pub(crate) fn train_locked(
 
     for epoch in first_epoch..=config.train.epochs {
         let seed = epoch_seed(config.train.seed, epoch);
-        train_device.seed(seed);
         let mut order: Vec<usize> = (0..data.train.len()).collect();
         SplitMix64::new(seed).shuffle(&mut order);
 
@@ -177,10 +206,24 @@ pub(crate) fn train_locked(
             config.train.epochs
         ));
         let started = Instant::now();
+        // The epoch's running sums: empty, or where a mid-epoch checkpoint left them.
         let mut loss_sum: Option<Tensor<1>> = None;
         let mut correct_sum: Option<Tensor<1, Int>> = None;
         let mut grad_norms = GradNormMeter::default();
-        for (step, indices) in order.chunks(batch_size).enumerate() {
+        let mut seconds_before = 0.0;
+        let mut first_step = 0;
+        if let Some(done) = partial.take() {
+            let loss = TensorData::new(vec![f32::from_bits(done.loss_sum_bits)], [1]);
+            loss_sum = Some(Tensor::from_data(loss, &train_device));
+            let correct = TensorData::new(vec![done.correct], [1]);
+            correct_sum = Some(Tensor::from_data(correct, &train_device));
+            grad_norms = GradNormMeter::from_bits(&done.grad_norm_sums_bits, done.grad_norm_count);
+            seconds_before = done.seconds;
+            first_step = done.steps_done;
+        }
+        for (step, indices) in order.chunks(batch_size).enumerate().skip(first_step) {
+            let _ = train_device.flush();
+            train_device.seed(step_seed(seed, step));
             let (images, labels) = data.train.batch(indices, &train_device);
             let logits = model.forward(images);
             let loss = loss_fn.forward(logits.clone(), labels.clone());
@@ -211,12 +254,43 @@ pub(crate) fn train_locked(
                     );
                 }
             }
+            stop::signal_point(epoch, step);
+            // After the last step the epoch's own checkpoint follows, then the check below.
+            if let Some(reason) = options.stop.requested()
+                && step + 1 < steps_per_epoch
+            {
+                let (grad_norm_sums_bits, grad_norm_count) = grad_norms.to_bits();
+                let loss_sum: f32 = loss_sum.expect("a step was taken").into_scalar();
+                let correct: i64 = correct_sum.expect("a step was taken").into_scalar();
+                let state = CheckpointState {
+                    epochs_done: epoch - 1,
+                    history,
+                    train_seconds,
+                    config: config.clone(),
+                    diagnostics,
+                    partial: Some(PartialEpoch {
+                        steps_done: step + 1,
+                        loss_sum_bits: loss_sum.to_bits(),
+                        correct,
+                        seconds: seconds_before + started.elapsed().as_secs_f64(),
+                        grad_norm_sums_bits,
+                        grad_norm_count,
+                    }),
+                };
+                let checkpoint = checkpoint::write(&run, &model, &optim, &state)?;
+                return Err(TrainError::Stopped {
+                    reason,
+                    position: state.position(),
+                    run: run.dir().into(),
+                    checkpoint,
+                });
+            }
         }
         let epoch_loss: f32 = loss_sum.expect("at least one batch").into_scalar();
         let epoch_loss = epoch_loss as f64 / data.train.len() as f64;
         check_finite(epoch_loss as f32, epoch, steps_per_epoch, config)?;
         let correct: i64 = correct_sum.expect("at least one batch").into_scalar();
-        let seconds = started.elapsed().as_secs_f64();
+        let seconds = seconds_before + started.elapsed().as_secs_f64();
         train_seconds += seconds;
         if !options.quiet {
             progress.finish(&format!("loss {epoch_loss:.4}"));
@@ -264,7 +338,7 @@ pub(crate) fn train_locked(
             ));
             run.write_diagnostics(&diagnostics)?;
         }
-        checkpoint::write(
+        let checkpoint = checkpoint::write(
             &run,
             &model,
             &optim,
@@ -274,8 +348,19 @@ pub(crate) fn train_locked(
                 train_seconds,
                 config: config.clone(),
                 diagnostics: diagnostics.clone(),
+                partial: None,
             },
         )?;
+        if let Some(reason) = options.stop.requested()
+            && epoch < config.train.epochs
+        {
+            return Err(TrainError::Stopped {
+                reason,
+                position: Position::after_epoch(epoch),
+                run: run.dir().into(),
+                checkpoint,
+            });
+        }
         if options.stop_after.is_some_and(|last| epoch >= last) && epoch < config.train.epochs {
             if !options.quiet {
                 eprintln!(

@@ -19,8 +19,8 @@ pub enum RunHealth {
     /// Not finished (stopped, interrupted, or still training); `--resume` or re-running the
     /// study continues from the newest checkpoint that verifies, if there is one.
     Incomplete {
-        /// That checkpoint's epoch.
-        resumable_from: Option<usize>,
+        /// Where that checkpoint was taken.
+        resumable_from: Option<crate::run::Position>,
     },
     /// A file that is not what the run wrote: the error names it.
     Damaged {
@@ -55,8 +55,8 @@ impl RunHealth {
         match self {
             Self::Intact { epochs } => format!("{epochs} epochs"),
             Self::Incomplete {
-                resumable_from: Some(epoch),
-            } => format!("resumes after epoch {epoch}"),
+                resumable_from: Some(position),
+            } => format!("resumes {position}"),
             Self::Incomplete {
                 resumable_from: None,
             } => "no checkpoint yet: starts afresh".into(),

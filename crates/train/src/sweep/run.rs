@@ -37,6 +37,9 @@ pub struct CompareOptions {
     pub shard: Shard,
     /// No progress output.
     pub quiet: bool,
+    /// Handed to each run: once set, the run in progress checkpoints at its current step and
+    /// the sweep returns [`TrainError::Stopped`]; running the sweep again continues it.
+    pub stop: crate::run::StopRequest,
 }
 
 /// Whether a run directory holds a finished run of `config`; an error if it holds a run of
@@ -143,6 +146,7 @@ fn sweep(
                 quiet: options.quiet,
                 stop_after: None,
                 diagnostics: config.compare.diagnostics,
+                stop: options.stop.clone(),
             },
             run_dir,
             lock,

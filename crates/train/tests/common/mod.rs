@@ -7,6 +7,8 @@ use actlab_train::data::dataset::Splits;
 use actlab_train::data::{Located, Split};
 use actlab_train::{Backend, RunConfig, TrainOptions};
 
+pub mod processes;
+
 /// Small synthetic data: each class lights up its own band of rows, plus noise.
 pub fn synthetic(n: usize, seed: u64) -> Split {
     let mut rng = actlab_train::rng::SplitMix64::new(seed);
@@ -57,6 +59,7 @@ pub fn options(dir: &Path, backend: Backend, resume: bool) -> TrainOptions {
         quiet: true,
         stop_after: None,
         diagnostics: false,
+        stop: Default::default(),
     }
 }
 
