@@ -114,6 +114,21 @@ impl Default for TrainConfig {
     }
 }
 
+/// The largest config text read (1 MiB): the shipped configs are 1-3 KiB.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+/// The deepest nesting of tables and arrays in a config. The deepest a config needs is 3
+/// (`[compare]` → `activations = [...]` → `{ kind = ... }`); the top-level table counts as 1.
+pub const MAX_CONFIG_NESTING: usize = 8;
+
+/// How deep tables and arrays nest in `value` (a plain value: 0, a table of plain values: 1).
+fn nesting(value: &toml::Value) -> usize {
+    match value {
+        toml::Value::Table(table) => 1 + table.values().map(nesting).max().unwrap_or(0),
+        toml::Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// A config that cannot be used. The rendered chain (see [`crate::error_chain`]) names the
 /// file, the key and the reason: `run.toml: train.lr: must be a positive number, got 0`.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +179,19 @@ pub enum ConfigError {
         /// What is wrong and what would be right.
         reason: String,
     },
+    /// A config larger or deeper than any config of this program can be.
+    #[error(
+        "{origin}: {what}, over the limit {limit}; a config of fmnist is a few kilobytes, \
+         nested three deep (`fmnist configs show default` is one)"
+    )]
+    Limit {
+        /// The file the text came from.
+        origin: String,
+        /// What is too large.
+        what: String,
+        /// The limit, by name and value.
+        limit: String,
+    },
     /// A `[model]` setting the model cannot be built with.
     #[error(transparent)]
     Model(#[from] models::ConfigError),
@@ -185,15 +213,36 @@ impl ConfigError {
         }
     }
 
-    /// Parses TOML text, naming `origin` in the error.
+    /// Parses TOML text, naming `origin` in the error. Text over [`MAX_CONFIG_BYTES`] or
+    /// nested deeper than [`MAX_CONFIG_NESTING`] is refused before it is used.
     pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
         text: &str,
         origin: impl Into<String>,
     ) -> Result<T, Self> {
-        toml::from_str(text).map_err(|source| Self::Toml {
-            origin: origin.into(),
+        let origin = origin.into();
+        if text.len() > MAX_CONFIG_BYTES {
+            return Err(Self::Limit {
+                origin,
+                what: format!("{} bytes", text.len()),
+                limit: format!("MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES} bytes"),
+            });
+        }
+        let toml_error = |source| Self::Toml {
+            origin: origin.clone(),
             source,
-        })
+        };
+        // The parser bounds its own recursion; the tree it gives is then measured before any
+        // of it is used. Parsed again as `T` for errors with line and column.
+        let table: toml::Table = toml::from_str(text).map_err(toml_error)?;
+        let depth = nesting(&toml::Value::Table(table));
+        if depth > MAX_CONFIG_NESTING {
+            return Err(Self::Limit {
+                origin,
+                what: format!("tables and arrays nested {depth} deep"),
+                limit: format!("MAX_CONFIG_NESTING = {MAX_CONFIG_NESTING}"),
+            });
+        }
+        toml::from_str(text).map_err(toml_error)
     }
 
     /// This error as found in `origin`.

@@ -269,3 +269,118 @@ fn deep_configs_and_huge_safetensors_headers_are_errors() {
         .to_string();
     assert!(error.contains("huge.safetensors"), "{error}");
 }
+
+/// Each named limit on configs, at its edge: the text at the limit passes the check (whatever
+/// else is wrong with it is another error), one past is refused naming the limit.
+#[test]
+fn config_limits_hold_at_their_edges() {
+    use actlab_train::config::{MAX_CONFIG_BYTES, MAX_CONFIG_NESTING};
+    let parse = |text: &str| {
+        RunConfig::parse(text, "edge.toml", &[])
+            .map(|_| ())
+            .map_err(|e| actlab_train::error_chain(&e))
+    };
+    // Size: a valid config padded with a comment to exactly the limit, then one byte more.
+    let valid = "[train]\nepochs = 1\n#";
+    let at_limit = format!("{valid}{}", "x".repeat(MAX_CONFIG_BYTES - valid.len()));
+    assert_eq!(at_limit.len(), MAX_CONFIG_BYTES);
+    assert_eq!(parse(&at_limit), Ok(()));
+    let error = parse(&format!("{at_limit}x")).unwrap_err();
+    assert!(
+        error.contains("MAX_CONFIG_BYTES") && error.contains("edge.toml"),
+        "{error}"
+    );
+
+    // Nesting: the top-level table is 1, each array around the value one more.
+    let nested = |depth: usize| {
+        let arrays = depth - 1;
+        format!("x = {}1{}", "[".repeat(arrays), "]".repeat(arrays))
+    };
+    let error = parse(&nested(MAX_CONFIG_NESTING)).unwrap_err();
+    assert!(!error.contains("MAX_CONFIG_NESTING"), "{error}");
+    assert!(error.contains("unknown field `x`"), "{error}");
+    let error = parse(&nested(MAX_CONFIG_NESTING + 1)).unwrap_err();
+    assert!(
+        error.contains("MAX_CONFIG_NESTING") && error.contains("nested 9 deep"),
+        "{error}"
+    );
+
+    // A file: read no further than one byte past the limit, whatever it is.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, format!("{at_limit}x")).unwrap();
+    for path in [big.as_path(), std::path::Path::new("/dev/zero")] {
+        let error = actlab_train::error_chain(&RunConfig::load(path, &[]).unwrap_err());
+        assert!(error.contains("MAX_CONFIG_BYTES"), "{error}");
+    }
+}
+
+/// A safetensors file whose header declares one tensor of `shape`, with `header_padding`
+/// spaces after the JSON (safetensors pads headers with spaces).
+fn safetensors_declaring(shape: &str, header_padding: usize) -> Vec<u8> {
+    let mut header =
+        format!(r#"{{"w":{{"dtype":"F32","shape":{shape},"data_offsets":[0,4]}}}}"#).into_bytes();
+    header.resize(header.len() + header_padding, b' ');
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&[0; 4]);
+    bytes
+}
+
+/// Each named limit on safetensors imports, at its edge (refused naming the limit only past
+/// it), and a file over the size limit refused before it is read (a sparse file, so the test
+/// writes nothing).
+#[test]
+fn safetensors_limits_hold_at_their_edges() {
+    use actlab_train::export::{
+        MAX_SAFETENSORS_BYTES, MAX_SAFETENSORS_HEADER_BYTES, MAX_TENSOR_ELEMENTS,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let import = |bytes: &[u8]| {
+        let path = dir.path().join("edge.safetensors");
+        std::fs::write(&path, bytes).unwrap();
+        let config = RunConfig::parse("[model]\nkind = \"mlp\"", "tiny.toml", &[]).unwrap();
+        let model = config.model.init(&actlab_train::Backend::Flex.device());
+        actlab_train::error_chain(
+            &actlab_train::export::import_safetensors(model, &path).unwrap_err(),
+        )
+    };
+    // Elements: exactly the limit is not refused by it (the offsets are wrong: another error).
+    let error = import(&safetensors_declaring(
+        &format!("[{MAX_TENSOR_ELEMENTS}]"),
+        0,
+    ));
+    assert!(!error.contains("MAX_TENSOR_ELEMENTS"), "{error}");
+    assert!(error.contains("not a valid safetensors file"), "{error}");
+    let error = import(&safetensors_declaring(
+        &format!("[{}]", MAX_TENSOR_ELEMENTS + 1),
+        0,
+    ));
+    assert!(error.contains("MAX_TENSOR_ELEMENTS"), "{error}");
+    // A shape whose product overflows u64.
+    let error = import(&safetensors_declaring("[4294967296,4294967296,2]", 0));
+    assert!(error.contains("MAX_TENSOR_ELEMENTS"), "{error}");
+
+    // Header: padded to exactly the limit, then one byte more.
+    let unpadded = safetensors_declaring("[1]", 0).len() - 8 - 4;
+    let at_limit = MAX_SAFETENSORS_HEADER_BYTES as usize - unpadded;
+    let error = import(&safetensors_declaring("[1]", at_limit));
+    assert!(!error.contains("MAX_SAFETENSORS_HEADER_BYTES"), "{error}");
+    assert!(error.contains("does not fit the model"), "{error}");
+    let error = import(&safetensors_declaring("[1]", at_limit + 1));
+    assert!(error.contains("MAX_SAFETENSORS_HEADER_BYTES"), "{error}");
+
+    // Size: one byte over, as a sparse file.
+    let path = dir.path().join("huge.safetensors");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(MAX_SAFETENSORS_BYTES + 1).unwrap();
+    let config = RunConfig::parse("[model]\nkind = \"mlp\"", "tiny.toml", &[]).unwrap();
+    let model = config.model.init(&actlab_train::Backend::Flex.device());
+    let error = actlab_train::error_chain(
+        &actlab_train::export::import_safetensors(model, &path).unwrap_err(),
+    );
+    assert!(
+        error.contains("MAX_SAFETENSORS_BYTES") && error.contains("huge.safetensors"),
+        "{error}"
+    );
+}
