@@ -256,7 +256,10 @@ fn check_limits(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
             "MAX_SAFETENSORS_HEADER_BYTES",
         ));
     }
-    let Some(header) = bytes.get(8..8 + length as usize) else {
+    let Some(header) = usize::try_from(length)
+        .ok()
+        .and_then(|length| bytes.get(8..8usize.checked_add(length)?))
+    else {
         return Ok(()); // shorter than its header: the parser says so
     };
     #[derive(serde::Deserialize)]

@@ -361,6 +361,11 @@ fn safetensors_limits_hold_at_their_edges() {
     let error = import(&safetensors_declaring("[4294967296,4294967296,2]", 0));
     assert!(error.contains("MAX_TENSOR_ELEMENTS"), "{error}");
 
+    // Found by `cargo fuzz run safetensors`: a header length of 2^64 - 1 overflowed the end
+    // of the header's range in the limit check itself.
+    let error = import(&[255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1]);
+    assert!(error.contains("not a valid safetensors file"), "{error}");
+
     // Header: padded to exactly the limit, then one byte more.
     let unpadded = safetensors_declaring("[1]", 0).len() - 8 - 4;
     let at_limit = MAX_SAFETENSORS_HEADER_BYTES as usize - unpadded;
