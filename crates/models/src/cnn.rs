@@ -189,7 +189,7 @@ impl Cnn {
             }
             let mut pre = kernels::conv2d(&block.conv, x);
             if let Some(norm) = &block.norm {
-                pre = norm.forward(pre);
+                pre = kernels::batch_norm(norm, pre);
             }
             let post = match taps {
                 Some(taps) => {

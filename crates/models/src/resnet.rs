@@ -193,14 +193,14 @@ impl ResidualBlock {
     }
 
     fn run(&self, x: Tensor<4>, name: &str, taps: &mut Option<Vec<Tap>>) -> Tensor<4> {
-        let pre = self.norm1.forward(x.clone());
+        let pre = kernels::batch_norm(&self.norm1, x.clone());
         let activated = activate(&self.activation1, pre, format!("{name}.1"), taps);
         let shortcut = match &self.shortcut {
             Some(projection) => kernels::conv2d(projection, activated.clone()),
             None => x,
         };
         let hidden = kernels::conv2d(&self.conv1, activated);
-        let pre = self.norm2.forward(hidden);
+        let pre = kernels::batch_norm(&self.norm2, hidden);
         let activated = activate(&self.activation2, pre, format!("{name}.2"), taps);
         kernels::conv2d(&self.conv2, activated) + shortcut
     }
@@ -248,7 +248,7 @@ impl Resnet {
         for (index, block) in self.blocks.iter().enumerate() {
             x = block.run(x, &self.block_name(index), taps);
         }
-        let pre = self.head_norm.forward(x);
+        let pre = kernels::batch_norm(&self.head_norm, x);
         let x = activate(&self.head_activation, pre, "head".into(), taps);
         let [n, c, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([n, c]);

@@ -25,9 +25,10 @@
 //! and `output.*`: the attribute names of `ResNet` in `scripts/torch_model.py`. The file's metadata holds `config` (the run's
 //! resolved `config.toml`), so the architecture travels with the weights.
 //!
-//! One semantic difference: Burn's 2-D BatchNorm keeps the *biased* running variance where
-//! PyTorch keeps the unbiased one. With batch 128 on 28×28 maps the ratio is 1 + 1/100,352,
-//! far below float precision of the result.
+//! Running variances: the CNN's and the ResNet's BatchNorms keep the *unbiased* batch variance
+//! in their running estimate, as PyTorch does (`models::kernels::batch_norm`). APReLU's own
+//! BatchNorm1d (`activation.bn1`, …) is still Burn's, which keeps the biased one: on its
+//! `[N, C]` input the ratio is `N / (N − 1)`, 1 + 1/127 at batch 128.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

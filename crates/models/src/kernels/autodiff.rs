@@ -56,6 +56,27 @@ impl<B: LayerKernelBackward> Backward<B, 3> for ConvBackward {
     }
 }
 
+/// BatchNorm's backward step (parents: x, gamma, beta); its state is the input, gamma and the
+/// batch statistics.
+#[derive(Debug)]
+struct BatchNormBackward(f64);
+
+impl<B: LayerKernelBackward> Backward<B, 3> for BatchNormBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let output_grad = grads.consume::<B>(&ops.node);
+        let (x, gamma, statistics) = ops.state;
+        let computed =
+            B::layer_batch_norm_train_backward(x, gamma, statistics, self.0, output_grad);
+        for (parent, grad) in ops.parents.into_iter().zip(computed) {
+            if let Some(parent) = parent {
+                grads.register::<B>(parent.id, grad);
+            }
+        }
+    }
+}
+
 /// Max-pooling's backward step; its state is the input.
 #[derive(Debug)]
 struct MaxPoolBackward(Window2d);
@@ -274,6 +295,33 @@ impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<
                 prep.finish((x, weight), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::layer_conv2d(x, weight, bias, window)),
+        }
+    }
+
+    fn layer_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (x, x_node) = x.into_parts();
+        let (gamma, gamma_node) = gamma.into_parts();
+        let (beta, beta_node) = beta.into_parts();
+        match BatchNormBackward(epsilon)
+            .prepare::<C>([x_node, gamma_node, beta_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (output, statistics) =
+                    B::layer_batch_norm_train(x.clone(), gamma.clone(), beta, epsilon);
+                let output = prep.finish((x, gamma, statistics.clone()), output);
+                (output, FloatTensor::<Self>::new(statistics))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (output, statistics) = B::layer_batch_norm_train(x, gamma, beta, epsilon);
+                (prep.finish(output), FloatTensor::<Self>::new(statistics))
+            }
         }
     }
 

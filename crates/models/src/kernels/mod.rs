@@ -38,8 +38,11 @@
 //! [`activations::fused::without_fused`] turn them off too.
 
 mod autodiff;
+mod batch_norm;
 #[cfg(feature = "flex")]
 mod flex;
+
+pub use batch_norm::batch_norm;
 
 use activations::Activation;
 use activations::burn::backend::tensor::FloatTensor;
@@ -124,6 +127,17 @@ pub trait LayerKernelOps: Backend {
         bias: FloatTensor<Self>,
         window: Window2d,
         handoff: PooledHandoff,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// BatchNorm in training mode on `x` `[N, C, ...]` with the batch's own statistics:
+    /// `(y, statistics)`, the statistics `[2, C]` (each channel's mean, then its biased
+    /// variance, as Burn's `batch_norm_train` returns them). Under autodiff `y` is tracked
+    /// through `x`, `gamma` and `beta`; the statistics are not.
+    fn layer_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
@@ -279,6 +293,16 @@ pub trait LayerKernelBackward: LayerKernelOps {
         saved: Self::BlockSaved,
         output_grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The gradients `(x, gamma, beta)` of [`LayerKernelOps::layer_batch_norm_train`], from its
+    /// input, `gamma`, the statistics it returned and the output's gradient.
+    fn layer_batch_norm_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        statistics: FloatTensor<Self>,
+        epsilon: f64,
+        output_grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3];
 }
 
 /// Whether `tensor` can use the kernels: f32 on Flex, with the project's kernels switched on.

@@ -2,6 +2,7 @@
 //! max-pooling as one pass (`pool.rs`), over the tensors' f32 storage; samples (or planes)
 //! spread over rayon's threads.
 mod aprelu_block;
+mod batch_norm;
 mod block;
 mod conv;
 mod pool;
@@ -21,6 +22,7 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use aprelu_block::{SqueezeGrad, prelu_pool_backward, prelu_pool_forward, prelu_pool_slope_grad};
+use batch_norm::{NormDims, batch_norm_backward, batch_norm_forward};
 use block::{BlockAct, BlockSaved, PooledGrad, Pooling, conv_block_forward};
 
 use conv::{ConvDims, OutputGrad, conv2d_backward, conv2d_forward, conv2d_forward_squeezing};
@@ -88,6 +90,29 @@ impl LayerKernelOps for Flex {
         (
             from_vec(output, dims.output_shape()),
             from_vec(summary, summary_shape),
+        )
+    }
+
+    fn layer_batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor) {
+        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+        let shape = x.shape();
+        let dims = NormDims::new(&shape);
+        let (output, mut mean, variance) = batch_norm_forward(
+            &dims,
+            elements(&x),
+            elements(&gamma),
+            elements(&beta),
+            epsilon,
+        );
+        mean.extend(variance);
+        (
+            from_vec(output, shape),
+            from_vec(mean, Shape::new([2, dims.channels])),
         )
     }
 
@@ -195,6 +220,35 @@ fn conv_grads(
 
 impl LayerKernelBackward for Flex {
     type BlockSaved = Arc<BlockSaved>;
+
+    fn layer_batch_norm_train_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        statistics: FlexTensor,
+        epsilon: f64,
+        output_grad: FlexTensor,
+    ) -> [FlexTensor; 3] {
+        let (x, gamma) = (contiguous(x), contiguous(gamma));
+        let (statistics, output_grad) = (contiguous(statistics), contiguous(output_grad));
+        let shape = x.shape();
+        let dims = NormDims::new(&shape);
+        let (mean, variance) = elements(&statistics).split_at(dims.channels);
+        let (input_grad, gamma_grad, beta_grad) = batch_norm_backward(
+            &dims,
+            elements(&x),
+            elements(&gamma),
+            mean,
+            variance,
+            epsilon,
+            elements(&output_grad),
+        );
+        let per_channel = Shape::new([dims.channels]);
+        [
+            from_vec(input_grad, shape),
+            from_vec(gamma_grad, per_channel.clone()),
+            from_vec(beta_grad, per_channel),
+        ]
+    }
 
     fn layer_conv_block_saving(
         x: FlexTensor,

@@ -1,0 +1,61 @@
+//! BatchNorm as PyTorch trains it: the batch's statistics through one fused op on Flex
+//! ([`LayerKernelOps::layer_batch_norm_train`], two passes forward, two backward) or Burn's
+//! `batch_norm_train` elsewhere, and the running statistics updated as `torch.nn.BatchNorm2d`
+//! does — `running = (1 − momentum) · running + momentum · batch`, with the batch's *unbiased*
+//! variance (`m / (m − 1)` times the biased one that normalises the batch, `m` values per
+//! channel). Burn's own `BatchNorm::forward` keeps the biased one.
+use activations::burn::backend::Dispatch;
+use activations::burn::nn::BatchNorm;
+use activations::burn::tensor::{DType, Tensor};
+
+use super::{LayerKernelOps, has_kernels};
+
+/// `norm.forward(x)` with PyTorch's running statistics: in training (an autodiff device and
+/// the layer's training flag on) the batch statistics, through the fused kernels when `x` can
+/// use them; in evaluation Burn's forward with the running statistics.
+pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    if !(device.is_autodiff() && norm.training.is_enabled()) {
+        return norm.forward(x);
+    }
+    let dims = x.dims();
+    let channels = dims[1];
+    let per_channel = x.shape().num_elements() / channels.max(1);
+    let gamma = norm.gamma.val();
+    let beta = norm.beta.val();
+    let fused = has_kernels(&x) && gamma.dtype() == DType::F32 && beta.dtype() == DType::F32;
+    let (output, mean, variance) = if fused {
+        let (output, statistics) = <Dispatch as LayerKernelOps>::layer_batch_norm_train(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            norm.epsilon,
+        );
+        let statistics: Tensor<2> = Tensor::from_dispatch(statistics);
+        let mean = statistics.clone().narrow(0, 0, 1).reshape([channels]);
+        let variance = statistics.narrow(0, 1, 1).reshape([channels]);
+        (Tensor::from_dispatch(output), mean, variance)
+    } else {
+        let result =
+            activations::burn::tensor::module::batch_norm_train(x, gamma, beta, norm.epsilon);
+        (result.output, result.mean, result.variance)
+    };
+    // One value per channel has no spread to correct (PyTorch refuses to train on it).
+    let bessel = if per_channel > 1 {
+        per_channel as f64 / (per_channel - 1) as f64
+    } else {
+        1.0
+    };
+    let momentum = norm.momentum;
+    let running_mean = norm.running_mean.value_sync().to_device(&device);
+    let running_var = norm.running_var.value_sync().to_device(&device);
+    let running_mean = running_mean
+        .mul_scalar(1.0 - momentum)
+        .add(mean.detach().mul_scalar(momentum));
+    let running_var = running_var
+        .mul_scalar(1.0 - momentum)
+        .add(variance.detach().mul_scalar(momentum * bessel));
+    norm.running_mean.update(running_mean.detach());
+    norm.running_var.update(running_var.detach());
+    output
+}

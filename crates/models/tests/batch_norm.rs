@@ -1,0 +1,140 @@
+//! The fused BatchNorm (`kernels::batch_norm`) against Burn's `batch_norm_train` run as
+//! composite tensor ops: output, every gradient and the running statistics, at odd shapes,
+//! batch 1, one value per channel and a channel far from zero; and the running statistics
+//! against PyTorch's rule computed on the host.
+mod common;
+
+use activations::burn::module::{Param, RunningState};
+use activations::burn::nn::{BatchNorm, BatchNormConfig};
+use activations::burn::tensor::{Device, Gradients, Tensor};
+use activations::fused::without_fused;
+use actlab_models::kernels::batch_norm;
+use common::{assert_close, device, host_random, run_with_grads, values};
+
+/// A BatchNorm with drawn γ, β and running statistics (each call builds its own: running
+/// statistics are shared between clones).
+fn norm(channels: usize, seed: u64, device: &Device) -> BatchNorm {
+    let mut norm = BatchNormConfig::new(channels).init(device);
+    norm.gamma = Param::from_tensor(host_random([channels], seed, device).add_scalar(1.0));
+    norm.beta = Param::from_tensor(host_random([channels], seed + 1, device));
+    norm.running_mean = RunningState::new(host_random([channels], seed + 2, device));
+    norm.running_var = RunningState::new(host_random([channels], seed + 3, device).abs());
+    norm
+}
+
+fn parameter_grads(norm: &BatchNorm, grads: &Gradients) -> Vec<Vec<f32>> {
+    vec![
+        values(norm.gamma.grad(grads).unwrap()),
+        values(norm.beta.grad(grads).unwrap()),
+    ]
+}
+
+fn running(norm: &BatchNorm) -> [Vec<f32>; 2] {
+    [
+        values(norm.running_mean.value_sync()),
+        values(norm.running_var.value_sync()),
+    ]
+}
+
+#[test]
+fn fused_batch_norm_matches_burns_composite_op() {
+    let device = device();
+    let cases: [([usize; 4], f32); 6] = [
+        ([3, 5, 7, 9], 0.0),
+        ([1, 4, 5, 3], 0.0),
+        ([2, 3, 1, 1], 0.0),
+        ([4, 2, 28, 28], 0.0),
+        ([5, 6, 4, 4], 0.0),
+        // A mean far from zero: the statistics must keep the spread's digits.
+        ([3, 4, 6, 6], 100.0),
+    ];
+    for (index, (shape, offset)) in cases.into_iter().enumerate() {
+        let seed = 10 * index as u64;
+        let x = host_random(shape, seed, &device).add_scalar(offset);
+        let fused_norm = norm(shape[1], seed + 5, &device);
+        let burn_norm = norm(shape[1], seed + 5, &device);
+        let fused = run_with_grads(
+            &x,
+            3,
+            |x| batch_norm(&fused_norm, x),
+            |grads| parameter_grads(&fused_norm, grads),
+        );
+        let burn = without_fused(|| {
+            run_with_grads(
+                &x,
+                3,
+                |x| batch_norm(&burn_norm, x),
+                |grads| parameter_grads(&burn_norm, grads),
+            )
+        });
+        for (name, (a, e)) in ["output", "input grad", "gamma grad", "beta grad"]
+            .iter()
+            .zip(fused.iter().zip(&burn))
+        {
+            assert_close(&format!("case {index} {name}"), a, e);
+        }
+        for (name, (a, e)) in ["running mean", "running var"]
+            .iter()
+            .zip(running(&fused_norm).iter().zip(&running(&burn_norm)))
+        {
+            assert_close(&format!("case {index} {name}"), a, e);
+        }
+    }
+}
+
+/// `running = 0.9 · running + 0.1 · batch`, with the batch's unbiased variance, as
+/// `torch.nn.BatchNorm2d` (momentum 0.1) — through the kernels and through Burn's op.
+#[test]
+fn running_statistics_follow_pytorch() {
+    let device = device();
+    let shape = [3, 2, 4, 5];
+    let x = host_random(shape, 7, &device);
+    let data = values(x.clone());
+    let plane = shape[2] * shape[3];
+    let m = (shape[0] * plane) as f64;
+    for fused in [true, false] {
+        let norm = norm(shape[1], 11, &device);
+        let [mean_before, var_before] = running(&norm);
+        let step = || batch_norm(&norm, x.clone());
+        let _ = if fused { step() } else { without_fused(step) };
+        let [mean_after, var_after] = running(&norm);
+        for c in 0..shape[1] {
+            let channel: Vec<f64> = (0..shape[0])
+                .flat_map(|n| {
+                    let start = (n * shape[1] + c) * plane;
+                    data[start..start + plane].iter().map(|&v| v as f64)
+                })
+                .collect();
+            let mean = channel.iter().sum::<f64>() / m;
+            let unbiased = channel.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0);
+            let expected_mean = 0.9 * mean_before[c] as f64 + 0.1 * mean;
+            let expected_var = 0.9 * var_before[c] as f64 + 0.1 * unbiased;
+            assert!(
+                (mean_after[c] as f64 - expected_mean).abs() < 1e-5,
+                "fused {fused}, channel {c}: running mean {} != {expected_mean}",
+                mean_after[c]
+            );
+            assert!(
+                (var_after[c] as f64 - expected_var).abs() < 1e-5,
+                "fused {fused}, channel {c}: running var {} != {expected_var}",
+                var_after[c]
+            );
+        }
+    }
+}
+
+/// Outside training (no autodiff, or the layer's training flag off) it is Burn's forward with
+/// the running statistics, and leaves them alone.
+#[test]
+fn evaluation_uses_the_running_statistics() {
+    let device = Device::flex();
+    let norm = norm(3, 21, &device);
+    let x: Tensor<4> = host_random([2, 3, 4, 4], 22, &device);
+    let before = running(&norm);
+    assert_close(
+        "eval",
+        &values(batch_norm(&norm, x.clone())),
+        &values(norm.forward(x)),
+    );
+    assert_eq!(running(&norm), before);
+}
