@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use models::ModelConfig;
 use serde::{Deserialize, Serialize};
 
+mod limits;
+
+use limits::nesting;
+pub use limits::{MAX_CONFIG_BYTES, MAX_CONFIG_NESTING};
 /// A whole run: what data, which network, how to train it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,21 +115,6 @@ impl Default for TrainConfig {
             batch_size: 128,
             seed: 42,
         }
-    }
-}
-
-/// The largest config text read (1 MiB): the shipped configs are 1-3 KiB.
-pub const MAX_CONFIG_BYTES: usize = 1 << 20;
-/// The deepest nesting of tables and arrays in a config. The deepest a config needs is 3
-/// (`[compare]` → `activations = [...]` → `{ kind = ... }`); the top-level table counts as 1.
-pub const MAX_CONFIG_NESTING: usize = 8;
-
-/// How deep tables and arrays nest in `value` (a plain value: 0, a table of plain values: 1).
-fn nesting(value: &toml::Value) -> usize {
-    match value {
-        toml::Value::Table(table) => 1 + table.values().map(nesting).max().unwrap_or(0),
-        toml::Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
-        _ => 0,
     }
 }
 

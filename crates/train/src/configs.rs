@@ -3,7 +3,6 @@
 //! files live in `configs/` of this crate (the workspace's `configs/` links to it), so
 //! `cargo package` carries them.
 use std::borrow::Cow;
-use std::io::Read;
 use std::path::Path;
 
 use crate::config::ConfigError;
@@ -92,28 +91,18 @@ pub fn shipped_names() -> String {
 /// `path` when there is one, else the shipped config of that name. A file wins, so an edited
 /// copy called `default.toml` in the working directory is used as it is.
 pub fn read(path: &Path) -> Result<(Cow<'static, str>, String), ConfigError> {
-    match std::fs::File::open(path) {
-        Ok(file) => {
-            let unreadable = |source| ConfigError::Read {
+    let limit = crate::config::MAX_CONFIG_BYTES;
+    match crate::bounded::read_at_most(path, limit as u64) {
+        Ok(None) => Err(ConfigError::Limit {
+            origin: path.display().to_string(),
+            what: format!("more than {limit} bytes"),
+            limit: format!("MAX_CONFIG_BYTES = {limit} bytes"),
+        }),
+        Ok(Some(bytes)) => {
+            let text = String::from_utf8(bytes).map_err(|e| ConfigError::Read {
                 path: path.into(),
-                source,
-            };
-            // Never more than one byte past the limit, whatever the file is (a huge file,
-            // /dev/zero).
-            let limit = crate::config::MAX_CONFIG_BYTES;
-            let mut bytes = Vec::new();
-            file.take(limit as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map_err(unreadable)?;
-            if bytes.len() > limit {
-                return Err(ConfigError::Limit {
-                    origin: path.display().to_string(),
-                    what: format!("more than {limit} bytes"),
-                    limit: format!("MAX_CONFIG_BYTES = {limit} bytes"),
-                });
-            }
-            let text = String::from_utf8(bytes)
-                .map_err(|e| unreadable(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
             Ok((Cow::Owned(text), path.display().to_string()))
         }
         Err(source) if source.kind() == std::io::ErrorKind::NotFound => {

@@ -32,6 +32,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+mod limits;
+
+pub use limits::{MAX_SAFETENSORS_BYTES, MAX_SAFETENSORS_HEADER_BYTES, MAX_TENSOR_ELEMENTS};
+use limits::{check_limits, read};
+
 use burn::store::{
     BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
     SafetensorsStoreError,
@@ -194,97 +199,6 @@ pub fn config_in(path: &Path) -> Result<Option<String>, ExportError> {
         .metadata()
         .as_ref()
         .and_then(|metadata| metadata.get("config").cloned()))
-}
-
-/// The largest safetensors file read (1 GiB, 268 million f32 weights): the reference CNN's
-/// weights are 1.7 MB, the shipped ResNet's under 10 MB.
-pub const MAX_SAFETENSORS_BYTES: u64 = 1 << 30;
-/// The largest safetensors header (1 MiB; the safetensors crate alone allows 100 MB): ours
-/// are a few kilobytes, the config in the metadata included.
-pub const MAX_SAFETENSORS_HEADER_BYTES: u64 = 1 << 20;
-/// The most elements one tensor may declare: as many f32 as fit in [`MAX_SAFETENSORS_BYTES`]
-/// (shapes are checked before the offsets, so a shape whose product overflows is refused by
-/// this name too).
-pub const MAX_TENSOR_ELEMENTS: u64 = MAX_SAFETENSORS_BYTES / 4;
-
-fn read(path: &Path) -> Result<Vec<u8>, ExportError> {
-    let unreadable = |source| ExportError::Read {
-        path: path.into(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let too_large = || ExportError::Limit {
-        path: path.into(),
-        what: format!("the file has more than {MAX_SAFETENSORS_BYTES} bytes"),
-        limit: "MAX_SAFETENSORS_BYTES",
-    };
-    if file
-        .metadata()
-        .is_ok_and(|m| m.len() > MAX_SAFETENSORS_BYTES)
-    {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    // Never more than one byte past the limit, whatever the file is (a pipe, a device).
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(file, MAX_SAFETENSORS_BYTES + 1),
-        &mut bytes,
-    )
-    .map_err(unreadable)?;
-    if bytes.len() as u64 > MAX_SAFETENSORS_BYTES {
-        return Err(too_large());
-    }
-    Ok(bytes)
-}
-
-/// The limits above, on the header alone: its length from the first 8 bytes, then each
-/// tensor's declared shape.
-fn check_limits(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let limit = |what: String, limit: &'static str| ExportError::Limit {
-        path: path.into(),
-        what,
-        limit,
-    };
-    let Some(length) = bytes.get(..8) else {
-        return Ok(()); // too short to be safetensors: the parser says so
-    };
-    let length = u64::from_le_bytes(length.try_into().expect("8 bytes"));
-    // A length past the end of the file is no header at all (a text file, say): the parser
-    // says "not a valid safetensors file", which is the truer message.
-    if length > MAX_SAFETENSORS_HEADER_BYTES && length <= bytes.len() as u64 - 8 {
-        return Err(limit(
-            format!("its header claims {length} bytes"),
-            "MAX_SAFETENSORS_HEADER_BYTES",
-        ));
-    }
-    let Some(header) = usize::try_from(length)
-        .ok()
-        .and_then(|length| bytes.get(8..8usize.checked_add(length)?))
-    else {
-        return Ok(()); // shorter than its header: the parser says so
-    };
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        shape: Vec<u64>,
-    }
-    let Ok(entries) = serde_json::from_slice::<HashMap<String, serde_json::Value>>(header) else {
-        return Ok(()); // not a JSON object: the parser says so
-    };
-    for (name, entry) in entries {
-        let Ok(Entry { shape }) = serde_json::from_value::<Entry>(entry) else {
-            continue; // __metadata__, or not a tensor entry: the parser judges it
-        };
-        let elements = shape
-            .iter()
-            .try_fold(1u64, |product, &side| product.checked_mul(side));
-        if elements.is_none_or(|n| n > MAX_TENSOR_ELEMENTS) {
-            return Err(limit(
-                format!("tensor {name} declares shape {shape:?}"),
-                "MAX_TENSOR_ELEMENTS",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Checks the limits, parses the header and checks every tensor's offsets against the file

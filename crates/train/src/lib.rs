@@ -23,6 +23,7 @@
 pub use burn;
 
 mod atomic;
+mod bounded;
 
 pub mod backend;
 pub mod bench;

@@ -389,16 +389,11 @@ fn the_slurm_script_requeues_a_stopped_shard() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while !study.join("relu-seed1/checkpoints/epoch-0001").is_dir() {
-        assert!(started.elapsed().as_secs() < 120, "no checkpoint");
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    let kill = Command::new("kill")
-        .args(["-USR1", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    common::processes::signal_once_there(
+        &study.join("relu-seed1/checkpoints/epoch-0001"),
+        child.id(),
+        "-USR1",
+    );
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{text}");

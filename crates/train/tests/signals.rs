@@ -8,25 +8,18 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use actlab_train::rng::SplitMix64;
-use common::processes::{EPOCHS, baseline, data_dir, results, run, train_command};
+use common::processes::{
+    EPOCHS, baseline, data_dir, results, run, signal_once_there, status_and_text, train_command,
+};
 
 /// SIGTERM's number on Linux and the BSDs.
 const SIGTERM: i32 = 15;
 
 /// Steps per epoch of [`train_command`]'s runs: 400 images in batches of 50.
 const STEPS: usize = 8;
-
-/// Runs `command`: its exit status and its stdout and stderr together.
-fn status_and_text(mut command: Command) -> (ExitStatus, String) {
-    let output = command.output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    (output.status, text)
-}
 
 /// Whether the stop was reported as an error (other lines may be: Mesa's complaints about
 /// XDG_RUNTIME_DIR when the backends are listed).
@@ -147,19 +140,11 @@ fn sigint_from_outside_stops_the_run_and_resume_finishes_it() {
         .spawn()
         .unwrap();
     // Once the first epoch's checkpoint is there, the run is in epoch 2 or later.
-    let started = Instant::now();
-    while !out.path().join("checkpoints/epoch-0001").is_dir() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no checkpoint"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    signal_once_there(
+        &out.path().join("checkpoints/epoch-0001"),
+        child.id(),
+        "-INT",
+    );
     let output = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&output.stderr);
     if output.status.success() {

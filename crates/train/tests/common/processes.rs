@@ -1,7 +1,7 @@
 //! Running the real `fmnist` binary on small synthetic IDX files: the crash and signal tests'
 //! data, commands and the results two runs must share.
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
 use super::synthetic;
 
@@ -51,14 +51,40 @@ pub fn train_command(data: &Path, out: &Path, extra: &[&str]) -> Command {
     command
 }
 
-pub fn run(mut command: Command) -> (bool, String) {
+/// Runs `command`: its exit status, and its stdout and stderr together.
+pub fn status_and_text(mut command: Command) -> (ExitStatus, String) {
     let Output {
         status,
         stdout,
         stderr,
     } = command.output().unwrap();
     let text = String::from_utf8_lossy(&stdout).to_string() + &String::from_utf8_lossy(&stderr);
+    (status, text)
+}
+
+/// Runs `command`: whether it succeeded, and its stdout and stderr together.
+pub fn run(command: Command) -> (bool, String) {
+    let (status, text) = status_and_text(command);
     (status.success(), text)
+}
+
+/// Waits until `dir` exists (a run's first checkpoint, say), then sends `signal` (`-INT`,
+/// `-USR1`, ...) to process `pid`.
+pub fn signal_once_there(dir: &Path, pid: u32, signal: &str) {
+    let started = std::time::Instant::now();
+    while !dir.is_dir() {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "{} never appeared",
+            dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let kill = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
 }
 
 /// What must be identical between an interrupted-and-resumed run and an uninterrupted one:
