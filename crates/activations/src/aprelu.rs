@@ -5,7 +5,9 @@ use burn::tensor::{Device, Tensor, activation::sigmoid};
 use serde::{Deserialize, Serialize};
 
 use crate::fused;
-use crate::kind::{ActivationKind, NotElementwise};
+use crate::fused::Pointwise;
+use crate::sigmoid::SigmoidFormula;
+use crate::kind::ActivationKind;
 
 /// Adaptively parametric ReLU (Zhao et al., "Deep residual networks with adaptively parametric
 /// rectifier linear units for fault diagnosis", IEEE TIE 2020): a ReLU whose negative slope is
@@ -114,7 +116,6 @@ impl ActivationKind for AprRelu {
     const BOUNDED: bool = false;
     const ELEMENTWISE: bool = false;
     type Config = AprReluConfig;
-    type Formula = NotElementwise;
 
     fn validate(config: &AprReluConfig) -> Result<(), InvalidConfig> {
         config.validate()
@@ -128,7 +129,7 @@ impl ActivationKind for AprRelu {
     fn is_learnable(_: &AprReluConfig) -> bool {
         true
     }
-    fn formula(&self) -> Option<NotElementwise> {
+    fn formula(&self) -> Option<Pointwise> {
         None
     }
 }
@@ -165,7 +166,7 @@ impl AprRelu {
     pub fn excite(&self, summary: Tensor<2>) -> Tensor<2> {
         let hidden = burn::tensor::activation::relu(self.bn1.forward(self.fc1.forward(summary)));
         let logits = self.bn2.forward(self.fc2.forward(hidden));
-        fused::pointwise(logits, fused::Pointwise::Sigmoid).unwrap_or_else(sigmoid)
+        fused::pointwise(logits, SigmoidFormula {}).unwrap_or_else(sigmoid)
     }
 
     /// Applies `max(x, 0) + α · min(x, 0)` with the input-dependent slopes `α`: fused (one pass

@@ -4,6 +4,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::elu::{ExponentialLinearFormula, exponential_linear};
+use crate::fused::Pointwise;
 use crate::kind::ActivationKind;
 
 /// Continuously differentiable ELU (Barron, 2017): `max(0, x) + min(0, α (exp(x/α) - 1))`.
@@ -62,7 +63,6 @@ impl ActivationKind for Celu {
     const BOUNDED: bool = false;
     const ELEMENTWISE: bool = true;
     type Config = CeluConfig;
-    type Formula = ExponentialLinearFormula;
 
     fn validate(config: &CeluConfig) -> Result<(), InvalidConfig> {
         config.validate()
@@ -77,10 +77,10 @@ impl ActivationKind for Celu {
     fn is_learnable(_: &CeluConfig) -> bool {
         false
     }
-    fn formula(&self) -> Option<ExponentialLinearFormula> {
-        Some(ExponentialLinearFormula::new(self.alpha, 1.0, 1.0 / self.alpha))
+    fn formula(&self) -> Option<Pointwise> {
+        Some(Pointwise::new(ExponentialLinearFormula::new(self.alpha, 1.0, 1.0 / self.alpha)))
     }
-    fn pointwise(&self) -> Option<crate::fused::Pointwise> {
+    fn pointwise(&self) -> Option<Pointwise> {
         crate::elu::exponential_linear_op(self.alpha, 1.0, 1.0 / self.alpha)
     }
 }

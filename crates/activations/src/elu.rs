@@ -1,5 +1,5 @@
 use crate::InvalidConfig;
-use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::fused::{self, Formula, Pointwise, Real, formula::formula};
 use crate::kind::ActivationKind;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -61,7 +61,6 @@ impl ActivationKind for Elu {
     const BOUNDED: bool = false;
     const ELEMENTWISE: bool = true;
     type Config = EluConfig;
-    type Formula = ExponentialLinearFormula;
 
     fn validate(config: &EluConfig) -> Result<(), InvalidConfig> {
         config.validate()
@@ -76,8 +75,8 @@ impl ActivationKind for Elu {
     fn is_learnable(_: &EluConfig) -> bool {
         false
     }
-    fn formula(&self) -> Option<ExponentialLinearFormula> {
-        Some(ExponentialLinearFormula::new(self.alpha, 1.0, 1.0))
+    fn formula(&self) -> Option<Pointwise> {
+        Some(Pointwise::new(ExponentialLinearFormula::new(self.alpha, 1.0, 1.0)))
     }
     fn pointwise(&self) -> Option<Pointwise> {
         exponential_linear_op(self.alpha, 1.0, 1.0)
@@ -93,25 +92,17 @@ formula!(
         positive_coef,
         input_scale
     },
-    value: |s, x| {
+    value: |x| {
         // The positive side never reaches `exp` (its value is discarded; NaN stays NaN).
-        let negative_input = if x > 0.0 { 0.0 } else { x };
-        let negative =
-            (math::exp_nonpositive(negative_input * s.input_scale) - 1.0) * s.negative_coef;
-        if x <= 0.0 {
-            negative
-        } else {
-            x * s.positive_coef
-        }
+        let negative_input = R::select(x.greater(0.0), 0.0, x);
+        let negative = ((negative_input * input_scale).exp_nonpositive() - 1.0) * negative_coef;
+        R::select(x.less_eq(0.0), negative, x * positive_coef)
     },
     // From the output: y > 0 exactly when x > 0 for positive α. NaN takes the exponential
     // side, whose formula gives NaN, as PyTorch's vectorised `x > 0 ? ... : ...` blend does.
-    backward: |s, y, grad| {
-        if y > 0.0 {
-            grad * s.positive_coef
-        } else {
-            s.negative_side(grad, y)
-        }
+    backward: |y, grad| {
+        let negative = negative_side(input_scale, negative_coef, grad, y);
+        R::select(y.greater(0.0), grad * positive_coef, negative)
     },
     saves_output: |s| s.negative_coef > 0.0 && s.positive_coef > 0.0 && s.input_scale > 0.0,
     // From the input, which tells the sides apart for every α.
@@ -119,7 +110,7 @@ formula!(
         if x > 0.0 {
             s.positive_coef
         } else {
-            s.negative_side(1.0, s.value(x))
+            negative_side(s.input_scale, s.negative_coef, 1.0, s.at(x))
         }
     },
 );
@@ -135,22 +126,19 @@ impl ExponentialLinearFormula {
         }
     }
 
-    /// `grad · f'(x)` on the negative side, from the output `y = negative_coef (e^{·} - 1)`.
-    #[inline(always)]
-    fn negative_side(self, grad: f32, y: f32) -> f32 {
-        grad * self.input_scale * (y + self.negative_coef)
-    }
+}
+
+/// `grad · f'(x)` on the negative side, from the output `y = negative_coef (e^{input_scale · x} - 1)`.
+#[inline(always)]
+fn negative_side<R: Real>(input_scale: R, negative_coef: R, grad: R, y: R) -> R {
+    grad * input_scale * (y + negative_coef)
 }
 
 /// The fused op of the ELU family, when it has one: its backward works from the output, which
 /// needs a positive α to tell the sides apart.
 pub(crate) fn exponential_linear_op(alpha: f64, scale: f64, input_scale: f64) -> Option<Pointwise> {
-    let op = Pointwise::ExponentialLinear {
-        alpha,
-        scale,
-        input_scale,
-    };
-    op.saves_output().then_some(op)
+    let formula = ExponentialLinearFormula::new(alpha, scale, input_scale);
+    formula.saves_output().then(|| Pointwise::new(formula))
 }
 
 /// The ELU family, `scale · (x > 0 ? x : α (exp(x · input_scale) - 1))`, as PyTorch's `elu` kernel

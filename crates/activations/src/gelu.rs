@@ -1,5 +1,5 @@
 use crate::InvalidConfig;
-use crate::fused::{self, Formula, Pointwise, formula::formula, math};
+use crate::fused::{self, Pointwise, formula::formula};
 use crate::kind::ActivationKind;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -62,9 +62,9 @@ impl Gelu {
     /// The fused op of this form.
     fn op(&self) -> Pointwise {
         if self.tanh_approximation {
-            Pointwise::GeluTanh
+            Pointwise::new(GeluTanhFormula {})
         } else {
-            Pointwise::Gelu
+            Pointwise::new(GeluFormula {})
         }
     }
 
@@ -84,42 +84,15 @@ impl Gelu {
     }
 }
 
-/// The exact form's formula or the tanh form's, as one type for [`ActivationKind::Formula`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum GeluForm {
-    /// `x Φ(x)`.
-    Exact(GeluFormula),
-    /// The tanh approximation.
-    Tanh(GeluTanhFormula),
-}
-
-impl Formula for GeluForm {
-    fn value(self, x: f32) -> f32 {
-        match self {
-            Self::Exact(f) => f.value(x),
-            Self::Tanh(f) => f.value(x),
-        }
-    }
-    fn backward(self, saved: f32, grad: f32) -> f32 {
-        match self {
-            Self::Exact(f) => f.backward(saved, grad),
-            Self::Tanh(f) => f.backward(saved, grad),
-        }
-    }
-    fn saves_output(self) -> bool {
-        false
-    }
-}
-
 formula!(
     /// `x Φ(x)` with the exact normal CDF; derivative `Φ(x) + x φ(x)`.
     GeluFormula {},
-    value: |s, x| x * 0.5 * (1.0 + math::erf(x * FRAC_1_SQRT_2)),
-    backward: |s, x, grad| {
+    value: |x| x * 0.5 * ((x * FRAC_1_SQRT_2).erf() + 1.0),
+    backward: |x, grad| {
         // One exponential serves both: erf(x/√2) needs e^{-x²/2}, and so does the density.
-        let gaussian = math::exp_nonpositive(-0.5 * x * x);
-        let cdf = 0.5 * (1.0 + math::erf_given_gaussian(x * FRAC_1_SQRT_2, gaussian));
-        let pdf = FRAC_1_SQRT_2PI * gaussian;
+        let gaussian = (x * -0.5 * x).exp_nonpositive();
+        let cdf = ((x * FRAC_1_SQRT_2).erf_given_gaussian(gaussian) + 1.0) * 0.5;
+        let pdf = gaussian * FRAC_1_SQRT_2PI;
         grad * (cdf + x * pdf)
     },
 );
@@ -127,17 +100,17 @@ formula!(
 formula!(
     /// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))` and its derivative.
     GeluTanhFormula {},
-    value: |s, x| {
-        let inner = SQRT_2_OVER_PI * (x + TANH_CUBIC * x * x * x);
-        0.5 * x * (1.0 + math::tanh(inner))
+    value: |x| {
+        let inner = (x + x * TANH_CUBIC * x * x) * SQRT_2_OVER_PI;
+        x * 0.5 * (inner.tanh() + 1.0)
     },
-    backward: |s, x, grad| {
+    backward: |x, grad| {
         let x_sq = x * x;
-        let inner = SQRT_2_OVER_PI * (x + TANH_CUBIC * x_sq * x);
-        let t = math::tanh(inner);
-        let left_derivative = 0.5 * (1.0 + t);
-        let right_derivative =
-            0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * TANH_CUBIC * x_sq);
+        let inner = (x + x_sq * TANH_CUBIC * x) * SQRT_2_OVER_PI;
+        let t = inner.tanh();
+        let left_derivative = (t + 1.0) * 0.5;
+        let right_derivative = x * 0.5 * (R::from(1.0) - t * t) * SQRT_2_OVER_PI
+            * (x_sq * (3.0 * TANH_CUBIC) + 1.0);
         grad * (left_derivative + right_derivative)
     },
 );
@@ -150,7 +123,6 @@ impl ActivationKind for Gelu {
     const BOUNDED: bool = false;
     const ELEMENTWISE: bool = true;
     type Config = GeluConfig;
-    type Formula = GeluForm;
 
     fn validate(_: &GeluConfig) -> Result<(), InvalidConfig> {
         Ok(())
@@ -164,15 +136,11 @@ impl ActivationKind for Gelu {
     fn is_learnable(_: &GeluConfig) -> bool {
         false
     }
-    fn formula(&self) -> Option<GeluForm> {
-        Some(if self.tanh_approximation {
-            GeluForm::Tanh(GeluTanhFormula {})
-        } else {
-            GeluForm::Exact(GeluFormula {})
-        })
+    fn formula(&self) -> Option<Pointwise> {
+        Some(self.op())
     }
     fn pointwise(&self) -> Option<Pointwise> {
-        Some(self.op())
+        self.formula()
     }
 }
 

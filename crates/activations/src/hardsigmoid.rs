@@ -1,4 +1,4 @@
-use crate::fused::{self, Pointwise, formula::formula};
+use crate::fused::{self, formula::formula};
 use crate::kind::parameterless_kind;
 use crate::relu6::ramp6;
 use burn::module::Module;
@@ -14,7 +14,7 @@ pub struct HardSigmoid;
 impl HardSigmoid {
     /// Applies the hard sigmoid element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        fused::pointwise(input, Pointwise::HardSigmoid)
+        fused::pointwise(input, HardSigmoidFormula {})
             .unwrap_or_else(|input| self.composite(input))
     }
 
@@ -34,8 +34,8 @@ pub(crate) const ONE_SIXTH: f32 = 1.0 / 6.0;
 formula!(
     /// `relu6(x + 3) / 6`; derivative `1/6` strictly inside `(-3, 3)`, 0 elsewhere.
     HardSigmoidFormula {},
-    value: |s, x| ramp6(x + 3.0) * ONE_SIXTH,
-    backward: |s, x, grad| if x > -3.0 && x < 3.0 { grad * ONE_SIXTH } else { 0.0 },
+    value: |x| ramp6(x + 3.0) * ONE_SIXTH,
+    backward: |x, grad| R::select(x.greater(-3.0) & x.less(3.0), grad * ONE_SIXTH, 0.0),
 );
 
 parameterless_kind!(
@@ -45,7 +45,7 @@ parameterless_kind!(
     bounded: true,
     fused_kernel: true,
     formula: HardSigmoidFormula = HardSigmoidFormula {},
-    pointwise: crate::fused::Pointwise::HardSigmoid,
+    pointwise: true,
 );
 
 fn interior<const D: usize>(input: &Tensor<D>) -> Tensor<D, burn::tensor::Bool> {

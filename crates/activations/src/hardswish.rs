@@ -1,4 +1,4 @@
-use crate::fused::{self, Pointwise, formula::formula};
+use crate::fused::{self, formula::formula};
 use crate::hardsigmoid::ONE_SIXTH;
 use crate::kind::parameterless_kind;
 use crate::relu6::ramp6;
@@ -15,7 +15,7 @@ pub struct HardSwish;
 impl HardSwish {
     /// Applies hard swish element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        fused::pointwise(input, Pointwise::HardSwish).unwrap_or_else(|input| self.composite(input))
+        fused::pointwise(input, HardSwishFormula {}).unwrap_or_else(|input| self.composite(input))
     }
 
     /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
@@ -43,16 +43,11 @@ formula!(
     /// `x · relu6(x + 3) / 6`; derivative 0 for `x ≤ -3`, `x/3 + 1/2` on `(-3, 3)`, 1 for
     /// `x ≥ 3`.
     HardSwishFormula {},
-    value: |s, x| x * ramp6(x + 3.0) * ONE_SIXTH,
-    backward: |s, x, grad| {
+    value: |x| x * ramp6(x + 3.0) * ONE_SIXTH,
+    backward: |x, grad| {
         // NaN falls through to the middle formula (NaN), as in PyTorch's blends.
-        if x <= -3.0 {
-            0.0
-        } else if x >= 3.0 {
-            grad
-        } else {
-            grad * (x * ONE_THIRD + 0.5)
-        }
+        let upper = R::select(x.greater_eq(3.0), grad, grad * (x * ONE_THIRD + 0.5));
+        R::select(x.less_eq(-3.0), 0.0, upper)
     },
 );
 
@@ -63,7 +58,7 @@ parameterless_kind!(
     bounded: false,
     fused_kernel: true,
     formula: HardSwishFormula = HardSwishFormula {},
-    pointwise: crate::fused::Pointwise::HardSwish,
+    pointwise: true,
 );
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 use crate::InvalidConfig;
-use crate::fused::formula::formula;
+use crate::fused::{Pointwise, formula::formula};
 use crate::kind::ActivationKind;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -69,11 +69,11 @@ formula!(
     /// `clamp(x, min_val, max_val)` keeping NaN (also ReLU6's, on `[0, 6]`); derivative 1
     /// strictly inside the interval, 0 on and outside its edges and for NaN.
     HardTanhFormula { min_val, max_val },
-    value: |s, x| {
-        let low = if x < s.min_val { s.min_val } else { x };
-        if low > s.max_val { s.max_val } else { low }
+    value: |x| {
+        let low = R::select(x.less(min_val), min_val, x);
+        R::select(low.greater(max_val), max_val, low)
     },
-    backward: |s, x, grad| if x > s.min_val && x < s.max_val { grad } else { 0.0 },
+    backward: |x, grad| R::select(x.greater(min_val) & x.less(max_val), grad, 0.0),
 );
 
 impl ActivationKind for HardTanh {
@@ -83,7 +83,6 @@ impl ActivationKind for HardTanh {
     const BOUNDED: bool = true;
     const ELEMENTWISE: bool = true;
     type Config = HardTanhConfig;
-    type Formula = HardTanhFormula;
 
     fn validate(config: &HardTanhConfig) -> Result<(), InvalidConfig> {
         config.validate()
@@ -97,11 +96,11 @@ impl ActivationKind for HardTanh {
     fn is_learnable(_: &HardTanhConfig) -> bool {
         false
     }
-    fn formula(&self) -> Option<HardTanhFormula> {
-        Some(HardTanhFormula {
+    fn formula(&self) -> Option<Pointwise> {
+        Some(Pointwise::new(HardTanhFormula {
             min_val: self.min_val as f32,
             max_val: self.max_val as f32,
-        })
+        }))
     }
 }
 

@@ -20,8 +20,8 @@ impl Identity {
 formula!(
     /// `x`, derivative 1.
     IdentityFormula {},
-    value: |s, x| x,
-    backward: |s, x, grad| grad,
+    value: |x| x,
+    backward: |x, grad| grad,
 );
 
 parameterless_kind!(

@@ -31,7 +31,7 @@ impl InvalidConfig {
     }
 }
 
-pub use crate::fused::formula::{Formula, NotElementwise};
+use crate::fused::Pointwise;
 
 /// Everything the registry needs to know about one kind of activation.
 pub trait ActivationKind: Sized {
@@ -44,13 +44,11 @@ pub trait ActivationKind: Sized {
     /// The output is bounded on both sides, so `f'(x) → 0` for large `|x|` (it saturates).
     const BOUNDED: bool;
     /// Each output element depends on its input element alone (the activation then has a
-    /// [`Formula`], a derivative, and a curve in plots).
+    /// [`Formula`](crate::fused::Formula), a derivative, and a curve in plots).
     const ELEMENTWISE: bool;
 
     /// The parameters users write; `()` for kinds without any.
     type Config: Clone + std::fmt::Debug + Default + PartialEq + Serialize + DeserializeOwned;
-    /// The scalar formula of an element-wise kind ([`NotElementwise`] for the others).
-    type Formula: Formula;
 
     /// Checks the parameters, with a message that names the parameter and the reason.
     fn validate(config: &Self::Config) -> Result<(), InvalidConfig>;
@@ -64,14 +62,16 @@ pub trait ActivationKind: Sized {
     /// Whether this configuration has trainable parameters.
     fn is_learnable(config: &Self::Config) -> bool;
 
-    /// The scalar formula with this module's current parameters (`None` when not element-wise).
-    fn formula(&self) -> Option<Self::Formula>;
+    /// The element-wise formula with this module's current parameters, for plots and
+    /// [`derivative`](Self::derivative) (`None` when not element-wise). Unlike
+    /// [`pointwise`](Self::pointwise), it exists for learnable and random parameters too.
+    fn formula(&self) -> Option<Pointwise>;
 
     /// The fused element-wise kernel that computes what `forward` computes (values and
-    /// gradients), with this module's parameters, where there is one ([`Pointwise`](crate::fused::Pointwise)): fused layers (the
+    /// gradients), with this module's parameters, where there is one: fused layers (the
     /// `models` crate's conv blocks) then apply it in their own epilogue. `None` for the others
     /// (composites, learnable or random parameters, kinds that are not element-wise).
-    fn pointwise(&self) -> Option<crate::fused::Pointwise> {
+    fn pointwise(&self) -> Option<Pointwise> {
         None
     }
 
@@ -98,7 +98,8 @@ pub(crate) fn map_on_host<const D: usize>(input: Tensor<D>, f: impl Fn(f32) -> f
 }
 
 /// The [`ActivationKind`] of a kind without parameters: `Config = ()`, nothing to validate or
-/// learn, element-wise with the formula given.
+/// learn, element-wise with the formula given; `pointwise: true` offers that formula to fused
+/// layers (the `models` crate's conv blocks).
 macro_rules! parameterless_kind {
     (
         $module:ident,
@@ -107,7 +108,7 @@ macro_rules! parameterless_kind {
         bounded: $bounded:literal,
         fused_kernel: $fused:literal,
         formula: $formula:ty = $value:expr
-        $(, pointwise: $pointwise:expr)? $(,)?
+        $(, pointwise: $pointwise:literal)? $(,)?
     ) => {
         impl $crate::kind::ActivationKind for $module {
             const KIND: &'static str = $kind;
@@ -116,7 +117,6 @@ macro_rules! parameterless_kind {
             const BOUNDED: bool = $bounded;
             const ELEMENTWISE: bool = true;
             type Config = ();
-            type Formula = $formula;
 
             fn validate(_: &()) -> Result<(), $crate::InvalidConfig> {
                 Ok(())
@@ -130,12 +130,12 @@ macro_rules! parameterless_kind {
             fn is_learnable(_: &()) -> bool {
                 false
             }
-            fn formula(&self) -> Option<$formula> {
-                Some($value)
+            fn formula(&self) -> Option<$crate::fused::Pointwise> {
+                Some($crate::fused::Pointwise::new($value))
             }
             $(
                 fn pointwise(&self) -> Option<$crate::fused::Pointwise> {
-                    Some($pointwise)
+                    $pointwise.then(|| $crate::fused::Pointwise::new($value))
                 }
             )?
         }

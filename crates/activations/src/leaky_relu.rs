@@ -63,9 +63,9 @@ formula!(
     /// `x > 0 ? x : negative_slope · x` (also PReLU's per slope and RReLU's evaluation form);
     /// derivative 1 for `x > 0`, `negative_slope` otherwise (at 0 and for NaN too).
     LeakyReluFormula { negative_slope },
-    value: |s, x| if x > 0.0 { x } else { x * s.negative_slope },
+    value: |x| R::select(x.greater(0.0), x, x * negative_slope),
     // From the output when the slope is positive (y > 0 exactly when x > 0), else the input.
-    backward: |s, saved, grad| if saved > 0.0 { grad } else { grad * s.negative_slope },
+    backward: |saved, grad| R::select(saved.greater(0.0), grad, grad * negative_slope),
     saves_output: |s| s.negative_slope > 0.0,
 );
 
@@ -76,7 +76,6 @@ impl ActivationKind for LeakyRelu {
     const BOUNDED: bool = false;
     const ELEMENTWISE: bool = true;
     type Config = LeakyReluConfig;
-    type Formula = LeakyReluFormula;
 
     fn validate(config: &LeakyReluConfig) -> Result<(), InvalidConfig> {
         config.validate()
@@ -90,21 +89,22 @@ impl ActivationKind for LeakyRelu {
     fn is_learnable(_: &LeakyReluConfig) -> bool {
         false
     }
-    fn formula(&self) -> Option<LeakyReluFormula> {
-        Some(LeakyReluFormula {
+    fn formula(&self) -> Option<Pointwise> {
+        Some(Pointwise::new(LeakyReluFormula {
             negative_slope: self.negative_slope as f32,
-        })
+        }))
     }
     fn pointwise(&self) -> Option<Pointwise> {
-        Some(Pointwise::LeakyRelu {
-            negative_slope: self.negative_slope,
-        })
+        self.formula()
     }
 }
 
 /// `x > 0 ? x : slope · x`, with the gradient PyTorch uses (`slope` at 0 and for NaN).
 pub(crate) fn leaky<const D: usize>(input: Tensor<D>, negative_slope: f64) -> Tensor<D> {
-    let input = match fused::pointwise(input, Pointwise::LeakyRelu { negative_slope }) {
+    let formula = LeakyReluFormula {
+        negative_slope: negative_slope as f32,
+    };
+    let input = match fused::pointwise(input, formula) {
         Ok(output) => return output,
         Err(input) => input,
     };

@@ -43,8 +43,9 @@ pub mod registry;
 pub(crate) mod test_util;
 
 pub use allocator::keep_freed_memory;
+pub use fused::Formula;
 pub use interop::UnsupportedBurnActivation;
-pub use kind::{ActivationKind, Formula, InvalidConfig};
+pub use kind::{ActivationKind, InvalidConfig};
 pub use registry::ParseActivationError;
 
 // The one list of activations: `file: Variant(Config) => Module`, in the order users see them.

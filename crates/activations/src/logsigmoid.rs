@@ -1,4 +1,4 @@
-use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::fused::{self, formula::formula};
 use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -15,7 +15,7 @@ pub struct LogSigmoid;
 impl LogSigmoid {
     /// Applies `log σ(x)` element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        fused::pointwise(input, Pointwise::LogSigmoid).unwrap_or_else(|input| self.composite(input))
+        fused::pointwise(input, LogSigmoidFormula {}).unwrap_or_else(|input| self.composite(input))
     }
 
     /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
@@ -27,19 +27,15 @@ impl LogSigmoid {
 formula!(
     /// `min(x, 0) - log1p(e^{-|x|})`; derivative `σ(-x)`.
     LogSigmoidFormula {},
-    value: |s, x| {
+    value: |x| {
         // `min(x, 0)` that keeps NaN.
-        let negative_part = if x > 0.0 { 0.0 } else { x };
-        negative_part - math::log1p_unit(math::exp_nonpositive(-x.abs()))
+        let negative_part = R::select(x.greater(0.0), 0.0, x);
+        negative_part - (-x.abs()).exp_nonpositive().log1p_unit()
     },
-    backward: |s, x, grad| {
-        let e = math::exp_nonpositive(-x.abs());
-        let ratio = e / (1.0 + e);
-        if x < 0.0 {
-            grad * (1.0 - ratio)
-        } else {
-            grad * ratio
-        }
+    backward: |x, grad| {
+        let e = (-x.abs()).exp_nonpositive();
+        let ratio = e / (e + 1.0);
+        R::select(x.less(0.0), grad * (R::from(1.0) - ratio), grad * ratio)
     },
 );
 
@@ -50,7 +46,7 @@ parameterless_kind!(
     bounded: false,
     fused_kernel: true,
     formula: LogSigmoidFormula = LogSigmoidFormula {},
-    pointwise: crate::fused::Pointwise::LogSigmoid,
+    pointwise: true,
 );
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::fused::{self, Real, formula::formula};
 use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -15,7 +15,7 @@ pub struct Mish;
 impl Mish {
     /// Applies Mish element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        fused::pointwise(input, Pointwise::Mish).unwrap_or_else(|input| self.composite(input))
+        fused::pointwise(input, MishFormula {}).unwrap_or_else(|input| self.composite(input))
     }
 
     /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
@@ -27,9 +27,9 @@ impl Mish {
 /// `tanh(softplus(x))` in one exponential: with `e = eˣ`, `tanh(ln(1 + e)) = n / (n + 2)` where
 /// `n = e (e + 2)`. Past x = 20 it is 1 in f32, and capping there keeps `n` finite.
 #[inline(always)]
-fn tanh_softplus(x: f32) -> f32 {
-    let capped = if x < 20.0 { x } else { 20.0 };
-    let e = math::exp(capped);
+fn tanh_softplus<R: Real>(x: R) -> R {
+    let capped = R::select(x.less(20.0), x, 20.0);
+    let e = capped.exp();
     let n = e * (e + 2.0);
     n / (n + 2.0)
 }
@@ -37,10 +37,10 @@ fn tanh_softplus(x: f32) -> f32 {
 formula!(
     /// `x tanh(sp(x))`; derivative `tanh(sp(x)) + x σ(x) (1 - tanh²(sp(x)))`.
     MishFormula {},
-    value: |s, x| x * tanh_softplus(x),
-    backward: |s, x, grad| {
+    value: |x| x * tanh_softplus(x),
+    backward: |x, grad| {
         let t = tanh_softplus(x);
-        grad * (t + x * math::sigmoid(x) * (1.0 - t * t))
+        grad * (t + x * x.sigmoid() * (R::from(1.0) - t * t))
     },
 );
 
@@ -51,7 +51,7 @@ parameterless_kind!(
     bounded: false,
     fused_kernel: true,
     formula: MishFormula = MishFormula {},
-    pointwise: crate::fused::Pointwise::Mish,
+    pointwise: true,
 );
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 use crate::InvalidConfig;
-use crate::fused::{self, Formula};
+use crate::fused::{self, Formula, Pointwise};
 use crate::kind::ActivationKind;
 use crate::leaky_relu::LeakyReluFormula;
 use burn::module::{Module, Param};
@@ -109,9 +109,6 @@ impl ActivationKind for PRelu {
     const BOUNDED: bool = false;
     const ELEMENTWISE: bool = true;
     type Config = PReluConfig;
-    /// The leaky ReLU with the learned slope; with one slope per channel, one formula each.
-    type Formula = LeakyReluFormula;
-
     fn validate(config: &PReluConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
@@ -125,9 +122,9 @@ impl ActivationKind for PRelu {
         true
     }
     /// The formula of a shared slope; `None` with one slope per channel (see `derivative`).
-    fn formula(&self) -> Option<LeakyReluFormula> {
+    fn formula(&self) -> Option<Pointwise> {
         match self.slopes()[..] {
-            [negative_slope] => Some(LeakyReluFormula { negative_slope }),
+            [negative_slope] => Some(Pointwise::new(LeakyReluFormula { negative_slope })),
             _ => None,
         }
     }

@@ -21,8 +21,8 @@ formula!(
     /// `max(0, x)` keeping NaN; `ReLU'(x) = 1` for `x > 0`, else 0 (0 at the kink, 1 for NaN,
     /// as PyTorch's backward).
     ReluFormula {},
-    value: |s, x| if x <= 0.0 { 0.0 } else { x },
-    backward: |s, x, grad| if x <= 0.0 { 0.0 } else { grad },
+    value: |x| R::select(x.less_eq(0.0), 0.0, x),
+    backward: |x, grad| R::select(x.less_eq(0.0), 0.0, grad),
 );
 
 parameterless_kind!(
@@ -32,7 +32,7 @@ parameterless_kind!(
     bounded: false,
     fused_kernel: false,
     formula: ReluFormula = ReluFormula {},
-    pointwise: crate::fused::Pointwise::Relu,
+    pointwise: true,
 );
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use crate::fused::Formula;
+use crate::fused::{Formula, Real};
 use crate::hardtanh::HardTanhFormula;
 use crate::kind::parameterless_kind;
 use burn::module::Module;
@@ -28,8 +28,8 @@ const RELU6: HardTanhFormula = HardTanhFormula {
 
 /// `min(max(v, 0), 6)`, keeping NaN (also the ramp of hard sigmoid and hard swish).
 #[inline(always)]
-pub(crate) fn ramp6(v: f32) -> f32 {
-    RELU6.value(v)
+pub(crate) fn ramp6<R: Real>(v: R) -> R {
+    HardTanhFormula::value(RELU6.parameters().map(R::from), v)
 }
 
 parameterless_kind!(

@@ -3,6 +3,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::fused::Pointwise;
 use crate::kind::ActivationKind;
 use crate::leaky_relu::{LeakyReluFormula, leaky};
 
@@ -97,9 +98,6 @@ impl ActivationKind for RRelu {
     const BOUNDED: bool = false;
     const ELEMENTWISE: bool = true;
     type Config = RReluConfig;
-    /// The evaluation form: the leaky ReLU with the mean slope.
-    type Formula = LeakyReluFormula;
-
     fn validate(config: &RReluConfig) -> Result<(), InvalidConfig> {
         config.validate()
     }
@@ -113,10 +111,10 @@ impl ActivationKind for RRelu {
     fn is_learnable(_: &RReluConfig) -> bool {
         false
     }
-    fn formula(&self) -> Option<LeakyReluFormula> {
-        Some(LeakyReluFormula {
+    fn formula(&self) -> Option<Pointwise> {
+        Some(Pointwise::new(LeakyReluFormula {
             negative_slope: self.mean_slope() as f32,
-        })
+        }))
     }
 }
 

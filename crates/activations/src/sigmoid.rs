@@ -1,4 +1,4 @@
-use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::fused::{self, formula::formula};
 use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::{Tensor, activation};
@@ -13,15 +13,15 @@ pub struct Sigmoid;
 impl Sigmoid {
     /// Applies `σ(x)` element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        fused::pointwise(input, Pointwise::Sigmoid).unwrap_or_else(activation::sigmoid)
+        fused::pointwise(input, SigmoidFormula {}).unwrap_or_else(activation::sigmoid)
     }
 }
 
 formula!(
     /// `σ(x)`; the backward `σ'(x) = σ(x)(1 - σ(x))` from the output.
     SigmoidFormula {},
-    value: |s, x| math::sigmoid(x),
-    backward: |s, y, grad| grad * (1.0 - y) * y,
+    value: |x| x.sigmoid(),
+    backward: |y, grad| grad * (R::from(1.0) - y) * y,
     saves_output: |s| true,
 );
 
@@ -32,7 +32,7 @@ parameterless_kind!(
     bounded: true,
     fused_kernel: true,
     formula: SigmoidFormula = SigmoidFormula {},
-    pointwise: crate::fused::Pointwise::Sigmoid,
+    pointwise: true,
 );
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 use crate::InvalidConfig;
-use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::fused::{self, Pointwise, formula::formula};
 use crate::kind::ActivationKind;
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, activation::sigmoid};
@@ -94,11 +94,11 @@ impl Silu {
 formula!(
     /// `x σ(βx)`; derivative `σ(βx) (1 + βx (1 - σ(βx)))`.
     SiluFormula { beta },
-    value: |s, x| x * math::sigmoid(x * s.beta),
-    backward: |s, x, grad| {
-        let scaled = x * s.beta;
-        let sig = math::sigmoid(scaled);
-        grad * sig * (1.0 + scaled * (1.0 - sig))
+    value: |x| x * (x * beta).sigmoid(),
+    backward: |x, grad| {
+        let scaled = x * beta;
+        let sig = scaled.sigmoid();
+        grad * sig * (scaled * (R::from(1.0) - sig) + 1.0)
     },
 );
 
@@ -109,7 +109,6 @@ impl ActivationKind for Silu {
     const BOUNDED: bool = false;
     const ELEMENTWISE: bool = true;
     type Config = SiluConfig;
-    type Formula = SiluFormula;
 
     fn validate(config: &SiluConfig) -> Result<(), InvalidConfig> {
         config.validate()
@@ -123,14 +122,18 @@ impl ActivationKind for Silu {
     fn is_learnable(config: &SiluConfig) -> bool {
         config.learnable
     }
-    fn formula(&self) -> Option<SiluFormula> {
-        Some(SiluFormula {
+    fn formula(&self) -> Option<Pointwise> {
+        Some(Pointwise::new(SiluFormula {
             beta: self.current_beta() as f32,
-        })
+        }))
     }
     fn pointwise(&self) -> Option<Pointwise> {
         // A learnable β is a parameter the kernel does not differentiate.
-        self.learnable_beta.is_none().then_some(Pointwise::Silu { beta: self.beta })
+        self.learnable_beta.is_none().then(|| {
+            Pointwise::new(SiluFormula {
+                beta: self.beta as f32,
+            })
+        })
     }
 }
 

@@ -65,7 +65,6 @@ macro_rules! normalizing_kind {
             const BOUNDED: bool = $bounded;
             const ELEMENTWISE: bool = false;
             type Config = $crate::softmax::SoftmaxConfig;
-            type Formula = $crate::kind::NotElementwise;
 
             fn validate(_: &Self::Config) -> Result<(), $crate::InvalidConfig> {
                 Ok(())
@@ -79,7 +78,7 @@ macro_rules! normalizing_kind {
             fn is_learnable(_: &Self::Config) -> bool {
                 false
             }
-            fn formula(&self) -> Option<Self::Formula> {
+            fn formula(&self) -> Option<$crate::fused::Pointwise> {
                 None
             }
         }

@@ -1,5 +1,5 @@
 use crate::InvalidConfig;
-use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::fused::{self, Pointwise, formula::formula};
 use crate::kind::ActivationKind;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -84,20 +84,15 @@ formula!(
         inverse_beta,
         threshold
     },
-    value: |s, x| {
-        let scaled = x * s.beta;
-        let positive_part = if scaled > 0.0 { scaled } else { 0.0 };
-        let smooth = (positive_part + math::log1p_unit(math::exp_nonpositive(-scaled.abs())))
-            * s.inverse_beta;
-        if scaled > s.threshold { x } else { smooth }
+    value: |x| {
+        let scaled = x * beta;
+        let positive_part = R::select(scaled.greater(0.0), scaled, 0.0);
+        let smooth = (positive_part + (-scaled.abs()).exp_nonpositive().log1p_unit()) * inverse_beta;
+        R::select(scaled.greater(threshold), x, smooth)
     },
-    backward: |s, x, grad| {
-        let scaled = x * s.beta;
-        if scaled > s.threshold {
-            grad
-        } else {
-            grad * math::sigmoid(scaled)
-        }
+    backward: |x, grad| {
+        let scaled = x * beta;
+        R::select(scaled.greater(threshold), grad, grad * scaled.sigmoid())
     },
 );
 
@@ -119,7 +114,6 @@ impl ActivationKind for Softplus {
     const BOUNDED: bool = false;
     const ELEMENTWISE: bool = true;
     type Config = SoftplusConfig;
-    type Formula = SoftplusFormula;
 
     fn validate(config: &SoftplusConfig) -> Result<(), InvalidConfig> {
         config.validate()
@@ -133,14 +127,11 @@ impl ActivationKind for Softplus {
     fn is_learnable(_: &SoftplusConfig) -> bool {
         false
     }
-    fn formula(&self) -> Option<SoftplusFormula> {
-        Some(SoftplusFormula::new(self.beta, self.threshold))
+    fn formula(&self) -> Option<Pointwise> {
+        Some(Pointwise::new(SoftplusFormula::new(self.beta, self.threshold)))
     }
     fn pointwise(&self) -> Option<Pointwise> {
-        Some(Pointwise::Softplus {
-            beta: self.beta,
-            threshold: self.threshold,
-        })
+        self.formula()
     }
 }
 

@@ -1,5 +1,5 @@
 use crate::InvalidConfig;
-use crate::fused::formula::formula;
+use crate::fused::{Pointwise, formula::formula};
 use crate::kind::ActivationKind;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -63,16 +63,11 @@ impl Softshrink {
 formula!(
     /// `x > λ ? x - λ : x < -λ ? x + λ : 0`; derivative 1 outside `[-λ, λ]`, 0 on it, 1 for NaN.
     SoftshrinkFormula { lambda },
-    value: |s, x| {
-        if x > s.lambda {
-            x - s.lambda
-        } else if x < -s.lambda {
-            x + s.lambda
-        } else {
-            x * 0.0
-        }
+    value: |x| {
+        let inner = R::select(x.less(-lambda), x + lambda, x * 0.0);
+        R::select(x.greater(lambda), x - lambda, inner)
     },
-    backward: |s, x, grad| if x >= -s.lambda && x <= s.lambda { 0.0 } else { grad },
+    backward: |x, grad| R::select(x.greater_eq(-lambda) & x.less_eq(lambda), 0.0, grad),
 );
 
 impl ActivationKind for Softshrink {
@@ -82,7 +77,6 @@ impl ActivationKind for Softshrink {
     const BOUNDED: bool = false;
     const ELEMENTWISE: bool = true;
     type Config = SoftshrinkConfig;
-    type Formula = SoftshrinkFormula;
 
     fn validate(config: &SoftshrinkConfig) -> Result<(), InvalidConfig> {
         config.validate()
@@ -96,10 +90,10 @@ impl ActivationKind for Softshrink {
     fn is_learnable(_: &SoftshrinkConfig) -> bool {
         false
     }
-    fn formula(&self) -> Option<SoftshrinkFormula> {
-        Some(SoftshrinkFormula {
+    fn formula(&self) -> Option<Pointwise> {
+        Some(Pointwise::new(SoftshrinkFormula {
             lambda: self.lambda as f32,
-        })
+        }))
     }
 }
 

@@ -1,4 +1,4 @@
-use crate::fused::{self, Pointwise, formula::formula};
+use crate::fused::{self, formula::formula};
 use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -13,7 +13,7 @@ pub struct Softsign;
 impl Softsign {
     /// Applies softsign element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        fused::pointwise(input, Pointwise::Softsign).unwrap_or_else(|input| self.composite(input))
+        fused::pointwise(input, SoftsignFormula {}).unwrap_or_else(|input| self.composite(input))
     }
 
     /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
@@ -25,13 +25,17 @@ impl Softsign {
 formula!(
     /// `x / (1 + |x|)`; derivative `1 / (1 + |x|)²`.
     SoftsignFormula {},
-    value: |s, x| x / (1.0 + x.abs()),
-    backward: |s, x, grad| {
+    value: |x| x / (x.abs() + 1.0),
+    backward: |x, grad| {
         let magnitude = x.abs();
-        let denominator = 1.0 + magnitude;
+        let denominator = magnitude + 1.0;
         // `denominator - magnitude` is 1, or NaN at ±inf as PyTorch's autograd gives.
         grad * (denominator - magnitude) / (denominator * denominator)
     },
+    // Shader compilers assume finite math and fold `denominator - magnitude` to 1, so the
+    // gradient at ±inf would be 0, not NaN: the Cube backends keep the composite path, the
+    // cheapest of them.
+    cube: false,
 );
 
 parameterless_kind!(
@@ -41,7 +45,7 @@ parameterless_kind!(
     bounded: true,
     fused_kernel: true,
     formula: SoftsignFormula = SoftsignFormula {},
-    pointwise: crate::fused::Pointwise::Softsign,
+    pointwise: true,
 );
 
 #[cfg(test)]

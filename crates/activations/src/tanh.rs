@@ -1,4 +1,4 @@
-use crate::fused::{self, Pointwise, formula::formula, math};
+use crate::fused::{self, formula::formula};
 use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -12,15 +12,15 @@ pub struct Tanh;
 impl Tanh {
     /// Applies `tanh(x)` element-wise.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        fused::pointwise(input, Pointwise::Tanh).unwrap_or_else(Tensor::tanh)
+        fused::pointwise(input, TanhFormula {}).unwrap_or_else(Tensor::tanh)
     }
 }
 
 formula!(
     /// `tanh x`; the backward `1 - tanh²(x)` from the output.
     TanhFormula {},
-    value: |s, x| math::tanh(x),
-    backward: |s, y, grad| grad * (1.0 - y * y),
+    value: |x| x.tanh(),
+    backward: |y, grad| grad * (R::from(1.0) - y * y),
     saves_output: |s| true,
 );
 
@@ -31,7 +31,7 @@ parameterless_kind!(
     bounded: true,
     fused_kernel: true,
     formula: TanhFormula = TanhFormula {},
-    pointwise: crate::fused::Pointwise::Tanh,
+    pointwise: true,
 );
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use crate::fused::{formula::formula, math};
+use crate::fused::formula::formula;
 use crate::kind::parameterless_kind;
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -19,9 +19,9 @@ impl Tanhshrink {
 formula!(
     /// `x - tanh(x)`, derivative `tanh²(x)`.
     TanhshrinkFormula {},
-    value: |s, x| x - math::tanh(x),
-    backward: |s, x, grad| {
-        let t = math::tanh(x);
+    value: |x| x - x.tanh(),
+    backward: |x, grad| {
+        let t = x.tanh();
         grad * t * t
     },
 );

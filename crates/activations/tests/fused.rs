@@ -6,7 +6,9 @@
 use actlab_activations::burn::module::Module;
 use actlab_activations::burn::tensor::{Device, Tensor, TensorData};
 use actlab_activations::fused::{self, Pointwise, without_fused};
-use actlab_activations::{ActivationConfig, PReluConfig};
+use actlab_activations::{
+    ActivationConfig, GeluFormula, LeakyReluFormula, PReluConfig, SigmoidFormula, TanhFormula,
+};
 
 fn device() -> Device {
     Device::flex().autodiff()
@@ -196,7 +198,8 @@ fn strided_views_are_read_in_logical_order() {
     // A permuted and a sliced view: neither is contiguous.
     for view in [base.clone().swap_dims(0, 2), base.clone().narrow(2, 1, 4)] {
         let expected = without_fused(|| view.clone().tanh());
-        let fused = fused::pointwise(view.clone(), Pointwise::Tanh).expect("flex has kernels");
+        let fused = fused::pointwise(view.clone(), Pointwise::new(TanhFormula {}))
+            .expect("flex has kernels");
         assert_eq!(fused.dims(), view.dims());
         assert_close("tanh of a view", &values(fused), &values(expected));
     }
@@ -211,18 +214,18 @@ fn a_shared_input_is_never_overwritten() {
     );
     let before = values(x.clone());
     for op in [
-        Pointwise::Sigmoid,
-        Pointwise::Gelu,
-        Pointwise::LeakyRelu {
+        Pointwise::new(SigmoidFormula {}),
+        Pointwise::new(GeluFormula {}),
+        Pointwise::new(LeakyReluFormula {
             negative_slope: 0.1,
-        },
+        }),
     ] {
         let _ = fused::pointwise(x.clone(), op).unwrap();
         assert_eq!(values(x.clone()), before, "{op:?} wrote into its input");
     }
     // Through autodiff, where the output-saving kernels may work in place.
     let tracked = x.clone().autodiff().require_grad();
-    let y = fused::pointwise(tracked.clone(), Pointwise::Tanh).unwrap();
+    let y = fused::pointwise(tracked.clone(), Pointwise::new(TanhFormula {})).unwrap();
     let grads = y.sum().backward();
     assert_eq!(values(x.clone()), before);
     let expected: Vec<f32> = before.iter().map(|v| 1.0 - v.tanh() * v.tanh()).collect();
@@ -239,7 +242,7 @@ fn a_unique_input_is_reused_and_the_result_is_right() {
     let data: Vec<f32> = (0..100_000).map(|i| (i as f32 - 50_000.0) * 1e-3).collect();
     let expected: Vec<f32> = data.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect();
     let x = Tensor::<1>::from_data(TensorData::new(data, [100_000]), &device);
-    let y = fused::pointwise(x, Pointwise::Sigmoid).unwrap();
+    let y = fused::pointwise(x, Pointwise::new(SigmoidFormula {})).unwrap();
     assert_close("sigmoid in place", &values(y), &expected);
 }
 
@@ -473,7 +476,7 @@ fn without_fused_is_scoped_to_the_closure() {
         without_fused(|| assert!(!fused::fused_enabled()));
         assert!(!fused::fused_enabled());
         let x = Tensor::<1>::ones([3], &Device::flex());
-        assert!(fused::pointwise(x, Pointwise::Tanh).is_err());
+        assert!(fused::pointwise(x, Pointwise::new(TanhFormula {})).is_err());
     });
     assert!(fused::fused_enabled());
 }
@@ -482,10 +485,10 @@ fn without_fused_is_scoped_to_the_closure() {
 fn other_dtypes_and_backends_fall_back() {
     let x =
         Tensor::<1>::ones([3], &Device::flex()).cast(actlab_activations::burn::tensor::DType::F64);
-    assert!(fused::pointwise(x, Pointwise::Tanh).is_err());
+    assert!(fused::pointwise(x, Pointwise::new(TanhFormula {})).is_err());
     #[allow(deprecated)] // ndarray stays selectable for users who ask for it
     let x = Tensor::<1>::ones([3], &Device::ndarray());
-    assert!(fused::pointwise(x, Pointwise::Tanh).is_err());
+    assert!(fused::pointwise(x, Pointwise::new(TanhFormula {})).is_err());
 }
 
 /// The three paths of every element-wise kind agree: the scalar formula's derivative (what

@@ -1,7 +1,8 @@
 //! [`FusedActivationOps`] for `Autodiff<B>`: the forward runs `B`'s fused kernel and records a
 //! handwritten backward step that runs `B`'s fused backward kernel.
 
-use super::{FusedActivationBackward, FusedActivationOps, Pointwise};
+use super::op::Pointwise;
+use super::ops::{FusedActivationBackward, FusedActivationOps};
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;

@@ -2,8 +2,9 @@
 //! the tensor is contiguous and nothing else holds its buffer.
 
 use super::flex_storage::{contiguous, elements, elements_mut, from_vec, new_tensor, owned_copy};
-use super::kernels::{self, ChannelLayout, SampleChannels};
-use super::{FusedActivationBackward, FusedActivationOps, Pointwise};
+use super::kernels::channel::{self as kernels, ChannelLayout, SampleChannels};
+use super::op::Pointwise;
+use super::ops::{FusedActivationBackward, FusedActivationOps};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Flex, TensorMetadata};
 
@@ -11,11 +12,11 @@ impl FusedActivationOps for Flex {
     fn fused_pointwise(input: FlexTensor, op: Pointwise) -> FlexTensor {
         let mut input = contiguous(input);
         if let Some(values) = elements_mut(&mut input) {
-            kernels::forward_in_place(op, values);
+            (op.lowering().forward_in_place)(op.parameters(), values);
             return input;
         }
         new_tensor(input.shape(), |out| {
-            kernels::forward_into(op, elements(&input), out)
+            (op.lowering().forward_into)(op.parameters(), elements(&input), out)
         })
     }
 
@@ -80,15 +81,15 @@ impl FusedActivationBackward for Flex {
         let mut grad = contiguous(grad);
         // Write into whichever buffer nobody else holds; allocate only when both are shared.
         if let Some(values) = elements_mut(&mut grad) {
-            kernels::backward_into_grad(op, elements(&saved), values);
+            (op.lowering().backward_into_grad)(op.parameters(), elements(&saved), values);
             return grad;
         }
         if let Some(values) = elements_mut(&mut saved) {
-            kernels::backward_into_saved(op, values, elements(&grad));
+            (op.lowering().backward_into_saved)(op.parameters(), values, elements(&grad));
             return saved;
         }
         new_tensor(grad.shape(), |out| {
-            kernels::backward_new(op, elements(&saved), elements(&grad), out)
+            (op.lowering().backward_new)(op.parameters(), elements(&saved), elements(&grad), out)
         })
     }
 

@@ -1,61 +1,78 @@
-//! The scalar formula of an element-wise activation: written once, in the activation's own file
-//! (with `formula!`), it is what the SIMD kernels inline into their loops and what
-//! [`ActivationKind::derivative`](crate::ActivationKind::derivative) evaluates for plots.
+//! The statement of an element-wise activation: its value and its backward, written once in the
+//! activation's own file (with `formula!`) as generic functions of [`Real`], and lowered by every
+//! backend: the Flex SIMD loops and the models crate's fused conv block run them on `f32`, the
+//! Cube backends trace them into a GPU kernel, the autodiff step calls whichever the tensor's
+//! backend has, and [`ActivationKind::derivative`](crate::kind::ActivationKind::derivative)
+//! evaluates them for plots.
 
-/// One activation's forward and backward formulas on one `f32`, with selects instead of
-/// branches so that LLVM vectorises them. Each implementation is its own type so that the
-/// kernels are compiled for one formula at a time (a runtime `match` inside the loop would keep
-/// LLVM from vectorising it).
-pub trait Formula: Copy + Send + Sync {
+use super::real::Real;
+
+/// The most parameters a formula has (ELU's three: negative and positive coefficients and input
+/// scale); the kernels pass them as one array.
+pub const MAX_PARAMETERS: usize = 4;
+
+/// One activation's forward and backward formulas, generic over the numbers they compute with.
+/// Each implementation is its own type, so that every kernel is compiled for one formula at a
+/// time (a runtime `match` inside a loop would keep LLVM from vectorising it).
+pub trait Formula: Copy + Send + Sync + std::fmt::Debug + 'static {
+    /// The formula's name, for messages (`"SiluFormula"`).
+    const NAME: &'static str;
+
+    /// Whether the Cube backends may run it. Shader compilers assume finite math and fold
+    /// away tests for infinities; a formula whose special values depend on such a test says
+    /// `false` and keeps its composite path there (softsign's NaN gradient at ±inf).
+    const CUBE: bool;
+
+    /// The parameters in the order [`value`](Self::value) and [`backward`](Self::backward)
+    /// receive them, padded with zeros.
+    fn parameters(self) -> [f32; MAX_PARAMETERS];
+
+    /// The formula with these parameters (the inverse of [`parameters`](Self::parameters)).
+    fn from_parameters(parameters: [f32; MAX_PARAMETERS]) -> Self;
+
     /// `f(x)`.
-    fn value(self, x: f32) -> f32;
+    fn value<R: Real>(parameters: [R; MAX_PARAMETERS], x: R) -> R;
 
     /// `grad · f'(x)`, from `saved` = the output when [`saves_output`](Self::saves_output),
     /// else the input.
-    fn backward(self, saved: f32, grad: f32) -> f32;
+    fn backward<R: Real>(parameters: [R; MAX_PARAMETERS], saved: R, grad: R) -> R;
 
     /// Whether [`backward`](Self::backward) works from the output. The forward can then
     /// overwrite its input, and the autodiff graph keeps one tensor instead of two.
     fn saves_output(self) -> bool;
 
+    /// `f(x)` on one `f32`.
+    #[inline(always)]
+    fn at(self, x: f32) -> f32 {
+        Self::value(self.parameters(), x)
+    }
+
+    /// `grad · f'(x)` on one `f32`, from the saved input or output.
+    #[inline(always)]
+    fn backward_at(self, saved: f32, grad: f32) -> f32 {
+        Self::backward(self.parameters(), saved, grad)
+    }
+
     /// `f'(x)` from the input, through [`backward`](Self::backward).
     #[inline(always)]
     fn derivative(self, x: f32) -> f32 {
-        let saved = if self.saves_output() {
-            self.value(x)
-        } else {
-            x
-        };
-        self.backward(saved, 1.0)
+        let saved = if self.saves_output() { self.at(x) } else { x };
+        self.backward_at(saved, 1.0)
     }
 }
 
-/// The [`Formula`] of activations that are not element-wise (softmax, APReLU): it has no value.
-#[derive(Clone, Copy, Debug)]
-pub enum NotElementwise {}
-
-impl Formula for NotElementwise {
-    fn value(self, _: f32) -> f32 {
-        match self {}
-    }
-    fn backward(self, _: f32, _: f32) -> f32 {
-        match self {}
-    }
-    fn saves_output(self) -> bool {
-        match self {}
-    }
-}
-
-/// Declares a [`Formula`]: a `Copy` struct with `f32` parameters, its value, its backward
-/// (`grad · f'`), whether that backward reads the output (`saves_output`, default `false`) and,
-/// only where the backward cannot serve for every parameter, `derivative` from the input.
+/// Declares a [`Formula`]: a `Copy` struct with `f32` parameters; its value and its backward
+/// (`grad · f'`) as expressions over `R: Real` in which each parameter is a variable of type
+/// `R`; whether that backward reads the output (`saves_output`, on the `f32` struct, default
+/// `false`); `cube: false` where shader compilers cannot be trusted with it; and, only where the
+/// backward cannot serve for every parameter, `derivative` from the input on `f32`.
 ///
 /// ```ignore
 /// formula!(
 ///     /// `x > 0 ? x : negative_slope · x`.
 ///     LeakyReluFormula { negative_slope },
-///     value: |s, x| if x > 0.0 { x } else { x * s.negative_slope },
-///     backward: |s, saved, grad| if saved > 0.0 { grad } else { grad * s.negative_slope },
+///     value: |x| R::select(x.greater(0.0), x, x * negative_slope),
+///     backward: |saved, grad| R::select(saved.greater(0.0), grad, grad * negative_slope),
 ///     saves_output: |s| s.negative_slope > 0.0,
 /// );
 /// ```
@@ -63,9 +80,10 @@ macro_rules! formula {
     (
         $(#[$meta:meta])*
         $name:ident { $($field:ident),* },
-        value: |$s:ident, $x:ident| $value:expr,
-        backward: |$s2:ident, $saved:ident, $grad:ident| $backward:expr
+        value: |$x:ident| $value:expr,
+        backward: |$saved:ident, $grad:ident| $backward:expr
         $(, saves_output: |$s3:ident| $saves:expr)?
+        $(, cube: $cube:expr)?
         $(, derivative: |$s4:ident, $dx:ident| $derivative:expr)?
         $(,)?
     ) => {
@@ -78,18 +96,55 @@ macro_rules! formula {
             )*
         }
 
-        impl $crate::fused::Formula for $name {
+        impl $crate::fused::formula::Formula for $name {
+            const NAME: &'static str = stringify!($name);
+            const CUBE: bool = $crate::fused::formula::formula!(@cube $($cube)?);
+
             #[inline(always)]
-            #[allow(unused_variables)]
-            fn value(self, $x: f32) -> f32 {
-                let $s = self;
+            fn parameters(self) -> [f32; $crate::fused::formula::MAX_PARAMETERS] {
+                let mut parameters = [0.0; $crate::fused::formula::MAX_PARAMETERS];
+                let values: &[f32] = &[$(self.$field),*];
+                parameters[..values.len()].copy_from_slice(values);
+                parameters
+            }
+
+            #[inline(always)]
+            #[allow(unused_variables, unused_mut, unused_assignments)]
+            fn from_parameters(parameters: [f32; $crate::fused::formula::MAX_PARAMETERS]) -> Self {
+                let mut index = 0;
+                $(
+                    let $field = parameters[index];
+                    index += 1;
+                )*
+                Self { $($field),* }
+            }
+
+            #[inline(always)]
+            #[allow(unused_variables, unused_mut, unused_assignments)]
+            fn value<R: $crate::fused::real::Real>(
+                parameters: [R; $crate::fused::formula::MAX_PARAMETERS],
+                $x: R,
+            ) -> R {
+                let mut index = 0;
+                $(
+                    let $field = parameters[index];
+                    index += 1;
+                )*
                 $value
             }
 
             #[inline(always)]
-            #[allow(unused_variables)]
-            fn backward(self, $saved: f32, $grad: f32) -> f32 {
-                let $s2 = self;
+            #[allow(unused_variables, unused_mut, unused_assignments)]
+            fn backward<R: $crate::fused::real::Real>(
+                parameters: [R; $crate::fused::formula::MAX_PARAMETERS],
+                $saved: R,
+                $grad: R,
+            ) -> R {
+                let mut index = 0;
+                $(
+                    let $field = parameters[index];
+                    index += 1;
+                )*
                 $backward
             }
 
@@ -110,6 +165,8 @@ macro_rules! formula {
             )?
         }
     };
+    (@cube) => { true };
+    (@cube $cube:expr) => { $cube };
 }
 
 pub(crate) use formula;

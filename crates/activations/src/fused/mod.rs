@@ -1,17 +1,19 @@
 //! Fused activation kernels: one pass forward, one pass backward, multi-threaded and SIMD.
 //!
 //! # Map
-//! - [`Pointwise`]: the element-wise activations that have a fused kernel, with their parameters.
+//! - [`Formula`] (`formula.rs`): an element-wise activation's value and backward, stated once
+//!   in the activation's own file over [`Real`] (`real.rs`: `f32` here, traced vectors on the
+//!   Cube backends), and lowered by each backend.
+//! - [`Pointwise`] (`op.rs`): one formula with its parameters and its table of lowerings, the
+//!   value the backends and other crates' fused layers carry.
 //! - [`FusedActivationOps`]: the backend extension (`#[backend_extension]`) with the forward
 //!   ops; implemented for Flex (`flex.rs`) and for `Autodiff<B>` with a handwritten backward
 //!   (`autodiff.rs`) that calls [`FusedActivationBackward`].
-//! - [`Formula`]: an activation's scalar value and backward, declared with `formula!` in the
-//!   activation's own file; `kernels.rs`: the SIMD/rayon loops that run them (and maps each
-//!   [`Pointwise`] to its formula), `kernels/channel.rs`: PReLU's and APReLU's loops, whose
-//!   slopes vary by channel or by sample and channel; `math.rs`: vectorisable `exp`, `tanh`,
-//!   `erf`, `log1p`.
-//! - `cube.rs`: the same element-wise formulas as one CubeCL kernel for the Cube backends
-//!   (wgpu, cuda; softsign stays composite there), `cube/channel.rs`: PReLU and APReLU.
+//! - `kernels.rs`: the SIMD/rayon loops that run formulas on `f32`; `kernels/channel.rs`:
+//!   PReLU's and APReLU's loops, whose slopes vary by channel or by sample and channel;
+//!   `math.rs`: vectorisable `exp`, `tanh`, `erf`, `log1p`.
+//! - `cube.rs`: one CubeCL kernel generic over the formula for the Cube backends (wgpu, cuda),
+//!   whose body is the formula traced by `cube/trace.rs`; `cube/channel.rs`: PReLU and APReLU.
 //! - [`pointwise`], [`prelu`], [`aprelu_squeeze`] and [`aprelu_apply`]: what the modules call.
 //!   They use the fused path when the tensor is f32 on Flex or a Cube backend (with or without
 //!   autodiff) and hand the input back otherwise, so the module falls back to its composite
@@ -30,147 +32,20 @@ pub mod flex_storage;
 pub mod formula;
 mod kernels;
 pub(crate) mod math;
+mod op;
+mod ops;
+pub mod real;
+pub mod slices;
 
-pub use formula::{Formula, NotElementwise};
+pub use formula::Formula;
+pub use op::Pointwise;
+pub use ops::{FusedActivationBackward, FusedActivationOps};
+pub use real::Real;
 
-use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, backend_extension};
+use burn::backend::Dispatch;
 use burn::tensor::{DType, Tensor};
 use std::cell::Cell;
 use std::sync::OnceLock;
-
-/// An element-wise activation with a fused kernel. The parameters are PyTorch's.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum Pointwise {
-    /// `max(0, x)`, keeping NaN. The [`Relu`](crate::Relu) module itself runs Burn's
-    /// `relu`, which is as fast; this kernel serves fused layer epilogues (the CNN's conv blocks).
-    Relu,
-    /// `1 / (1 + e⁻ˣ)`.
-    Sigmoid,
-    /// `tanh x`.
-    Tanh,
-    /// ELU, SELU and CELU: `x > 0 ? scale · x : scale · α (exp(input_scale · x) - 1)`.
-    ExponentialLinear {
-        alpha: f64,
-        scale: f64,
-        input_scale: f64,
-    },
-    /// `x Φ(x)` with the exact normal CDF.
-    Gelu,
-    /// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
-    GeluTanh,
-    /// `x σ(βx)` with a fixed β.
-    Silu { beta: f64 },
-    /// `x tanh(softplus(x))`.
-    Mish,
-    /// `βx > threshold ? x : ln(1 + e^{βx}) / β`.
-    Softplus { beta: f64, threshold: f64 },
-    /// `x / (1 + |x|)`.
-    Softsign,
-    /// `ln σ(x)`.
-    LogSigmoid,
-    /// `x · relu6(x + 3) / 6`.
-    HardSwish,
-    /// `relu6(x + 3) / 6`.
-    HardSigmoid,
-    /// `x > 0 ? x : negative_slope · x` (also RReLU in evaluation).
-    LeakyRelu { negative_slope: f64 },
-}
-
-/// The backend extension: forward ops that backends implement with their own kernels.
-#[backend_extension(Flex: cfg(feature = "flex"), Cube: cfg(any(feature = "wgpu", feature = "cuda")), Autodiff)]
-pub trait FusedActivationOps: Backend {
-    /// Applies `op` element-wise.
-    fn fused_pointwise(input: FloatTensor<Self>, op: Pointwise) -> FloatTensor<Self>;
-
-    /// PReLU on `[N, C, ...]` with `weight` of shape `[C]` (or `[1]`, shared).
-    fn fused_prelu(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
-
-    /// APReLU's squeeze of `[N, C, ...]`: `[N, 2C]`, the means of `max(x, 0)` and of
-    /// `min(x, 0)` over each sample's channel.
-    fn fused_aprelu_squeeze(input: FloatTensor<Self>) -> FloatTensor<Self>;
-
-    /// `x > 0 ? x : α x` on `[N, C, ...]` with `slopes` α of shape `[N, C]`.
-    fn fused_aprelu_apply(input: FloatTensor<Self>, slopes: FloatTensor<Self>)
-    -> FloatTensor<Self>;
-}
-
-/// The backward kernels that the autodiff implementation of [`FusedActivationOps`] calls.
-pub trait FusedActivationBackward: FusedActivationOps {
-    /// `grad · f'(x)`, from the input or the output as [`Pointwise::saves_output`] says.
-    fn fused_pointwise_backward(
-        saved: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        op: Pointwise,
-    ) -> FloatTensor<Self>;
-
-    /// The input gradient and the weight gradient (shaped like `weight`) of PReLU.
-    fn fused_prelu_backward(
-        input: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>);
-
-    /// The input gradient of the squeeze from the gradient of its `[N, 2C]` output.
-    fn fused_aprelu_squeeze_backward(
-        input: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-
-    /// The input gradient and the slopes' gradient (`[N, C]`) of [`FusedActivationOps::fused_aprelu_apply`].
-    fn fused_aprelu_apply_backward(
-        input: FloatTensor<Self>,
-        slopes: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>);
-}
-
-/// The element-wise kernels on slices, on the calling thread (SIMD, no rayon), for fused ops of
-/// other crates that already spread their work over threads: the `models` crate's conv blocks
-/// apply the activation to one sample's convolution output while it is in cache.
-pub mod slices {
-    use super::{Pointwise, kernels};
-
-    /// `output[i] = op(input[i])`.
-    ///
-    /// # Panics
-    /// When the slices differ in length.
-    pub fn forward(op: Pointwise, input: &[f32], output: &mut [f32]) {
-        kernels::forward_on_thread(op, input, output)
-    }
-
-    /// `grad[i] = grad[i] · op'(x[i])`, from `saved[i]`: the input `x[i]`, or the output when
-    /// [`Pointwise::saves_output`].
-    ///
-    /// # Panics
-    /// When the slices differ in length.
-    pub fn backward(op: Pointwise, saved: &[f32], grad: &mut [f32]) {
-        kernels::backward_on_thread(op, saved, grad)
-    }
-
-    /// APReLU's squeeze of one sample's channel plane: the means of `max(x, 0)` and
-    /// `min(x, 0)` (x = 0 and NaN count as negative), as [`super::aprelu_squeeze`] computes
-    /// each entry of its `[N, 2C]` summary.
-    pub fn aprelu_plane_means(plane: &[f32]) -> (f32, f32) {
-        kernels::plane_means(plane)
-    }
-
-    /// Adds the squeeze's input gradient for one channel plane to `grad`: `(x > 0 ?
-    /// grad_positive : grad_negative) / plane.len()`, from the gradients of the plane's two
-    /// means.
-    ///
-    /// # Panics
-    /// When the slices differ in length.
-    pub fn aprelu_plane_squeeze_backward_add(
-        plane: &[f32],
-        grad_positive: f32,
-        grad_negative: f32,
-        grad: &mut [f32],
-    ) {
-        kernels::plane_squeeze_backward_add(plane, grad_positive, grad_negative, grad)
-    }
-}
 
 thread_local! {
     static DISABLED_HERE: Cell<bool> = const { Cell::new(false) };
@@ -200,7 +75,7 @@ enum Kernels {
     None,
     /// Flex: every op.
     Flex,
-    /// The Cube backends (wgpu, cuda): every op but softsign.
+    /// The Cube backends (wgpu, cuda): every op whose formula allows it ([`Formula::CUBE`]).
     #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
     Cube,
 }
@@ -230,13 +105,16 @@ fn kernels_for<const D: usize>(tensor: &Tensor<D>) -> Kernels {
 // The error hands the input back by value for the fallback; boxing it would cost an
 // allocation per call on every backend.
 #[allow(clippy::result_large_err)]
-pub fn pointwise<const D: usize>(input: Tensor<D>, op: Pointwise) -> Result<Tensor<D>, Tensor<D>> {
+pub fn pointwise<const D: usize>(
+    input: Tensor<D>,
+    op: impl Into<Pointwise>,
+) -> Result<Tensor<D>, Tensor<D>> {
+    let op = op.into();
     match kernels_for(&input) {
         Kernels::None => return Err(input),
-        // Softsign's gradient must be NaN at ±inf, which needs an inf test inside the kernel;
-        // shader compilers assume finite math and fold it away (see cube.rs). It is the
-        // cheapest of the composites, so the Cube backends keep it.
-        Kernels::Cube if op == Pointwise::Softsign => return Err(input),
+        // A formula that needs IEEE special values the shader compilers fold away
+        // (`Formula::CUBE`) keeps its composite path there.
+        Kernels::Cube if !op.runs_on_cube() => return Err(input),
         _ => {}
     }
     let output = <Dispatch as FusedActivationOps>::fused_pointwise(input.into_dispatch(), op);

@@ -1,7 +1,7 @@
 //! [`LayerKernelOps`] for `Autodiff<B>`: the forward runs `B`'s kernel and records a
 //! handwritten backward step that runs `B`'s backward kernel.
 
-use super::{
+use super::ops::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
     LayerKernelOps, PooledHandoff, PooledStash, Window2d,
 };

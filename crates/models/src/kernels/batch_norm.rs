@@ -8,7 +8,8 @@ use activations::burn::backend::Dispatch;
 use activations::burn::nn::BatchNorm;
 use activations::burn::tensor::{DType, Tensor};
 
-use super::{LayerKernelOps, has_kernels};
+use super::layers::has_kernels;
+use super::ops::LayerKernelOps;
 
 /// `norm.forward(x)` with PyTorch's running statistics: in training (an autodiff device and
 /// the layer's training flag on) the batch statistics, through the fused kernels when `x` can

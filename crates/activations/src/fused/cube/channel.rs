@@ -9,9 +9,16 @@
 //!   and sums the slope's gradient in the same pass. PReLU's per-row partial sums are then
 //!   summed over the batch by Burn's reduction.
 
-use super::*;
+use super::vector::vector_size;
+use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::ops::FloatTensorOps;
 use burn::tensor::Shape;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::cubecl;
+use burn_cubecl::cubecl::{calculate_cube_count_elemwise, prelude::*};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
 
 const PRELU_FORWARD: u32 = 0;
 const APRELU_APPLY: u32 = 1;
@@ -153,7 +160,7 @@ fn launch_elements(
     let weight = into_contiguous(weight);
     let output = empty_like(&input, input.meta.shape().clone());
     let elements = input.meta.shape().num_elements();
-    let vector_size = super::vector_size(&input, inner.max(1));
+    let vector_size = vector_size(&input, inner.max(1));
     let units = elements / vector_size;
     let cube_dim = CubeDim::new(&input.client, units);
     let cube_count = calculate_cube_count_elemwise(&input.client, units, cube_dim);

@@ -1,7 +1,11 @@
 //! The kernels whose parameters vary along the channel axis: PReLU (one slope per channel) and
 //! APReLU (one slope per sample and channel, from the per-sample channel means it squeezes).
 
-use super::*;
+use super::loops::{
+    CHUNK, Closure, Isa, Ternary, Unary, isa, map_into, simd_loop, zip_in_place, zip_into,
+};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The channel layout PReLU sees: `[outer, channels, inner]`, row-major.
 #[derive(Clone, Copy, Debug)]

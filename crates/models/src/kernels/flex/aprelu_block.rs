@@ -15,7 +15,8 @@
 //! [`prelu_pool_backward`] is the pooling's whole backward, for the pooling on its own.
 
 use super::block::{BlockAct, BlockSaved, PooledGrad, Pooling, activate_and_pool, slope_grad_sum};
-use super::items_per_task;
+use super::conv::OutputGrad;
+use super::parallel::items_per_task;
 use activations::fused::slices;
 use rayon::prelude::*;
 
@@ -141,5 +142,32 @@ impl<'a> SqueezeGrad<'a> {
                 conv_grad,
             );
         }
+    }
+}
+
+/// APReLU's conv block output gradient: the squeeze's share plus, when there is one, the
+/// pooling's (its slope gradient already taken), built one sample at a time.
+pub(super) struct SqueezedGrad<'a> {
+    pub squeeze: SqueezeGrad<'a>,
+    pub pooled: Option<PooledGrad<'a>>,
+    /// One sample's convolution output length, `C × H × W`.
+    pub sample_len: usize,
+}
+
+impl OutputGrad for SqueezedGrad<'_> {
+    fn slope_len(&self) -> usize {
+        0
+    }
+
+    fn sample<'s>(&'s self, sample: usize, buffer: &'s mut Vec<f32>, _: &mut [f32]) -> &'s [f32] {
+        match &self.pooled {
+            Some(pooled) => pooled.rebuild(sample, buffer, &mut []),
+            None => {
+                buffer.clear();
+                buffer.resize(self.sample_len, 0.0);
+            }
+        }
+        self.squeeze.add(sample, &mut buffer[..self.sample_len]);
+        &buffer[..self.sample_len]
     }
 }

@@ -10,7 +10,7 @@
 //! their digits (`Σx²/m − mean²` in f32 would cancel them).
 use rayon::prelude::*;
 
-use super::{filled_vec, items_per_task};
+use super::parallel::{filled_vec, items_per_task};
 
 /// `[N, C, plane]`: the input's shape with everything after the channels as one plane.
 #[derive(Clone, Copy, Debug)]

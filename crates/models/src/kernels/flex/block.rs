@@ -17,10 +17,11 @@
 //! ReLU's select gives 0), the block writes 0 there. The winner, a NaN itself, carries a NaN
 //! gradient into the convolution's gradients either way.
 
-use super::conv::{ConvDims, SampleConv};
+use super::conv::{ConvDims, OutputGrad, SampleConv};
+use super::parallel::{filled_vec, items_per_task};
 use super::pool_rows::{KeepRow, WinnerScratch, keep_row, max_row, unpool_row};
 use super::pool_rows_avx512;
-use super::{filled_vec, items_per_task};
+use activations::LeakyReluFormula;
 use activations::fused::{Pointwise, slices};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -52,9 +53,9 @@ impl<'a> BlockAct<'a> {
     fn op(self, channel: usize) -> Pointwise {
         match self {
             Self::Pointwise(op) => op,
-            Self::PRelu(slopes) => Pointwise::LeakyRelu {
-                negative_slope: slopes[self.slope_index(channel)] as f64,
-            },
+            Self::PRelu(slopes) => Pointwise::new(LeakyReluFormula {
+                negative_slope: slopes[self.slope_index(channel)],
+            }),
             Self::SamplePRelu { .. } => unreachable!("per-sample slopes: resolve with for_sample"),
         }
     }
@@ -323,6 +324,22 @@ fn pool_sample(
     }
 }
 
+impl OutputGrad for PooledGrad<'_> {
+    fn slope_len(&self) -> usize {
+        self.activation.slope_len()
+    }
+
+    fn sample<'s>(
+        &'s self,
+        sample: usize,
+        buffer: &'s mut Vec<f32>,
+        slope_grad: &mut [f32],
+    ) -> &'s [f32] {
+        self.rebuild(sample, buffer, slope_grad);
+        &buffer[..self.conv_len()]
+    }
+}
+
 /// The gradient of a conv block's pooled output, turned back into the gradient of its
 /// convolution's output one sample at a time (for `conv2d_backward`).
 pub(super) struct PooledGrad<'a> {
@@ -361,11 +378,6 @@ impl<'a> PooledGrad<'a> {
         }
     }
 
-    /// The number of slopes whose gradient [`rebuild`](Self::rebuild) sums.
-    pub(super) fn slope_len(&self) -> usize {
-        self.activation.slope_len()
-    }
-
     /// Writes sample `sample`'s convolution-output gradient into the start of `buffer`
     /// (`C_out × H_out × W_out`; the rest of `buffer` is scratch), and adds the sample's slope
     /// gradient (PReLU: `Σ x ≤ 0 ? x · grad : 0` over the winners) to `slope_grad`.
@@ -374,6 +386,11 @@ impl<'a> PooledGrad<'a> {
         buffer.resize(conv_len + self.pooling.sample_len(), 0.0);
         let (conv_grad, pooled_grad) = buffer.split_at_mut(conv_len);
         self.rebuild_into(sample, conv_grad, pooled_grad, slope_grad);
+    }
+
+    /// The input length of one sample's pooling (`C_out × H_out × W_out`).
+    pub(super) fn conv_len(&self) -> usize {
+        self.pooling.input_len()
     }
 
     /// [`rebuild`](Self::rebuild) into `conv_grad` (`C_out × H_out × W_out`), with

@@ -1,146 +1,18 @@
 //! 2-D convolution on one sample at a time: im2col, then `gemm` for the output and, in the
 //! backward pass, for the weight gradient and (through col2im) the input gradient.
-use super::super::{ConvGradients, Window2d};
-use super::aprelu_block::SqueezeGrad;
-use super::block::PooledGrad;
-use super::{filled_vec, items_per_task};
+use super::super::ops::ConvGradients;
+use super::parallel::{filled_vec, items_per_task};
 
+// The sizes of a convolution.
+mod dims;
 // im2col and col2im, the patch copies around the GEMMs.
 mod im2col;
-use activations::burn::tensor::Shape;
+
 use activations::fused::slices;
+pub(super) use dims::ConvDims;
 use im2col::{col2im, im2col};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
-
-/// The sizes of one convolution.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct ConvDims {
-    pub(super) batch: usize,
-    in_channels: usize,
-    height: usize,
-    width: usize,
-    pub(super) out_channels: usize,
-    pub(super) out_height: usize,
-    pub(super) out_width: usize,
-    window: Window2d,
-}
-
-impl ConvDims {
-    pub(super) fn new(x: &Shape, weight: &Shape, window: Window2d) -> Self {
-        assert_eq!(x.num_dims(), 4, "conv2d input is [N, C, H, W]");
-        assert_eq!(
-            weight.num_dims(),
-            4,
-            "conv2d weight is [C_out, C_in, kH, kW]"
-        );
-        assert_eq!(x[1], weight[1], "conv2d: input and weight channels differ");
-        assert_eq!(window.kernel, [weight[2], weight[3]], "conv2d: kernel size");
-        Self {
-            batch: x[0],
-            in_channels: x[1],
-            height: x[2],
-            width: x[3],
-            out_channels: weight[0],
-            out_height: window.output_size(0, x[2]).expect("window fits"),
-            out_width: window.output_size(1, x[3]).expect("window fits"),
-            window,
-        }
-    }
-
-    /// Rows of the im2col matrix: one per (input channel, kernel row, kernel column).
-    pub(super) fn patch_len(&self) -> usize {
-        self.in_channels * self.window.kernel[0] * self.window.kernel[1]
-    }
-
-    /// Columns of the im2col matrix: one per output position.
-    pub(super) fn positions(&self) -> usize {
-        self.out_height * self.out_width
-    }
-
-    pub(super) fn input_len(&self) -> usize {
-        self.in_channels * self.height * self.width
-    }
-
-    pub(super) fn output_len(&self) -> usize {
-        self.out_channels * self.positions()
-    }
-
-    pub(super) fn output_shape(&self) -> Shape {
-        Shape::new([
-            self.batch,
-            self.out_channels,
-            self.out_height,
-            self.out_width,
-        ])
-    }
-
-    /// Stride 1, dilation 1 and an output as wide as the input, where [`im2col`] copies whole
-    /// shifted planes; the padding must be narrower than the input, so that a tap's shift
-    /// leaves part of each row.
-    fn is_same_size_unit_stride(&self) -> bool {
-        self.window.stride == [1, 1]
-            && self.window.dilation == [1, 1]
-            && self.out_width == self.width
-            && self.window.padding[1] < self.width
-    }
-
-    /// Calls `f(row, out_row, x_start, out_range, x_step)` for each kernel tap and output row:
-    /// in row `row` of the im2col matrix, output columns `out_range` of output row `out_row`
-    /// read input elements `x_start + i · x_step`; every other column is padding (all of them
-    /// when `out_range` is empty).
-    fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, usize)) {
-        let Window2d {
-            kernel: [kernel_h, kernel_w],
-            stride: [stride_h, stride_w],
-            padding: [pad_h, pad_w],
-            dilation: [dilation_h, dilation_w],
-        } = self.window;
-        for channel in 0..self.in_channels {
-            for kernel_row in 0..kernel_h {
-                for kernel_col in 0..kernel_w {
-                    let row = (channel * kernel_h + kernel_row) * kernel_w + kernel_col;
-                    let col_offset = (kernel_col * dilation_w) as isize - pad_w as isize;
-                    let cols = valid_outputs(col_offset, stride_w, self.width, self.out_width);
-                    for out_row in 0..self.out_height {
-                        let in_row = (out_row * stride_h + kernel_row * dilation_h) as isize
-                            - pad_h as isize;
-                        if in_row < 0 || in_row as usize >= self.height || cols.is_empty() {
-                            f(row, out_row, 0, 0..0, stride_w);
-                            continue;
-                        }
-                        let x_row = (channel * self.height + in_row as usize) * self.width;
-                        let x_start = (x_row as isize
-                            + cols.start as isize * stride_w as isize
-                            + col_offset) as usize;
-                        f(row, out_row, x_start, cols.clone(), stride_w);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The outputs `o` whose input index `o · stride + offset` lies in `0..size`.
-fn valid_outputs(
-    offset: isize,
-    stride: usize,
-    size: usize,
-    outputs: usize,
-) -> std::ops::Range<usize> {
-    let stride = stride as isize;
-    // First o with o·stride + offset ≥ 0, and first o with o·stride + offset ≥ size.
-    let first = if offset >= 0 {
-        0
-    } else {
-        (-offset + stride - 1) / stride
-    };
-    let end = (size as isize - offset + stride - 1)
-        .div_euclid(stride)
-        .max(0);
-    let first = (first as usize).min(outputs);
-    first..(end as usize).clamp(first, outputs)
-}
 
 /// `Σ values` in sixteen interleaved partial sums, which vectorise (a single running sum is a
 /// chain of dependent additions, four cycles each).
@@ -372,31 +244,50 @@ impl ParamGrads {
     }
 }
 
-/// Where the backward gets each sample's output gradient.
-pub(super) enum OutputGrad<'a> {
-    /// The convolution's output gradient, `[N, C_out, H_out, W_out]`.
-    Dense(&'a [f32]),
-    /// A conv block's: rebuilt one sample at a time from the pooled gradient (`block.rs`).
-    Pooled(PooledGrad<'a>),
-    /// APReLU's conv block: the squeeze's gradient plus, when there is one, the pooling's
-    /// (its slope gradient already taken), built one sample at a time (`aprelu_block.rs`).
-    Squeezed(SqueezeGrad<'a>, Option<PooledGrad<'a>>),
+/// Where the backward gets each sample's output gradient: the dense gradient
+/// ([`DenseGrad`]), or one rebuilt per sample by a fused layer above the convolution (a conv
+/// block's pooling, `block.rs`; APReLU's squeeze, `aprelu_block.rs`).
+pub(super) trait OutputGrad: Sync {
+    /// The number of slopes whose gradient [`sample`](Self::sample) adds to (0: none).
+    fn slope_len(&self) -> usize;
+
+    /// Sample `sample`'s output gradient `[C_out, H_out, W_out]`: a slice of a dense gradient,
+    /// or rebuilt into `buffer`, adding the slopes' gradient to `slope_grad`.
+    fn sample<'s>(
+        &'s self,
+        sample: usize,
+        buffer: &'s mut Vec<f32>,
+        slope_grad: &mut [f32],
+    ) -> &'s [f32];
+}
+
+/// The convolution's output gradient, `[N, C_out, H_out, W_out]`, with one sample's length.
+pub(super) struct DenseGrad<'a> {
+    pub grad: &'a [f32],
+    pub sample_len: usize,
+}
+
+impl OutputGrad for DenseGrad<'_> {
+    fn slope_len(&self) -> usize {
+        0
+    }
+
+    fn sample<'s>(&'s self, sample: usize, _: &'s mut Vec<f32>, _: &mut [f32]) -> &'s [f32] {
+        &self.grad[sample * self.sample_len..][..self.sample_len]
+    }
 }
 
 pub(super) fn conv2d_backward(
     dims: &ConvDims,
     x: &[f32],
     weight: &[f32],
-    output_grad: OutputGrad,
+    output_grad: &impl OutputGrad,
     wanted: ConvGradients,
 ) -> (Option<Vec<f32>>, ParamGrads) {
     let (patch_len, positions) = (dims.patch_len(), dims.positions());
     let samples = items_per_task(dims.batch);
     let kernel_t = Matrix::transposed(weight, patch_len, dims.out_channels);
-    let slopes = match &output_grad {
-        OutputGrad::Dense(_) | OutputGrad::Squeezed(..) => 0,
-        OutputGrad::Pooled(pooled) => pooled.slope_len(),
-    };
+    let slopes = output_grad.slope_len();
 
     // One task: samples `first..` of its chunk, writing their input gradients into `dx`.
     let task = |first: usize, mut dx: Option<&mut [f32]>| {
@@ -408,24 +299,7 @@ pub(super) fn conv2d_backward(
         let mut rebuilt = Vec::new();
         for index in 0..count {
             let sample = first + index;
-            let grad = match &output_grad {
-                OutputGrad::Dense(grad) => &grad[sample * dims.output_len()..][..dims.output_len()],
-                OutputGrad::Pooled(pooled) => {
-                    pooled.rebuild(sample, &mut rebuilt, &mut sums.slope);
-                    &rebuilt[..dims.output_len()]
-                }
-                OutputGrad::Squeezed(squeeze, pooled) => {
-                    match pooled {
-                        Some(pooled) => pooled.rebuild(sample, &mut rebuilt, &mut []),
-                        None => {
-                            rebuilt.clear();
-                            rebuilt.resize(dims.output_len(), 0.0);
-                        }
-                    }
-                    squeeze.add(sample, &mut rebuilt[..dims.output_len()]);
-                    &rebuilt[..dims.output_len()]
-                }
-            };
+            let grad = output_grad.sample(sample, &mut rebuilt, &mut sums.slope);
             let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
             if wanted.weight {
                 let x = &x[sample * dims.input_len()..][..dims.input_len()];

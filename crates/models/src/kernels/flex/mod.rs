@@ -5,11 +5,13 @@ mod aprelu_block;
 mod batch_norm;
 mod block;
 mod conv;
+mod lanes;
+mod parallel;
 mod pool;
 mod pool_rows;
 mod pool_rows_avx512;
 
-use super::{
+use super::ops::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
     LayerKernelOps, PooledHandoff, PooledStash, Window2d,
 };
@@ -18,30 +20,18 @@ use activations::burn::backend::TensorMetadata;
 use activations::burn::backend::flex::FlexTensor;
 use activations::burn::tensor::Shape;
 use activations::fused::flex_storage::{contiguous, elements, from_vec};
-use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use aprelu_block::{SqueezeGrad, prelu_pool_backward, prelu_pool_forward, prelu_pool_slope_grad};
+use aprelu_block::{
+    SqueezeGrad, SqueezedGrad, prelu_pool_backward, prelu_pool_forward, prelu_pool_slope_grad,
+};
 use batch_norm::{NormDims, batch_norm_backward, batch_norm_forward};
 use block::{BlockAct, BlockSaved, PooledGrad, Pooling, conv_block_forward};
 
-use conv::{ConvDims, OutputGrad, conv2d_backward, conv2d_forward, conv2d_forward_squeezing};
+use conv::{
+    ConvDims, DenseGrad, OutputGrad, conv2d_backward, conv2d_forward, conv2d_forward_squeezing,
+};
 use pool::{PoolDims, max_pool_backward, max_pool_forward};
-
-/// Contiguous runs of `len` items per task: a few per thread, so a slow thread does not hold
-/// the others up, and never empty.
-pub(super) fn items_per_task(items: usize) -> usize {
-    items.div_ceil(rayon::current_num_threads() * 2).max(1)
-}
-
-/// A vector of `len` elements, each written once by `fill` (which must write them all).
-pub(super) fn filled_vec(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut values: Vec<f32> = Vec::with_capacity(len);
-    fill(&mut values.spare_capacity_mut()[..len]);
-    // SAFETY: `fill` initialised the first `len` elements (every caller writes each one).
-    unsafe { values.set_len(len) };
-    values
-}
 
 impl LayerKernelOps for Flex {
     fn layer_conv2d(
@@ -204,7 +194,7 @@ fn conv_grads(
     dims: &ConvDims,
     x: &FlexTensor,
     weight: &FlexTensor,
-    output_grad: OutputGrad,
+    output_grad: &impl OutputGrad,
     wanted: ConvGradients,
 ) -> (Conv2dGrads<FlexTensor>, Vec<f32>) {
     let (dx, sums) = conv2d_backward(dims, elements(x), elements(weight), output_grad, wanted);
@@ -278,7 +268,7 @@ impl LayerKernelBackward for Flex {
         let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
         let act = block_act(activation, elements(&slopes), &dims);
         let pooled = PooledGrad::new(&dims, elements(&output_grad), &parts.saved, act);
-        let (grads, slope) = conv_grads(&dims, &x, &weight, OutputGrad::Pooled(pooled), wanted);
+        let (grads, slope) = conv_grads(&dims, &x, &weight, &pooled, wanted);
         let slope = (activation == BlockActivation::PRelu).then(|| from_vec(slope, slopes.shape()));
         (grads, slope)
     }
@@ -351,8 +341,12 @@ impl LayerKernelBackward for Flex {
             let pooling = planes(&dims.output_shape());
             PooledGrad::of_pooling(pooling, dims.batch, elements(grad), saved, activation)
         });
-        let output_grad = OutputGrad::Squeezed(squeeze, pooled_grad);
-        conv_grads(&dims, &x, &weight, output_grad, wanted).0
+        let output_grad = SqueezedGrad {
+            squeeze,
+            pooled: pooled_grad,
+            sample_len: dims.output_len(),
+        };
+        conv_grads(&dims, &x, &weight, &output_grad, wanted).0
     }
 
     fn layer_prelu_max_pool_backward(
@@ -391,8 +385,11 @@ impl LayerKernelBackward for Flex {
             dims.output_shape(),
             "conv2d output gradient"
         );
-        let output_grad = OutputGrad::Dense(elements(&output_grad));
-        conv_grads(&dims, &x, &weight, output_grad, wanted).0
+        let output_grad = DenseGrad {
+            grad: elements(&output_grad),
+            sample_len: dims.output_len(),
+        };
+        conv_grads(&dims, &x, &weight, &output_grad, wanted).0
     }
 
     fn layer_max_pool2d_backward(

@@ -1,8 +1,9 @@
 //! Max-pooling in one pass; its backward finds each window's maximum again in the saved input
 //! (PyTorch's NaN rule) instead of keeping an index tensor, with an AVX2 path for 2×2 windows.
-use super::super::Window2d;
+use super::super::ops::Window2d;
+use super::lanes::{mask, select};
+use super::parallel::{filled_vec, items_per_task};
 use super::pool_rows::{WinnerScratch, max_row};
-use super::{filled_vec, items_per_task};
 use activations::burn::tensor::Shape;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -79,31 +80,8 @@ impl PoolDims {
     }
 }
 
-/// PyTorch's comparison for max-pooling: `candidate` wins when greater or NaN.
-#[inline(always)]
-pub(super) fn max_nan(best: f32, candidate: f32) -> f32 {
-    select(
-        mask((candidate > best) | candidate.is_nan()),
-        candidate,
-        best,
-    )
-}
-
-/// All ones when `condition`, else zero.
-#[inline(always)]
-pub(super) fn mask(condition: bool) -> u32 {
-    (condition as u32).wrapping_neg()
-}
-
-/// `when_set` where `mask` is all ones, else `otherwise`, by bits: no branch, and LLVM turns a
-/// loop of these into vector blends.
-#[inline(always)]
-pub(super) fn select(mask: u32, when_set: f32, otherwise: f32) -> f32 {
-    f32::from_bits((when_set.to_bits() & mask) | (otherwise.to_bits() & !mask))
-}
-
 /// `grad` routed to the maximum of `[top_left, top_right, bottom_left, bottom_right]` by
-/// [`max_nan`]'s rule (scanning in that order), zero elsewhere (even when `grad` is NaN).
+/// [`max_nan`](super::lanes::max_nan)'s rule (scanning in that order), zero elsewhere (even when `grad` is NaN).
 #[inline(always)]
 fn route_2x2(values: [f32; 4], grad: f32) -> [f32; 4] {
     let [a, b, c, d] = values;
@@ -123,34 +101,6 @@ fn route_2x2(values: [f32; 4], grad: f32) -> [f32; 4] {
         routed(takes_d),
     ]
 }
-
-/// Runs `$body` compiled for AVX2 + FMA when the CPU has them (the crate is built for baseline
-/// x86-64, where these loops stay scalar), else as built.
-macro_rules! with_avx2 {
-    ($vis:vis $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
-        $vis fn $name($($arg: $ty),*) {
-            #[inline(always)]
-            fn body($($arg: $ty),*) $body
-
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) {
-                    body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU has the features `avx2` was compiled for.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            body($($arg),*)
-        }
-    };
-}
-
-pub(super) use with_avx2;
 
 /// Plain 2×2 pooling of whole planes, row by row through the shared row kernels.
 fn pool_planes_2x2(dims: &PoolDims, x: &[f32], output: &mut [MaybeUninit<f32>]) {

@@ -4,7 +4,7 @@
 //! loops (the reference, and the path on CPUs without AVX-512) and their AVX-512 forms
 //! (`pool_rows_avx512.rs`).
 
-use super::pool::{mask, max_nan, select, with_avx2};
+use super::lanes::{mask, max_nan, select, with_avx2};
 use super::pool_rows_avx512;
 use std::mem::MaybeUninit;
 

@@ -1,7 +1,7 @@
 //! The patch matrix of one sample (im2col) and its adjoint (col2im), for the GEMMs in
 //! `conv.rs`.
 
-use super::ConvDims;
+use super::dims::ConvDims;
 
 /// Fills `col` (`patch_len × positions`) with the patches of one sample `x` (`C_in × H × W`).
 pub(super) fn im2col(dims: &ConvDims, x: &[f32], col: &mut [f32]) {

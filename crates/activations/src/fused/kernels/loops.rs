@@ -1,0 +1,184 @@
+//! The loops the Flex kernels are made of: a function of one to three `f32`s ([`Unary`],
+//! [`Binary`], [`Ternary`]) run over slices split across rayon's threads, each chunk compiled
+//! three times (AVX-512, AVX2+FMA, baseline) and picked at run time, so that LLVM turns the
+//! scalar code into 16- or 8-lane SIMD.
+
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// Elements per parallel task: large enough to amortise rayon's scheduling, small enough to
+/// balance two to sixteen cores on the tensors an activation sees in training.
+pub(crate) const CHUNK: usize = 1 << 15;
+
+/// An element-wise function that the loops below inline into their SIMD bodies. Closures are
+/// not enough: LLVM declines to inline a large closure (two exponentials, say) into the loop,
+/// and then nothing vectorises, while `#[inline(always)]` on these methods is honoured.
+pub(crate) trait Unary: Copy + Send + Sync {
+    fn call(self, x: f32) -> f32;
+}
+
+pub(crate) trait Binary: Copy + Send + Sync {
+    fn call(self, a: f32, b: f32) -> f32;
+}
+
+pub(crate) trait Ternary: Copy + Send + Sync {
+    fn call(self, a: f32, b: f32, c: f32) -> f32;
+}
+
+/// A small closure (PReLU's selects), which LLVM inlines by itself.
+#[derive(Clone, Copy)]
+pub(crate) struct Closure<C>(pub C);
+impl<C: Fn(f32) -> f32 + Copy + Send + Sync> Unary for Closure<C> {
+    #[inline(always)]
+    fn call(self, x: f32) -> f32 {
+        (self.0)(x)
+    }
+}
+impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync> Binary for Closure<C> {
+    #[inline(always)]
+    fn call(self, a: f32, b: f32) -> f32 {
+        (self.0)(a, b)
+    }
+}
+impl<C: Fn(f32, f32, f32) -> f32 + Copy + Send + Sync> Ternary for Closure<C> {
+    #[inline(always)]
+    fn call(self, a: f32, b: f32, c: f32) -> f32 {
+        (self.0)(a, b, c)
+    }
+}
+
+/// Which instruction set a chunk is compiled for, detected once per call.
+#[derive(Clone, Copy)]
+pub(crate) enum Isa {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Baseline,
+}
+
+pub(crate) fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Baseline
+}
+
+/// Defines a loop over slices and its three compilations. The body must be a plain indexed loop
+/// over `&mut`/`&` slices (no aliasing), which LLVM vectorises once `f` is inlined.
+macro_rules! simd_loop {
+    ($vis:vis $name:ident, ($($arg:ident: $ty:ty),*), $f:ident: $fty:path, $body:block) => {
+        #[inline(always)]
+        $vis fn $name<F: $fty>(isa: Isa, $($arg: $ty,)* $f: F) {
+            #[inline(always)]
+            fn body<F: $fty>($($arg: $ty,)* $f: F) $body
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+            fn avx512<F: $fty>($($arg: $ty,)* $f: F) {
+                body($($arg,)* $f)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2<F: $fty>($($arg: $ty,)* $f: F) {
+                body($($arg,)* $f)
+            }
+
+            match isa {
+                // SAFETY: `isa()` chose these variants only after detecting the features.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { avx512($($arg,)* $f) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { avx2($($arg,)* $f) },
+                Isa::Baseline => body($($arg,)* $f),
+            }
+        }
+    };
+}
+
+simd_loop!(pub(crate) map_in_place, (values: &mut [f32]), f: Unary, {
+    for v in values.iter_mut() {
+        *v = f.call(*v);
+    }
+});
+
+simd_loop!(pub(crate) map_into, (input: &[f32], output: &mut [MaybeUninit<f32>]), f: Unary, {
+    for (o, &x) in output.iter_mut().zip(input) {
+        o.write(f.call(x));
+    }
+});
+
+simd_loop!(pub(crate) zip_in_place, (other: &[f32], values: &mut [f32]), f: Binary, {
+    for (v, &a) in values.iter_mut().zip(other) {
+        *v = f.call(a, *v);
+    }
+});
+
+simd_loop!(pub(crate) zip_into, (lhs: &[f32], rhs: &[f32], output: &mut [MaybeUninit<f32>]), f: Binary, {
+    for ((o, &a), &b) in output.iter_mut().zip(lhs).zip(rhs) {
+        o.write(f.call(a, b));
+    }
+});
+
+simd_loop!(pub(crate) map_to, (input: &[f32], output: &mut [f32]), f: Unary, {
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = f.call(x);
+    }
+});
+
+/// `values[i] = f(values[i])`, in parallel chunks.
+pub(crate) fn for_each(values: &mut [f32], f: impl Unary) {
+    let isa = isa();
+    if values.len() <= CHUNK {
+        return map_in_place(isa, values, f);
+    }
+    values
+        .par_chunks_mut(CHUNK)
+        .for_each(|chunk| map_in_place(isa, chunk, f));
+}
+
+/// `output[i] = f(input[i])`, in parallel chunks.
+pub(crate) fn map(input: &[f32], output: &mut [MaybeUninit<f32>], f: impl Unary) {
+    let isa = isa();
+    if input.len() <= CHUNK {
+        return map_into(isa, input, output, f);
+    }
+    output
+        .par_chunks_mut(CHUNK)
+        .zip(input.par_chunks(CHUNK))
+        .for_each(|(o, x)| map_into(isa, x, o, f));
+}
+
+/// `values[i] = f(other[i], values[i])`, in parallel chunks.
+pub(crate) fn zip_with_into_second(other: &[f32], values: &mut [f32], f: impl Binary) {
+    let isa = isa();
+    if values.len() <= CHUNK {
+        return zip_in_place(isa, other, values, f);
+    }
+    values
+        .par_chunks_mut(CHUNK)
+        .zip(other.par_chunks(CHUNK))
+        .for_each(|(v, a)| zip_in_place(isa, a, v, f));
+}
+
+/// `output[i] = f(lhs[i], rhs[i])`, in parallel chunks.
+pub(crate) fn zip_with(lhs: &[f32], rhs: &[f32], output: &mut [MaybeUninit<f32>], f: impl Binary) {
+    let isa = isa();
+    if lhs.len() <= CHUNK {
+        return zip_into(isa, lhs, rhs, output, f);
+    }
+    output
+        .par_chunks_mut(CHUNK)
+        .zip(lhs.par_chunks(CHUNK).zip(rhs.par_chunks(CHUNK)))
+        .for_each(|(o, (a, b))| zip_into(isa, a, b, o, f));
+}
+
+pub(crate) use simd_loop;

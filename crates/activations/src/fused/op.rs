@@ -1,0 +1,151 @@
+//! [`Pointwise`]: one element-wise [`Formula`] with its parameters, as a value the backends and
+//! the fused layers of other crates can carry, and the table of its lowerings.
+//!
+//! The table is built per formula type when [`Pointwise::new`] is called, from the generic
+//! kernels (`kernels/pointwise.rs` for Flex, `cube/pointwise.rs` for the Cube backends): each entry is that kernel
+//! compiled for this one formula. Nothing here names an activation; the registry's modules
+//! hand their formulas in.
+
+use super::formula::{Formula, MAX_PARAMETERS};
+use super::kernels::pointwise as kernels;
+use std::mem::MaybeUninit;
+
+/// An element-wise activation with a fused kernel: a [`Formula`] and its parameters.
+///
+/// Built by the activations' modules ([`crate::kind::ActivationKind::pointwise`]) or from any
+/// formula with [`Pointwise::new`].
+#[derive(Clone, Copy)]
+pub struct Pointwise {
+    name: &'static str,
+    parameters: [f32; MAX_PARAMETERS],
+    saves_output: bool,
+    cube: bool,
+    lowering: &'static Lowering,
+}
+
+/// A formula's parameters, as its kernels receive them.
+type Parameters = [f32; MAX_PARAMETERS];
+/// An output buffer a kernel writes every element of.
+type Output<'a> = &'a mut [MaybeUninit<f32>];
+
+/// The kernels of one formula, each compiled for it.
+pub(crate) struct Lowering {
+    pub value: fn(Parameters, f32) -> f32,
+    pub backward: fn(Parameters, f32, f32) -> f32,
+    pub derivative: fn(Parameters, f32) -> f32,
+    pub forward_in_place: fn(Parameters, &mut [f32]),
+    pub forward_into: fn(Parameters, &[f32], Output),
+    pub backward_into_grad: fn(Parameters, &[f32], &mut [f32]),
+    pub backward_into_saved: fn(Parameters, &mut [f32], &[f32]),
+    pub backward_new: fn(Parameters, &[f32], &[f32], Output),
+    pub forward_on_thread: fn(Parameters, &[f32], &mut [f32]),
+    pub backward_on_thread: fn(Parameters, &[f32], &mut [f32]),
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    pub cube: super::cube::pointwise::Launch,
+}
+
+/// The table of `F`, a constant per formula type.
+struct Lowered<F>(std::marker::PhantomData<F>);
+
+impl<F: Formula> Lowered<F> {
+    const TABLE: &'static Lowering = &Lowering {
+        value: F::value::<f32>,
+        backward: F::backward::<f32>,
+        derivative: |p, x| F::from_parameters(p).derivative(x),
+        forward_in_place: |p, values| kernels::forward_in_place(F::from_parameters(p), values),
+        forward_into: |p, input, output| {
+            kernels::forward_into(F::from_parameters(p), input, output)
+        },
+        backward_into_grad: |p, saved, grad| {
+            kernels::backward_into_grad(F::from_parameters(p), saved, grad)
+        },
+        backward_into_saved: |p, saved, grad| {
+            kernels::backward_into_saved(F::from_parameters(p), saved, grad)
+        },
+        backward_new: |p, saved, grad, output| {
+            kernels::backward_new(F::from_parameters(p), saved, grad, output)
+        },
+        forward_on_thread: |p, input, output| {
+            kernels::forward_on_thread(F::from_parameters(p), input, output)
+        },
+        backward_on_thread: |p, saved, grad| {
+            kernels::backward_on_thread(F::from_parameters(p), saved, grad)
+        },
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        cube: super::cube::pointwise::launch::<F>,
+    };
+}
+
+impl Pointwise {
+    /// The op of `formula` with its current parameters.
+    pub fn new<F: Formula>(formula: F) -> Self {
+        Self {
+            name: F::NAME,
+            parameters: formula.parameters(),
+            saves_output: formula.saves_output(),
+            cube: F::CUBE,
+            lowering: Lowered::<F>::TABLE,
+        }
+    }
+
+    /// `f(x)` for one element (the kernels inline the formula instead).
+    pub fn value(self, x: f32) -> f32 {
+        (self.lowering.value)(self.parameters, x)
+    }
+
+    /// `grad · f'(x)` for one element, from the saved input or output.
+    pub fn backward(self, saved: f32, grad: f32) -> f32 {
+        (self.lowering.backward)(self.parameters, saved, grad)
+    }
+
+    /// `f'(x)` from the input, with the formula's choice at kinks (plots, diagnostics).
+    pub fn derivative(self, x: f32) -> f32 {
+        (self.lowering.derivative)(self.parameters, x)
+    }
+
+    /// Whether the backward pass needs only the output. Then the forward can overwrite its
+    /// input when nothing else holds it, and the graph keeps one tensor instead of two.
+    pub fn saves_output(self) -> bool {
+        self.saves_output
+    }
+
+    /// Whether the Cube backends run it ([`Formula::CUBE`]).
+    pub fn runs_on_cube(self) -> bool {
+        self.cube
+    }
+
+    /// The formula's name (`"SiluFormula"`).
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// The parameters the formula receives.
+    pub(crate) fn parameters(self) -> [f32; MAX_PARAMETERS] {
+        self.parameters
+    }
+
+    /// The formula's kernels.
+    pub(crate) fn lowering(self) -> &'static Lowering {
+        self.lowering
+    }
+}
+
+impl<F: Formula> From<F> for Pointwise {
+    fn from(formula: F) -> Self {
+        Self::new(formula)
+    }
+}
+
+impl PartialEq for Pointwise {
+    fn eq(&self, other: &Self) -> bool {
+        // Bitwise, so that an op equals itself even with a NaN parameter.
+        self.name == other.name
+            && self.parameters.map(f32::to_bits) == other.parameters.map(f32::to_bits)
+    }
+}
+
+impl std::fmt::Debug for Pointwise {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{:?}", self.name, self.parameters)
+    }
+}

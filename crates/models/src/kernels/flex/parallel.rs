@@ -1,0 +1,18 @@
+//! How the Flex kernels split their work and fill their buffers.
+
+use std::mem::MaybeUninit;
+
+/// Contiguous runs of `len` items per task: a few per thread, so a slow thread does not hold
+/// the others up, and never empty.
+pub(super) fn items_per_task(items: usize) -> usize {
+    items.div_ceil(rayon::current_num_threads() * 2).max(1)
+}
+
+/// A vector of `len` elements, each written once by `fill` (which must write them all).
+pub(super) fn filled_vec(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut values: Vec<f32> = Vec::with_capacity(len);
+    fill(&mut values.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` initialised the first `len` elements (every caller writes each one).
+    unsafe { values.set_len(len) };
+    values
+}

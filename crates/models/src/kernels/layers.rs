@@ -1,0 +1,194 @@
+//! What the models call in place of Burn's layers: [`conv2d`], [`max_pool2d`] and
+//! [`conv_block`] take Burn's modules, use the kernels for f32 on Flex ([`has_kernels`]) and
+//! run the modules' own forward otherwise.
+
+use super::ops::{BlockActivation, LayerKernelOps, PooledHandoff, Window2d};
+use activations::Activation;
+use activations::burn::backend::Dispatch;
+use activations::burn::nn::PaddingConfig2d;
+use activations::burn::nn::conv::Conv2d;
+use activations::burn::nn::pool::MaxPool2d;
+use activations::burn::tensor::{DType, Tensor};
+
+/// Whether `tensor` can use the kernels: f32 on Flex, with the project's kernels switched on.
+pub fn has_kernels<const D: usize>(tensor: &Tensor<D>) -> bool {
+    if !activations::fused::fused_enabled() || tensor.dtype() != DType::F32 {
+        return false;
+    }
+    #[cfg(feature = "flex")]
+    {
+        use activations::burn::backend::DispatchDevice;
+        matches!(
+            tensor.device().as_dispatch().clone().inner(),
+            DispatchDevice::Flex(_)
+        )
+    }
+    #[cfg(not(feature = "flex"))]
+    false
+}
+
+/// The padding per axis when it is explicit and symmetric (`Valid` is zero); `None` for
+/// asymmetric padding and for `Same`, which Burn's modules resolve per input.
+fn symmetric_padding(padding: &PaddingConfig2d) -> Option<[usize; 2]> {
+    match *padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    }
+}
+
+/// The window, weight and bias of `conv` when the kernels can run it on `x`.
+fn conv_parts(conv: &Conv2d, x: &Tensor<4>) -> Option<(Window2d, Tensor<4>, Tensor<1>)> {
+    let [_, channels_in, height, width] = x.dims();
+    let weight = conv.weight.val();
+    let [_, weight_channels, ..] = weight.dims();
+    let padding = symmetric_padding(&conv.padding)?;
+    // Zero channels: nothing for the kernels to split into per-sample chunks.
+    let fits =
+        conv.groups == 1 && weight_channels == channels_in && weight.shape().num_elements() > 0;
+    if !fits || !has_kernels(x) || weight.dtype() != DType::F32 {
+        return None;
+    }
+    let window = Window2d {
+        kernel: conv.kernel_size,
+        stride: conv.stride,
+        padding,
+        dilation: conv.dilation,
+    };
+    // A misfit goes to Burn's own forward, which reports it.
+    window.output_size(0, height)?;
+    window.output_size(1, width)?;
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([weight.dims()[0]], &weight.device()),
+    };
+    Some((window, weight, bias))
+}
+
+/// `conv.forward(x)`, through the kernels when `x` can use them.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let Some((window, weight, bias)) = conv_parts(conv, &x) else {
+        return conv.forward(x);
+    };
+    let output = <Dispatch as LayerKernelOps>::layer_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        window,
+    );
+    Tensor::from_dispatch(output)
+}
+
+/// `pool.forward(activation.forward(conv.forward(x)))` as one fused kernel
+/// ([`LayerKernelOps::layer_conv_block`]) when the kernels can run all three: `x` f32 on Flex,
+/// a convolution [`conv2d`] would run, an activation with a fused element-wise kernel
+/// ([`Activation::pointwise`]), PReLU (one slope, or one per output channel) or APReLU (built
+/// for the convolution's output channels; [`LayerKernelOps::layer_conv2d_squeeze`] and
+/// [`LayerKernelOps::layer_prelu_max_pool`]), and a 2×2 stride-2 max-pool without padding,
+/// dilation or ceil mode. Otherwise `Err(x)`, for the caller to run the layers one by one.
+///
+/// Values and gradients are those of the three layers (`tests/kernels.rs`, and
+/// `tests/aprelu_block.rs` with APReLU's parameters and running statistics), except that in a
+/// pooling window with two or more NaNs or infinities the losers get a zero gradient where the
+/// layers would give NaN (the window's gradient is NaN at its winner either way).
+// The error hands the input back by value for the fallback; boxing it would cost an
+// allocation per call.
+#[allow(clippy::result_large_err)]
+pub fn conv_block(
+    conv: &Conv2d,
+    activation: &Activation,
+    pool: &MaxPool2d,
+    x: Tensor<4>,
+) -> Result<Tensor<4>, Tensor<4>> {
+    let pool_fits = pool.kernel_size == [2, 2]
+        && pool.stride == [2, 2]
+        && pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && symmetric_padding(&pool.padding) == Some([0, 0]);
+    let Some((window, weight, bias)) = conv_parts(conv, &x).filter(|_| pool_fits) else {
+        return Err(x);
+    };
+    let [_, _, height, width] = x.dims();
+    let pooled_fits = [(0, height), (1, width)]
+        .iter()
+        .all(|&(axis, size)| window.output_size(axis, size).is_some_and(|out| out >= 2));
+    if !pooled_fits {
+        return Err(x);
+    }
+    if let (None, Activation::Aprelu(aprelu)) = (activation.pointwise(), activation) {
+        if aprelu.channels() != weight.dims()[0] {
+            return Err(x);
+        }
+        // The slopes come from the whole convolution output (the squeeze, computed while each
+        // sample's output is in cache), so the output goes to memory; the apply and the
+        // pooling are one pass over it.
+        let handoff = PooledHandoff::default();
+        let (output, summary) = <Dispatch as LayerKernelOps>::layer_conv2d_squeeze(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+            window,
+            handoff.clone(),
+        );
+        let slopes = aprelu.excite(Tensor::from_dispatch(summary));
+        let pooled = <Dispatch as LayerKernelOps>::layer_prelu_max_pool(
+            output,
+            slopes.into_dispatch(),
+            Some(handoff),
+        );
+        return Ok(Tensor::from_dispatch(pooled));
+    }
+    let out_channels = weight.dims()[0];
+    let (block_activation, slopes) = match (activation.pointwise(), activation) {
+        (Some(op), _) => (
+            BlockActivation::Pointwise(op),
+            Tensor::zeros([1], &weight.device()),
+        ),
+        (None, Activation::Prelu(prelu)) => {
+            let slopes = prelu.weight.val();
+            let count = slopes.dims()[0];
+            if !(count == 1 || count == out_channels) || slopes.dtype() != DType::F32 {
+                return Err(x);
+            }
+            (BlockActivation::PRelu, slopes)
+        }
+        _ => return Err(x),
+    };
+    let output = <Dispatch as LayerKernelOps>::layer_conv_block(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        slopes.into_dispatch(),
+        window,
+        block_activation,
+    );
+    Ok(Tensor::from_dispatch(output))
+}
+
+/// `pool.forward(x)`, through the kernels when `x` can use them.
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, height, width] = x.dims();
+    let padding = symmetric_padding(&pool.padding);
+    let window = padding.map(|padding| Window2d {
+        kernel: pool.kernel_size,
+        stride: pool.stride,
+        padding,
+        dilation: pool.dilation,
+    });
+    match window {
+        Some(window)
+            if !pool.ceil_mode
+                && has_kernels(&x)
+                // PyTorch's rule: padding at most half the kernel.
+                && (0..2).all(|axis| 2 * window.padding[axis] <= window.kernel[axis])
+                && window.output_size(0, height).is_some()
+                && window.output_size(1, width).is_some() =>
+        {
+            let output = <Dispatch as LayerKernelOps>::layer_max_pool2d(x.into_dispatch(), window);
+            Tensor::from_dispatch(output)
+        }
+        _ => pool.forward(x),
+    }
+}

@@ -1,0 +1,260 @@
+//! [`LayerKernelOps`], the backend extension with the layers' fused forward ops, the types its
+//! ops exchange, and [`LayerKernelBackward`], the backward kernels its autodiff implementation
+//! calls. Implemented for Flex (`flex/`) and `Autodiff<B>` (`autodiff.rs`).
+
+use activations::burn::backend::tensor::FloatTensor;
+use activations::burn::backend::{Backend, backend_extension};
+use activations::burn::tensor::Shape;
+use activations::fused::Pointwise;
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+
+/// Stride, symmetric zero padding and dilation of a 2-D convolution or pooling window, per
+/// axis (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window2d {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl Window2d {
+    /// The output size along `axis` for an input of `size`, PyTorch's floor rule; `None` when
+    /// the dilated window does not fit in the padded input.
+    pub fn output_size(&self, axis: usize, size: usize) -> Option<usize> {
+        let span = self.dilation[axis] * (self.kernel[axis] - 1) + 1;
+        let padded = size + 2 * self.padding[axis];
+        (padded >= span && self.stride[axis] > 0).then(|| (padded - span) / self.stride[axis] + 1)
+    }
+}
+
+/// The backend extension: forward ops that backends implement with their own kernels.
+#[backend_extension(Flex: cfg(feature = "flex"), Autodiff)]
+pub trait LayerKernelOps: Backend {
+    /// Cross-correlation of `x` `[N, C_in, H, W]` with `weight` `[C_out, C_in, kH, kW]`, plus
+    /// `bias` `[C_out]`, with `window.kernel` equal to the weight's kernel size. (A layer
+    /// without bias passes zeros: the extension macro does not route optional tensors.)
+    fn layer_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        window: Window2d,
+    ) -> FloatTensor<Self>;
+
+    /// Max-pooling of `x` `[N, C, H, W]` (padding counts as -inf, as in PyTorch).
+    fn layer_max_pool2d(x: FloatTensor<Self>, window: Window2d) -> FloatTensor<Self>;
+
+    /// A conv block: [`layer_conv2d`](Self::layer_conv2d), then `activation` element-wise,
+    /// then a 2×2 stride-2 max-pool (floor mode), in one pass per sample;
+    /// `[N, C_out, H_out / 2, W_out / 2]`. `slopes` are PReLU's (`[C_out]` or `[1]`); other
+    /// activations ignore them.
+    fn layer_conv_block(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
+        window: Window2d,
+        activation: BlockActivation,
+    ) -> FloatTensor<Self>;
+
+    /// PReLU with one slope per sample and channel (`slopes` `[N, C]`, APReLU's apply), then a
+    /// 2×2 stride-2 max-pool (floor mode), in one pass over `x` `[N, C, H, W]`:
+    /// `[N, C, H / 2, W / 2]`.
+    ///
+    /// With a `handoff` from [`layer_conv2d_squeeze`](Self::layer_conv2d_squeeze) (which made
+    /// `x`), the backward leaves the output gradient there instead of computing `x`'s.
+    fn layer_prelu_max_pool(
+        x: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
+        handoff: Option<PooledHandoff>,
+    ) -> FloatTensor<Self>;
+
+    /// [`layer_conv2d`](Self::layer_conv2d) and APReLU's squeeze of its output (`[N, 2C_out]`:
+    /// each sample's channel means of `max(z, 0)`, then of `min(z, 0)`) in one pass per sample:
+    /// `(z, squeeze)`. Under autodiff only the squeeze is tracked; `z` is for
+    /// [`layer_prelu_max_pool`](Self::layer_prelu_max_pool) with the same `handoff`, whose
+    /// output gradient the squeeze's backward step adds to its own (APReLU's conv block).
+    fn layer_conv2d_squeeze(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        window: Window2d,
+        handoff: PooledHandoff,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// BatchNorm in training mode on `x` `[N, C, ...]` with the batch's own statistics:
+    /// `(y, statistics)`, the statistics `[2, C]` (each channel's mean, then its biased
+    /// variance, as Burn's `batch_norm_train` returns them). Under autodiff `y` is tracked
+    /// through `x`, `gamma` and `beta`; the statistics are not.
+    fn layer_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// Where APReLU's pooling ([`LayerKernelOps::layer_prelu_max_pool`]) leaves its output gradient
+/// for the backward of the convolution and squeeze that made its input
+/// ([`LayerKernelOps::layer_conv2d_squeeze`]). Autodiff runs the pooling's step first (the
+/// squeeze feeds the pooling's slopes through the excitation); the convolution's step then
+/// builds each sample's output gradient once, in cache — the pooling's part and the
+/// squeeze's — where autodiff would add two dense gradients and the convolution read the sum.
+#[derive(Clone, Default)]
+pub struct PooledHandoff(Arc<Mutex<Option<Box<dyn Any + Send>>>>);
+
+impl PooledHandoff {
+    pub(super) fn put<B: LayerKernelBackward>(&self, stash: PooledStash<B>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(stash));
+    }
+
+    pub(super) fn take<B: LayerKernelBackward>(&self) -> Option<PooledStash<B>> {
+        let stash = self.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        Some(
+            *stash
+                .downcast()
+                .expect("a pooled gradient of the same backend"),
+        )
+    }
+}
+
+impl std::fmt::Debug for PooledHandoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PooledHandoff")
+    }
+}
+
+/// What [`PooledHandoff`] carries: APReLU's pooling's output gradient, its slopes and what its
+/// forward kept.
+#[derive(Debug)]
+pub struct PooledStash<B: LayerKernelBackward> {
+    pub output_grad: FloatTensor<B>,
+    pub slopes: FloatTensor<B>,
+    pub saved: B::BlockSaved,
+}
+
+/// Which gradients a convolution's backward computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGradients {
+    pub x: bool,
+    pub weight: bool,
+    pub bias: bool,
+}
+
+/// The gradients of a convolution, each present when asked for.
+pub struct Conv2dGrads<T> {
+    pub x: Option<T>,
+    pub weight: Option<T>,
+    pub bias: Option<T>,
+}
+
+/// The activation of a conv block ([`LayerKernelOps::layer_conv_block`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BlockActivation {
+    /// An element-wise kernel ([`activations::Activation::pointwise`]).
+    Pointwise(Pointwise),
+    /// PReLU with the block's slopes, which get a gradient.
+    PRelu,
+}
+
+/// What a conv block's backward reads: the input, the weight, PReLU's slopes and what the
+/// forward kept.
+#[derive(Clone, Debug)]
+pub struct ConvBlockParts<B: LayerKernelBackward> {
+    pub x: FloatTensor<B>,
+    pub weight: FloatTensor<B>,
+    pub slopes: FloatTensor<B>,
+    pub saved: B::BlockSaved,
+}
+
+/// The backward kernels that the autodiff implementation of [`LayerKernelOps`] calls.
+pub trait LayerKernelBackward: LayerKernelOps {
+    /// The gradients of [`LayerKernelOps::layer_conv2d`] asked for by `wanted`.
+    fn layer_conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        window: Window2d,
+        wanted: ConvGradients,
+    ) -> Conv2dGrads<FloatTensor<Self>>;
+
+    /// The input gradient of [`LayerKernelOps::layer_max_pool2d`]: each output's gradient goes
+    /// to its window's maximum (the last NaN if there is one, else the first maximum).
+    fn layer_max_pool2d_backward(
+        x: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        window: Window2d,
+    ) -> FloatTensor<Self>;
+
+    /// What a conv block's backward needs from its forward besides the input and the weight.
+    type BlockSaved: Clone + Send + Sync + std::fmt::Debug + 'static;
+
+    /// [`LayerKernelOps::layer_conv_block`], keeping what its backward needs.
+    fn layer_conv_block_saving(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
+        window: Window2d,
+        activation: BlockActivation,
+    ) -> (FloatTensor<Self>, Self::BlockSaved);
+
+    /// The gradients of [`LayerKernelOps::layer_conv_block`] asked for by `wanted`, and PReLU's
+    /// slope gradient (shaped like `slopes`) when `activation` is PReLU.
+    fn layer_conv_block_backward(
+        parts: ConvBlockParts<Self>,
+        output_grad: FloatTensor<Self>,
+        window: Window2d,
+        activation: BlockActivation,
+        wanted: ConvGradients,
+    ) -> (Conv2dGrads<FloatTensor<Self>>, Option<FloatTensor<Self>>);
+
+    /// [`LayerKernelOps::layer_prelu_max_pool`], keeping what its backward needs.
+    fn layer_prelu_max_pool_saving(
+        x: FloatTensor<Self>,
+        slopes: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, Self::BlockSaved);
+
+    /// The slopes' gradient alone (`[N, C]`) of [`LayerKernelOps::layer_prelu_max_pool`] on an
+    /// input of shape `x_shape`, when the input's goes through a [`PooledHandoff`].
+    fn layer_prelu_max_pool_slope_grad(
+        x_shape: Shape,
+        saved: Self::BlockSaved,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients asked for by `wanted` of [`LayerKernelOps::layer_conv2d_squeeze`], from the
+    /// squeeze's gradient `squeeze_grad` (`[N, 2C_out]`) and, when the pooling's backward left
+    /// one, the pooling's output gradient (its input is `output`, the convolution's output).
+    fn layer_conv2d_squeeze_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output: FloatTensor<Self>,
+        squeeze_grad: FloatTensor<Self>,
+        pooled: Option<PooledStash<Self>>,
+        window: Window2d,
+        wanted: ConvGradients,
+    ) -> Conv2dGrads<FloatTensor<Self>>;
+
+    /// The gradients of [`LayerKernelOps::layer_prelu_max_pool`] on an input of shape
+    /// `x_shape`: the input's (each window's gradient times PReLU's derivative at its winner,
+    /// zero elsewhere) and the slopes' (`[N, C]`: `Σ x ≤ 0 ? x · grad : 0` over each plane's
+    /// winners, PyTorch's PReLU rule).
+    fn layer_prelu_max_pool_backward(
+        x_shape: Shape,
+        slopes: FloatTensor<Self>,
+        saved: Self::BlockSaved,
+        output_grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The gradients `(x, gamma, beta)` of [`LayerKernelOps::layer_batch_norm_train`], from its
+    /// input, `gamma`, the statistics it returned and the output's gradient.
+    fn layer_batch_norm_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        statistics: FloatTensor<Self>,
+        epsilon: f64,
+        output_grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3];
+}
