@@ -6,6 +6,7 @@ use models::ModelConfig;
 use serde::{Deserialize, Serialize};
 
 mod limits;
+mod negative;
 
 use limits::nesting;
 pub use limits::{MAX_CONFIG_BYTES, MAX_CONFIG_NESTING};
@@ -222,8 +223,8 @@ impl ConfigError {
         };
         // The parser bounds its own recursion; the tree it gives is then measured before any
         // of it is used. Parsed again as `T` for errors with line and column.
-        let table: toml::Table = toml::from_str(text).map_err(toml_error)?;
-        let depth = nesting(&toml::Value::Table(table));
+        let table = toml::Value::Table(toml::from_str(text).map_err(toml_error)?);
+        let depth = nesting(&table);
         if depth > MAX_CONFIG_NESTING {
             return Err(Self::Limit {
                 origin,
@@ -231,7 +232,19 @@ impl ConfigError {
                 limit: format!("MAX_CONFIG_NESTING = {MAX_CONFIG_NESTING}"),
             });
         }
-        toml::from_str(text).map_err(toml_error)
+        toml::from_str(text).map_err(|source: toml::de::Error| {
+            match negative::negative_count_key(&table, source.message()) {
+                Some((key, value)) => Self::Invalid {
+                    key,
+                    reason: format!(
+                        "is {value}: a count or size cannot be negative; write a whole number \
+                         (at least 1 for a width, a number of blocks or a batch size)"
+                    ),
+                }
+                .in_file(&origin),
+                None => toml_error(source),
+            }
+        })
     }
 
     /// This error as found in `origin`.
@@ -479,6 +492,15 @@ mod tests {
             ("[trian]\nlr = 0.1", "unknown field `trian`"),
             ("[train]\noptimizer = \"adagrad\"", "adagrad"),
             ("[train]\nbatch_size = \"big\"", "batch_size"),
+            ("[train]\nbatch_size = -8", "train.batch_size: is -8: a count or size"),
+            (
+                "[model]\nkind = \"resnet\"\nstem = -1",
+                "model.stem: is -1: a count or size cannot be negative",
+            ),
+            (
+                "[model]\nkind = \"resnet\"\nstages = [16, -32]",
+                "model.stages[1]: is -32",
+            ),
         ] {
             let error = error_of(text, &[]);
             assert!(error.starts_with("test.toml"), "{text}: {error}");
