@@ -10,11 +10,23 @@
 # Environment: FMNIST (the binary, default target/release/fmnist), OUT (default
 # runs/compare_resnet_full), SEEDS (default "1 2 3 4 5"). The report is rewritten in OUT after
 # every seed; `fmnist report OUT --out docs/compare_resnet` publishes it.
+#
+# Finished runs are committed to docs/compare_resnet/runs/ (each run's config, summary,
+# metrics, diagnostics, inspection and model, without its checkpoints) as they complete, because
+# a working machine's runs/ does not outlive its session; they are copied into OUT first
+# (never over a run already there), so the next session continues where the last one stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fmnist=${FMNIST:-target/release/fmnist}
 out=${OUT:-runs/compare_resnet_full}
+mkdir -p "$out"
+if [ -d docs/compare_resnet/runs ]; then
+    for run in docs/compare_resnet/runs/*/; do
+        name=$(basename "$run")
+        [ -e "$out/$name" ] || cp -r "$run" "$out/$name"
+    done
+fi
 for seed in ${SEEDS:-1 2 3 4 5}; do
     echo "=== seed $seed ($(date -u +%FT%TZ))"
     "$fmnist" compare --config configs/compare_resnet.toml --set "compare.seeds=[$seed]" \
