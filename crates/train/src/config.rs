@@ -492,7 +492,10 @@ mod tests {
             ("[trian]\nlr = 0.1", "unknown field `trian`"),
             ("[train]\noptimizer = \"adagrad\"", "adagrad"),
             ("[train]\nbatch_size = \"big\"", "batch_size"),
-            ("[train]\nbatch_size = -8", "train.batch_size: is -8: a count or size"),
+            (
+                "[train]\nbatch_size = -8",
+                "train.batch_size: is -8: a count or size",
+            ),
             (
                 "[model]\nkind = \"resnet\"\nstem = -1",
                 "model.stem: is -1: a count or size cannot be negative",
