@@ -5,7 +5,8 @@ use burn::tensor::{Device, Tensor, activation::sigmoid};
 use serde::{Deserialize, Serialize};
 
 use crate::fused;
-use crate::fused::Pointwise;
+use crate::fused::formula::formula;
+use crate::fused::{Channelwise, Pointwise};
 use crate::sigmoid::SigmoidFormula;
 use crate::kind::ActivationKind;
 
@@ -176,7 +177,9 @@ impl AprRelu {
         self.check_channels(&input);
         if let Some(summary) = fused::aprelu_squeeze(&input) {
             let slopes = self.excite(summary);
-            return fused::aprelu_apply(input, slopes.clone())
+            let [samples, channels] = slopes.dims();
+            let parameters = slopes.clone().reshape([samples * channels, 1]);
+            return fused::channelwise(input, parameters, Channelwise::of::<AprReluFormula>())
                 .unwrap_or_else(|input| {
                     let (pos, neg) = split(input);
                     combine(pos, neg, slopes)
@@ -187,6 +190,18 @@ impl AprRelu {
         combine(pos, neg, slopes)
     }
 }
+
+formula!(
+    /// APReLU's apply with one sample's channel slope: the reference's `max(x, 0) + slope ·
+    /// min(x, 0)`, literally, so that a non-finite slope makes positive inputs NaN too
+    /// (slope · 0), as in PyTorch, where `x > 0 ? x : slope · x` would hide it. The slope's
+    /// gradient sums `min(x, 0) · grad`: an infinite or NaN `grad` where x > 0 makes it NaN
+    /// (0 · inf), as in PyTorch.
+    AprReluFormula { slope },
+    value: |x| R::select(x.greater(0.0), x, 0.0) + slope * R::select(x.greater(0.0), 0.0, x),
+    backward: |saved, grad| R::select(saved.greater(0.0), grad, grad * slope),
+    parameter_backward: |x, grad| [R::select(x.greater(0.0), 0.0, x) * grad],
+);
 
 /// `[N, 2C]`: the channel means of the two parts.
 fn squeeze_parts<const D: usize>(pos: Tensor<D>, neg: Tensor<D>) -> Tensor<2> {

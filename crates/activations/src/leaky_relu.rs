@@ -67,6 +67,10 @@ formula!(
     // From the output when the slope is positive (y > 0 exactly when x > 0), else the input.
     backward: |saved, grad| R::select(saved.greater(0.0), grad, grad * negative_slope),
     saves_output: |s| s.negative_slope > 0.0,
+    // PReLU's slope gradient, PyTorch's `x > 0 ? 0 : x · grad`: -0.0 where x > 0 leaves a
+    // sum unchanged (+0.0 would turn a -0.0 sum into +0.0), so the kernels add it under a mask
+    // instead of blending two sums; an infinite `grad` where x > 0 adds nothing, as in PyTorch.
+    parameter_backward: |x, grad| [R::select(x.greater(0.0), -0.0, x * grad)],
 );
 
 impl ActivationKind for LeakyRelu {

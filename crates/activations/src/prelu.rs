@@ -1,5 +1,5 @@
 use crate::InvalidConfig;
-use crate::fused::{self, Formula, Pointwise};
+use crate::fused::{self, Channelwise, Formula, Pointwise};
 use crate::kind::ActivationKind;
 use crate::leaky_relu::LeakyReluFormula;
 use burn::module::{Module, Param};
@@ -81,7 +81,14 @@ impl PRelu {
 
     /// Applies the PReLU; input `[N, C, ...]` when there is one slope per channel.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        fused::prelu(input, self.weight.val()).unwrap_or_else(|input| self.composite(input))
+        let [num_parameters] = self.weight.dims();
+        if num_parameters > 1 && (D < 2 || input.dims()[1] != num_parameters) {
+            // The composite explains the mismatch.
+            return self.composite(input);
+        }
+        let parameters = self.weight.val().reshape([num_parameters, 1]);
+        let op = Channelwise::of::<LeakyReluFormula>();
+        fused::channelwise(input, parameters, op).unwrap_or_else(|input| self.composite(input))
     }
 
     /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.

@@ -3,12 +3,14 @@
 //! paths (a unique input or gradient is overwritten, a shared one never is), and PReLU's three
 //! layouts. `tests/golden.rs` checks both paths against PyTorch itself.
 
+mod common;
 use actlab_activations::burn::module::Module;
 use actlab_activations::burn::tensor::{Device, Tensor, TensorData};
 use actlab_activations::fused::{self, Pointwise, without_fused};
 use actlab_activations::{
     ActivationConfig, GeluFormula, LeakyReluFormula, PReluConfig, SigmoidFormula, TanhFormula,
 };
+use common::wgpu_device;
 
 fn device() -> Device {
     Device::flex().autodiff()
@@ -167,26 +169,6 @@ fn prelu_and_aprelu_cube_kernels_equal_their_composites_on_wgpu() {
         // norms in training mode (over 4 to 8 samples) amplify the squeeze's rounding: 1e-4
         // still fails a slope gradient or mean off by 0.1%.
         aprelu_shapes(&device, 1e-4);
-    }
-}
-
-/// The wgpu device with autodiff, or `None` (a skip) when there is none, unless
-/// `ACTIVATIONS_REQUIRE_WGPU=1`.
-fn wgpu_device() -> Option<Device> {
-    let probe = std::panic::catch_unwind(|| {
-        let device = Device::wgpu(actlab_activations::burn::tensor::DeviceKind::DefaultDevice);
-        let _ = values(Tensor::<1>::from_floats([1.0, 2.0], &device).exp());
-        device
-    });
-    match probe {
-        Ok(device) => Some(device.autodiff()),
-        Err(_) if std::env::var("ACTIVATIONS_REQUIRE_WGPU").is_ok_and(|v| v == "1") => {
-            panic!("ACTIVATIONS_REQUIRE_WGPU=1 but no wgpu device was found")
-        }
-        Err(_) => {
-            eprintln!("skipped: no wgpu device");
-            None
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`FusedActivationOps`] for `Autodiff<B>`: the forward runs `B`'s fused kernel and records a
 //! handwritten backward step that runs `B`'s fused backward kernel.
 
-use super::op::Pointwise;
+use super::op::{Channelwise, Pointwise};
 use super::ops::{FusedActivationBackward, FusedActivationOps};
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -27,23 +27,24 @@ impl<B: FusedActivationBackward> Backward<B, 1> for PointwiseBackward {
     }
 }
 
-/// PReLU's backward step; its state is the input and the weight.
+/// A channel-wise activation's backward step; its state is the input and the parameters.
 #[derive(Debug)]
-struct PreluBackward;
+struct ChannelwiseBackward(Channelwise);
 
-impl<B: FusedActivationBackward> Backward<B, 2> for PreluBackward {
+impl<B: FusedActivationBackward> Backward<B, 2> for ChannelwiseBackward {
     type State = (FloatTensor<B>, FloatTensor<B>);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [input_node, weight_node] = ops.parents;
+        let [input_node, parameters_node] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (input, weight) = ops.state;
-        let (input_grad, weight_grad) = B::fused_prelu_backward(input, weight, grad);
+        let (input, parameters) = ops.state;
+        let (input_grad, parameter_grad) =
+            B::fused_channelwise_backward(input, parameters, grad, self.0);
         if let Some(node) = input_node {
             grads.register::<B>(node.id, input_grad);
         }
-        if let Some(node) = weight_node {
-            grads.register::<B>(node.id, weight_grad);
+        if let Some(node) = parameters_node {
+            grads.register::<B>(node.id, parameter_grad);
         }
     }
 }
@@ -61,27 +62,6 @@ impl<B: FusedActivationBackward> Backward<B, 1> for AprReluSqueezeBackward {
         if let Some(parent) = parent {
             let grad = B::fused_aprelu_squeeze_backward(ops.state, grad);
             grads.register::<B>(parent.id, grad);
-        }
-    }
-}
-
-/// The backward step of APReLU's `x > 0 ? x : α x`; its state is the input and the slopes.
-#[derive(Debug)]
-struct AprReluApplyBackward;
-
-impl<B: FusedActivationBackward> Backward<B, 2> for AprReluApplyBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [input_node, slopes_node] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        let (input, slopes) = ops.state;
-        let (input_grad, slope_grad) = B::fused_aprelu_apply_backward(input, slopes, grad);
-        if let Some(node) = input_node {
-            grads.register::<B>(node.id, input_grad);
-        }
-        if let Some(node) = slopes_node {
-            grads.register::<B>(node.id, slope_grad);
         }
     }
 }
@@ -110,19 +90,23 @@ impl<B: FusedActivationBackward, C: CheckpointStrategy> FusedActivationOps for A
         }
     }
 
-    fn fused_prelu(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn fused_channelwise(
+        input: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        op: Channelwise,
+    ) -> FloatTensor<Self> {
         let (input, input_node) = input.into_parts();
-        let (weight, weight_node) = weight.into_parts();
-        match PreluBackward
-            .prepare::<C>([input_node, weight_node])
+        let (parameters, parameters_node) = parameters.into_parts();
+        match ChannelwiseBackward(op)
+            .prepare::<C>([input_node, parameters_node])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let output = B::fused_prelu(input.clone(), weight.clone());
-                prep.finish((input, weight), output)
+                let output = B::fused_channelwise(input.clone(), parameters.clone(), op);
+                prep.finish((input, parameters), output)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_prelu(input, weight)),
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_channelwise(input, parameters, op)),
         }
     }
 
@@ -138,25 +122,6 @@ impl<B: FusedActivationBackward, C: CheckpointStrategy> FusedActivationOps for A
                 prep.finish(input, output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::fused_aprelu_squeeze(input)),
-        }
-    }
-
-    fn fused_aprelu_apply(
-        input: FloatTensor<Self>,
-        slopes: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let (input, input_node) = input.into_parts();
-        let (slopes, slopes_node) = slopes.into_parts();
-        match AprReluApplyBackward
-            .prepare::<C>([input_node, slopes_node])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let output = B::fused_aprelu_apply(input.clone(), slopes.clone());
-                prep.finish((input, slopes), output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_aprelu_apply(input, slopes)),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! the tensor is contiguous and nothing else holds its buffer.
 
 use super::flex_storage::{contiguous, elements, elements_mut, from_vec, new_tensor, owned_copy};
-use super::kernels::channel::{self as kernels, ChannelLayout, SampleChannels};
-use super::op::Pointwise;
+use super::kernels::channel::ChannelLayout;
+use super::kernels::squeeze::{self, SampleChannels};
+use super::op::{Channelwise, Pointwise};
 use super::ops::{FusedActivationBackward, FusedActivationOps};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Flex, TensorMetadata};
@@ -20,29 +21,20 @@ impl FusedActivationOps for Flex {
         })
     }
 
-    fn fused_prelu(input: FlexTensor, weight: FlexTensor) -> FlexTensor {
+    fn fused_channelwise(input: FlexTensor, parameters: FlexTensor, op: Channelwise) -> FlexTensor {
         let input = contiguous(input);
-        let weight = contiguous(weight);
-        let layout = channel_layout(&input, &weight);
+        let parameters = contiguous(parameters);
+        let layout = channel_layout(&input, &parameters);
         new_tensor(input.shape(), |out| {
-            kernels::prelu_forward(elements(&input), elements(&weight), layout, out)
+            (op.lowering().forward)(elements(&input), elements(&parameters), layout, out)
         })
     }
 
     fn fused_aprelu_squeeze(input: FlexTensor) -> FlexTensor {
         let input = contiguous(input);
         let layout = sample_channels(&input);
-        let summary = kernels::aprelu_squeeze(elements(&input), layout);
+        let summary = squeeze::aprelu_squeeze(elements(&input), layout);
         from_vec(summary, [layout.samples, 2 * layout.channels].into())
-    }
-
-    fn fused_aprelu_apply(input: FlexTensor, slopes: FlexTensor) -> FlexTensor {
-        let input = contiguous(input);
-        let slopes = contiguous(slopes);
-        let layout = sample_channels(&input);
-        new_tensor(input.shape(), |out| {
-            kernels::aprelu_apply(elements(&input), elements(&slopes), layout, out)
-        })
     }
 }
 
@@ -57,21 +49,24 @@ fn sample_channels(input: &FlexTensor) -> SampleChannels {
     }
 }
 
-/// `[N, C, ...]` with one weight per channel, or one shared weight over the whole tensor.
-fn channel_layout(input: &FlexTensor, weight: &FlexTensor) -> ChannelLayout {
+/// `[N, C, ...]` with parameters `[rows, K]`: one row per channel, per sample and channel, or
+/// one for the whole tensor.
+fn channel_layout(input: &FlexTensor, parameters: &FlexTensor) -> ChannelLayout {
     let dims = input.shape();
-    let channels = weight.shape().num_elements();
-    if channels == 1 {
-        ChannelLayout {
-            channels: 1,
+    let rows = parameters.shape()[0];
+    if rows == 1 {
+        return ChannelLayout {
+            rows: 1,
             inner: dims.num_elements().max(1),
-        }
-    } else {
-        assert_eq!(dims[1], channels, "PReLU: one weight per channel (axis 1)");
-        ChannelLayout {
-            channels,
-            inner: dims.iter().skip(2).product::<usize>().max(1),
-        }
+        };
+    }
+    assert!(
+        dims.num_dims() >= 2 && (dims[1] == rows || dims[0] * dims[1] == rows),
+        "channel-wise parameters: one row per channel (axis 1) or per sample and channel"
+    );
+    ChannelLayout {
+        rows,
+        inner: dims.iter().skip(2).product::<usize>().max(1),
     }
 }
 
@@ -93,23 +88,23 @@ impl FusedActivationBackward for Flex {
         })
     }
 
-    fn fused_prelu_backward(
+    fn fused_channelwise_backward(
         input: FlexTensor,
-        weight: FlexTensor,
+        parameters: FlexTensor,
         grad: FlexTensor,
+        op: Channelwise,
     ) -> (FlexTensor, FlexTensor) {
         let input = contiguous(input);
-        let weight = contiguous(weight);
+        let parameters = contiguous(parameters);
         let mut grad = contiguous(grad);
         if elements_mut(&mut grad).is_none() {
             grad = owned_copy(&grad);
         }
-        let layout = channel_layout(&input, &weight);
+        let layout = channel_layout(&input, &parameters);
         let values = elements_mut(&mut grad).expect("owned above");
-        let weight_grad =
-            kernels::prelu_backward(elements(&input), elements(&weight), layout, values);
-        let weight_grad = from_vec(weight_grad, weight.shape());
-        (grad, weight_grad)
+        let parameter_grad =
+            (op.lowering().backward)(elements(&input), elements(&parameters), layout, values);
+        (grad, from_vec(parameter_grad, parameters.shape()))
     }
 
     fn fused_aprelu_squeeze_backward(input: FlexTensor, grad: FlexTensor) -> FlexTensor {
@@ -117,26 +112,7 @@ impl FusedActivationBackward for Flex {
         let grad = contiguous(grad);
         let layout = sample_channels(&input);
         new_tensor(input.shape(), |out| {
-            kernels::aprelu_squeeze_backward(elements(&input), elements(&grad), layout, out)
+            squeeze::aprelu_squeeze_backward(elements(&input), elements(&grad), layout, out)
         })
-    }
-
-    fn fused_aprelu_apply_backward(
-        input: FlexTensor,
-        slopes: FlexTensor,
-        grad: FlexTensor,
-    ) -> (FlexTensor, FlexTensor) {
-        let input = contiguous(input);
-        let slopes = contiguous(slopes);
-        let mut grad = contiguous(grad);
-        if elements_mut(&mut grad).is_none() {
-            grad = owned_copy(&grad);
-        }
-        let layout = sample_channels(&input);
-        let values = elements_mut(&mut grad).expect("owned above");
-        let slope_grad =
-            kernels::aprelu_apply_backward(elements(&input), elements(&slopes), layout, values);
-        let slope_grad = from_vec(slope_grad, slopes.shape());
-        (grad, slope_grad)
     }
 }

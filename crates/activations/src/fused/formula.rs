@@ -18,6 +18,9 @@ pub trait Formula: Copy + Send + Sync + std::fmt::Debug + 'static {
     /// The formula's name, for messages (`"SiluFormula"`).
     const NAME: &'static str;
 
+    /// How many parameters it has (the first entries of [`parameters`](Self::parameters)).
+    const PARAMETERS: usize;
+
     /// Whether the Cube backends may run it. Shader compilers assume finite math and fold
     /// away tests for infinities; a formula whose special values depend on such a test says
     /// `false` and keeps its composite path there (softsign's NaN gradient at ±inf).
@@ -61,11 +64,28 @@ pub trait Formula: Copy + Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
+/// A formula whose parameters are learned: what each element adds to each parameter's
+/// gradient. The channel-wise kernels ([`Channelwise`](super::op::Channelwise)) give every
+/// channel (or every sample and channel) its own parameters and reduce these terms per
+/// channel, in a fixed order.
+pub trait LearnedFormula: Formula {
+    /// `grad · ∂f(x)/∂pₖ` for each parameter `pₖ`, from the input `x`; `-0.0` in the entries
+    /// past [`PARAMETERS`](Formula::PARAMETERS) (and wherever an element adds nothing: `-0.0`
+    /// leaves every sum unchanged, so the kernels add it without a blend).
+    fn parameter_backward<R: Real>(
+        parameters: [R; MAX_PARAMETERS],
+        x: R,
+        grad: R,
+    ) -> [R; MAX_PARAMETERS];
+}
+
 /// Declares a [`Formula`]: a `Copy` struct with `f32` parameters; its value and its backward
 /// (`grad · f'`) as expressions over `R: Real` in which each parameter is a variable of type
 /// `R`; whether that backward reads the output (`saves_output`, on the `f32` struct, default
-/// `false`); `cube: false` where shader compilers cannot be trusted with it; and, only where the
-/// backward cannot serve for every parameter, `derivative` from the input on `f32`.
+/// `false`); `cube: false` where shader compilers cannot be trusted with it; only where the
+/// backward cannot serve for every parameter, `derivative` from the input on `f32`; and, for a
+/// learned formula ([`LearnedFormula`]), `parameter_backward`: one term per parameter, in the
+/// order of the fields, from the input.
 ///
 /// ```ignore
 /// formula!(
@@ -74,6 +94,7 @@ pub trait Formula: Copy + Send + Sync + std::fmt::Debug + 'static {
 ///     value: |x| R::select(x.greater(0.0), x, x * negative_slope),
 ///     backward: |saved, grad| R::select(saved.greater(0.0), grad, grad * negative_slope),
 ///     saves_output: |s| s.negative_slope > 0.0,
+///     parameter_backward: |x, grad| [R::select(x.greater(0.0), -0.0, x * grad)],
 /// );
 /// ```
 macro_rules! formula {
@@ -85,6 +106,7 @@ macro_rules! formula {
         $(, saves_output: |$s3:ident| $saves:expr)?
         $(, cube: $cube:expr)?
         $(, derivative: |$s4:ident, $dx:ident| $derivative:expr)?
+        $(, parameter_backward: |$px:ident, $pgrad:ident| [$($term:expr),* $(,)?])?
         $(,)?
     ) => {
         $(#[$meta])*
@@ -98,6 +120,7 @@ macro_rules! formula {
 
         impl $crate::fused::formula::Formula for $name {
             const NAME: &'static str = stringify!($name);
+            const PARAMETERS: usize = <[&str]>::len(&[$(stringify!($field)),*]);
             const CUBE: bool = $crate::fused::formula::formula!(@cube $($cube)?);
 
             #[inline(always)]
@@ -163,6 +186,35 @@ macro_rules! formula {
                     $derivative
                 }
             )?
+        }
+
+        $crate::fused::formula::formula!(
+            @learned $name { $($field),* } $(, |$px, $pgrad| [$($term),*])?
+        );
+    };
+    (@learned $name:ident { $($field:ident),* }) => {};
+    (@learned $name:ident { $($field:ident),* }, |$px:ident, $pgrad:ident| [$($term:expr),*]) => {
+        impl $crate::fused::formula::LearnedFormula for $name {
+            #[inline(always)]
+            #[allow(unused_variables, unused_mut, unused_assignments)]
+            fn parameter_backward<R: $crate::fused::real::Real>(
+                parameters: [R; $crate::fused::formula::MAX_PARAMETERS],
+                $px: R,
+                $pgrad: R,
+            ) -> [R; $crate::fused::formula::MAX_PARAMETERS] {
+                let mut index = 0;
+                $(
+                    let $field = parameters[index];
+                    index += 1;
+                )*
+                let mut terms = [R::from(-0.0); $crate::fused::formula::MAX_PARAMETERS];
+                let mut slot = 0;
+                $(
+                    terms[slot] = $term;
+                    slot += 1;
+                )*
+                terms
+            }
         }
     };
     (@cube) => { true };

@@ -9,12 +9,15 @@
 //! - [`FusedActivationOps`]: the backend extension (`#[backend_extension]`) with the forward
 //!   ops; implemented for Flex (`flex.rs`) and for `Autodiff<B>` with a handwritten backward
 //!   (`autodiff.rs`) that calls [`FusedActivationBackward`].
-//! - `kernels.rs`: the SIMD/rayon loops that run formulas on `f32`; `kernels/channel.rs`:
-//!   PReLU's and APReLU's loops, whose slopes vary by channel or by sample and channel;
+//! - `kernels/`: the SIMD/rayon loops that run formulas on `f32`, element-wise
+//!   (`pointwise.rs`) and channel-wise (`channel.rs`), and APReLU's squeeze (`squeeze.rs`);
 //!   `math.rs`: vectorisable `exp`, `tanh`, `erf`, `log1p`.
 //! - `cube.rs`: one CubeCL kernel generic over the formula for the Cube backends (wgpu, cuda),
-//!   whose body is the formula traced by `cube/trace.rs`; `cube/channel.rs`: PReLU and APReLU.
-//! - [`pointwise`], [`prelu`], [`aprelu_squeeze`] and [`aprelu_apply`]: what the modules call.
+//!   whose body is the formula traced by `cube/trace.rs`, and its channel-wise kernels
+//!   (`cube/channel.rs`); `cube/squeeze.rs`: APReLU's squeeze.
+//! - [`Channelwise`] (`op.rs`): a [`LearnedFormula`] whose parameters come per channel (or per
+//!   sample and channel) from a tensor, with the parameter gradients reduced in a fixed order.
+//! - [`pointwise`], [`channelwise`] and [`aprelu_squeeze`]: what the modules call.
 //!   They use the fused path when the tensor is f32 on Flex or a Cube backend (with or without
 //!   autodiff) and hand the input back otherwise, so the module falls back to its composite
 //!   formulation (ndarray, other dtypes).
@@ -37,8 +40,8 @@ mod ops;
 pub mod real;
 pub mod slices;
 
-pub use formula::Formula;
-pub use op::Pointwise;
+pub use formula::{Formula, LearnedFormula};
+pub use op::{Channelwise, Pointwise};
 pub use ops::{FusedActivationBackward, FusedActivationOps};
 pub use real::Real;
 
@@ -121,27 +124,38 @@ pub fn pointwise<const D: usize>(
     Ok(Tensor::from_dispatch(output))
 }
 
-/// PReLU `x > 0 ? x : w[c] x` on `[N, C, ...]` (channel axis 1) with `weight` of shape `[C]` or
-/// `[1]`, fused; returns the input when there is no kernel for it.
+/// `op` on `[N, C, ...]` with `parameters` of shape `[rows, op.parameter_count()]`: one row
+/// per channel (axis 1, `rows` = C), per sample and channel (`rows` = N·C, row-major) or one
+/// for every element (`rows` = 1), fused; returns the input when there is no kernel for it.
 // The error hands the input back by value for the fallback; boxing it would cost an
 // allocation per call on every backend.
 #[allow(clippy::result_large_err)]
-pub fn prelu<const D: usize>(input: Tensor<D>, weight: Tensor<1>) -> Result<Tensor<D>, Tensor<D>> {
-    let channels = weight.dims()[0];
-    let fits = channels == 1 || (D >= 2 && input.dims()[1] == channels);
-    if !fits || kernels_for(&input) == Kernels::None || weight.dtype() != DType::F32 {
-        return Err(input);
+pub fn channelwise<const D: usize>(
+    input: Tensor<D>,
+    parameters: Tensor<2>,
+    op: Channelwise,
+) -> Result<Tensor<D>, Tensor<D>> {
+    let dims = input.dims();
+    let [rows, count] = parameters.dims();
+    let rows_fit = rows == 1 || (D >= 2 && (rows == dims[1] || rows == dims[0] * dims[1]));
+    let fits = rows_fit && count == op.parameter_count() && parameters.dtype() == DType::F32;
+    match kernels_for(&input) {
+        _ if !fits => return Err(input),
+        Kernels::None => return Err(input),
+        Kernels::Cube if !op.runs_on_cube() => return Err(input),
+        _ => {}
     }
-    let output = <Dispatch as FusedActivationOps>::fused_prelu(
+    let output = <Dispatch as FusedActivationOps>::fused_channelwise(
         input.into_dispatch(),
-        weight.into_dispatch(),
+        parameters.into_dispatch(),
+        op,
     );
     Ok(Tensor::from_dispatch(output))
 }
 
 /// APReLU's squeeze of `[N, C, ...]` (channel axis 1): `[N, 2C]`, the means of `max(x, 0)`
 /// (first `C` columns) and of `min(x, 0)` over each sample's channel, in one pass; `None` when
-/// there is no kernel for the tensor (then neither is there one for [`aprelu_apply`]).
+/// there is no kernel for the tensor (then neither is there one for [`channelwise`]).
 pub fn aprelu_squeeze<const D: usize>(input: &Tensor<D>) -> Option<Tensor<2>> {
     if D < 2 || kernels_for(input) == Kernels::None {
         return None;
@@ -149,25 +163,4 @@ pub fn aprelu_squeeze<const D: usize>(input: &Tensor<D>) -> Option<Tensor<2>> {
     let summary =
         <Dispatch as FusedActivationOps>::fused_aprelu_squeeze(input.clone().into_dispatch());
     Some(Tensor::from_dispatch(summary))
-}
-
-/// `x > 0 ? x : α x` on `[N, C, ...]` with one slope per sample and channel (`slopes` of shape
-/// `[N, C]`), fused; returns the input when there is no kernel for it.
-// The error hands the input back by value for the fallback; boxing it would cost an
-// allocation per call on every backend.
-#[allow(clippy::result_large_err)]
-pub fn aprelu_apply<const D: usize>(
-    input: Tensor<D>,
-    slopes: Tensor<2>,
-) -> Result<Tensor<D>, Tensor<D>> {
-    let dims = input.dims();
-    let fits = D >= 2 && slopes.dims() == [dims[0], dims[1]];
-    if !fits || kernels_for(&input) == Kernels::None || slopes.dtype() != DType::F32 {
-        return Err(input);
-    }
-    let output = <Dispatch as FusedActivationOps>::fused_aprelu_apply(
-        input.into_dispatch(),
-        slopes.into_dispatch(),
-    );
-    Ok(Tensor::from_dispatch(output))
 }

@@ -1,12 +1,14 @@
 //! [`Pointwise`]: one element-wise [`Formula`] with its parameters, as a value the backends and
-//! the fused layers of other crates can carry, and the table of its lowerings.
+//! the fused layers of other crates can carry, and the table of its lowerings; [`Channelwise`]:
+//! the same for a [`LearnedFormula`] whose parameters come per channel from a tensor.
 //!
 //! The table is built per formula type when [`Pointwise::new`] is called, from the generic
 //! kernels (`kernels/pointwise.rs` for Flex, `cube/pointwise.rs` for the Cube backends): each entry is that kernel
 //! compiled for this one formula. Nothing here names an activation; the registry's modules
 //! hand their formulas in.
 
-use super::formula::{Formula, MAX_PARAMETERS};
+use super::formula::{Formula, LearnedFormula, MAX_PARAMETERS};
+use super::kernels::channel::{self, ChannelLayout};
 use super::kernels::pointwise as kernels;
 use std::mem::MaybeUninit;
 
@@ -147,5 +149,133 @@ impl PartialEq for Pointwise {
 impl std::fmt::Debug for Pointwise {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}{:?}", self.name, self.parameters)
+    }
+}
+
+/// A learned activation whose parameters vary along the channel axis: a [`LearnedFormula`]
+/// with one row of [`Formula::PARAMETERS`] parameters per channel (PReLU's slope), per sample
+/// and channel (APReLU's), or one row for the whole tensor. The parameters are a tensor, not
+/// part of the value: the kernels read them per channel and return their gradient.
+#[derive(Clone, Copy)]
+pub struct Channelwise {
+    name: &'static str,
+    parameter_count: usize,
+    cube: bool,
+    lowering: &'static ChannelLowering,
+}
+
+/// A channel-wise backward on Flex: `(input, parameters, layout, grad in place) → the
+/// parameters' gradient`.
+type ChannelBackward = fn(&[f32], &[f32], ChannelLayout, &mut [f32]) -> Vec<f32>;
+
+/// The kernels of one learned formula, each compiled for it.
+pub(crate) struct ChannelLowering {
+    pub pointwise: fn(Parameters) -> Pointwise,
+    pub parameter_backward: fn(Parameters, f32, f32) -> Parameters,
+    pub forward: fn(&[f32], &[f32], ChannelLayout, Output),
+    pub backward: ChannelBackward,
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    pub cube_forward: super::cube::channel::Forward,
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    pub cube_backward: super::cube::channel::Backward,
+}
+
+/// The channel-wise table of `F`.
+struct ChannelLowered<F>(std::marker::PhantomData<F>);
+
+impl<F: LearnedFormula> ChannelLowered<F> {
+    const TABLE: &'static ChannelLowering = &ChannelLowering {
+        pointwise: |p| Pointwise::new(F::from_parameters(p)),
+        parameter_backward: F::parameter_backward::<f32>,
+        forward: channel::channel_forward::<F>,
+        backward: channel::channel_backward::<F>,
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        cube_forward: super::cube::channel::forward::<F>,
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        cube_backward: super::cube::channel::backward::<F>,
+    };
+}
+
+impl Channelwise {
+    /// The channel-wise op of the formula `F`.
+    pub fn of<F: LearnedFormula>() -> Self {
+        assert!(
+            (1..=MAX_PARAMETERS).contains(&F::PARAMETERS),
+            "{}: a learned formula has 1 to {MAX_PARAMETERS} parameters",
+            F::NAME
+        );
+        Self {
+            name: F::NAME,
+            parameter_count: F::PARAMETERS,
+            cube: F::CUBE,
+            lowering: ChannelLowered::<F>::TABLE,
+        }
+    }
+
+    /// How many parameters one channel has (the second dim of the parameter tensor).
+    pub fn parameter_count(self) -> usize {
+        self.parameter_count
+    }
+
+    /// The element-wise op of one channel, with its parameters (`parameter_count` of them).
+    ///
+    /// # Panics
+    /// When `parameters` has another length.
+    pub fn at(self, parameters: &[f32]) -> Pointwise {
+        (self.lowering.pointwise)(self.pad(parameters))
+    }
+
+    /// Adds to `sums` what the element `x` with output gradient `grad` adds to the gradient of
+    /// each of its channel's `parameters` (the kernels' reduction, for fused layers of other
+    /// crates that visit elements themselves).
+    ///
+    /// # Panics
+    /// When `parameters` or `sums` has another length than `parameter_count`.
+    pub fn add_parameter_backward(self, parameters: &[f32], x: f32, grad: f32, sums: &mut [f32]) {
+        assert_eq!(sums.len(), self.parameter_count, "one sum per parameter");
+        let terms = (self.lowering.parameter_backward)(self.pad(parameters), x, grad);
+        for (sum, term) in sums.iter_mut().zip(terms) {
+            *sum += term;
+        }
+    }
+
+    fn pad(self, parameters: &[f32]) -> Parameters {
+        assert_eq!(
+            parameters.len(),
+            self.parameter_count,
+            "{} has {} parameters per channel",
+            self.name,
+            self.parameter_count
+        );
+        let mut padded = [0.0; MAX_PARAMETERS];
+        padded[..parameters.len()].copy_from_slice(parameters);
+        padded
+    }
+
+    /// Whether the Cube backends run it ([`Formula::CUBE`]).
+    pub fn runs_on_cube(self) -> bool {
+        self.cube
+    }
+
+    /// The formula's name (`"LeakyReluFormula"`).
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// The formula's kernels.
+    pub(crate) fn lowering(self) -> &'static ChannelLowering {
+        self.lowering
+    }
+}
+
+impl PartialEq for Channelwise {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl std::fmt::Debug for Channelwise {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Channelwise({})", self.name)
     }
 }

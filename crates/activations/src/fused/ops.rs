@@ -3,7 +3,7 @@
 //! Implemented for Flex (`flex.rs`), the Cube backends (`cube.rs`) and `Autodiff<B>`
 //! (`autodiff.rs`).
 
-use super::op::Pointwise;
+use super::op::{Channelwise, Pointwise};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 
@@ -13,16 +13,18 @@ pub trait FusedActivationOps: Backend {
     /// Applies `op` element-wise.
     fn fused_pointwise(input: FloatTensor<Self>, op: Pointwise) -> FloatTensor<Self>;
 
-    /// PReLU on `[N, C, ...]` with `weight` of shape `[C]` (or `[1]`, shared).
-    fn fused_prelu(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Applies `op` with parameters `[rows, op.parameter_count()]` on `[N, C, ...]`: row `r`
+    /// for channel `r` (`rows` = C), for sample and channel `r` (`rows` = N·C, row-major), or
+    /// for every element (`rows` = 1).
+    fn fused_channelwise(
+        input: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        op: Channelwise,
+    ) -> FloatTensor<Self>;
 
     /// APReLU's squeeze of `[N, C, ...]`: `[N, 2C]`, the means of `max(x, 0)` and of
     /// `min(x, 0)` over each sample's channel.
     fn fused_aprelu_squeeze(input: FloatTensor<Self>) -> FloatTensor<Self>;
-
-    /// `x > 0 ? x : α x` on `[N, C, ...]` with `slopes` α of shape `[N, C]`.
-    fn fused_aprelu_apply(input: FloatTensor<Self>, slopes: FloatTensor<Self>)
-    -> FloatTensor<Self>;
 }
 
 /// The backward kernels that the autodiff implementation of [`FusedActivationOps`] calls.
@@ -34,11 +36,13 @@ pub trait FusedActivationBackward: FusedActivationOps {
         op: Pointwise,
     ) -> FloatTensor<Self>;
 
-    /// The input gradient and the weight gradient (shaped like `weight`) of PReLU.
-    fn fused_prelu_backward(
+    /// The input gradient and the parameters' gradient (shaped like `parameters`) of
+    /// [`FusedActivationOps::fused_channelwise`], in one pass, reduced in a fixed order.
+    fn fused_channelwise_backward(
         input: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        op: Channelwise,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The input gradient of the squeeze from the gradient of its `[N, 2C]` output.
@@ -46,11 +50,4 @@ pub trait FusedActivationBackward: FusedActivationOps {
         input: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
-
-    /// The input gradient and the slopes' gradient (`[N, C]`) of [`FusedActivationOps::fused_aprelu_apply`].
-    fn fused_aprelu_apply_backward(
-        input: FloatTensor<Self>,
-        slopes: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }

@@ -2,7 +2,7 @@
 //! other crates that already spread their work over threads: the `models` crate's conv blocks
 //! apply the activation to one sample's convolution output while it is in cache.
 
-use super::kernels::channel;
+use super::kernels::squeeze;
 use super::op::Pointwise;
 
 /// `output[i] = op(input[i])`.
@@ -26,7 +26,7 @@ pub fn backward(op: Pointwise, saved: &[f32], grad: &mut [f32]) {
 /// `min(x, 0)` (x = 0 and NaN count as negative), as [`super::aprelu_squeeze`] computes
 /// each entry of its `[N, 2C]` summary.
 pub fn aprelu_plane_means(plane: &[f32]) -> (f32, f32) {
-    channel::plane_means(plane)
+    squeeze::plane_means(plane)
 }
 
 /// Adds the squeeze's input gradient for one channel plane to `grad`: `(x > 0 ?
@@ -41,5 +41,5 @@ pub fn aprelu_plane_squeeze_backward_add(
     grad_negative: f32,
     grad: &mut [f32],
 ) {
-    channel::plane_squeeze_backward_add(plane, grad_positive, grad_negative, grad)
+    squeeze::plane_squeeze_backward_add(plane, grad_positive, grad_negative, grad)
 }

@@ -58,3 +58,23 @@ pub fn tensor<const D: usize>(values: &[f32], shape: &[usize], device: &Device) 
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_into_vec().unwrap()
 }
+
+/// The wgpu device with autodiff, or `None` (a skip) when there is none, unless
+/// `ACTIVATIONS_REQUIRE_WGPU=1` (CI, with lavapipe), which makes a missing device a failure.
+pub fn wgpu_device() -> Option<Device> {
+    let probe = std::panic::catch_unwind(|| {
+        let device = Device::wgpu(actlab_activations::burn::tensor::DeviceKind::DefaultDevice);
+        let _ = to_vec(Tensor::<1>::from_floats([1.0, 2.0], &device).exp());
+        device
+    });
+    match probe {
+        Ok(device) => Some(device.autodiff()),
+        Err(_) if std::env::var("ACTIVATIONS_REQUIRE_WGPU").is_ok_and(|v| v == "1") => {
+            panic!("ACTIVATIONS_REQUIRE_WGPU=1 but no wgpu device was found")
+        }
+        Err(_) => {
+            eprintln!("skipped: no wgpu device");
+            None
+        }
+    }
+}

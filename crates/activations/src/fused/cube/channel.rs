@@ -1,14 +1,16 @@
-//! PReLU and APReLU on the Cube backends: the same formulas as the Flex kernels
-//! (`fused/kernels/channel.rs`), in two CubeCL kernels.
+//! The channel-wise kernels of any [`LearnedFormula`] on the Cube backends, as the Flex kernels
+//! (`fused/kernels/channel.rs`); their bodies are the formula traced (`trace.rs`).
 //!
-//! - `element_kernel`: one unit per vector of up to 4 elements (the widest that divides the
-//!   row, so it shares one slope), for the passes without a reduction (PReLU's and APReLU's
-//!   forward, the squeeze's backward).
-//! - `row_kernel`: one unit per row (a contiguous run that shares one slope), for the passes
-//!   that reduce: the squeeze's two means, and each backward that writes the input gradient
-//!   and sums the slope's gradient in the same pass. PReLU's per-row partial sums are then
-//!   summed over the batch by Burn's reduction.
+//! - `channel_forward_kernel`: one unit per vector of up to 4 elements (the widest that divides
+//!   the row, so it shares one row of parameters).
+//! - `channel_backward_kernel`: one unit per run of elements that share one row of parameters
+//!   (a sample's channel; 256 elements when one row serves the whole tensor). It writes the
+//!   input gradient and sums each parameter's gradient over its run in blocks of 32, in a
+//!   fixed order; Burn's reduction then sums the runs of one channel over the batch.
 
+use super::super::formula::{Formula, LearnedFormula};
+use super::squeeze::{BLOCK, empty_like};
+use super::trace;
 use super::vector::vector_size;
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::ops::FloatTensorOps;
@@ -17,319 +19,215 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::{calculate_cube_count_elemwise, prelude::*};
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 
-const PRELU_FORWARD: u32 = 0;
-const APRELU_APPLY: u32 = 1;
-const SQUEEZE_BACKWARD: u32 = 2;
+/// A formula's channel-wise forward: `(input, parameters [rows, K]) → output`.
+pub(crate) type Forward = fn(CubeTensor, CubeTensor) -> CubeTensor;
+/// Its backward: `(input, parameters, grad) → (input gradient, parameters' gradient)`.
+pub(crate) type Backward = fn(CubeTensor, CubeTensor, CubeTensor) -> (CubeTensor, CubeTensor);
 
-/// Elements summed apart before joining a row's total (see `row_kernel`).
-const BLOCK: usize = 32;
+/// Elements per run of the backward when one row of parameters serves the whole tensor:
+/// enough runs to fill a device, short enough that one unit's loop stays brief.
+const SHARED_RUN: usize = 256;
 
-const PRELU_BACKWARD: u32 = 0;
-const APRELU_APPLY_BACKWARD: u32 = 1;
-const SQUEEZE: u32 = 2;
+/// Row `r` of the parameters (`count` of them, the rest zero) for the element at `flat`.
+#[cube]
+fn row_parameters<F: Float>(
+    parameters: &Tensor<F>,
+    flat: usize,
+    inner: usize,
+    rows: usize,
+    #[comptime] count: usize,
+) -> (F, F, F, F) {
+    let base = ((flat / inner) % rows) * count;
+    let zero = F::new(0.0);
+    let p0 = parameters[base];
+    let mut p1 = zero;
+    let mut p2 = zero;
+    let mut p3 = zero;
+    if comptime![count > 1] {
+        p1 = parameters[base + 1];
+    }
+    if comptime![count > 2] {
+        p2 = parameters[base + 2];
+    }
+    if comptime![count > 3] {
+        p3 = parameters[base + 3];
+    }
+    (p0, p1, p2, p3)
+}
 
-/// One unit per vector of `N` elements (`N` divides the row, so a vector lies in one row).
-/// `inner`: the row length; `channels`: PReLU's weight count (the weight of row `r` is
-/// `weight[r % channels]`), or the squeeze's `C`.
 #[cube(launch)]
-fn element_kernel<F: Float, N: Size>(
+fn channel_forward_kernel<F: Float, N: Size, O: Formula>(
     input: &Tensor<Vector<F, N>>,
-    weight: &Tensor<F>,
+    parameters: &Tensor<F>,
     output: &mut Tensor<Vector<F, N>>,
     inner: usize,
-    channels: usize,
-    #[comptime] mode: u32,
+    rows: usize,
+    #[comptime] count: usize,
     #[define(F)] _dtype: ElemType,
 ) {
     if ABSOLUTE_POS >= output.len() {
         terminate!();
     }
-    let zero = Vector::<F, N>::new(F::new(0.0));
-    let v = input[ABSOLUTE_POS];
-    let positive = v.greater_than(&zero);
-    let row = ABSOLUTE_POS * input.vector_size() / inner;
-    if comptime![mode == PRELU_FORWARD] {
-        let w = Vector::<F, N>::new(weight[row % channels]);
-        output[ABSOLUTE_POS] = select_many(positive, v, v * w);
-    } else if comptime![mode == APRELU_APPLY] {
-        // max(x, 0) + α · min(x, 0), literally, as the Flex kernel.
-        let a = Vector::<F, N>::new(weight[row]);
-        output[ABSOLUTE_POS] = select_many(positive, v, zero) + a * select_many(positive, zero, v);
-    } else {
-        // `weight` is the squeeze's output gradient [N, 2C].
-        let sample = row / channels;
-        let channel = row % channels;
-        let base = sample * 2 * channels + channel;
-        let g_positive = Vector::<F, N>::new(weight[base]);
-        let g_negative = Vector::<F, N>::new(weight[base + channels]);
-        let count = Vector::<F, N>::new(F::cast_from(inner));
-        output[ABSOLUTE_POS] = select_many(positive, g_positive, g_negative) / count;
-    }
+    let flat = ABSOLUTE_POS * input.vector_size();
+    let (p0, p1, p2, p3) = row_parameters::<F>(parameters, flat, inner, rows, count);
+    output[ABSOLUTE_POS] = trace::value::<F, N, O>(input[ABSOLUTE_POS], p0, p1, p2, p3);
 }
 
-/// One unit per row of `row_len` elements (the last may be shorter). PReLU: `partial[r]` =
-/// `Σ_{x <= 0} x · g` over the row; APReLU: `Σ min(x, 0) · g`; both write the input gradient
-/// into `output`. Squeeze: the row's means of max(x, 0) and min(x, 0) into `partial` as
-/// `[N, 2C]` (`channels` = C).
+/// One unit per run of `run_len` elements (the last may be shorter); `partial[unit, k]` = the
+/// run's sum of parameter `k`'s terms. Launched with vectors of one lane (`N` = 1), the width
+/// the traced formula is written for.
 #[cube(launch)]
-fn row_kernel<F: Float>(
+fn channel_backward_kernel<F: Float, N: Size, O: LearnedFormula>(
     input: &Tensor<F>,
     grad: &Tensor<F>,
-    weight: &Tensor<F>,
-    output: &mut Tensor<F>,
+    parameters: &Tensor<F>,
+    input_grad: &mut Tensor<F>,
     partial: &mut Tensor<F>,
+    units: usize,
+    run_len: usize,
+    inner: usize,
     rows: usize,
-    row_len: usize,
-    channels: usize,
-    #[comptime] mode: u32,
+    #[comptime] count: usize,
     #[define(F)] _dtype: ElemType,
 ) {
-    if ABSOLUTE_POS >= rows {
+    if ABSOLUTE_POS >= units {
         terminate!();
     }
     let zero = F::new(0.0);
-    let row = ABSOLUTE_POS;
-    let start = row * row_len;
-    let end = select(start + row_len < input.len(), start + row_len, input.len());
-    // Blocks of 32 summed apart, then the blocks: a long row summed serially in f32 drifts
-    // from the composite's tree reduction by more than the tests allow.
+    let start = ABSOLUTE_POS * run_len;
+    let end = select(start + run_len < input.len(), start + run_len, input.len());
+    let (p0, p1, p2, p3) = row_parameters::<F>(parameters, start, inner, rows, count);
     let blocks = (end - start).div_ceil(BLOCK);
-    let mut first = zero;
-    let mut second = zero;
-    if comptime![mode == SQUEEZE] {
-        for block in 0..blocks {
-            let block_start = start + block * BLOCK;
-            let block_end = select(block_start + BLOCK < end, block_start + BLOCK, end);
-            let mut positive = zero;
-            let mut negative = zero;
-            for i in block_start..block_end {
-                let v = input[i];
-                positive += select(v > zero, v, zero);
-                negative += select(v > zero, zero, v);
+    let mut total0 = zero;
+    let mut total1 = zero;
+    let mut total2 = zero;
+    let mut total3 = zero;
+    for block in 0..blocks {
+        let block_start = start + block * BLOCK;
+        let block_end = select(block_start + BLOCK < end, block_start + BLOCK, end);
+        let mut sum0 = zero;
+        let mut sum1 = zero;
+        let mut sum2 = zero;
+        let mut sum3 = zero;
+        for i in block_start..block_end {
+            let x = Vector::<F, N>::new(input[i]);
+            let g = Vector::<F, N>::new(grad[i]);
+            sum0 += trace::parameter_term0::<F, N, O>(x, g, p0, p1, p2, p3).extract(0usize);
+            if comptime![count > 1] {
+                sum1 += trace::parameter_term1::<F, N, O>(x, g, p0, p1, p2, p3).extract(0usize);
             }
-            first += positive;
-            second += negative;
-        }
-        let count = F::cast_from(end - start);
-        let sample = row / channels;
-        let channel = row % channels;
-        partial[sample * 2 * channels + channel] = first / count;
-        partial[sample * 2 * channels + channels + channel] = second / count;
-    } else {
-        let w = weight[row % channels];
-        for block in 0..blocks {
-            let block_start = start + block * BLOCK;
-            let block_end = select(block_start + BLOCK < end, block_start + BLOCK, end);
-            let mut sum = zero;
-            for i in block_start..block_end {
-                let v = input[i];
-                let g = grad[i];
-                if comptime![mode == PRELU_BACKWARD] {
-                    sum += select(v > zero, zero, v * g);
-                } else {
-                    sum += select(v > zero, zero, v) * g;
-                }
-                output[i] = select(v > zero, g, g * w);
+            if comptime![count > 2] {
+                sum2 += trace::parameter_term2::<F, N, O>(x, g, p0, p1, p2, p3).extract(0usize);
             }
-            first += sum;
+            if comptime![count > 3] {
+                sum3 += trace::parameter_term3::<F, N, O>(x, g, p0, p1, p2, p3).extract(0usize);
+            }
+            input_grad[i] = trace::backward::<F, N, O>(x, g, p0, p1, p2, p3).extract(0usize);
         }
-        partial[row] = first;
+        total0 += sum0;
+        total1 += sum1;
+        total2 += sum2;
+        total3 += sum3;
+    }
+    let out = ABSOLUTE_POS * count;
+    partial[out] = total0;
+    if comptime![count > 1] {
+        partial[out + 1] = total1;
+    }
+    if comptime![count > 2] {
+        partial[out + 2] = total2;
+    }
+    if comptime![count > 3] {
+        partial[out + 3] = total3;
     }
 }
 
-fn empty_like(tensor: &CubeTensor, shape: Shape) -> CubeTensor {
-    empty_device_contiguous_dtype(
-        tensor.client.clone(),
-        tensor.device.clone(),
-        shape,
-        tensor.dtype,
-    )
+/// `[rows, inner]` of `input` for parameters with `rows` rows: one row for every element, or
+/// one per channel or per sample and channel of `[N, C, ...]`.
+fn layout(input: &CubeTensor, parameters: &CubeTensor) -> (usize, usize) {
+    let shape = input.meta.shape();
+    let rows = parameters.meta.shape()[0];
+    if rows == 1 {
+        return (1, shape.num_elements().max(1));
+    }
+    let inner = (2..shape.num_dims()).map(|d| shape[d]).product::<usize>();
+    (rows, inner.max(1))
 }
 
-fn launch_elements(
-    input: CubeTensor,
-    weight: CubeTensor,
-    inner: usize,
-    channels: usize,
-    mode: u32,
-) -> CubeTensor {
+pub(crate) fn forward<O: Formula>(input: CubeTensor, parameters: CubeTensor) -> CubeTensor {
     let input = into_contiguous(input);
-    let weight = into_contiguous(weight);
+    let parameters = into_contiguous(parameters);
+    let (rows, inner) = layout(&input, &parameters);
     let output = empty_like(&input, input.meta.shape().clone());
     let elements = input.meta.shape().num_elements();
-    let vector_size = vector_size(&input, inner.max(1));
+    let vector_size = vector_size(&input, inner);
     let units = elements / vector_size;
     let cube_dim = CubeDim::new(&input.client, units);
     let cube_count = calculate_cube_count_elemwise(&input.client, units, cube_dim);
     let dtype = input.dtype;
-    element_kernel::launch(
+    channel_forward_kernel::launch::<O>(
         &output.client,
         cube_count,
         cube_dim,
         vector_size,
         input.into_tensor_arg(),
-        weight.into_tensor_arg(),
+        parameters.into_tensor_arg(),
         output.clone().into_tensor_arg(),
-        inner.max(1),
-        channels.max(1),
-        mode,
+        inner,
+        rows,
+        O::PARAMETERS,
         dtype_to_storage_type(dtype),
     );
     output
 }
 
-/// Runs `row_kernel`; returns the input gradient (`None` for the squeeze) and `partial`.
-#[allow(clippy::too_many_arguments)]
-fn launch_rows(
+pub(crate) fn backward<O: LearnedFormula>(
     input: CubeTensor,
-    grad: Option<CubeTensor>,
-    weight: Option<CubeTensor>,
-    rows: usize,
-    row_len: usize,
-    channels: usize,
-    partial_shape: Shape,
-    mode: u32,
-) -> (Option<CubeTensor>, CubeTensor) {
+    parameters: CubeTensor,
+    grad: CubeTensor,
+) -> (CubeTensor, CubeTensor) {
     let input = into_contiguous(input);
-    let has_output = grad.is_some();
-    // The squeeze reads neither: any tensor stands in for the unused arguments.
-    let grad = grad.map(into_contiguous).unwrap_or_else(|| input.clone());
-    let weight = weight.map(into_contiguous).unwrap_or_else(|| input.clone());
-    let output = if has_output {
-        empty_like(&input, input.meta.shape().clone())
-    } else {
-        empty_like(&input, Shape::new([1]))
-    };
-    let partial = empty_like(&input, partial_shape);
-    let cube_dim = CubeDim::new(&input.client, rows);
-    let cube_count = calculate_cube_count_elemwise(&input.client, rows, cube_dim);
+    let parameters = into_contiguous(parameters);
+    let grad = into_contiguous(grad);
+    let (rows, inner) = layout(&input, &parameters);
+    let parameter_shape = parameters.meta.shape().clone();
+    let elements = input.meta.shape().num_elements();
+    let run_len = if rows == 1 { SHARED_RUN } else { inner };
+    let units = elements.div_ceil(run_len);
+    let count = O::PARAMETERS;
+    let input_grad = empty_like(&input, input.meta.shape().clone());
+    let partial = empty_like(&input, Shape::new([units, count]));
+    let cube_dim = CubeDim::new(&input.client, units);
+    let cube_count = calculate_cube_count_elemwise(&input.client, units, cube_dim);
     let dtype = input.dtype;
-    row_kernel::launch(
+    channel_backward_kernel::launch::<O>(
         &partial.client,
         cube_count,
         cube_dim,
+        1,
         input.into_tensor_arg(),
         grad.into_tensor_arg(),
-        weight.into_tensor_arg(),
-        output.clone().into_tensor_arg(),
+        parameters.into_tensor_arg(),
+        input_grad.clone().into_tensor_arg(),
         partial.clone().into_tensor_arg(),
+        units,
+        run_len,
+        inner,
         rows,
-        row_len.max(1),
-        channels.max(1),
-        mode,
+        count,
         dtype_to_storage_type(dtype),
     );
-    (has_output.then_some(output), partial)
-}
-
-/// `[N, C, inner]` of a `[N, C, ...]` tensor.
-fn sample_channels(tensor: &CubeTensor) -> (usize, usize, usize) {
-    let shape = tensor.meta.shape();
-    assert!(shape.num_dims() >= 2, "[N, C, ...]");
-    let inner = (2..shape.num_dims()).map(|d| shape[d]).product::<usize>();
-    (shape[0], shape[1], inner.max(1))
-}
-
-/// Elements per row of PReLU's partial sums when one weight is shared: enough rows to fill a
-/// device, short enough that one unit's loop stays brief.
-const SHARED_ROW: usize = 256;
-
-pub(super) fn prelu(input: CubeTensor, weight: CubeTensor) -> CubeTensor {
-    let channels = weight.meta.shape().num_elements();
-    let inner = if channels == 1 {
-        input.meta.shape().num_elements()
+    // The runs of one row of parameters: every run, or one per sample (runs are [N, C]).
+    let parameter_grad = if units == rows {
+        partial
     } else {
-        sample_channels(&input).2
-    };
-    launch_elements(input, weight, inner, channels, PRELU_FORWARD)
-}
-
-pub(super) fn prelu_backward(
-    input: CubeTensor,
-    weight: CubeTensor,
-    grad: CubeTensor,
-) -> (CubeTensor, CubeTensor) {
-    let channels = weight.meta.shape().num_elements();
-    let weight_shape = weight.meta.shape().clone();
-    let elements = input.meta.shape().num_elements();
-    let row_len = if channels == 1 {
-        SHARED_ROW
-    } else {
-        sample_channels(&input).2
-    };
-    let rows = elements.div_ceil(row_len);
-    let (input_grad, partial) = launch_rows(
-        input,
-        Some(grad),
-        Some(weight),
-        rows,
-        row_len,
-        channels,
-        Shape::new([rows]),
-        PRELU_BACKWARD,
-    );
-    // Rows run [N, C] for one weight per channel: sum over the batch.
-    let weight_grad = if channels == 1 {
-        CubeBackend::float_sum(partial)
-    } else {
-        let by_sample =
-            CubeBackend::float_reshape(partial, Shape::new([rows / channels, channels]));
-        CubeBackend::float_sum_dim(by_sample, 0)
+        let by_row = CubeBackend::float_reshape(partial, Shape::new([units / rows, rows, count]));
+        CubeBackend::float_sum_dim(by_row, 0)
     };
     (
-        input_grad.expect("a backward writes the input gradient"),
-        CubeBackend::float_reshape(weight_grad, weight_shape),
-    )
-}
-
-pub(super) fn aprelu_squeeze(input: CubeTensor) -> CubeTensor {
-    let (samples, channels, inner) = sample_channels(&input);
-    let rows = samples * channels;
-    let (_, summary) = launch_rows(
-        input,
-        None,
-        None,
-        rows,
-        inner,
-        channels,
-        Shape::new([samples, 2 * channels]),
-        SQUEEZE,
-    );
-    summary
-}
-
-pub(super) fn aprelu_squeeze_backward(input: CubeTensor, grad: CubeTensor) -> CubeTensor {
-    let (_, channels, inner) = sample_channels(&input);
-    launch_elements(input, grad, inner, channels, SQUEEZE_BACKWARD)
-}
-
-pub(super) fn aprelu_apply(input: CubeTensor, slopes: CubeTensor) -> CubeTensor {
-    let (_, _, inner) = sample_channels(&input);
-    launch_elements(input, slopes, inner, 1, APRELU_APPLY)
-}
-
-pub(super) fn aprelu_apply_backward(
-    input: CubeTensor,
-    slopes: CubeTensor,
-    grad: CubeTensor,
-) -> (CubeTensor, CubeTensor) {
-    let (samples, channels, inner) = sample_channels(&input);
-    let rows = samples * channels;
-    let (input_grad, slope_grad) = launch_rows(
-        input,
-        Some(grad),
-        Some(slopes),
-        rows,
-        inner,
-        rows,
-        Shape::new([samples, channels]),
-        APRELU_APPLY_BACKWARD,
-    );
-    (
-        input_grad.expect("a backward writes the input gradient"),
-        slope_grad,
+        input_grad,
+        CubeBackend::float_reshape(parameter_grad, parameter_shape),
     )
 }

@@ -7,7 +7,7 @@
 //! turns the call `trace::value::<F, N, O>(x, ...)` inside a `#[cube]` body into
 //! `trace::value::expand::<F, N, O>(scope, x, ...)`, which runs `O`'s formula on traced values.
 
-use super::super::formula::{Formula, MAX_PARAMETERS};
+use super::super::formula::{Formula, LearnedFormula, MAX_PARAMETERS};
 use super::super::math;
 use super::super::real::Real;
 use burn_cubecl::cubecl;
@@ -328,3 +328,52 @@ pub(super) mod backward {
         .lanes(scope)
     }
 }
+
+/// The stubs and expansions of `parameter_term0` … `parameter_term3`: entry `k` of `O`'s
+/// [`LearnedFormula::parameter_backward`], called from a `#[cube]` kernel as
+/// `parameter_term0::<F, N, O>(x, grad, p0, p1, p2, p3)`. One function per entry, because a
+/// stub cannot receive a compile-time index; the shader compiler merges what they share.
+macro_rules! parameter_terms {
+    ($($stub:ident = $index:literal),*) => {$(
+        #[allow(unused_variables, clippy::extra_unused_type_parameters)]
+        pub(super) fn $stub<F: Float, N: Size, O: LearnedFormula>(
+            x: Vector<F, N>,
+            grad: Vector<F, N>,
+            p0: F,
+            p1: F,
+            p2: F,
+            p3: F,
+        ) -> Vector<F, N> {
+            unreachable!("CubeCL expands this call; it never runs on the host")
+        }
+
+        pub(super) mod $stub {
+            use super::*;
+
+            pub fn expand<F: Float, N: Size, O: LearnedFormula>(
+                scope: &Scope,
+                x: Lanes<F, N>,
+                grad: Lanes<F, N>,
+                p0: NativeExpand<F>,
+                p1: NativeExpand<F>,
+                p2: NativeExpand<F>,
+                p3: NativeExpand<F>,
+            ) -> Lanes<F, N> {
+                let parameters = parameters::<F, N>(scope, [p0, p1, p2, p3]);
+                O::parameter_backward(
+                    parameters,
+                    Traced::Lanes(scope, x),
+                    Traced::Lanes(scope, grad),
+                )[$index]
+                    .lanes(scope)
+            }
+        }
+    )*};
+}
+
+parameter_terms!(
+    parameter_term0 = 0,
+    parameter_term1 = 1,
+    parameter_term2 = 2,
+    parameter_term3 = 3
+);

@@ -1,5 +1,5 @@
-//! The loops the Flex kernels are made of: a function of one to three `f32`s ([`Unary`],
-//! [`Binary`], [`Ternary`]) run over slices split across rayon's threads, each chunk compiled
+//! The loops the Flex kernels are made of: a function of one or two `f32`s ([`Unary`],
+//! [`Binary`]) run over slices split across rayon's threads, each chunk compiled
 //! three times (AVX-512, AVX2+FMA, baseline) and picked at run time, so that LLVM turns the
 //! scalar code into 16- or 8-lane SIMD.
 
@@ -21,11 +21,7 @@ pub(crate) trait Binary: Copy + Send + Sync {
     fn call(self, a: f32, b: f32) -> f32;
 }
 
-pub(crate) trait Ternary: Copy + Send + Sync {
-    fn call(self, a: f32, b: f32, c: f32) -> f32;
-}
-
-/// A small closure (PReLU's selects), which LLVM inlines by itself.
+/// A small closure (the squeeze's selects), which LLVM inlines by itself.
 #[derive(Clone, Copy)]
 pub(crate) struct Closure<C>(pub C);
 impl<C: Fn(f32) -> f32 + Copy + Send + Sync> Unary for Closure<C> {
@@ -38,12 +34,6 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync> Binary for Closure<C> {
     #[inline(always)]
     fn call(self, a: f32, b: f32) -> f32 {
         (self.0)(a, b)
-    }
-}
-impl<C: Fn(f32, f32, f32) -> f32 + Copy + Send + Sync> Ternary for Closure<C> {
-    #[inline(always)]
-    fn call(self, a: f32, b: f32, c: f32) -> f32 {
-        (self.0)(a, b, c)
     }
 }
 

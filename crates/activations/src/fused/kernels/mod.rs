@@ -3,9 +3,11 @@
 //!
 //! - `loops.rs`: the SIMD/rayon loops every kernel is made of.
 //! - `pointwise.rs`: the element-wise kernels of any [`Formula`](super::formula::Formula).
-//! - `channel.rs`: PReLU's and APReLU's kernels, whose slopes vary by channel or by sample
-//!   and channel.
+//! - `channel.rs`: the channel-wise kernels of any learned formula, whose parameters vary by
+//!   channel (PReLU) or by sample and channel (APReLU's apply).
+//! - `squeeze.rs`: APReLU's squeeze (per-channel means of the two signs) and its backward.
 
 pub(crate) mod channel;
 pub(crate) mod loops;
 pub(crate) mod pointwise;
+pub(crate) mod squeeze;
