@@ -31,7 +31,7 @@ impl InvalidConfig {
     }
 }
 
-use crate::fused::Pointwise;
+use crate::fused::{Channelwise, Pointwise};
 
 /// Everything the registry needs to know about one kind of activation.
 pub trait ActivationKind: Sized {
@@ -72,6 +72,17 @@ pub trait ActivationKind: Sized {
     /// `models` crate's conv blocks) then apply it in their own epilogue. `None` for the others
     /// (composites, learnable or random parameters, kinds that are not element-wise).
     fn pointwise(&self) -> Option<Pointwise> {
+        None
+    }
+
+    /// The fused channel-wise kernel that computes what `forward` computes, for a learned
+    /// activation whose parameters come per channel: the op and its parameters as a tensor
+    /// `[rows, K]` (one row, or one per channel of a slot with `channels` channels), tracked by
+    /// autodiff, so that fused layers (the `models` crate's conv blocks) apply it in their
+    /// epilogue and return the parameters' gradient. `None` for the others, or when the module
+    /// does not fit `channels`.
+    fn channelwise(&self, channels: usize) -> Option<(Channelwise, Tensor<2>)> {
+        let _ = channels;
         None
     }
 

@@ -81,14 +81,13 @@ impl PRelu {
 
     /// Applies the PReLU; input `[N, C, ...]` when there is one slope per channel.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let [num_parameters] = self.weight.dims();
-        if num_parameters > 1 && (D < 2 || input.dims()[1] != num_parameters) {
+        let channels = if D >= 2 { input.dims()[1] } else { 1 };
+        match self.channelwise(channels) {
+            Some((op, parameters)) => fused::channelwise(input, parameters, op)
+                .unwrap_or_else(|input| self.composite(input)),
             // The composite explains the mismatch.
-            return self.composite(input);
+            None => self.composite(input),
         }
-        let parameters = self.weight.val().reshape([num_parameters, 1]);
-        let op = Channelwise::of::<LeakyReluFormula>();
-        fused::channelwise(input, parameters, op).unwrap_or_else(|input| self.composite(input))
     }
 
     /// The same with Burn's built-in tensor ops: the path on backends without a fused kernel.
@@ -134,6 +133,15 @@ impl ActivationKind for PRelu {
             [negative_slope] => Some(Pointwise::new(LeakyReluFormula { negative_slope })),
             _ => None,
         }
+    }
+
+    /// Leaky ReLU with each channel's slope, `[C, 1]` (or `[1, 1]`, shared).
+    fn channelwise(&self, channels: usize) -> Option<(Channelwise, Tensor<2>)> {
+        let [num_parameters] = self.weight.dims();
+        (num_parameters == 1 || num_parameters == channels).then(|| {
+            let parameters = self.weight.val().reshape([num_parameters, 1]);
+            (Channelwise::of::<LeakyReluFormula>(), parameters)
+        })
     }
 
     /// 1 for `x > 0`, the channel's slope otherwise (channels on dim 1).

@@ -171,7 +171,7 @@ type ChannelBackward = fn(&[f32], &[f32], ChannelLayout, &mut [f32]) -> Vec<f32>
 /// The kernels of one learned formula, each compiled for it.
 pub(crate) struct ChannelLowering {
     pub pointwise: fn(Parameters) -> Pointwise,
-    pub parameter_backward: fn(Parameters, f32, f32) -> Parameters,
+    pub parameter_backward_sum: fn(Parameters, &[f32], &[f32]) -> Parameters,
     pub forward: fn(&[f32], &[f32], ChannelLayout, Output),
     pub backward: ChannelBackward,
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -186,7 +186,17 @@ struct ChannelLowered<F>(std::marker::PhantomData<F>);
 impl<F: LearnedFormula> ChannelLowered<F> {
     const TABLE: &'static ChannelLowering = &ChannelLowering {
         pointwise: |p| Pointwise::new(F::from_parameters(p)),
-        parameter_backward: F::parameter_backward::<f32>,
+        parameter_backward_sum: |p, inputs, grads| {
+            // In element order, in f32: callers sum short runs (a plane's pooling winners).
+            let mut sums = [0.0f32; MAX_PARAMETERS];
+            for (&x, &grad) in inputs.iter().zip(grads) {
+                let terms = F::parameter_backward(p, x, grad);
+                for (sum, term) in sums.iter_mut().zip(terms).take(F::PARAMETERS) {
+                    *sum += term;
+                }
+            }
+            sums
+        },
         forward: channel::channel_forward::<F>,
         backward: channel::channel_backward::<F>,
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -225,15 +235,24 @@ impl Channelwise {
         (self.lowering.pointwise)(self.pad(parameters))
     }
 
-    /// Adds to `sums` what the element `x` with output gradient `grad` adds to the gradient of
-    /// each of its channel's `parameters` (the kernels' reduction, for fused layers of other
-    /// crates that visit elements themselves).
+    /// Adds to `sums` the gradient of one channel's `parameters` from the elements `inputs`
+    /// with output gradients `grads`: each sum gains its terms in element order, in f32 (for
+    /// fused layers of other crates that visit a channel's elements themselves: the `models`
+    /// crate's conv block sums over a plane's pooling winners).
     ///
     /// # Panics
-    /// When `parameters` or `sums` has another length than `parameter_count`.
-    pub fn add_parameter_backward(self, parameters: &[f32], x: f32, grad: f32, sums: &mut [f32]) {
+    /// When `parameters` or `sums` has another length than `parameter_count`, or the slices
+    /// differ in length.
+    pub fn add_parameter_backward(
+        self,
+        parameters: &[f32],
+        inputs: &[f32],
+        grads: &[f32],
+        sums: &mut [f32],
+    ) {
         assert_eq!(sums.len(), self.parameter_count, "one sum per parameter");
-        let terms = (self.lowering.parameter_backward)(self.pad(parameters), x, grad);
+        assert_eq!(inputs.len(), grads.len(), "one gradient per input");
+        let terms = (self.lowering.parameter_backward_sum)(self.pad(parameters), inputs, grads);
         for (sum, term) in sums.iter_mut().zip(terms) {
             *sum += term;
         }

@@ -201,6 +201,20 @@ macro_rules! registry {
                 }
             }
 
+            /// The fused channel-wise kernel and its parameters `[rows, K]`, for a slot with
+            /// `channels` channels, when there is one
+            /// ([`ActivationKind::channelwise`](crate::ActivationKind::channelwise)).
+            pub fn channelwise(
+                &self,
+                channels: usize,
+            ) -> Option<($crate::fused::Channelwise, burn::tensor::Tensor<2>)> {
+                match self {
+                    $(Self::$variant(module) => {
+                        $crate::kind::ActivationKind::channelwise(module, channels)
+                    })*
+                }
+            }
+
             /// Whether the output range is bounded on both sides (sigmoid, tanh, relu6,
             /// hardtanh, hardsigmoid, softsign, softmax): the activations that saturate, where
             /// `f'(x) → 0` for large `|x|` and learning stalls.

@@ -15,6 +15,7 @@ use activations::burn::backend::autodiff::grads::Gradients;
 use activations::burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use activations::burn::backend::tensor::FloatTensor;
 use activations::burn::tensor::Shape;
+use activations::fused::Channelwise;
 
 /// The gradients a convolution's parents (x, weight, bias) want: those that are tracked.
 fn wanted<T>(parents: &[Option<T>; 3]) -> ConvGradients {
@@ -94,8 +95,8 @@ impl<B: LayerKernelBackward> Backward<B, 1> for MaxPoolBackward {
     }
 }
 
-/// A conv block's backward step (parents: x, weight, bias, PReLU's slopes). Its state is the
-/// input, the weight, the slopes and what the forward kept for it.
+/// A conv block's backward step (parents: x, weight, bias, the activation's parameters). Its
+/// state is the input, the weight, the parameters and what the forward kept for it.
 #[derive(Debug)]
 struct ConvBlockBackward(Window2d, BlockActivation);
 
@@ -104,9 +105,9 @@ impl<B: LayerKernelBackward> Backward<B, 4> for ConvBlockBackward {
 
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
         let output_grad = grads.consume::<B>(&ops.node);
-        let [x, weight, bias, slopes] = ops.parents.map(|p| p.map(|node| node.id));
+        let [x, weight, bias, parameters] = ops.parents.map(|p| p.map(|node| node.id));
         let conv_parents = [x, weight, bias];
-        let (computed, slope_grad) = B::layer_conv_block_backward(
+        let (computed, parameter_grad) = B::layer_conv_block_backward(
             ops.state,
             output_grad,
             self.0,
@@ -114,41 +115,49 @@ impl<B: LayerKernelBackward> Backward<B, 4> for ConvBlockBackward {
             wanted(&conv_parents),
         );
         register::<B>(grads, conv_parents, computed);
-        if let (Some(node), Some(grad)) = (slopes, slope_grad) {
+        if let (Some(node), Some(grad)) = (parameters, parameter_grad) {
             grads.register::<B>(node, grad);
         }
     }
 }
 
-/// The backward step of PReLU with per-sample slopes and 2×2 max-pooling (parents: x,
-/// slopes). Its state is the input's shape, the slopes and what the forward kept; with a
-/// handoff, the output gradient goes there for the convolution's step instead of becoming x's.
+/// The backward step of a channel-wise activation with per-sample parameters and 2×2
+/// max-pooling (parents: x, parameters). Its state is the input's shape, the parameters and
+/// what the forward kept; with a handoff, the output gradient goes there for the convolution's
+/// step instead of becoming x's.
 #[derive(Debug)]
-struct PreluMaxPoolBackward(Option<PooledHandoff>);
+struct ChannelwiseMaxPoolBackward(Channelwise, Option<PooledHandoff>);
 
-impl<B: LayerKernelBackward> Backward<B, 2> for PreluMaxPoolBackward {
+impl<B: LayerKernelBackward> Backward<B, 2> for ChannelwiseMaxPoolBackward {
     type State = (Shape, FloatTensor<B>, B::BlockSaved);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let output_grad = grads.consume::<B>(&ops.node);
-        let [x, slopes_node] = ops.parents.map(|p| p.map(|node| node.id));
-        let (shape, slopes, saved) = ops.state;
-        if let Some(handoff) = self.0 {
-            if let Some(node) = slopes_node {
-                let grad =
-                    B::layer_prelu_max_pool_slope_grad(shape, saved.clone(), output_grad.clone());
+        let [x, parameters_node] = ops.parents.map(|p| p.map(|node| node.id));
+        let (shape, parameters, saved) = ops.state;
+        let op = self.0;
+        if let Some(handoff) = self.1 {
+            if let Some(node) = parameters_node {
+                let grad = B::layer_channelwise_max_pool_parameter_grad(
+                    shape,
+                    parameters.clone(),
+                    saved.clone(),
+                    output_grad.clone(),
+                    op,
+                );
                 grads.register::<B>(node, grad);
             }
             handoff.put::<B>(PooledStash {
                 output_grad,
-                slopes,
+                op,
+                parameters,
                 saved,
             });
             return;
         }
-        let (x_grad, slope_grad) =
-            B::layer_prelu_max_pool_backward(shape, slopes, saved, output_grad);
-        for (node, grad) in [(x, x_grad), (slopes_node, slope_grad)] {
+        let (x_grad, parameter_grad) =
+            B::layer_channelwise_max_pool_backward(shape, parameters, saved, output_grad, op);
+        for (node, grad) in [(x, x_grad), (parameters_node, parameter_grad)] {
             if let Some(node) = node {
                 grads.register::<B>(node, grad);
             }
@@ -184,24 +193,28 @@ impl<B: LayerKernelBackward> Backward<B, 3> for ConvSqueezeBackward {
 }
 
 impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<B, C> {
-    fn layer_prelu_max_pool(
+    fn layer_channelwise_max_pool(
         x: FloatTensor<Self>,
-        slopes: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        op: Channelwise,
         handoff: Option<PooledHandoff>,
     ) -> FloatTensor<Self> {
         let (x, x_node) = x.into_parts();
-        let (slopes, slopes_node) = slopes.into_parts();
-        match PreluMaxPoolBackward(handoff)
-            .prepare::<C>([x_node, slopes_node])
+        let (parameters, parameters_node) = parameters.into_parts();
+        match ChannelwiseMaxPoolBackward(op, handoff)
+            .prepare::<C>([x_node, parameters_node])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
                 let shape = x.shape();
-                let (output, saved) = B::layer_prelu_max_pool_saving(x, slopes.clone());
-                prep.finish((shape, slopes, saved), output)
+                let (output, saved) =
+                    B::layer_channelwise_max_pool_saving(x, parameters.clone(), op);
+                prep.finish((shape, parameters, saved), output)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::layer_prelu_max_pool(x, slopes, None)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::layer_channelwise_max_pool(x, parameters, op, None))
+            }
         }
     }
 
@@ -239,16 +252,16 @@ impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        slopes: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
         window: Window2d,
         activation: BlockActivation,
     ) -> FloatTensor<Self> {
         let (x, x_node) = x.into_parts();
         let (weight, weight_node) = weight.into_parts();
         let (bias, bias_node) = bias.into_parts();
-        let (slopes, slopes_node) = slopes.into_parts();
+        let (parameters, parameters_node) = parameters.into_parts();
         match ConvBlockBackward(window, activation)
-            .prepare::<C>([x_node, weight_node, bias_node, slopes_node])
+            .prepare::<C>([x_node, weight_node, bias_node, parameters_node])
             .compute_bound()
             .stateful()
         {
@@ -257,20 +270,20 @@ impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<
                     x.clone(),
                     weight.clone(),
                     bias,
-                    slopes.clone(),
+                    parameters.clone(),
                     window,
                     activation,
                 );
                 let parts = ConvBlockParts {
                     x,
                     weight,
-                    slopes,
+                    parameters,
                     saved,
                 };
                 prep.finish(parts, output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::layer_conv_block(
-                x, weight, bias, slopes, window, activation,
+                x, weight, bias, parameters, window, activation,
             )),
         }
     }

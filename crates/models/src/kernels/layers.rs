@@ -3,12 +3,13 @@
 //! run the modules' own forward otherwise.
 
 use super::ops::{BlockActivation, LayerKernelOps, PooledHandoff, Window2d};
-use activations::Activation;
 use activations::burn::backend::Dispatch;
 use activations::burn::nn::PaddingConfig2d;
 use activations::burn::nn::conv::Conv2d;
 use activations::burn::nn::pool::MaxPool2d;
 use activations::burn::tensor::{DType, Tensor};
+use activations::fused::Channelwise;
+use activations::{Activation, AprReluFormula};
 
 /// Whether `tensor` can use the kernels: f32 on Flex, with the project's kernels switched on.
 pub fn has_kernels<const D: usize>(tensor: &Tensor<D>) -> bool {
@@ -84,9 +85,10 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// `pool.forward(activation.forward(conv.forward(x)))` as one fused kernel
 /// ([`LayerKernelOps::layer_conv_block`]) when the kernels can run all three: `x` f32 on Flex,
 /// a convolution [`conv2d`] would run, an activation with a fused element-wise kernel
-/// ([`Activation::pointwise`]), PReLU (one slope, or one per output channel) or APReLU (built
-/// for the convolution's output channels; [`LayerKernelOps::layer_conv2d_squeeze`] and
-/// [`LayerKernelOps::layer_prelu_max_pool`]), and a 2×2 stride-2 max-pool without padding,
+/// ([`Activation::pointwise`]) or a channel-wise one ([`Activation::channelwise`]: PReLU, one
+/// slope or one per output channel), or APReLU (built for the convolution's output channels;
+/// [`LayerKernelOps::layer_conv2d_squeeze`] and
+/// [`LayerKernelOps::layer_channelwise_max_pool`]), and a 2×2 stride-2 max-pool without padding,
 /// dilation or ceil mode. Otherwise `Err(x)`, for the caller to run the layers one by one.
 ///
 /// Values and gradients are those of the three layers (`tests/kernels.rs`, and
@@ -133,34 +135,34 @@ pub fn conv_block(
             handoff.clone(),
         );
         let slopes = aprelu.excite(Tensor::from_dispatch(summary));
-        let pooled = <Dispatch as LayerKernelOps>::layer_prelu_max_pool(
+        let [samples, channels] = slopes.dims();
+        let parameters = slopes.reshape([samples * channels, 1]);
+        let pooled = <Dispatch as LayerKernelOps>::layer_channelwise_max_pool(
             output,
-            slopes.into_dispatch(),
+            parameters.into_dispatch(),
+            Channelwise::of::<AprReluFormula>(),
             Some(handoff),
         );
         return Ok(Tensor::from_dispatch(pooled));
     }
     let out_channels = weight.dims()[0];
-    let (block_activation, slopes) = match (activation.pointwise(), activation) {
-        (Some(op), _) => (
+    let (block_activation, parameters) = match activation.pointwise() {
+        Some(op) => (
             BlockActivation::Pointwise(op),
-            Tensor::zeros([1], &weight.device()),
+            Tensor::zeros([1, 1], &weight.device()),
         ),
-        (None, Activation::Prelu(prelu)) => {
-            let slopes = prelu.weight.val();
-            let count = slopes.dims()[0];
-            if !(count == 1 || count == out_channels) || slopes.dtype() != DType::F32 {
-                return Err(x);
+        None => match activation.channelwise(out_channels) {
+            Some((op, parameters)) if parameters.dtype() == DType::F32 => {
+                (BlockActivation::Channelwise(op), parameters)
             }
-            (BlockActivation::PRelu, slopes)
-        }
-        _ => return Err(x),
+            _ => return Err(x),
+        },
     };
     let output = <Dispatch as LayerKernelOps>::layer_conv_block(
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
-        slopes.into_dispatch(),
+        parameters.into_dispatch(),
         window,
         block_activation,
     );

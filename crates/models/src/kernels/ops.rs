@@ -5,7 +5,7 @@
 use activations::burn::backend::tensor::FloatTensor;
 use activations::burn::backend::{Backend, backend_extension};
 use activations::burn::tensor::Shape;
-use activations::fused::Pointwise;
+use activations::fused::{Channelwise, Pointwise};
 use std::any::Any;
 use std::sync::{Arc, Mutex};
 
@@ -47,33 +47,35 @@ pub trait LayerKernelOps: Backend {
 
     /// A conv block: [`layer_conv2d`](Self::layer_conv2d), then `activation` element-wise,
     /// then a 2×2 stride-2 max-pool (floor mode), in one pass per sample;
-    /// `[N, C_out, H_out / 2, W_out / 2]`. `slopes` are PReLU's (`[C_out]` or `[1]`); other
-    /// activations ignore them.
+    /// `[N, C_out, H_out / 2, W_out / 2]`. `parameters` are a channel-wise activation's
+    /// (`[C_out, K]` or `[1, K]`, [`BlockActivation::Channelwise`]); element-wise ones ignore
+    /// them.
     fn layer_conv_block(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        slopes: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
         window: Window2d,
         activation: BlockActivation,
     ) -> FloatTensor<Self>;
 
-    /// PReLU with one slope per sample and channel (`slopes` `[N, C]`, APReLU's apply), then a
-    /// 2×2 stride-2 max-pool (floor mode), in one pass over `x` `[N, C, H, W]`:
-    /// `[N, C, H / 2, W / 2]`.
+    /// A channel-wise activation `op` with one row of parameters per sample and channel
+    /// (`parameters` `[N·C, K]`, row-major; APReLU's apply), then a 2×2 stride-2 max-pool
+    /// (floor mode), in one pass over `x` `[N, C, H, W]`: `[N, C, H / 2, W / 2]`.
     ///
     /// With a `handoff` from [`layer_conv2d_squeeze`](Self::layer_conv2d_squeeze) (which made
     /// `x`), the backward leaves the output gradient there instead of computing `x`'s.
-    fn layer_prelu_max_pool(
+    fn layer_channelwise_max_pool(
         x: FloatTensor<Self>,
-        slopes: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        op: Channelwise,
         handoff: Option<PooledHandoff>,
     ) -> FloatTensor<Self>;
 
     /// [`layer_conv2d`](Self::layer_conv2d) and APReLU's squeeze of its output (`[N, 2C_out]`:
     /// each sample's channel means of `max(z, 0)`, then of `min(z, 0)`) in one pass per sample:
     /// `(z, squeeze)`. Under autodiff only the squeeze is tracked; `z` is for
-    /// [`layer_prelu_max_pool`](Self::layer_prelu_max_pool) with the same `handoff`, whose
+    /// [`layer_channelwise_max_pool`](Self::layer_channelwise_max_pool) with the same `handoff`, whose
     /// output gradient the squeeze's backward step adds to its own (APReLU's conv block).
     fn layer_conv2d_squeeze(
         x: FloatTensor<Self>,
@@ -95,7 +97,7 @@ pub trait LayerKernelOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// Where APReLU's pooling ([`LayerKernelOps::layer_prelu_max_pool`]) leaves its output gradient
+/// Where APReLU's pooling ([`LayerKernelOps::layer_channelwise_max_pool`]) leaves its output gradient
 /// for the backward of the convolution and squeeze that made its input
 /// ([`LayerKernelOps::layer_conv2d_squeeze`]). Autodiff runs the pooling's step first (the
 /// squeeze feeds the pooling's slopes through the excitation); the convolution's step then
@@ -125,12 +127,13 @@ impl std::fmt::Debug for PooledHandoff {
     }
 }
 
-/// What [`PooledHandoff`] carries: APReLU's pooling's output gradient, its slopes and what its
-/// forward kept.
+/// What [`PooledHandoff`] carries: APReLU's pooling's output gradient, its activation and
+/// parameters, and what its forward kept.
 #[derive(Debug)]
 pub struct PooledStash<B: LayerKernelBackward> {
     pub output_grad: FloatTensor<B>,
-    pub slopes: FloatTensor<B>,
+    pub op: Channelwise,
+    pub parameters: FloatTensor<B>,
     pub saved: B::BlockSaved,
 }
 
@@ -154,17 +157,17 @@ pub struct Conv2dGrads<T> {
 pub enum BlockActivation {
     /// An element-wise kernel ([`activations::Activation::pointwise`]).
     Pointwise(Pointwise),
-    /// PReLU with the block's slopes, which get a gradient.
-    PRelu,
+    /// A learned channel-wise activation with the block's parameters, which get a gradient.
+    Channelwise(Channelwise),
 }
 
-/// What a conv block's backward reads: the input, the weight, PReLU's slopes and what the
-/// forward kept.
+/// What a conv block's backward reads: the input, the weight, the activation's parameters and
+/// what the forward kept.
 #[derive(Clone, Debug)]
 pub struct ConvBlockParts<B: LayerKernelBackward> {
     pub x: FloatTensor<B>,
     pub weight: FloatTensor<B>,
-    pub slopes: FloatTensor<B>,
+    pub parameters: FloatTensor<B>,
     pub saved: B::BlockSaved,
 }
 
@@ -195,13 +198,13 @@ pub trait LayerKernelBackward: LayerKernelOps {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        slopes: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
         window: Window2d,
         activation: BlockActivation,
     ) -> (FloatTensor<Self>, Self::BlockSaved);
 
-    /// The gradients of [`LayerKernelOps::layer_conv_block`] asked for by `wanted`, and PReLU's
-    /// slope gradient (shaped like `slopes`) when `activation` is PReLU.
+    /// The gradients of [`LayerKernelOps::layer_conv_block`] asked for by `wanted`, and the
+    /// parameters' gradient (shaped like `parameters`) when `activation` is channel-wise.
     fn layer_conv_block_backward(
         parts: ConvBlockParts<Self>,
         output_grad: FloatTensor<Self>,
@@ -210,18 +213,22 @@ pub trait LayerKernelBackward: LayerKernelOps {
         wanted: ConvGradients,
     ) -> (Conv2dGrads<FloatTensor<Self>>, Option<FloatTensor<Self>>);
 
-    /// [`LayerKernelOps::layer_prelu_max_pool`], keeping what its backward needs.
-    fn layer_prelu_max_pool_saving(
+    /// [`LayerKernelOps::layer_channelwise_max_pool`], keeping what its backward needs.
+    fn layer_channelwise_max_pool_saving(
         x: FloatTensor<Self>,
-        slopes: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        op: Channelwise,
     ) -> (FloatTensor<Self>, Self::BlockSaved);
 
-    /// The slopes' gradient alone (`[N, C]`) of [`LayerKernelOps::layer_prelu_max_pool`] on an
-    /// input of shape `x_shape`, when the input's goes through a [`PooledHandoff`].
-    fn layer_prelu_max_pool_slope_grad(
+    /// The parameters' gradient alone (`[N·C, K]`) of
+    /// [`LayerKernelOps::layer_channelwise_max_pool`] on an input of shape `x_shape`, when the
+    /// input's goes through a [`PooledHandoff`].
+    fn layer_channelwise_max_pool_parameter_grad(
         x_shape: Shape,
+        parameters: FloatTensor<Self>,
         saved: Self::BlockSaved,
         output_grad: FloatTensor<Self>,
+        op: Channelwise,
     ) -> FloatTensor<Self>;
 
     /// The gradients asked for by `wanted` of [`LayerKernelOps::layer_conv2d_squeeze`], from the
@@ -237,15 +244,16 @@ pub trait LayerKernelBackward: LayerKernelOps {
         wanted: ConvGradients,
     ) -> Conv2dGrads<FloatTensor<Self>>;
 
-    /// The gradients of [`LayerKernelOps::layer_prelu_max_pool`] on an input of shape
-    /// `x_shape`: the input's (each window's gradient times PReLU's derivative at its winner,
-    /// zero elsewhere) and the slopes' (`[N, C]`: `Σ x ≤ 0 ? x · grad : 0` over each plane's
-    /// winners, PyTorch's PReLU rule).
-    fn layer_prelu_max_pool_backward(
+    /// The gradients of [`LayerKernelOps::layer_channelwise_max_pool`] on an input of shape
+    /// `x_shape`: the input's (each window's gradient times the activation's derivative at its
+    /// winner, zero elsewhere) and the parameters' (`[N·C, K]`: the formula's parameter terms
+    /// summed over each plane's winners).
+    fn layer_channelwise_max_pool_backward(
         x_shape: Shape,
-        slopes: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
         saved: Self::BlockSaved,
         output_grad: FloatTensor<Self>,
+        op: Channelwise,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The gradients `(x, gamma, beta)` of [`LayerKernelOps::layer_batch_norm_train`], from its

@@ -3,94 +3,109 @@
 //! sample is in cache as `block.rs` does; it runs in two passes per sample instead:
 //! - the convolution, with the squeeze of each sample's output computed while it is in cache
 //!   (`conv.rs`'s `conv2d_forward_squeezing`); the output goes to memory;
-//! - the apply and the pooling ([`prelu_pool_forward`]): APReLU's apply is PReLU with one
-//!   slope per sample and channel, so `block.rs`'s PReLU pooling runs with each sample's row
-//!   of slopes, keeping each window's winner and input.
+//! - the apply and the pooling ([`channelwise_pool_forward`]): APReLU's apply is a
+//!   channel-wise formula with one slope per sample and channel, so `block.rs`'s channel-wise
+//!   pooling runs with each sample's rows of parameters, keeping each window's winner and
+//!   input.
 //!
-//! The backward takes the slopes' gradient from the pooled gradient first
-//! ([`prelu_pool_slope_grad`], a pass over the pooled outputs only); autodiff then runs the
+//! The backward takes the parameters' gradient from the pooled gradient first
+//! ([`channelwise_pool_parameter_grad`], a pass over the pooled outputs only); autodiff then runs the
 //! excitation's backward, and the convolution's backward rebuilds each sample's output
 //! gradient in cache — the pooling's part at the winners, and the squeeze's
 //! ([`SqueezeGrad`]) everywhere — instead of reading the sum of two dense gradients.
-//! [`prelu_pool_backward`] is the pooling's whole backward, for the pooling on its own.
+//! [`channelwise_pool_backward`] is the pooling's whole backward, for the pooling on its own.
 
-use super::block::{BlockAct, BlockSaved, PooledGrad, Pooling, activate_and_pool, slope_grad_sum};
+use super::block::{BlockAct, BlockSaved, PooledGrad, Pooling, activate_and_pool};
 use super::conv::OutputGrad;
 use super::parallel::items_per_task;
-use activations::fused::slices;
+use activations::fused::{Channelwise, slices};
 use rayon::prelude::*;
 
-/// `max_pool_2x2(prelu(z))` with one slope per sample and channel (APReLU's apply, `slopes`
-/// `[N, C]`) on `z` `[N, C, H, W]` in memory, and what the backward needs when `save`.
-pub(super) fn prelu_pool_forward(
+/// `max_pool_2x2(op(z))` with one row of parameters per sample and channel (APReLU's apply,
+/// `parameters` `[N·C, K]`) on `z` `[N, C, H, W]` in memory, and what the backward needs when
+/// `save`.
+pub(super) fn channelwise_pool_forward(
     pooling: Pooling,
     batch: usize,
     z: &[f32],
-    slopes: &[f32],
+    op: Channelwise,
+    parameters: &[f32],
     save: bool,
 ) -> (Vec<f32>, Option<BlockSaved>) {
     let channels = pooling.channels;
-    assert_eq!(z.len(), batch * pooling.input_len(), "prelu pool: input");
     assert_eq!(
-        slopes.len(),
-        batch * channels,
-        "prelu pool: one slope per sample and channel"
+        z.len(),
+        batch * pooling.input_len(),
+        "channel-wise pool: input"
     );
-    let activation = BlockAct::SamplePRelu { slopes, channels };
+    assert_eq!(
+        parameters.len(),
+        batch * channels * op.parameter_count(),
+        "channel-wise pool: one row of parameters per sample and channel"
+    );
+    let activation = BlockAct::PerSample {
+        op,
+        parameters,
+        channels,
+    };
     let len = pooling.input_len();
     let read =
         |_: &mut (), sample: usize, pool: &mut dyn FnMut(&[f32])| pool(&z[sample * len..][..len]);
     activate_and_pool(pooling, batch, activation, save, || (), read)
 }
 
-/// The backward of [`prelu_pool_forward`]: the input gradient `[N, C, H, W]` and the slopes'
-/// gradient `[N, C]` (`Σ x ≤ 0 ? x · grad : 0` over each plane's winners).
-pub(super) fn prelu_pool_backward(pooled: &PooledGrad, batch: usize) -> (Vec<f32>, Vec<f32>) {
-    let BlockAct::SamplePRelu { channels, .. } = pooled.activation else {
-        panic!("prelu pool backward: per-sample slopes expected");
-    };
+/// The backward of [`channelwise_pool_forward`]: the input gradient `[N, C, H, W]` and the
+/// parameters' gradient `[N·C, K]` (the formula's terms over each plane's winners).
+pub(super) fn channelwise_pool_backward(pooled: &PooledGrad, batch: usize) -> (Vec<f32>, Vec<f32>) {
     let input_len = pooled.pooling.input_len();
+    let row_len = pooled.activation.parameter_len();
     let mut input_grad = vec![0.0f32; batch * input_len];
-    let mut slope_grad = vec![0.0f32; batch * channels];
+    let mut parameter_grad = vec![0.0f32; batch * row_len];
     let samples = items_per_task(batch);
     input_grad
         .par_chunks_mut(samples * input_len)
-        .zip(slope_grad.par_chunks_mut(samples * channels))
+        .zip(parameter_grad.par_chunks_mut(samples * row_len.max(1)))
         .enumerate()
-        .for_each(|(task, (input_grad, slope_grad))| {
+        .for_each(|(task, (input_grad, parameter_grad))| {
             let mut scratch = vec![0.0f32; pooled.pooling.sample_len()];
-            for (index, (conv_grad, slope_grad)) in input_grad
+            for (index, (conv_grad, parameter_grad)) in input_grad
                 .chunks_mut(input_len)
-                .zip(slope_grad.chunks_mut(channels))
+                .zip(parameter_grad.chunks_mut(row_len.max(1)))
                 .enumerate()
             {
-                pooled.rebuild_into(task * samples + index, conv_grad, &mut scratch, slope_grad);
+                let sample = task * samples + index;
+                pooled.rebuild_into(sample, conv_grad, &mut scratch, parameter_grad);
             }
         });
-    (input_grad, slope_grad)
+    (input_grad, parameter_grad)
 }
 
-/// The slopes' gradient alone of [`prelu_pool_forward`], `[N, C]`.
-pub(super) fn prelu_pool_slope_grad(pooled: &PooledGrad, batch: usize) -> Vec<f32> {
-    let BlockAct::SamplePRelu { channels, .. } = pooled.activation else {
-        panic!("prelu pool backward: per-sample slopes expected");
+/// The parameters' gradient alone of [`channelwise_pool_forward`], `[N·C, K]`.
+pub(super) fn channelwise_pool_parameter_grad(pooled: &PooledGrad, batch: usize) -> Vec<f32> {
+    let BlockAct::PerSample { op, channels, .. } = pooled.activation else {
+        panic!("channel-wise pool backward: per-sample parameters expected");
     };
-    let plane = pooled.pooling.sample_len() / channels.max(1);
-    let mut slope_grad = vec![0.0f32; batch * channels];
-    slope_grad
-        .par_chunks_mut(channels.max(1))
-        .zip(pooled.saved.saved.par_chunks(channels * plane))
-        .zip(pooled.grad.par_chunks(channels * plane))
-        .for_each(|((slope_grad, saved), grad)| {
-            for ((sum, saved), grad) in slope_grad
-                .iter_mut()
-                .zip(saved.chunks(plane))
-                .zip(grad.chunks(plane))
+    let count = op.parameter_count();
+    let sample_len = pooled.pooling.sample_len();
+    let plane = sample_len / channels.max(1);
+    let mut parameter_grad = vec![0.0f32; batch * channels * count];
+    parameter_grad
+        .par_chunks_mut((channels * count).max(1))
+        .zip(pooled.saved.saved.par_chunks(sample_len.max(1)))
+        .zip(pooled.grad.par_chunks(sample_len.max(1)))
+        .enumerate()
+        .for_each(|(sample, ((sums, saved), grad))| {
+            let BlockAct::Channelwise { parameters, .. } = pooled.activation.for_sample(sample)
+            else {
+                unreachable!("a sample of per-sample parameters is channel-wise");
+            };
+            for (channel, (saved, grad)) in saved.chunks(plane).zip(grad.chunks(plane)).enumerate()
             {
-                *sum = slope_grad_sum(saved, grad);
+                let row = channel * count..(channel + 1) * count;
+                op.add_parameter_backward(&parameters[row.clone()], saved, grad, &mut sums[row]);
             }
         });
-    slope_grad
+    parameter_grad
 }
 
 /// The squeeze's share of the convolution output's gradient, added one sample at a time:
@@ -146,7 +161,7 @@ impl<'a> SqueezeGrad<'a> {
 }
 
 /// APReLU's conv block output gradient: the squeeze's share plus, when there is one, the
-/// pooling's (its slope gradient already taken), built one sample at a time.
+/// pooling's (its parameter gradient already taken), built one sample at a time.
 pub(super) struct SqueezedGrad<'a> {
     pub squeeze: SqueezeGrad<'a>,
     pub pooled: Option<PooledGrad<'a>>,
@@ -155,7 +170,7 @@ pub(super) struct SqueezedGrad<'a> {
 }
 
 impl OutputGrad for SqueezedGrad<'_> {
-    fn slope_len(&self) -> usize {
+    fn parameter_len(&self) -> usize {
         0
     }
 

@@ -9,8 +9,9 @@
 //! [`Pointwise::saves_output`]): the gradient reaches the pre-activation at the winner alone.
 //! The forward keeps those two when asked ([`BlockSaved`]); the backward rebuilds one sample's
 //! pre-activation gradient at a time from them and hands it to the convolution's backward.
-//! PReLU ([`BlockAct::PRelu`]) is leaky ReLU with its channel's slope; it saves the input, and
-//! the rebuild also sums the slopes' gradient over the winners.
+//! A learned channel-wise activation ([`BlockAct::Channelwise`], PReLU) runs its formula with
+//! each channel's parameters; it saves the input, and the rebuild also sums the parameters'
+//! gradient over the winners.
 //!
 //! One difference from the three layers run one by one: where a window holds two or more NaNs
 //! or infinities, the layers also write `0 · f'(x)` = NaN at the ones that lost (for GELU, say;
@@ -21,8 +22,7 @@ use super::conv::{ConvDims, OutputGrad, SampleConv};
 use super::parallel::{filled_vec, items_per_task};
 use super::pool_rows::{KeepRow, WinnerScratch, keep_row, max_row, unpool_row};
 use super::pool_rows_avx512;
-use activations::LeakyReluFormula;
-use activations::fused::{Pointwise, slices};
+use activations::fused::{Channelwise, Pointwise, slices};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -31,68 +31,91 @@ use std::mem::MaybeUninit;
 pub(super) enum BlockAct<'a> {
     /// An element-wise kernel.
     Pointwise(Pointwise),
-    /// PReLU with these slopes: one per output channel, or one shared by all.
-    PRelu(&'a [f32]),
-    /// PReLU with one slope per sample and channel (`[N, C]`, row-major; APReLU's apply):
-    /// each sample's row is that sample's [`PRelu`](Self::PRelu), see [`for_sample`](Self::for_sample).
-    SamplePRelu { slopes: &'a [f32], channels: usize },
+    /// A learned channel-wise formula with its parameters `[rows, K]`: one row shared by all
+    /// channels, or one per output channel.
+    Channelwise {
+        op: Channelwise,
+        parameters: &'a [f32],
+    },
+    /// One row of parameters per sample and channel (`[N·C, K]`, row-major; APReLU's apply):
+    /// each sample's rows are that sample's [`Channelwise`](Self::Channelwise), see
+    /// [`for_sample`](Self::for_sample).
+    PerSample {
+        op: Channelwise,
+        parameters: &'a [f32],
+        channels: usize,
+    },
 }
 
 impl<'a> BlockAct<'a> {
-    /// The activation of sample `sample`: its row of per-sample slopes, else `self`.
-    fn for_sample(self, sample: usize) -> Self {
+    /// The activation of sample `sample`: its rows of per-sample parameters, else `self`.
+    pub(super) fn for_sample(self, sample: usize) -> Self {
         match self {
-            Self::SamplePRelu { slopes, channels } => {
-                Self::PRelu(&slopes[sample * channels..][..channels])
+            Self::PerSample {
+                op,
+                parameters,
+                channels,
+            } => {
+                let len = channels * op.parameter_count();
+                Self::Channelwise {
+                    op,
+                    parameters: parameters
+                        .get(sample * len..(sample + 1) * len)
+                        .unwrap_or(&[]),
+                }
             }
             other => other,
         }
     }
 
-    /// The element-wise op on output channel `channel` (PReLU: leaky ReLU with its slope).
+    /// Which row of parameters output channel `channel` uses, and its parameters.
+    fn row(self, channel: usize) -> (usize, &'a [f32]) {
+        match self {
+            Self::Channelwise { op, parameters } => {
+                let count = op.parameter_count();
+                let row = if parameters.len() > count { channel } else { 0 };
+                (row, &parameters[row * count..][..count])
+            }
+            _ => unreachable!("the rows of a channel-wise activation of one sample"),
+        }
+    }
+
+    /// The element-wise op on output channel `channel` (channel-wise: with its parameters).
     fn op(self, channel: usize) -> Pointwise {
         match self {
             Self::Pointwise(op) => op,
-            Self::PRelu(slopes) => Pointwise::new(LeakyReluFormula {
-                negative_slope: slopes[self.slope_index(channel)],
-            }),
-            Self::SamplePRelu { .. } => unreachable!("per-sample slopes: resolve with for_sample"),
+            Self::Channelwise { op, .. } => op.at(self.row(channel).1),
+            Self::PerSample { .. } => {
+                unreachable!("per-sample parameters: resolve with for_sample")
+            }
         }
     }
 
-    /// Which slope channel `channel` uses.
-    fn slope_index(self, channel: usize) -> usize {
-        match self {
-            Self::PRelu(slopes) if slopes.len() > 1 => channel,
-            _ => 0,
-        }
-    }
-
-    /// Whether the backward reads the activation's output; PReLU's slope gradient needs the
+    /// Whether the backward reads the activation's output; a parameter gradient needs the
     /// input.
     fn saves_output(self) -> bool {
         match self {
             Self::Pointwise(op) => op.saves_output(),
-            Self::PRelu(_) | Self::SamplePRelu { .. } => false,
+            Self::Channelwise { .. } | Self::PerSample { .. } => false,
         }
     }
 
-    /// The length of the slope gradient that one sample's [`PooledGrad::rebuild`] adds to
-    /// (per-sample slopes: that sample's row).
-    pub(super) fn slope_len(self) -> usize {
+    /// The length of the parameter gradient that one sample's [`PooledGrad::rebuild`] adds to
+    /// (per-sample parameters: that sample's rows).
+    pub(super) fn parameter_len(self) -> usize {
         match self {
             Self::Pointwise(_) => 0,
-            Self::PRelu(slopes) => slopes.len(),
-            Self::SamplePRelu { channels, .. } => channels,
+            Self::Channelwise { parameters, .. } => parameters.len(),
+            Self::PerSample { op, channels, .. } => channels * op.parameter_count(),
         }
     }
 
-    /// `output = f(input)` for one sample's planes (per-sample slopes: resolved first with
+    /// `output = f(input)` for one sample's planes (per-sample parameters: resolved first with
     /// [`for_sample`](Self::for_sample)).
     fn forward(self, input: &[f32], output: &mut [f32], plane: usize) {
         match self {
             Self::Pointwise(op) => slices::forward(op, input, output),
-            Self::PRelu(_) | Self::SamplePRelu { .. } => {
+            _ => {
                 for (channel, (input, output)) in input
                     .chunks(plane)
                     .zip(output.chunks_mut(plane))
@@ -103,16 +126,28 @@ impl<'a> BlockAct<'a> {
             }
         }
     }
-}
 
-/// PReLU's slope gradient over one plane's winners, as PyTorch: `Σ x > 0 ? 0 : x · grad`, from
-/// the saved inputs and the pooled gradient.
-pub(super) fn slope_grad_sum(saved: &[f32], grad: &[f32]) -> f32 {
-    saved
-        .iter()
-        .zip(grad)
-        .map(|(&x, &g)| if x > 0.0 { 0.0 } else { x * g })
-        .sum()
+    /// The backward of one sample's planes of pooling winners: `grad` becomes the input
+    /// gradient, and `parameter_grad` (empty: not wanted) gains each row's parameter terms
+    /// over its channel's winners.
+    fn backward(self, saved: &[f32], grad: &mut [f32], plane: usize, parameter_grad: &mut [f32]) {
+        let Self::Channelwise { op, .. } = self else {
+            if let Self::Pointwise(op) = self {
+                slices::backward(op, saved, grad);
+            }
+            return;
+        };
+        let count = op.parameter_count();
+        for (channel, (saved, grad)) in saved.chunks(plane).zip(grad.chunks_mut(plane)).enumerate()
+        {
+            let (row, parameters) = self.row(channel);
+            if !parameter_grad.is_empty() {
+                let sums = &mut parameter_grad[row * count..][..count];
+                op.add_parameter_backward(parameters, saved, grad, sums);
+            }
+            slices::backward(op.at(parameters), saved, grad);
+        }
+    }
 }
 
 /// What a conv block's backward needs from its forward, one entry per pooled output.
@@ -325,17 +360,17 @@ fn pool_sample(
 }
 
 impl OutputGrad for PooledGrad<'_> {
-    fn slope_len(&self) -> usize {
-        self.activation.slope_len()
+    fn parameter_len(&self) -> usize {
+        self.activation.parameter_len()
     }
 
     fn sample<'s>(
         &'s self,
         sample: usize,
         buffer: &'s mut Vec<f32>,
-        slope_grad: &mut [f32],
+        parameter_grad: &mut [f32],
     ) -> &'s [f32] {
-        self.rebuild(sample, buffer, slope_grad);
+        self.rebuild(sample, buffer, parameter_grad);
         &buffer[..self.conv_len()]
     }
 }
@@ -379,13 +414,13 @@ impl<'a> PooledGrad<'a> {
     }
 
     /// Writes sample `sample`'s convolution-output gradient into the start of `buffer`
-    /// (`C_out × H_out × W_out`; the rest of `buffer` is scratch), and adds the sample's slope
-    /// gradient (PReLU: `Σ x ≤ 0 ? x · grad : 0` over the winners) to `slope_grad`.
-    pub(super) fn rebuild(&self, sample: usize, buffer: &mut Vec<f32>, slope_grad: &mut [f32]) {
+    /// (`C_out × H_out × W_out`; the rest of `buffer` is scratch), and adds the sample's
+    /// parameter gradient (the formula's terms over the winners) to `parameter_grad`.
+    pub(super) fn rebuild(&self, sample: usize, buffer: &mut Vec<f32>, parameter_grad: &mut [f32]) {
         let conv_len = self.pooling.input_len();
         buffer.resize(conv_len + self.pooling.sample_len(), 0.0);
         let (conv_grad, pooled_grad) = buffer.split_at_mut(conv_len);
-        self.rebuild_into(sample, conv_grad, pooled_grad, slope_grad);
+        self.rebuild_into(sample, conv_grad, pooled_grad, parameter_grad);
     }
 
     /// The input length of one sample's pooling (`C_out × H_out × W_out`).
@@ -400,7 +435,7 @@ impl<'a> PooledGrad<'a> {
         sample: usize,
         conv_grad: &mut [f32],
         pooled_grad: &mut [f32],
-        slope_grad: &mut [f32],
+        parameter_grad: &mut [f32],
     ) {
         let len = self.pooling.sample_len();
         if self.pooling.height % 2 == 1 || self.pooling.width % 2 == 1 {
@@ -410,23 +445,9 @@ impl<'a> PooledGrad<'a> {
         let range = sample * len..(sample + 1) * len;
         pooled_grad.copy_from_slice(&self.grad[range.clone()]);
         let saved = &self.saved.saved[range.clone()];
+        let plane = len / self.pooling.channels.max(1);
         let activation = self.activation.for_sample(sample);
-        match activation {
-            BlockAct::Pointwise(op) => slices::backward(op, saved, pooled_grad),
-            _ => {
-                let plane = len / self.pooling.channels.max(1);
-                for (channel, (saved, grad)) in saved
-                    .chunks(plane)
-                    .zip(pooled_grad.chunks_mut(plane))
-                    .enumerate()
-                {
-                    if !slope_grad.is_empty() {
-                        slope_grad[activation.slope_index(channel)] += slope_grad_sum(saved, grad);
-                    }
-                    slices::backward(activation.op(channel), saved, grad);
-                }
-            }
-        }
+        activation.backward(saved, pooled_grad, plane, parameter_grad);
         let winners = &self.saved.winners[range];
         let width = self.pooling.pooled_width();
         let simd = pool_rows_avx512::available();

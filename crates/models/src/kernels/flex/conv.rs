@@ -216,17 +216,17 @@ pub(super) fn conv2d_forward_squeezing(
 pub(super) struct ParamGrads {
     pub(super) weight: Vec<f32>,
     pub(super) bias: Vec<f32>,
-    /// A conv block's PReLU slopes (empty otherwise).
-    pub(super) slope: Vec<f32>,
+    /// A conv block's channel-wise activation's parameters (empty otherwise).
+    pub(super) parameter: Vec<f32>,
 }
 
 impl ParamGrads {
-    fn zeros(dims: &ConvDims, wanted: ConvGradients, slopes: usize) -> Self {
+    fn zeros(dims: &ConvDims, wanted: ConvGradients, parameters: usize) -> Self {
         let len = |wanted: bool, len: usize| if wanted { len } else { 0 };
         Self {
             weight: vec![0.0; len(wanted.weight, dims.out_channels * dims.patch_len())],
             bias: vec![0.0; len(wanted.bias, dims.out_channels)],
-            slope: vec![0.0; slopes],
+            parameter: vec![0.0; parameters],
         }
     }
 
@@ -237,7 +237,7 @@ impl ParamGrads {
         for (sum, value) in self.bias.iter_mut().zip(&other.bias) {
             *sum += value;
         }
-        for (sum, value) in self.slope.iter_mut().zip(&other.slope) {
+        for (sum, value) in self.parameter.iter_mut().zip(&other.parameter) {
             *sum += value;
         }
         self
@@ -248,16 +248,18 @@ impl ParamGrads {
 /// ([`DenseGrad`]), or one rebuilt per sample by a fused layer above the convolution (a conv
 /// block's pooling, `block.rs`; APReLU's squeeze, `aprelu_block.rs`).
 pub(super) trait OutputGrad: Sync {
-    /// The number of slopes whose gradient [`sample`](Self::sample) adds to (0: none).
-    fn slope_len(&self) -> usize;
+    /// The number of activation parameters whose gradient [`sample`](Self::sample) adds to
+    /// (0: none).
+    fn parameter_len(&self) -> usize;
 
     /// Sample `sample`'s output gradient `[C_out, H_out, W_out]`: a slice of a dense gradient,
-    /// or rebuilt into `buffer`, adding the slopes' gradient to `slope_grad`.
+    /// or rebuilt into `buffer`, adding the activation parameters' gradient to
+    /// `parameter_grad`.
     fn sample<'s>(
         &'s self,
         sample: usize,
         buffer: &'s mut Vec<f32>,
-        slope_grad: &mut [f32],
+        parameter_grad: &mut [f32],
     ) -> &'s [f32];
 }
 
@@ -268,7 +270,7 @@ pub(super) struct DenseGrad<'a> {
 }
 
 impl OutputGrad for DenseGrad<'_> {
-    fn slope_len(&self) -> usize {
+    fn parameter_len(&self) -> usize {
         0
     }
 
@@ -287,19 +289,19 @@ pub(super) fn conv2d_backward(
     let (patch_len, positions) = (dims.patch_len(), dims.positions());
     let samples = items_per_task(dims.batch);
     let kernel_t = Matrix::transposed(weight, patch_len, dims.out_channels);
-    let slopes = output_grad.slope_len();
+    let parameters = output_grad.parameter_len();
 
     // One task: samples `first..` of its chunk, writing their input gradients into `dx`.
     let task = |first: usize, mut dx: Option<&mut [f32]>| {
         let count = samples.min(dims.batch - first);
-        let mut sums = ParamGrads::zeros(dims, wanted, slopes);
+        let mut sums = ParamGrads::zeros(dims, wanted, parameters);
         let patches_len = |wanted: bool| if wanted { patch_len * positions } else { 0 };
         let mut col = vec![0.0f32; patches_len(wanted.weight)];
         let mut dcol = vec![0.0f32; patches_len(dx.is_some())];
         let mut rebuilt = Vec::new();
         for index in 0..count {
             let sample = first + index;
-            let grad = output_grad.sample(sample, &mut rebuilt, &mut sums.slope);
+            let grad = output_grad.sample(sample, &mut rebuilt, &mut sums.parameter);
             let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
             if wanted.weight {
                 let x = &x[sample * dims.input_len()..][..dims.input_len()];
@@ -338,6 +340,6 @@ pub(super) fn conv2d_backward(
     let total = partials
         .into_iter()
         .reduce(ParamGrads::add)
-        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted, slopes));
+        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted, parameters));
     (dx, total)
 }

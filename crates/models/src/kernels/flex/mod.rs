@@ -19,11 +19,13 @@ use activations::burn::backend::Flex;
 use activations::burn::backend::TensorMetadata;
 use activations::burn::backend::flex::FlexTensor;
 use activations::burn::tensor::Shape;
+use activations::fused::Channelwise;
 use activations::fused::flex_storage::{contiguous, elements, from_vec};
 use std::sync::Arc;
 
 use aprelu_block::{
-    SqueezeGrad, SqueezedGrad, prelu_pool_backward, prelu_pool_forward, prelu_pool_slope_grad,
+    SqueezeGrad, SqueezedGrad, channelwise_pool_backward, channelwise_pool_forward,
+    channelwise_pool_parameter_grad,
 };
 use batch_norm::{NormDims, batch_norm_backward, batch_norm_forward};
 use block::{BlockAct, BlockSaved, PooledGrad, Pooling, conv_block_forward};
@@ -50,19 +52,20 @@ impl LayerKernelOps for Flex {
         x: FlexTensor,
         weight: FlexTensor,
         bias: FlexTensor,
-        slopes: FlexTensor,
+        parameters: FlexTensor,
         window: Window2d,
         activation: BlockActivation,
     ) -> FlexTensor {
-        conv_block(x, weight, bias, slopes, window, activation, false).0
+        conv_block(x, weight, bias, parameters, window, activation, false).0
     }
 
-    fn layer_prelu_max_pool(
+    fn layer_channelwise_max_pool(
         x: FlexTensor,
-        slopes: FlexTensor,
+        parameters: FlexTensor,
+        op: Channelwise,
         _handoff: Option<PooledHandoff>,
     ) -> FlexTensor {
-        prelu_max_pool(x, slopes, false).0
+        channelwise_max_pool(x, parameters, op, false).0
     }
 
     fn layer_conv2d_squeeze(
@@ -123,16 +126,16 @@ fn conv_block(
     x: FlexTensor,
     weight: FlexTensor,
     bias: FlexTensor,
-    slopes: FlexTensor,
+    parameters: FlexTensor,
     window: Window2d,
     activation: BlockActivation,
     save: bool,
 ) -> (FlexTensor, Option<BlockSaved>) {
-    let (x, weight, bias, slopes) = (
+    let (x, weight, bias, parameters) = (
         contiguous(x),
         contiguous(weight),
         contiguous(bias),
-        contiguous(slopes),
+        contiguous(parameters),
     );
     let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
     let (output, saved) = conv_block_forward(
@@ -140,7 +143,7 @@ fn conv_block(
         elements(&x),
         elements(&weight),
         elements(&bias),
-        block_act(activation, elements(&slopes), &dims),
+        block_act(activation, elements(&parameters), &dims),
         save,
     );
     let shape = Shape::new([
@@ -152,44 +155,56 @@ fn conv_block(
     (from_vec(output, shape), saved)
 }
 
-/// PReLU with per-sample slopes and 2×2 max-pooling on the tensors' storage; `save` keeps what
-/// the backward needs.
-fn prelu_max_pool(
+/// A channel-wise activation with per-sample parameters and 2×2 max-pooling on the tensors'
+/// storage; `save` keeps what the backward needs.
+fn channelwise_max_pool(
     x: FlexTensor,
-    slopes: FlexTensor,
+    parameters: FlexTensor,
+    op: Channelwise,
     save: bool,
 ) -> (FlexTensor, Option<BlockSaved>) {
-    let (x, slopes) = (contiguous(x), contiguous(slopes));
+    let (x, parameters) = (contiguous(x), contiguous(parameters));
     let shape = x.shape();
     let pooling = planes(&shape);
-    let (output, saved) =
-        prelu_pool_forward(pooling, shape[0], elements(&x), elements(&slopes), save);
+    let (z, parameters) = (elements(&x), elements(&parameters));
+    let (output, saved) = channelwise_pool_forward(pooling, shape[0], z, op, parameters, save);
     let pooled = Shape::new([shape[0], shape[1], shape[2] / 2, shape[3] / 2]);
     (from_vec(output, pooled), saved)
 }
 
 /// The pooling of `[N, C, H, W]`'s planes.
 fn planes(shape: &Shape) -> Pooling {
-    assert_eq!(shape.num_dims(), 4, "prelu max-pool: [N, C, H, W] input");
+    assert_eq!(
+        shape.num_dims(),
+        4,
+        "channel-wise max-pool: [N, C, H, W] input"
+    );
     Pooling::of_planes(shape[1], shape[2], shape[3])
 }
 
 /// The kernels' view of a block's activation.
-fn block_act<'a>(activation: BlockActivation, slopes: &'a [f32], dims: &ConvDims) -> BlockAct<'a> {
+fn block_act<'a>(
+    activation: BlockActivation,
+    parameters: &'a [f32],
+    dims: &ConvDims,
+) -> BlockAct<'a> {
     match activation {
         BlockActivation::Pointwise(op) => BlockAct::Pointwise(op),
-        BlockActivation::PRelu => {
+        BlockActivation::Channelwise(op) => {
+            let rows = parameters.len() / op.parameter_count();
             assert!(
-                slopes.len() == 1 || slopes.len() == dims.out_channels,
-                "conv block: one PReLU slope, or one per output channel"
+                parameters.len().is_multiple_of(op.parameter_count())
+                    && (rows == 1 || rows == dims.out_channels),
+                "conv block: one row of {} parameters, or one per output channel",
+                op.parameter_count()
             );
-            BlockAct::PRelu(slopes)
+            BlockAct::Channelwise { op, parameters }
         }
     }
 }
 
 /// The convolution's backward on contiguous `x` and `weight`, as tensors, and a conv block's
-/// PReLU slope gradient (empty for other activations).
+/// activation parameters' gradient (empty for element-wise activations).
 fn conv_grads(
     dims: &ConvDims,
     x: &FlexTensor,
@@ -205,7 +220,7 @@ fn conv_grads(
             .bias
             .then(|| from_vec(sums.bias, Shape::new([dims.out_channels]))),
     };
-    (grads, sums.slope)
+    (grads, sums.parameter)
 }
 
 impl LayerKernelBackward for Flex {
@@ -244,11 +259,11 @@ impl LayerKernelBackward for Flex {
         x: FlexTensor,
         weight: FlexTensor,
         bias: FlexTensor,
-        slopes: FlexTensor,
+        parameters: FlexTensor,
         window: Window2d,
         activation: BlockActivation,
     ) -> (FlexTensor, Arc<BlockSaved>) {
-        let (output, saved) = conv_block(x, weight, bias, slopes, window, activation, true);
+        let (output, saved) = conv_block(x, weight, bias, parameters, window, activation, true);
         (output, Arc::new(saved.expect("asked to save")))
     }
 
@@ -259,40 +274,44 @@ impl LayerKernelBackward for Flex {
         activation: BlockActivation,
         wanted: ConvGradients,
     ) -> (Conv2dGrads<FlexTensor>, Option<FlexTensor>) {
-        let (x, weight, slopes, output_grad) = (
+        let (x, weight, parameters, output_grad) = (
             contiguous(parts.x),
             contiguous(parts.weight),
-            contiguous(parts.slopes),
+            contiguous(parts.parameters),
             contiguous(output_grad),
         );
         let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
-        let act = block_act(activation, elements(&slopes), &dims);
+        let act = block_act(activation, elements(&parameters), &dims);
         let pooled = PooledGrad::new(&dims, elements(&output_grad), &parts.saved, act);
-        let (grads, slope) = conv_grads(&dims, &x, &weight, &pooled, wanted);
-        let slope = (activation == BlockActivation::PRelu).then(|| from_vec(slope, slopes.shape()));
-        (grads, slope)
+        let (grads, parameter_grad) = conv_grads(&dims, &x, &weight, &pooled, wanted);
+        let parameter_grad = matches!(activation, BlockActivation::Channelwise(_))
+            .then(|| from_vec(parameter_grad, parameters.shape()));
+        (grads, parameter_grad)
     }
 
-    fn layer_prelu_max_pool_saving(
+    fn layer_channelwise_max_pool_saving(
         x: FlexTensor,
-        slopes: FlexTensor,
+        parameters: FlexTensor,
+        op: Channelwise,
     ) -> (FlexTensor, Arc<BlockSaved>) {
-        let (output, saved) = prelu_max_pool(x, slopes, true);
+        let (output, saved) = channelwise_max_pool(x, parameters, op, true);
         (output, Arc::new(saved.expect("asked to save")))
     }
 
-    fn layer_prelu_max_pool_slope_grad(
+    fn layer_channelwise_max_pool_parameter_grad(
         x_shape: Shape,
+        parameters: FlexTensor,
         saved: Arc<BlockSaved>,
         output_grad: FlexTensor,
+        op: Channelwise,
     ) -> FlexTensor {
-        let output_grad = contiguous(output_grad);
-        let (batch, channels) = (x_shape[0], x_shape[1]);
-        // The slopes' values do not enter their gradient.
-        let activation = BlockAct::SamplePRelu {
-            slopes: &[],
-            channels,
+        let (parameters, output_grad) = (contiguous(parameters), contiguous(output_grad));
+        let activation = BlockAct::PerSample {
+            op,
+            parameters: elements(&parameters),
+            channels: x_shape[1],
         };
+        let batch = x_shape[0];
         let grad = PooledGrad::of_pooling(
             planes(&x_shape),
             batch,
@@ -300,8 +319,8 @@ impl LayerKernelBackward for Flex {
             &saved,
             activation,
         );
-        let slope_grad = prelu_pool_slope_grad(&grad, batch);
-        from_vec(slope_grad, Shape::new([batch, channels]))
+        let parameter_grad = channelwise_pool_parameter_grad(&grad, batch);
+        from_vec(parameter_grad, parameters.shape())
     }
 
     fn layer_conv2d_squeeze_backward(
@@ -329,13 +348,15 @@ impl LayerKernelBackward for Flex {
         let pooled = pooled.map(|stash| {
             (
                 contiguous(stash.output_grad),
-                contiguous(stash.slopes),
+                stash.op,
+                contiguous(stash.parameters),
                 stash.saved,
             )
         });
-        let pooled_grad = pooled.as_ref().map(|(grad, slopes, saved)| {
-            let activation = BlockAct::SamplePRelu {
-                slopes: elements(slopes),
+        let pooled_grad = pooled.as_ref().map(|(grad, op, parameters, saved)| {
+            let activation = BlockAct::PerSample {
+                op: *op,
+                parameters: elements(parameters),
                 channels: dims.out_channels,
             };
             let pooling = planes(&dims.output_shape());
@@ -349,25 +370,27 @@ impl LayerKernelBackward for Flex {
         conv_grads(&dims, &x, &weight, &output_grad, wanted).0
     }
 
-    fn layer_prelu_max_pool_backward(
+    fn layer_channelwise_max_pool_backward(
         x_shape: Shape,
-        slopes: FlexTensor,
+        parameters: FlexTensor,
         saved: Arc<BlockSaved>,
         output_grad: FlexTensor,
+        op: Channelwise,
     ) -> (FlexTensor, FlexTensor) {
-        let (slopes, output_grad) = (contiguous(slopes), contiguous(output_grad));
+        let (parameters, output_grad) = (contiguous(parameters), contiguous(output_grad));
         let pooling = planes(&x_shape);
-        let activation = BlockAct::SamplePRelu {
-            slopes: elements(&slopes),
+        let activation = BlockAct::PerSample {
+            op,
+            parameters: elements(&parameters),
             channels: x_shape[1],
         };
         let batch = x_shape[0];
         let grad =
             PooledGrad::of_pooling(pooling, batch, elements(&output_grad), &saved, activation);
-        let (x_grad, slope_grad) = prelu_pool_backward(&grad, batch);
+        let (x_grad, parameter_grad) = channelwise_pool_backward(&grad, batch);
         (
             from_vec(x_grad, x_shape),
-            from_vec(slope_grad, slopes.shape()),
+            from_vec(parameter_grad, parameters.shape()),
         )
     }
 
