@@ -6,7 +6,8 @@
 Every element-wise activation is evaluated on one fixed grid (edge values, +-inf, NaN and
 random normals); `grad` is d(sum(f(x)))/dx, i.e. f'(x) as PyTorch's autograd computes it,
 including its subgradient choice at kinks. PReLU (per channel), softmax/log_softmax and
-APReLU (fixed weights, [N,C] and [N,C,H,W], train and eval) also record parameter gradients.
+APReLU (fixed weights, [N,C] and [N,C,H,W], train and eval) and ACON-C (random parameters per
+channel) also record parameter gradients.
 Non-finite floats are written as the strings "nan", "inf", "-inf" (JSON has no literal for them).
 The modules come from scripts/torch_activations.py, which scripts/torch_model.py uses too.
 """
@@ -17,7 +18,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from torch_activations import MODULES, AprRelu, activation
+from torch_activations import MODULES, AconC, AprRelu, activation
 
 torch.manual_seed(20261123)
 torch.set_num_threads(1)
@@ -86,7 +87,7 @@ cases = [
 ]
 # Every other element-wise kind of scripts/torch_activations.py with its default parameters, so
 # a new activation needs only its MODULES entry (add a case above for other parameters).
-NOT_ELEMENTWISE = {"softmax", "log_softmax", "aprelu"}
+NOT_ELEMENTWISE = {"softmax", "log_softmax", "aprelu", "acon_c"}
 covered = {case["name"] for case in cases}
 cases += [elementwise(kind) for kind in MODULES if kind not in covered | NOT_ELEMENTWISE]
 
@@ -149,6 +150,28 @@ for shape, reduction in (([5, 4], 1), ([3, 4, 3, 2], 1), ([3, 4, 3, 2], 2)):
                       "params": before, "x": enc(x), "upstream": enc(w), "y": enc(y), "grad": enc(x.grad),
                       "grad_params": grads,
                       "running_after": {k: after[k] for k in after if "running" in k}})
+
+# ACON-C with random parameters per channel (one channel with p1 = p2, where it is linear), on
+# [N, C, H, W] holding every edge value of the grid (+-1e4, +-inf, NaN) and on [N, C]. Appended
+# last, so that the cases above keep their random draws.
+for shape in ([3, 4, 5, 5], [6, 4]):
+    m = AconC(4)
+    with torch.no_grad():
+        m.p1.copy_(torch.randn(4))
+        m.p2.copy_(torch.randn(4))
+        m.p2[3] = m.p1[3]
+        m.beta.copy_(torch.rand(4) * 3.0)
+    before = {k: enc(getattr(m, k)) for k in ("p1", "p2", "beta")}
+    count = math.prod(shape)
+    values = (EDGES + torch.randn(count).mul(3.0).tolist())[:count] if len(shape) == 4 \
+        else torch.randn(count).mul(3.0).tolist()
+    x = torch.tensor(values, dtype=torch.float32).reshape(shape).requires_grad_(True)
+    w = torch.randn(*shape)
+    y = m(x)
+    (y * w).sum().backward()
+    cases.append({"name": "acon_c", "shape": shape, "params": before, "x": enc(x), "upstream": enc(w),
+                  "y": enc(y), "grad": enc(x.grad),
+                  "grad_params": {k: enc(getattr(m, k).grad) for k in ("p1", "p2", "beta")}})
 
 doc = {"generator": "scripts/golden.py", "torch": torch.__version__, "grid": enc(GRID), "cases": cases}
 with open(OUT, "w") as f:

@@ -47,6 +47,27 @@ class AprRelu(nn.Module):
         return pos + alpha.reshape(alpha.shape + (1,) * len(dims)) * neg
 
 
+class AconC(nn.Module):
+    """Ma et al.'s ACON-C ("Activate or Not", CVPR 2021), the reference for
+    crates/activations/src/acon_c.rs: the authors' `AconC` (github.com/nmaac/acon, acon.py),
+    with p1, p2 and beta per channel of any [N, C, ...] input instead of [N, C, H, W] only."""
+
+    def __init__(self, width, init="normal", beta=1.0):
+        super().__init__()
+        if init == "swish":
+            self.p1 = nn.Parameter(torch.ones(width))
+            self.p2 = nn.Parameter(torch.zeros(width))
+        else:
+            self.p1 = nn.Parameter(torch.randn(width))
+            self.p2 = nn.Parameter(torch.randn(width))
+        self.beta = nn.Parameter(torch.full((width,), float(beta)))
+
+    def forward(self, x):
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        p1, p2, beta = (t.reshape(shape) for t in (self.p1, self.p2, self.beta))
+        return (p1 * x - p2 * x) * torch.sigmoid(beta * (p1 * x - p2 * x)) + p2 * x
+
+
 class Softmax(nn.Module):
     """nn.Softmax with the registry's default dim (-1)."""
 
@@ -86,6 +107,7 @@ MODULES = {
     "log_softmax": lambda p, c: Softmax(p.get("dim", -1), log=True),
     "aprelu": lambda p, c: AprRelu(c, p.get("reduction", 1), p.get("momentum", 0.1),
                                    p.get("epsilon", 1e-5)),
+    "acon_c": lambda p, c: AconC(c, p.get("init", "normal"), p.get("beta", 1.0)),
 }
 ALIASES = {"swish": "silu"}
 

@@ -108,6 +108,36 @@ pub(crate) fn map_on_host<const D: usize>(input: Tensor<D>, f: impl Fn(f32) -> f
     Tensor::from_data(TensorData::new(mapped, shape), &device)
 }
 
+/// The derivative of a channel-wise activation `op` with parameters `[rows, K]` (one row, or one
+/// per channel on dim 1 of `input`), on the host (plots and diagnostics).
+pub(crate) fn channelwise_derivative<const D: usize>(
+    op: Channelwise,
+    parameters: Tensor<2>,
+    input: Tensor<D>,
+) -> Tensor<D> {
+    let [rows, count] = parameters.dims();
+    let parameters: Vec<f32> = parameters
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("converted to f32");
+    let ops: Vec<Pointwise> = parameters.chunks(count).map(|row| op.at(row)).collect();
+    let dims = input.dims();
+    let inner: usize = dims.iter().skip(2).product::<usize>().max(1);
+    let device = input.device();
+    let values: Vec<f32> = input
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("converted to f32");
+    let derivative = values
+        .into_iter()
+        .enumerate()
+        .map(|(index, x)| ops[if rows == 1 { 0 } else { (index / inner) % rows }].derivative(x))
+        .collect();
+    Tensor::from_data(TensorData::new(derivative, dims), &device)
+}
+
 /// The [`ActivationKind`] of a kind without parameters: `Config = ()`, nothing to validate or
 /// learn, element-wise with the formula given; `pointwise: true` offers that formula to fused
 /// layers (the `models` crate's conv blocks).

@@ -78,4 +78,5 @@ registry::registry! {
     softmax: Softmax(SoftmaxConfig) => Softmax,
     log_softmax: LogSoftmax(SoftmaxConfig) => LogSoftmax,
     aprelu: Aprelu(AprReluConfig) => AprRelu,
+    acon_c: AconC(AconCConfig) => AconC,
 }

@@ -1,9 +1,9 @@
 use crate::InvalidConfig;
-use crate::fused::{self, Channelwise, Formula, Pointwise};
-use crate::kind::ActivationKind;
+use crate::fused::{self, Channelwise, Pointwise};
+use crate::kind::{ActivationKind, channelwise_derivative};
 use crate::leaky_relu::LeakyReluFormula;
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Parametric ReLU (He et al., 2015): `x` for `x > 0`, `a · x` otherwise, with a learned slope `a`.
@@ -146,30 +146,12 @@ impl ActivationKind for PRelu {
 
     /// 1 for `x > 0`, the channel's slope otherwise (channels on dim 1).
     fn derivative<const D: usize>(&self, input: Tensor<D>) -> Option<Tensor<D>> {
-        let slopes = self.slopes();
-        let dims = input.dims();
         // Checks the channel count with the forward's message.
         let _ = self.broadcast_weight(&input);
-        let inner: usize = dims.iter().skip(2).product();
-        let channel = |index: usize| match slopes.len() {
-            1 => 0,
-            channels => (index / inner.max(1)) % channels,
-        };
-        let device = input.device();
-        let values: Vec<f32> = input
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec()
-            .expect("converted to f32");
-        let derivative = values
-            .into_iter()
-            .enumerate()
-            .map(|(index, x)| {
-                let negative_slope = slopes[channel(index)];
-                LeakyReluFormula { negative_slope }.derivative(x)
-            })
-            .collect();
-        Some(Tensor::from_data(TensorData::new(derivative, dims), &device))
+        let [num_parameters] = self.weight.dims();
+        let parameters = self.weight.val().reshape([num_parameters, 1]);
+        let op = Channelwise::of::<LeakyReluFormula>();
+        Some(channelwise_derivative(op, parameters, input))
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use actlab_activations::burn::module::{Module, Param};
 use actlab_activations::burn::nn::Linear;
 use actlab_activations::burn::tensor::{Device, Tensor};
-use actlab_activations::{Activation, ActivationConfig, AprRelu, AprReluConfig, PRelu};
+use actlab_activations::{AconC, Activation, ActivationConfig, AprRelu, AprReluConfig, PRelu};
 use serde_json::Value;
 
 mod common;
@@ -194,6 +194,47 @@ fn run_prelu<const D: usize>(case: &Value, device: &Device, errors: &mut Errors)
     );
 }
 
+fn run_acon_c<const D: usize>(case: &Value, device: &Device, errors: &mut Errors) {
+    let dims = shape(&case["shape"]);
+    let param = |key: &str| {
+        let values = decode(&case["params"][key]);
+        Param::from_tensor(tensor(&values, &[values.len()], device))
+    };
+    let acon = AconC {
+        p1: param("p1"),
+        p2: param("p2"),
+        beta: param("beta"),
+    };
+    let x: Tensor<D> = tensor(&decode(&case["x"]), &dims, device).require_grad();
+    let upstream: Tensor<D> = tensor(&decode(&case["upstream"]), &dims, device);
+    let y = acon.forward(x.clone());
+    let grads = (y.clone() * upstream).sum().backward();
+    let label = format!("acon_c {dims:?}");
+    errors.compare(
+        &format!("{label} value"),
+        None,
+        &to_vec(y),
+        &decode(&case["y"]),
+    );
+    let grad = to_vec(x.grad(&grads).unwrap());
+    errors.compare(
+        &format!("{label} grad"),
+        None,
+        &grad,
+        &decode(&case["grad"]),
+    );
+    for (name, parameter) in [("p1", &acon.p1), ("p2", &acon.p2), ("beta", &acon.beta)] {
+        let expected = decode(&case["grad_params"][name]);
+        // Sums over the batch: compared on the scale of the largest finite term.
+        let scale = expected
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(1.0f64, |m, v| m.max(v.abs() as f64));
+        let actual = to_vec(parameter.val().grad(&grads).unwrap());
+        errors.compare_scaled(&format!("{label} {name} grad"), &actual, &expected, scale);
+    }
+}
+
 /// A `Linear` from PyTorch's `[out, in]` weight.
 fn linear(weight: &[f32], bias: &[f32], device: &Device) -> Linear {
     let out = bias.len();
@@ -355,6 +396,10 @@ fn check_all(device: Device, backend: &str) {
                 run_aprelu::<4>(case, &device, errors)
             }
             "aprelu" => run_aprelu::<2>(case, &device, errors),
+            "acon_c" if case["shape"].as_array().unwrap().len() == 4 => {
+                run_acon_c::<4>(case, &device, errors)
+            }
+            "acon_c" => run_acon_c::<2>(case, &device, errors),
             _ => check_elementwise(case, &grid, &device, errors),
         }
     }

@@ -84,8 +84,8 @@ pub trait LearnedFormula: Formula {
 /// `R`; whether that backward reads the output (`saves_output`, on the `f32` struct, default
 /// `false`); `cube: false` where shader compilers cannot be trusted with it; only where the
 /// backward cannot serve for every parameter, `derivative` from the input on `f32`; and, for a
-/// learned formula ([`LearnedFormula`]), `parameter_backward`: one term per parameter, in the
-/// order of the fields, from the input.
+/// learned formula ([`LearnedFormula`]), `parameter_backward`: an array of one term per
+/// parameter, in the order of the fields, from the input.
 ///
 /// ```ignore
 /// formula!(
@@ -106,7 +106,7 @@ macro_rules! formula {
         $(, saves_output: |$s3:ident| $saves:expr)?
         $(, cube: $cube:expr)?
         $(, derivative: |$s4:ident, $dx:ident| $derivative:expr)?
-        $(, parameter_backward: |$px:ident, $pgrad:ident| [$($term:expr),* $(,)?])?
+        $(, parameter_backward: |$px:ident, $pgrad:ident| $terms:expr)?
         $(,)?
     ) => {
         $(#[$meta])*
@@ -189,11 +189,11 @@ macro_rules! formula {
         }
 
         $crate::fused::formula::formula!(
-            @learned $name { $($field),* } $(, |$px, $pgrad| [$($term),*])?
+            @learned $name { $($field),* } $(, |$px, $pgrad| $terms)?
         );
     };
     (@learned $name:ident { $($field:ident),* }) => {};
-    (@learned $name:ident { $($field:ident),* }, |$px:ident, $pgrad:ident| [$($term:expr),*]) => {
+    (@learned $name:ident { $($field:ident),* }, |$px:ident, $pgrad:ident| $terms:expr) => {
         impl $crate::fused::formula::LearnedFormula for $name {
             #[inline(always)]
             #[allow(unused_variables, unused_mut, unused_assignments)]
@@ -207,13 +207,12 @@ macro_rules! formula {
                     let $field = parameters[index];
                     index += 1;
                 )*
-                let mut terms = [R::from(-0.0); $crate::fused::formula::MAX_PARAMETERS];
-                let mut slot = 0;
-                $(
-                    terms[slot] = $term;
-                    slot += 1;
-                )*
-                terms
+                let mut padded = [R::from(-0.0); $crate::fused::formula::MAX_PARAMETERS];
+                let terms: [R; <Self as $crate::fused::formula::Formula>::PARAMETERS] = $terms;
+                for (slot, term) in terms.into_iter().enumerate() {
+                    padded[slot] = term;
+                }
+                padded
             }
         }
     };

@@ -186,17 +186,7 @@ struct ChannelLowered<F>(std::marker::PhantomData<F>);
 impl<F: LearnedFormula> ChannelLowered<F> {
     const TABLE: &'static ChannelLowering = &ChannelLowering {
         pointwise: |p| Pointwise::new(F::from_parameters(p)),
-        parameter_backward_sum: |p, inputs, grads| {
-            // In element order, in f32: callers sum short runs (a plane's pooling winners).
-            let mut sums = [0.0f32; MAX_PARAMETERS];
-            for (&x, &grad) in inputs.iter().zip(grads) {
-                let terms = F::parameter_backward(p, x, grad);
-                for (sum, term) in sums.iter_mut().zip(terms).take(F::PARAMETERS) {
-                    *sum += term;
-                }
-            }
-            sums
-        },
+        parameter_backward_sum: channel::parameter_backward_sum::<F>,
         forward: channel::channel_forward::<F>,
         backward: channel::channel_backward::<F>,
         #[cfg(any(feature = "wgpu", feature = "cuda"))]

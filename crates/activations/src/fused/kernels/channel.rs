@@ -124,50 +124,93 @@ pub(crate) fn channel_backward<F: LearnedFormula>(
     let isa = isa();
     let task = layout.task_len();
     let formula = F::from_parameters([0.0; MAX_PARAMETERS]);
-    // Each task's sums, per run of one parameter row, in order.
+    let count = F::PARAMETERS;
+    // Each task's sums: of every row ([N, C] rows of all channels), or per run of one row.
     let run = |(index, (g, x)): (usize, (&mut [f32], &[f32]))| {
-        let mut sums: Vec<(usize, [f64; MAX_PARAMETERS])> = Vec::new();
         if layout.inner == 1 {
-            let mut rows = vec![[0.0f64; MAX_PARAMETERS]; layout.rows];
+            let mut rows = vec![0.0f64; layout.rows * count];
             for (g_row, x_row) in g.chunks_mut(layout.rows).zip(x.chunks(layout.rows)) {
                 row_backward(isa, x_row, parameters, g_row, &mut rows, formula);
             }
-            sums.extend(rows.into_iter().enumerate());
-        } else {
-            let base = index * task;
-            layout.segments(base, base + x.len(), |start, end, row| {
-                let (s, e) = (start - base, end - base);
-                let mut total = [0.0f64; MAX_PARAMETERS];
-                let row_parameters = row_parameters::<F>(parameters, row);
-                run_backward(
-                    isa,
-                    &x[s..e],
-                    &mut g[s..e],
-                    &row_parameters,
-                    &mut total,
-                    formula,
-                );
-                sums.push((row, total));
-            });
+            return TaskSums::Rows(rows);
         }
-        sums
+        let mut runs = Vec::new();
+        let base = index * task;
+        layout.segments(base, base + x.len(), |start, end, row| {
+            let (s, e) = (start - base, end - base);
+            let mut total = [0.0f64; MAX_PARAMETERS];
+            let row_parameters = row_parameters::<F>(parameters, row);
+            run_backward(
+                isa,
+                &x[s..e],
+                &mut g[s..e],
+                &row_parameters,
+                &mut total,
+                formula,
+            );
+            runs.push((row, total));
+        });
+        TaskSums::Runs(runs)
     };
-    let per_task: Vec<_> = grad
+    let per_task: Vec<TaskSums> = grad
         .par_chunks_mut(task)
         .zip(input.par_chunks(task))
         .enumerate()
         .map(run)
         .collect();
-    let mut totals = vec![0.0f64; layout.rows * F::PARAMETERS];
-    for (row, sums) in per_task.into_iter().flatten() {
-        for (total, sum) in totals[row * F::PARAMETERS..]
-            .iter_mut()
-            .zip(&sums[..F::PARAMETERS])
-        {
-            *total += sum;
+    let mut totals = vec![0.0f64; layout.rows * count];
+    for sums in per_task {
+        match sums {
+            TaskSums::Rows(rows) => totals.iter_mut().zip(rows).for_each(|(t, s)| *t += s),
+            TaskSums::Runs(runs) => {
+                for (row, sums) in runs {
+                    let row = &mut totals[row * count..][..count];
+                    row.iter_mut().zip(sums).for_each(|(t, s)| *t += s);
+                }
+            }
         }
     }
     totals.into_iter().map(|total| total as f32).collect()
+}
+
+/// One task's parameter sums, added to the totals in task order.
+enum TaskSums {
+    /// Every row's sums, `[rows, K]` (rows of all channels: each task sees every channel).
+    Rows(Vec<f64>),
+    /// `(row, sums)` per run of one row, in order.
+    Runs(Vec<(usize, [f64; MAX_PARAMETERS])>),
+}
+
+/// The sums over `inputs` of [`LearnedFormula::parameter_backward`] with one row's
+/// `parameters`, in 8 f32 lanes per parameter (a fixed order, vectorised), for fused layers of
+/// other crates that visit a channel's elements themselves (the conv block's pooling winners).
+pub(crate) fn parameter_backward_sum<F: LearnedFormula>(
+    parameters: Parameters,
+    inputs: &[f32],
+    grads: &[f32],
+) -> Parameters {
+    const LANES: usize = 8;
+    let mut lanes = [[0.0f32; LANES]; MAX_PARAMETERS];
+    let mut xs = inputs.chunks_exact(LANES);
+    let mut gs = grads.chunks_exact(LANES);
+    for (xl, gl) in (&mut xs).zip(&mut gs) {
+        let xl: &[f32; LANES] = xl.try_into().expect("exact chunk");
+        let gl: &[f32; LANES] = gl.try_into().expect("exact chunk");
+        for j in 0..LANES {
+            let terms = F::parameter_backward(parameters, xl[j], gl[j]);
+            for k in 0..MAX_PARAMETERS {
+                lanes[k][j] += terms[k];
+            }
+        }
+    }
+    let mut sums = lanes.map(|lanes| lanes.iter().sum::<f32>());
+    for (&x, &grad) in xs.remainder().iter().zip(gs.remainder()) {
+        let terms = F::parameter_backward(parameters, x, grad);
+        for k in 0..MAX_PARAMETERS {
+            sums[k] += terms[k];
+        }
+    }
+    sums
 }
 
 // One run of one parameter row in a single pass over `x` and `grad`: `grad` becomes
@@ -213,12 +256,13 @@ simd_loop!(run_backward, (x: &[f32], grad: &mut [f32], parameters: &Parameters,
 });
 
 // One row of channels ([N, C] with parameters per channel): both gradients element by
-// element, `sums[c]` gaining element `c`'s terms.
+// element, `sums[c·K..]` gaining element `c`'s terms.
 simd_loop!(row_backward, (x: &[f32], parameters: &[f32], grad: &mut [f32],
-    sums: &mut [[f64; MAX_PARAMETERS]]), formula: LearnedFormula, {
+    sums: &mut [f64]), formula: LearnedFormula, {
     let _ = formula;
     let rows = parameters.chunks_exact(F::PARAMETERS);
-    for (((g, &v), p), sum) in grad.iter_mut().zip(x).zip(rows).zip(sums.iter_mut()) {
+    let sums = sums.chunks_exact_mut(F::PARAMETERS);
+    for (((g, &v), p), sum) in grad.iter_mut().zip(x).zip(rows).zip(sums) {
         let mut padded = [0.0; MAX_PARAMETERS];
         padded[..F::PARAMETERS].copy_from_slice(p);
         let terms = F::parameter_backward(padded, v, *g);
