@@ -182,14 +182,25 @@ enum TaskSums {
 }
 
 /// The sums over `inputs` of [`LearnedFormula::parameter_backward`] with one row's
-/// `parameters`, in 8 f32 lanes per parameter (a fixed order, vectorised), for fused layers of
-/// other crates that visit a channel's elements themselves (the conv block's pooling winners).
+/// `parameters`, in 8 f32 lanes per parameter (a fixed order, vectorised), on the calling
+/// thread, for fused layers of other crates that visit a channel's elements themselves (the
+/// conv block's pooling winners).
 pub(crate) fn parameter_backward_sum<F: LearnedFormula>(
     parameters: Parameters,
     inputs: &[f32],
     grads: &[f32],
 ) -> Parameters {
+    let mut sums = [0.0; MAX_PARAMETERS];
+    let formula = F::from_parameters(parameters);
+    sum_terms(isa(), inputs, grads, &parameters, &mut sums, formula);
+    sums
+}
+
+simd_loop!(sum_terms, (inputs: &[f32], grads: &[f32], parameters: &Parameters,
+    sums: &mut Parameters), formula: LearnedFormula, {
     const LANES: usize = 8;
+    let _ = formula;
+    let parameters = *parameters;
     let mut lanes = [[0.0f32; LANES]; MAX_PARAMETERS];
     let mut xs = inputs.chunks_exact(LANES);
     let mut gs = grads.chunks_exact(LANES);
@@ -203,15 +214,14 @@ pub(crate) fn parameter_backward_sum<F: LearnedFormula>(
             }
         }
     }
-    let mut sums = lanes.map(|lanes| lanes.iter().sum::<f32>());
+    *sums = lanes.map(|lanes| lanes.iter().sum::<f32>());
     for (&x, &grad) in xs.remainder().iter().zip(gs.remainder()) {
         let terms = F::parameter_backward(parameters, x, grad);
         for k in 0..MAX_PARAMETERS {
             sums[k] += terms[k];
         }
     }
-    sums
-}
+});
 
 // One run of one parameter row in a single pass over `x` and `grad`: `grad` becomes
 // `F::backward` in place (`x > 0` is false for NaN: a formula's selects decide, as in
