@@ -18,7 +18,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from torch_activations import MODULES, AconC, AprRelu, activation
+from torch_activations import MODULES, AconC, AprRelu, DyReluB, FRelu, MetaAconC, activation
 
 torch.manual_seed(20261123)
 torch.set_num_threads(1)
@@ -87,7 +87,7 @@ cases = [
 ]
 # Every other element-wise kind of scripts/torch_activations.py with its default parameters, so
 # a new activation needs only its MODULES entry (add a case above for other parameters).
-NOT_ELEMENTWISE = {"softmax", "log_softmax", "aprelu", "acon_c"}
+NOT_ELEMENTWISE = {"softmax", "log_softmax", "aprelu", "acon_c", "meta_acon", "dyrelu", "frelu"}
 covered = {case["name"] for case in cases}
 cases += [elementwise(kind) for kind in MODULES if kind not in covered | NOT_ELEMENTWISE]
 
@@ -172,6 +172,101 @@ for shape in ([3, 4, 5, 5], [6, 4]):
     cases.append({"name": "acon_c", "shape": shape, "params": before, "x": enc(x), "upstream": enc(w),
                   "y": enc(y), "grad": enc(x.grad),
                   "grad_params": {k: enc(getattr(m, k).grad) for k in ("p1", "p2", "beta")}})
+
+# SiLU with a learned beta per channel (random), on [N, C, H, W] and [N, C].
+for shape in ([3, 4, 2, 3], [6, 4]):
+    m = activation({"kind": "silu", "learnable": True, "per_channel": True}, 4)
+    with torch.no_grad():
+        m.learnable_beta.copy_(torch.rand(4) * 2.0 - 0.5)
+    beta = enc(m.learnable_beta)
+    x = (torch.randn(*shape) * 3.0).requires_grad_(True)
+    w = torch.randn(*shape)
+    y = m(x)
+    (y * w).sum().backward()
+    cases.append({"name": "silu_channels", "shape": shape, "x": enc(x), "beta": beta, "upstream": enc(w),
+                  "y": enc(y), "grad": enc(x.grad), "grad_beta": enc(m.learnable_beta.grad)})
+
+# Meta-ACON with random weights (r = 4: hidden max(4, 8/4) = 4) on [N, C, H, W] and [N, C], in
+# training and evaluation mode: every parameter's gradient and the running statistics.
+def meta_params(m):
+    out = {"p1": enc(m.acon.p1), "p2": enc(m.acon.p2)}
+    for name in ("fc1", "fc2"):
+        out[f"{name}_weight"] = enc(getattr(m, name).weight)
+        out[f"{name}_bias"] = enc(getattr(m, name).bias)
+    for name in ("bn1", "bn2"):
+        bn = getattr(m, name)
+        out[f"{name}_gamma"], out[f"{name}_beta"] = enc(bn.weight), enc(bn.bias)
+        out[f"{name}_running_mean"], out[f"{name}_running_var"] = enc(bn.running_mean), enc(bn.running_var)
+    return out
+
+
+for shape in ([4, 8, 3, 3], [6, 8]):
+    for mode in ("train", "eval"):
+        m = MetaAconC(8, r=4)
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(torch.randn_like(p) * 0.5)
+            for bn in (m.bn1, m.bn2):
+                bn.running_mean.copy_(torch.randn_like(bn.running_mean) * 0.3)
+                bn.running_var.copy_(torch.rand_like(bn.running_var) + 0.5)
+        before = meta_params(m)
+        m.train(mode == "train")
+        x = (torch.randn(*shape) * 2.0).requires_grad_(True)
+        w = torch.randn(*shape)
+        y = m(x)
+        (y * w).sum().backward()
+        after = meta_params(m)
+        grads = {"p1": enc(m.acon.p1.grad), "p2": enc(m.acon.p2.grad)}
+        for name in ("fc1", "fc2"):
+            grads[f"{name}_weight"] = enc(getattr(m, name).weight.grad)
+            grads[f"{name}_bias"] = enc(getattr(m, name).bias.grad)
+        for name in ("bn1", "bn2"):
+            grads[f"{name}_gamma"] = enc(getattr(m, name).weight.grad)
+            grads[f"{name}_beta"] = enc(getattr(m, name).bias.grad)
+        cases.append({"name": "meta_acon", "mode": mode, "reduction": 4, "shape": shape,
+                      "params": before, "x": enc(x), "upstream": enc(w), "y": enc(y),
+                      "grad": enc(x.grad), "grad_params": grads,
+                      "running_after": {k: after[k] for k in after if "running" in k}})
+
+# DyReLU-B with random weights (reduction 2) on [N, C, H, W] and [N, C]: value, input gradient
+# and the four weight and bias gradients.
+for shape in ([4, 6, 3, 3], [5, 6]):
+    m = DyReluB(6, reduction=2)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+    before = {f"{n}_{k}": enc(getattr(getattr(m, n), k)) for n in ("fc1", "fc2") for k in ("weight", "bias")}
+    x = (torch.randn(*shape) * 2.0).requires_grad_(True)
+    w = torch.randn(*shape)
+    y = m(x)
+    (y * w).sum().backward()
+    grads = {f"{n}_{k}": enc(getattr(getattr(m, n), k).grad) for n in ("fc1", "fc2") for k in ("weight", "bias")}
+    cases.append({"name": "dyrelu", "reduction": 2, "shape": shape, "params": before, "x": enc(x),
+                  "upstream": enc(w), "y": enc(y), "grad": enc(x.grad), "grad_params": grads})
+
+# FReLU with random weights on [N, C, H, W], in training and evaluation mode (ties and their
+# half-and-half gradient are checked by the unit tests of frelu.rs).
+for mode in ("train", "eval"):
+    m = FRelu(3)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+        m.bn_frelu.running_mean.copy_(torch.randn(3) * 0.3)
+        m.bn_frelu.running_var.copy_(torch.rand(3) + 0.5)
+    before = {"conv_weight": enc(m.conv_frelu.weight), "conv_bias": enc(m.conv_frelu.bias),
+              "bn_gamma": enc(m.bn_frelu.weight), "bn_beta": enc(m.bn_frelu.bias),
+              "bn_running_mean": enc(m.bn_frelu.running_mean), "bn_running_var": enc(m.bn_frelu.running_var)}
+    m.train(mode == "train")
+    x = torch.randn(4, 3, 5, 6).requires_grad_(True)
+    w = torch.randn(4, 3, 5, 6)
+    y = m(x)
+    (y * w).sum().backward()
+    grads = {"conv_weight": enc(m.conv_frelu.weight.grad), "conv_bias": enc(m.conv_frelu.bias.grad),
+             "bn_gamma": enc(m.bn_frelu.weight.grad), "bn_beta": enc(m.bn_frelu.bias.grad)}
+    cases.append({"name": "frelu", "mode": mode, "shape": [4, 3, 5, 6], "params": before, "x": enc(x),
+                  "upstream": enc(w), "y": enc(y), "grad": enc(x.grad), "grad_params": grads,
+                  "running_after": {"bn_running_mean": enc(m.bn_frelu.running_mean),
+                                    "bn_running_var": enc(m.bn_frelu.running_var)}})
 
 doc = {"generator": "scripts/golden.py", "torch": torch.__version__, "grid": enc(GRID), "cases": cases}
 with open(OUT, "w") as f:

@@ -11,17 +11,22 @@ import torch.nn.functional as F
 
 
 class Silu(nn.Module):
-    """x * sigmoid(beta * x), beta fixed or learned (`learnable_beta`)."""
+    """x * sigmoid(beta * x), beta fixed or learned (`learnable_beta`: one, or one per channel of
+    dim 1 with `per_channel`)."""
 
-    def __init__(self, beta=1.0, learnable=False):
+    def __init__(self, beta=1.0, learnable=False, per_channel=False, channels=1):
         super().__init__()
         self.beta = beta
         if learnable:
-            self.learnable_beta = nn.Parameter(torch.tensor([float(beta)]))
+            count = channels if per_channel else 1
+            self.learnable_beta = nn.Parameter(torch.full((count,), float(beta)))
 
     def forward(self, x):
         if hasattr(self, "learnable_beta"):
-            return x * torch.sigmoid(self.learnable_beta * x)
+            beta = self.learnable_beta
+            if beta.numel() > 1:
+                beta = beta.reshape((1, -1) + (1,) * (x.dim() - 2))
+            return x * torch.sigmoid(beta * x)
         if self.beta == 1.0:
             return F.silu(x)
         return x * torch.sigmoid(self.beta * x)
@@ -68,6 +73,71 @@ class AconC(nn.Module):
         return (p1 * x - p2 * x) * torch.sigmoid(beta * (p1 * x - p2 * x)) + p2 * x
 
 
+class MetaAconC(nn.Module):
+    """Ma et al.'s Meta-ACON, the reference for crates/activations/src/meta_acon.rs: the
+    authors' `MetaAconC` (github.com/nmaac/acon, acon.py), with its 1x1 convolutions on the
+    pooled [N, C, 1, 1] written as the equal linears on [N, C], and [N, C] inputs accepted
+    (their channel means are themselves)."""
+
+    def __init__(self, width, r=16, init="normal", momentum=0.1, epsilon=1e-5):
+        super().__init__()
+        hidden = max(r, width // r)
+        self.fc1 = nn.Linear(width, hidden)
+        self.bn1 = nn.BatchNorm1d(hidden, eps=epsilon, momentum=momentum)
+        self.fc2 = nn.Linear(hidden, width)
+        self.bn2 = nn.BatchNorm1d(width, eps=epsilon, momentum=momentum)
+        self.acon = AconC(width, init)
+
+    def forward(self, x):
+        dims = tuple(range(2, x.dim()))
+        means = x.mean(dims) if dims else x
+        beta = torch.sigmoid(self.bn2(self.fc2(self.bn1(self.fc1(means)))))
+        shape = beta.shape + (1,) * len(dims)
+        p1, p2 = (t.reshape((1, -1) + (1,) * len(dims)) for t in (self.acon.p1, self.acon.p2))
+        beta = beta.reshape(shape)
+        return (p1 * x - p2 * x) * torch.sigmoid(beta * (p1 * x - p2 * x)) + p2 * x
+
+
+class DyReluB(nn.Module):
+    """Chen et al.'s Dynamic ReLU, variant B (ECCV 2020), the reference for
+    crates/activations/src/dyrelu.rs: `DyReLUB` of github.com/Islanna/DynamicReLU (K = 2,
+    lambdas [1, 1, 0.5, 0.5], init_v [1, 0, 0, 0]), for any [N, C, ...] input."""
+
+    def __init__(self, channels, reduction=4, k=2):
+        super().__init__()
+        self.channels, self.k = channels, k
+        self.fc1 = nn.Linear(channels, channels // reduction)
+        self.fc2 = nn.Linear(channels // reduction, 2 * k * channels)
+        self.register_buffer("lambdas", torch.tensor([1.0] * k + [0.5] * k))
+        self.register_buffer("init_v", torch.tensor([1.0] + [0.0] * (2 * k - 1)))
+
+    def forward(self, x):
+        dims = tuple(range(2, x.dim()))
+        theta = x.mean(dims) if dims else x
+        theta = 2 * torch.sigmoid(self.fc2(F.relu(self.fc1(theta)))) - 1
+        coefs = theta.view(-1, self.channels, 2 * self.k) * self.lambdas + self.init_v
+        # [N, C, ...] -> [..., N, C, 1]: broadcast against [N, C, K]
+        perm = tuple(range(2, x.dim())) + (0, 1)
+        x_perm = x.permute(*perm).unsqueeze(-1)
+        output = x_perm * coefs[:, :, :self.k] + coefs[:, :, self.k:]
+        back = (x.dim() - 2, x.dim() - 1) + tuple(range(x.dim() - 2))
+        return torch.max(output, dim=-1)[0].permute(*back)
+
+
+class FRelu(nn.Module):
+    """Ma et al.'s funnel activation (ECCV 2020), the reference for
+    crates/activations/src/frelu.rs: the authors' `FReLU` (github.com/megvii-model/FunnelAct),
+    max(x, BN(depthwise 3x3 conv(x)))."""
+
+    def __init__(self, in_channels):
+        super().__init__()
+        self.conv_frelu = nn.Conv2d(in_channels, in_channels, 3, 1, 1, groups=in_channels)
+        self.bn_frelu = nn.BatchNorm2d(in_channels)
+
+    def forward(self, x):
+        return torch.max(x, self.bn_frelu(self.conv_frelu(x)))
+
+
 class Softmax(nn.Module):
     """nn.Softmax with the registry's default dim (-1)."""
 
@@ -93,7 +163,8 @@ MODULES = {
     "selu": lambda p, c: nn.SELU(),
     "celu": lambda p, c: nn.CELU(p.get("alpha", 1.0)),
     "gelu": lambda p, c: nn.GELU(approximate=p.get("approximate", "none")),
-    "silu": lambda p, c: Silu(p.get("beta", 1.0), p.get("learnable", False)),
+    "silu": lambda p, c: Silu(p.get("beta", 1.0), p.get("learnable", False),
+                              p.get("per_channel", False), c),
     "mish": lambda p, c: nn.Mish(),
     "softplus": lambda p, c: nn.Softplus(p.get("beta", 1.0), p.get("threshold", 20.0)),
     "softsign": lambda p, c: nn.Softsign(),
@@ -108,6 +179,10 @@ MODULES = {
     "aprelu": lambda p, c: AprRelu(c, p.get("reduction", 1), p.get("momentum", 0.1),
                                    p.get("epsilon", 1e-5)),
     "acon_c": lambda p, c: AconC(c, p.get("init", "normal"), p.get("beta", 1.0)),
+    "dyrelu": lambda p, c: DyReluB(c, p.get("reduction", 4)),
+    "frelu": lambda p, c: FRelu(c),
+    "meta_acon": lambda p, c: MetaAconC(c, p.get("reduction", 16), p.get("init", "normal"),
+                                        p.get("momentum", 0.1), p.get("epsilon", 1e-5)),
 }
 ALIASES = {"swish": "silu"}
 

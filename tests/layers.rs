@@ -311,7 +311,11 @@ fn a_circle_is_found() {
         .collect();
     let edges = edges(&modules);
     assert_eq!(edges["d"], BTreeSet::from(["a".into(), "b::c".into()]));
-    assert!(edges.get("d::e").is_none_or(BTreeSet::is_empty), "{:?}", edges.get("d::e"));
+    assert!(
+        edges.get("d::e").is_none_or(BTreeSet::is_empty),
+        "{:?}",
+        edges.get("d::e")
+    );
     let circle = find_circle(&edges, "").expect("a → b → b::c → a");
     assert_eq!(circle.first(), circle.last());
     assert_eq!(circle.len(), 4, "{circle:?}");

@@ -227,7 +227,7 @@ fn split<const D: usize>(input: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
 }
 
 /// `[N, C, ...] → [N, C]`, the mean over every dim after the channels.
-fn spatial_mean<const D: usize>(x: Tensor<D>) -> Tensor<2> {
+pub(crate) fn spatial_mean<const D: usize>(x: Tensor<D>) -> Tensor<2> {
     let dims = x.dims();
     let (n, c) = (dims[0], dims[1]);
     if D == 2 {

@@ -53,6 +53,18 @@ pub trait ActivationKind: Sized {
     /// Checks the parameters, with a message that names the parameter and the reason.
     fn validate(config: &Self::Config) -> Result<(), InvalidConfig>;
 
+    /// Checks the parameters against a slot with `channels` channels whose input is `spatial`
+    /// (`[N, C, H, W]`, a convolution's) or not (`[N, C]`, a dense layer's), e.g. a reduction
+    /// that would leave no hidden unit. Models call it when they validate. Default: any slot.
+    fn check_slot(
+        config: &Self::Config,
+        channels: usize,
+        spatial: bool,
+    ) -> Result<(), InvalidConfig> {
+        let _ = (config, channels, spatial);
+        Ok(())
+    }
+
     /// Builds the module for a slot with `channels` channels (dim 1 of its input).
     fn from_config(config: &Self::Config, channels: usize, device: &Device) -> Self;
 

@@ -79,4 +79,7 @@ registry::registry! {
     log_softmax: LogSoftmax(SoftmaxConfig) => LogSoftmax,
     aprelu: Aprelu(AprReluConfig) => AprRelu,
     acon_c: AconC(AconCConfig) => AconC,
+    meta_acon: MetaAcon(MetaAconConfig) => MetaAconC,
+    dyrelu: Dyrelu(DyReluConfig) => DyRelu,
+    frelu: Frelu => FRelu,
 }

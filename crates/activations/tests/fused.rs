@@ -31,12 +31,13 @@ fn assert_close(what: &str, actual: &[f32], expected: &[f32]) {
 
 /// Every configuration with a kernel, with parameters away from the defaults too.
 fn configs() -> Vec<ActivationConfig> {
-    // APReLU initialises randomly, so two `init`s differ: `aprelu_matches_its_composite_*`
-    // compares one module on both paths.
+    // APReLU, Meta-ACON, DyReLU and ACON-C (by default) initialise randomly, so two `init`s
+    // differ: `aprelu_matches_its_composite_*` and the unit tests of Meta-ACON and DyReLU
+    // compare one module on both paths, ACON-C runs with its deterministic `init = "swish"`.
     let mut list: Vec<ActivationConfig> = ActivationConfig::catalog()
         .into_iter()
         .filter(ActivationConfig::has_fused_kernel)
-        .filter(|c| c.name() != "aprelu")
+        .filter(|c| !["aprelu", "acon_c", "meta_acon", "dyrelu"].contains(&c.name()))
         .collect();
     for extra in [
         r#"kind = "gelu"
@@ -52,6 +53,13 @@ beta = 2.0
 threshold = 5.0"#,
         r#"kind = "leaky_relu"
 negative_slope = -0.3"#,
+        r#"kind = "acon_c"
+init = "swish"
+beta = 1.5"#,
+        r#"kind = "silu"
+beta = 0.8
+learnable = true
+per_channel = true"#,
     ] {
         list.push(toml::from_str(extra).unwrap());
     }
@@ -106,9 +114,10 @@ fn check_every_pointwise_op(device: Device, at_least: usize) {
     let mut checked = 0;
     for config in list {
         let Some(op) = config.init(6, &device).pointwise() else {
-            // PReLU's slope is learnt, RReLU's drawn at random in training.
+            // Learned parameters (PReLU, ACON-C, a learned β) take the channel-wise kernel;
+            // RReLU's slope is drawn at random in training.
             assert!(
-                ["prelu", "rrelu"].contains(&config.name()),
+                config.is_learnable() || config.name() == "rrelu",
                 "{config:?}: no op"
             );
             continue;

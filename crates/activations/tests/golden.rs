@@ -10,11 +10,14 @@ use std::collections::BTreeMap;
 use actlab_activations::burn::module::{Module, Param};
 use actlab_activations::burn::nn::Linear;
 use actlab_activations::burn::tensor::{Device, Tensor};
-use actlab_activations::{AconC, Activation, ActivationConfig, AprRelu, AprReluConfig, PRelu};
+use actlab_activations::{Activation, ActivationConfig, AprRelu, AprReluConfig, PRelu};
 use serde_json::Value;
 
 mod common;
 use common::{ABS, REL, decode, fixture, shape, tensor, to_vec};
+#[path = "golden/learned.rs"]
+mod learned;
+use learned::{run_acon_c, run_dyrelu, run_frelu, run_meta_acon, run_silu_channels};
 
 /// APReLU's parameter gradients are sums over a batch through training-mode BatchNorm; some are
 /// exactly 0 in exact arithmetic (a bias right before a BatchNorm) and come out of both
@@ -194,47 +197,6 @@ fn run_prelu<const D: usize>(case: &Value, device: &Device, errors: &mut Errors)
     );
 }
 
-fn run_acon_c<const D: usize>(case: &Value, device: &Device, errors: &mut Errors) {
-    let dims = shape(&case["shape"]);
-    let param = |key: &str| {
-        let values = decode(&case["params"][key]);
-        Param::from_tensor(tensor(&values, &[values.len()], device))
-    };
-    let acon = AconC {
-        p1: param("p1"),
-        p2: param("p2"),
-        beta: param("beta"),
-    };
-    let x: Tensor<D> = tensor(&decode(&case["x"]), &dims, device).require_grad();
-    let upstream: Tensor<D> = tensor(&decode(&case["upstream"]), &dims, device);
-    let y = acon.forward(x.clone());
-    let grads = (y.clone() * upstream).sum().backward();
-    let label = format!("acon_c {dims:?}");
-    errors.compare(
-        &format!("{label} value"),
-        None,
-        &to_vec(y),
-        &decode(&case["y"]),
-    );
-    let grad = to_vec(x.grad(&grads).unwrap());
-    errors.compare(
-        &format!("{label} grad"),
-        None,
-        &grad,
-        &decode(&case["grad"]),
-    );
-    for (name, parameter) in [("p1", &acon.p1), ("p2", &acon.p2), ("beta", &acon.beta)] {
-        let expected = decode(&case["grad_params"][name]);
-        // Sums over the batch: compared on the scale of the largest finite term.
-        let scale = expected
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold(1.0f64, |m, v| m.max(v.abs() as f64));
-        let actual = to_vec(parameter.val().grad(&grads).unwrap());
-        errors.compare_scaled(&format!("{label} {name} grad"), &actual, &expected, scale);
-    }
-}
-
 /// A `Linear` from PyTorch's `[out, in]` weight.
 fn linear(weight: &[f32], bias: &[f32], device: &Device) -> Linear {
     let out = bias.len();
@@ -383,6 +345,7 @@ fn check_all(device: Device, backend: &str) {
         let name = case["name"].as_str().unwrap();
         let key = match name {
             "prelu_channels" => "prelu".to_string(),
+            "silu_channels" => "silu".to_string(),
             _ => name.to_string(),
         };
         let errors = table.entry(key).or_default();
@@ -400,6 +363,19 @@ fn check_all(device: Device, backend: &str) {
                 run_acon_c::<4>(case, &device, errors)
             }
             "acon_c" => run_acon_c::<2>(case, &device, errors),
+            "silu_channels" if case["shape"].as_array().unwrap().len() == 4 => {
+                run_silu_channels::<4>(case, &device, errors)
+            }
+            "silu_channels" => run_silu_channels::<2>(case, &device, errors),
+            "meta_acon" if case["shape"].as_array().unwrap().len() == 4 => {
+                run_meta_acon::<4>(case, &device, errors)
+            }
+            "meta_acon" => run_meta_acon::<2>(case, &device, errors),
+            "dyrelu" if case["shape"].as_array().unwrap().len() == 4 => {
+                run_dyrelu::<4>(case, &device, errors)
+            }
+            "dyrelu" => run_dyrelu::<2>(case, &device, errors),
+            "frelu" => run_frelu(case, &device, errors),
             _ => check_elementwise(case, &grid, &device, errors),
         }
     }

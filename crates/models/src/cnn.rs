@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::mlp::{DenseBlock, dense_stack};
 use crate::slots::{
-    check_activations, check_dropout, check_widths, is_selu, lecun_normal, slot_activations,
+    check_activations, check_dropout, check_slots, check_widths, is_selu, lecun_normal,
+    slot_activations, slot_key,
 };
 use crate::{ConfigError, IMAGE_SIZE, Tap, kernels};
 
@@ -97,6 +98,10 @@ impl CnnConfig {
         check_activations("activation", std::slice::from_ref(&self.activation))?;
         check_activations("conv_activations", &self.conv_slots()?)?;
         check_activations("hidden_activations", &self.hidden_slots()?)?;
+        let conv_key = slot_key(&self.conv_activations, "conv_activations");
+        check_slots(conv_key, &self.conv_slots()?, &self.channels, true)?;
+        let hidden_key = slot_key(&self.hidden_activations, "hidden_activations");
+        check_slots(hidden_key, &self.hidden_slots()?, &self.hidden, false)?;
         Ok(())
     }
 

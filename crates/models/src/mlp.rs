@@ -5,7 +5,8 @@ use activations::{Activation, ActivationConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::slots::{
-    check_activations, check_dropout, check_widths, dense, dropout_for, is_selu, slot_activations,
+    check_activations, check_dropout, check_slots, check_widths, dense, dropout_for, is_selu,
+    slot_activations, slot_key,
 };
 use crate::{AlphaDropout, ConfigError, IMAGE_SIZE, NUM_CLASSES, Tap};
 
@@ -53,6 +54,8 @@ impl MlpConfig {
         check_dropout(self.dropout)?;
         check_activations("activation", std::slice::from_ref(&self.activation))?;
         check_activations("hidden_activations", &self.slots()?)?;
+        let key = slot_key(&self.hidden_activations, "hidden_activations");
+        check_slots(key, &self.slots()?, &self.hidden, false)?;
         Ok(())
     }
 

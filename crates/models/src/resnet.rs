@@ -5,7 +5,7 @@ use activations::burn::tensor::{Device, Tensor};
 use activations::{Activation, ActivationConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::slots::{check_activations, check_widths, slot_activations};
+use crate::slots::{check_activations, check_slots, check_widths, slot_activations, slot_key};
 use crate::{ConfigError, IMAGE_SIZE, NUM_CLASSES, Tap, kernels};
 
 /// A pre-activation residual network (He et al., "Identity Mappings in Deep Residual
@@ -89,6 +89,15 @@ impl ResnetConfig {
         }
         check_activations("activation", std::slice::from_ref(&self.activation))?;
         check_activations("stage_activations", &self.stage_slots()?)?;
+        // A stage's first block sees the previous width, its others the stage's: the narrower.
+        let narrowest: Vec<usize> = std::iter::once(self.stem)
+            .chain(self.stages.iter().copied())
+            .collect::<Vec<_>>()
+            .windows(2)
+            .map(|pair| pair[0].min(pair[1]))
+            .collect();
+        let key = slot_key(&self.stage_activations, "stage_activations");
+        check_slots(key, &self.stage_slots()?, &narrowest, true)?;
         Ok(())
     }
 

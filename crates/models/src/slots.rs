@@ -81,12 +81,43 @@ pub(crate) fn check_widths(key: &str, widths: &[usize]) -> Result<(), ConfigErro
     Ok(())
 }
 
+/// Checks each slot's activation against its slot: `widths[i]` channels, the output of a
+/// convolution (`spatial`) or of a dense layer. `key` is the list's when the user gave one,
+/// else `activation`'s.
+pub(crate) fn check_slots(
+    key: &str,
+    list: &[ActivationConfig],
+    widths: &[usize],
+    spatial: bool,
+) -> Result<(), ConfigError> {
+    for (activation, &channels) in list.iter().zip(widths) {
+        activation
+            .check_slot(channels, spatial)
+            .map_err(|invalid| ConfigError::new(key, invalid.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The key to name in a slot's error: the override list's when there is one.
+pub(crate) fn slot_key<'a>(
+    overrides: &Option<Vec<ActivationConfig>>,
+    list_key: &'a str,
+) -> &'a str {
+    if overrides.is_some() {
+        list_key
+    } else {
+        "activation"
+    }
+}
+
 pub(crate) fn check_activations(key: &str, list: &[ActivationConfig]) -> Result<(), ConfigError> {
     for activation in list {
         activation
             .validate()
             .map_err(|invalid| ConfigError::new(key, invalid.to_string()))?;
-        if !activation.is_elementwise() && !matches!(activation, ActivationConfig::Aprelu(_)) {
+        // Not element-wise and not learned: softmax and log-softmax. The learned kinds that are
+        // not element-wise (APReLU, Meta-ACON) compute per-sample parameters from their input.
+        if !activation.is_elementwise() && !activation.is_learnable() {
             return Err(ConfigError::new(
                 key,
                 format!(

@@ -28,7 +28,9 @@ fn images(n: usize) -> Tensor<4> {
 fn hidden_kinds() -> Vec<ActivationConfig> {
     ActivationConfig::catalog()
         .into_iter()
-        .filter(|a| a.is_elementwise() || matches!(a, ActivationConfig::Aprelu(_)))
+        // Softmax and log-softmax are for output layers; learned kinds that are not
+        // element-wise (APReLU, Meta-ACON, DyReLU) take any hidden slot.
+        .filter(|a| a.is_elementwise() || a.is_learnable())
         .collect()
 }
 
@@ -41,18 +43,26 @@ fn default_cnn_has_the_reference_parameter_count() {
 #[test]
 fn cnn_and_mlp_run_with_every_activation_kind() {
     for activation in hidden_kinds() {
-        for mut config in [
-            ModelConfig::Cnn(CnnConfig {
-                channels: vec![4, 8],
-                hidden: vec![16],
-                ..Default::default()
-            }),
-            ModelConfig::Mlp(actlab_models::MlpConfig {
+        let mut configs = vec![ModelConfig::Cnn(CnnConfig {
+            channels: vec![4, 8],
+            hidden: vec![16],
+            ..Default::default()
+        })];
+        // A kind for convolutional slots alone (FReLU) goes in the CNN's conv slots only.
+        let dense_too = activation.check_slot(16, false).is_ok();
+        if dense_too {
+            configs.push(ModelConfig::Mlp(actlab_models::MlpConfig {
                 hidden: vec![16, 8],
                 ..Default::default()
-            }),
-        ] {
-            config.set_activation(activation.clone());
+            }));
+        }
+        for mut config in configs {
+            match (&mut config, dense_too) {
+                (ModelConfig::Cnn(cnn), false) => {
+                    cnn.conv_activations = Some(vec![activation.clone(), activation.clone()]);
+                }
+                _ => config.set_activation(activation.clone()),
+            }
             let model = config.init(&device());
             let out = model.forward_with_taps(images(3));
             assert_eq!(out.logits.dims(), [3, 10], "{activation}");
@@ -66,6 +76,23 @@ fn cnn_and_mlp_run_with_every_activation_kind() {
             assert_eq!(model.forward(three_d).dims(), [2, 10]);
         }
     }
+}
+
+/// FReLU's condition is a 3×3 convolution: a dense slot is refused, naming the key and where
+/// it can go instead.
+#[test]
+fn frelu_in_a_dense_slot_is_refused() {
+    let error = parse("[model]\nkind = \"mlp\"\nactivation = \"frelu\"").unwrap_err();
+    assert!(
+        error.contains("activation")
+            && error.contains("frelu")
+            && error.contains("conv_activations"),
+        "{error}"
+    );
+    let error = parse("[model]\nchannels = [8]\nhidden_activations = [\"frelu\"]").unwrap_err();
+    assert!(error.contains("hidden_activations"), "{error}");
+    let config = parse("[model]\nchannels = [8]\nconv_activations = [\"frelu\"]").unwrap();
+    assert_eq!(config.init(&device()).forward(images(2)).dims(), [2, 10]);
 }
 
 #[test]
@@ -183,6 +210,36 @@ fn unknown_keys_and_activations_are_named_with_the_choices() {
             && error.contains("resnet"),
         "{error}"
     );
+}
+
+/// A slot too narrow for an activation's parameters names the key the user wrote (the
+/// activation, or the override list) and the largest value that fits.
+#[test]
+fn a_reduction_wider_than_a_slot_is_refused_with_its_key() {
+    let error =
+        parse("[model]\nchannels = [8, 16]\nactivation = { kind = \"dyrelu\", reduction = 12 }")
+            .unwrap_err();
+    assert!(
+        error.contains("activation")
+            && error.contains("dyrelu.reduction")
+            && error.contains("at most 8"),
+        "{error}"
+    );
+    let error = parse(
+        "[model]\nkind = \"mlp\"\nhidden = [32, 4]\n\
+         hidden_activations = [\"relu\", { kind = \"dyrelu\", reduction = 8 }]",
+    )
+    .unwrap_err();
+    assert!(
+        error.contains("hidden_activations") && error.contains("at most 4"),
+        "{error}"
+    );
+    let error = parse(
+        "[model]\nkind = \"resnet\"\nstem = 4\nstages = [16]\n\
+         activation = { kind = \"dyrelu\", reduction = 8 }",
+    )
+    .unwrap_err();
+    assert!(error.contains("at most 4"), "{error}");
 }
 
 #[test]

@@ -156,6 +156,24 @@ macro_rules! registry {
                 }
             }
 
+            /// Checks the parameters against a slot with `channels` channels, `spatial` or dense
+            /// ([`ActivationKind::check_slot`](crate::ActivationKind::check_slot)).
+            pub fn check_slot(
+                &self,
+                channels: usize,
+                spatial: bool,
+            ) -> Result<(), $crate::InvalidConfig> {
+                match self {
+                    $(Self::$variant $(($crate::registry::bind_config!($config, config)))? => {
+                        <$module as $crate::kind::ActivationKind>::check_slot(
+                            $crate::registry::config_or_unit!($([$config] config)?),
+                            channels,
+                            spatial,
+                        )
+                    })*
+                }
+            }
+
             /// Builds the module for a slot with `channels` channels (dim 1 of its input):
             /// PReLU with `per_channel` and APReLU use it, the others ignore it.
             ///
@@ -278,7 +296,10 @@ mod tests {
     #[test]
     fn bounded_means_the_output_stays_small_at_large_inputs() {
         use crate::test_util::{device, to_vec};
-        for config in ActivationConfig::catalog() {
+        // Kinds for convolutional slots alone (FReLU: refused by every dense slot, however
+        // wide) take no [N, C] input.
+        let dense = |config: &ActivationConfig| config.check_slot(usize::MAX, false).is_ok();
+        for config in ActivationConfig::catalog().into_iter().filter(dense) {
             let activation = config.init(2, &device());
             let x = Tensor::<2>::from_data([[1e4f32, -1e4], [-1e4, 1e4]], &device());
             let largest = to_vec(activation.forward(x))
@@ -387,8 +408,11 @@ mod tests {
                 [2, 3, 4, 4],
                 "{config}"
             );
-            let x2 = Tensor::<2>::ones([2, 3], &device);
-            assert_eq!(activation.forward(x2).dims(), [2, 3], "{config}");
+            // Kinds for convolutional slots alone (FReLU) take [N, C, H, W] only.
+            if config.check_slot(usize::MAX, false).is_ok() {
+                let x2 = Tensor::<2>::ones([2, 3], &device);
+                assert_eq!(activation.forward(x2).dims(), [2, 3], "{config}");
+            }
             assert_eq!(
                 activation.derivative(x4).is_some(),
                 config.is_elementwise(),

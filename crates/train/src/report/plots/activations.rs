@@ -27,7 +27,9 @@ pub fn activation_curve(config: &ActivationConfig, xs: &[f32]) -> (Vec<f32>, Opt
     (f, df)
 }
 
-/// The activations that are functions of one value (softmax and log-softmax are left out).
+/// The activations that are functions of one value: softmax and log-softmax (across units)
+/// and the kinds for convolutional slots alone (FReLU, whose condition is a neighbourhood) are
+/// left out.
 pub fn plottable(activations: &[ActivationConfig]) -> Vec<ActivationConfig> {
     activations
         .iter()
@@ -35,7 +37,7 @@ pub fn plottable(activations: &[ActivationConfig]) -> Vec<ActivationConfig> {
             !matches!(
                 a,
                 ActivationConfig::Softmax(_) | ActivationConfig::LogSoftmax(_)
-            )
+            ) && a.check_slot(usize::MAX, false).is_ok()
         })
         .cloned()
         .collect()
@@ -131,7 +133,12 @@ mod tests {
         assert_eq!(f[2], 3.0, "positive inputs pass unchanged");
         assert!(df.is_none(), "APReLU is not element-wise");
         let all = plottable(&ActivationConfig::catalog());
-        assert_eq!(all.len(), ActivationConfig::catalog().len() - 2);
+        let left_out: Vec<String> = ActivationConfig::catalog()
+            .iter()
+            .filter(|a| !all.contains(a))
+            .map(|a| a.name().to_string())
+            .collect();
+        assert_eq!(left_out, ["softmax", "log_softmax", "frelu"]);
     }
 
     #[test]

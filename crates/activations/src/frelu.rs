@@ -1,0 +1,148 @@
+use crate::InvalidConfig;
+use crate::fused::Pointwise;
+use crate::kind::ActivationKind;
+use burn::module::Module;
+use crate::aprelu::BatchNorm1d;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::{Device, Tensor};
+
+/// Funnel activation, FReLU (Ma et al., "Funnel Activation for Visual Recognition", ECCV 2020):
+/// ReLU's `max(x, 0)` with the 0 replaced by a spatial condition of the neighbourhood.
+///
+/// ```text
+/// T(x) = BN(depthwise 3×3 conv(x))          one 3×3 filter per channel, padding 1, with bias
+/// f(x) = max(x, T(x))
+/// ```
+///
+/// As the authors' `FReLU` (`megvii-model/FunnelAct`): the convolution with PyTorch's default
+/// initialisation, then PyTorch's `BatchNorm2d` (momentum 0.1, ε = 1e-5, running variance
+/// unbiased). `torch.max(x, T)` sends half the
+/// gradient to each side where they tie, and so does this module. Only for convolutional slots
+/// (`[N, C, H, W]`): the models refuse it in dense slots
+/// ([`ActivationKind::check_slot`]). `activation = "frelu"`: it has no parameters to set.
+#[derive(Module, Debug)]
+pub struct FRelu {
+    /// The depthwise 3×3 convolution (`groups = C`).
+    pub conv: Conv2d,
+    /// The BatchNorm after it, over `N·H·W` values per channel: PyTorch's `BatchNorm2d`
+    /// (Burn's `BatchNorm` updates the running variance with the biased estimate).
+    pub norm: BatchNorm1d,
+}
+
+/// Refuses a dense slot: the condition is a 3×3 convolution.
+fn check_slot(spatial: bool) -> Result<(), InvalidConfig> {
+    if !spatial {
+        return Err(InvalidConfig::new(
+            "frelu",
+            "needs a convolutional slot ([N, C, H, W]): its condition is a 3×3 convolution; use \
+             it in conv_activations (CNN) or a ResNet, and another kind in dense slots",
+        ));
+    }
+    Ok(())
+}
+
+impl FRelu {
+    /// Builds the module for inputs with `channels` channels (the authors' initialisation:
+    /// PyTorch's defaults, which Burn's `Conv2d` follows; γ = 1, β = 0).
+    pub fn new(channels: usize, device: &Device) -> Self {
+        assert!(channels > 0, "FReLU needs at least one channel");
+        Self {
+            conv: Conv2dConfig::new([channels, channels], [3, 3])
+                .with_groups(channels)
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
+            norm: BatchNorm1d::new(channels, 0.1, 1e-5, device),
+        }
+    }
+}
+
+impl FRelu {
+    /// The condition `T(x)` of `[N, C, H, W]`.
+    pub fn condition(&self, input: Tensor<4>) -> Tensor<4> {
+        let convolved = self.conv.forward(input);
+        let [n, c, h, w] = convolved.dims();
+        let rows = convolved.permute([0, 2, 3, 1]).reshape([n * h * w, c]);
+        let normalised = self.norm.forward(rows);
+        normalised.reshape([n, h, w, c]).permute([0, 3, 1, 2])
+    }
+
+    /// Applies FReLU to `[N, C, H, W]`.
+    ///
+    /// # Panics
+    /// When the input is not `[N, C, H, W]` with the module's channels.
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let dims = input.dims();
+        let channels = self.conv.weight.dims()[0];
+        assert!(
+            D == 4 && dims[1] == channels,
+            "FReLU takes [N, {channels}, H, W] (a convolution's output), got shape {dims:?}"
+        );
+        let x: Tensor<4> = input.reshape([dims[0], dims[1], dims[2], dims[3]]);
+        let condition = self.condition(x.clone());
+        maximum(x, condition).reshape(dims)
+    }
+}
+
+/// `torch.maximum(a, b)` with its gradient: all to the larger, half to each on a tie.
+fn maximum(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    let middle = (a.clone() + b.clone()).mul_scalar(0.5);
+    let a_wins = a.clone().greater(b.clone());
+    let b_wins = a.clone().lower(b.clone());
+    middle.mask_where(b_wins, b).mask_where(a_wins, a)
+}
+
+impl ActivationKind for FRelu {
+    const KIND: &'static str = "frelu";
+    const ALIASES: &'static [&'static str] = &[];
+    const DESCRIPTION: &'static str =
+        "funnel ReLU: max(x, BN(depthwise 3×3 conv(x))), a spatial condition (conv slots only)";
+    const BOUNDED: bool = false;
+    const ELEMENTWISE: bool = false;
+    type Config = ();
+    fn validate(_: &()) -> Result<(), InvalidConfig> {
+        Ok(())
+    }
+    fn check_slot(_: &(), _: usize, spatial: bool) -> Result<(), InvalidConfig> {
+        check_slot(spatial)
+    }
+    fn from_config(_: &(), channels: usize, device: &Device) -> Self {
+        Self::new(channels, device)
+    }
+    fn has_fused_kernel(_: &()) -> bool {
+        false
+    }
+    fn is_learnable(_: &()) -> bool {
+        true
+    }
+    fn formula(&self) -> Option<Pointwise> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::*;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn ties_split_the_gradient_as_torch_maximum() {
+        let a = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0], [1, 1, 1, 3]), &device())
+            .require_grad();
+        let b = Tensor::<4>::from_data(TensorData::new(vec![2.0f32, 2.0, 1.0], [1, 1, 1, 3]), &device())
+            .require_grad();
+        let y = maximum(a.clone(), b.clone());
+        assert_close(&to_vec(y.clone()), &[2.0, 2.0, 3.0]);
+        let grads = y.sum().backward();
+        assert_close(&to_vec(a.grad(&grads).unwrap()), &[0.0, 0.5, 1.0]);
+        assert_close(&to_vec(b.grad(&grads).unwrap()), &[1.0, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn dense_slots_are_refused() {
+        let error = check_slot(false).unwrap_err().to_string();
+        assert!(error.contains("frelu") && error.contains("conv_activations"), "{error}");
+        assert!(check_slot(true).is_ok());
+    }
+}
