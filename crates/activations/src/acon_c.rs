@@ -1,6 +1,6 @@
 use crate::InvalidConfig;
 use crate::fused::{self, Channelwise, Pointwise, Real, formula::formula};
-use crate::kind::{ActivationKind, channelwise_derivative};
+use crate::kind::{ActivationKind, channelwise_derivative, host_values};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor, activation::sigmoid};
 use serde::{Deserialize, Serialize};
@@ -207,6 +207,12 @@ impl ActivationKind for AconC {
         (self.channels() == 1 || self.channels() == channels)
             .then(|| (Channelwise::of::<AconCFormula>(), self.parameters()))
     }
+    fn channel_parameters(&self) -> Vec<(&'static str, Vec<f32>)> {
+        [("p1", &self.p1), ("p2", &self.p2), ("β", &self.beta)]
+            .map(|(name, p)| (name, host_values(p.val())))
+            .into()
+    }
+
     /// Each channel's derivative (channels on dim 1).
     fn derivative<const D: usize>(&self, input: Tensor<D>) -> Option<Tensor<D>> {
         self.check_channels(&input);

@@ -8,7 +8,7 @@ use crate::fused;
 use crate::fused::formula::formula;
 use crate::fused::{Channelwise, Pointwise};
 use crate::sigmoid::SigmoidFormula;
-use crate::kind::ActivationKind;
+use crate::kind::{ActivationKind, Coefficients};
 
 /// Adaptively parametric ReLU (Zhao et al., "Deep residual networks with adaptively parametric
 /// rectifier linear units for fault diagnosis", IEEE TIE 2020): a ReLU whose negative slope is
@@ -129,6 +129,13 @@ impl ActivationKind for AprRelu {
     }
     fn is_learnable(_: &AprReluConfig) -> bool {
         true
+    }
+    fn per_sample_coefficients<const D: usize>(
+        &self,
+        input: Tensor<D>,
+    ) -> Vec<Coefficients> {
+        let values = self.slopes(input);
+        vec![Coefficients { symbol: "α", range: (0.0, 1.0), values }]
     }
     fn formula(&self) -> Option<Pointwise> {
         None

@@ -1,7 +1,7 @@
 use crate::InvalidConfig;
 use crate::aprelu::spatial_mean;
 use crate::fused::{self, Channelwise, Pointwise, formula::formula};
-use crate::kind::ActivationKind;
+use crate::kind::{ActivationKind, Coefficients};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation::relu, activation::sigmoid};
@@ -173,6 +173,20 @@ impl ActivationKind for DyRelu {
     }
     fn is_learnable(_: &DyReluConfig) -> bool {
         true
+    }
+    /// The two slopes; the intercepts are left out (they scale with the input's range).
+    fn per_sample_coefficients<const D: usize>(
+        &self,
+        input: Tensor<D>,
+    ) -> Vec<Coefficients> {
+        let coefficients = self.coefficients(input);
+        let [samples, channels, _] = coefficients.dims();
+        let slope = |k: usize| coefficients.clone().narrow(2, k, 1).reshape([samples, channels]);
+        // a = initial ± λa: a¹ in (0, 2), a² in (−1, 1).
+        vec![
+            Coefficients { symbol: "a¹", range: (0.0, 2.0), values: slope(0) },
+            Coefficients { symbol: "a²", range: (-1.0, 1.0), values: slope(1) },
+        ]
     }
     fn formula(&self) -> Option<Pointwise> {
         None

@@ -98,6 +98,20 @@ pub trait ActivationKind: Sized {
         None
     }
 
+    /// The coefficients this module computes per sample and channel from `input` (APReLU's
+    /// `α`, Meta-ACON's `β`, DyReLU's `a¹` and `a²`), for inspection. Empty for kinds whose
+    /// parameters do not depend on the input.
+    fn per_sample_coefficients<const D: usize>(&self, input: Tensor<D>) -> Vec<Coefficients> {
+        let _ = input;
+        Vec::new()
+    }
+
+    /// The learned parameters of each channel, each with its name (PReLU's `slope`, ACON-C's
+    /// `p1`, `p2`, `β`, SiLU's learned `β`), for inspection. Empty for the others.
+    fn channel_parameters(&self) -> Vec<(&'static str, Vec<f32>)> {
+        Vec::new()
+    }
+
     /// The analytic `f'(x)` from [`formula`](Self::formula), with PyTorch's choice at kinks;
     /// `None` when the activation is not element-wise. Computed on the host: it serves plots
     /// and diagnostics, not training.
@@ -105,6 +119,27 @@ pub trait ActivationKind: Sized {
         let formula = self.formula()?;
         Some(map_on_host(input, |x| formula.derivative(x)))
     }
+}
+
+/// Coefficients computed per sample and channel (see
+/// [`ActivationKind::per_sample_coefficients`]).
+#[derive(Debug)]
+pub struct Coefficients {
+    /// Their symbol (`"α"`).
+    pub symbol: &'static str,
+    /// The interval they lie in by construction (`(0, 1)` for a sigmoid's output).
+    pub range: (f64, f64),
+    /// `[N, C]`.
+    pub values: Tensor<2>,
+}
+
+/// `tensor`'s values on the host, as `f32`.
+pub(crate) fn host_values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("converted to f32")
 }
 
 /// `f` applied to every element of `input`, on the host, back on `input`'s device.

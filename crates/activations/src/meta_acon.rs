@@ -2,7 +2,7 @@ use crate::InvalidConfig;
 use crate::acon_c::{AconCFormula, AconInit};
 use crate::aprelu::{BatchNorm1d, spatial_mean};
 use crate::fused::{self, Channelwise, Pointwise};
-use crate::kind::ActivationKind;
+use crate::kind::{ActivationKind, Coefficients, host_values};
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Distribution, Tensor, activation::sigmoid};
@@ -184,6 +184,18 @@ impl ActivationKind for MetaAconC {
     }
     fn is_learnable(_: &MetaAconConfig) -> bool {
         true
+    }
+    fn per_sample_coefficients<const D: usize>(
+        &self,
+        input: Tensor<D>,
+    ) -> Vec<Coefficients> {
+        let values = self.switching(input);
+        vec![Coefficients { symbol: "β", range: (0.0, 1.0), values }]
+    }
+    fn channel_parameters(&self) -> Vec<(&'static str, Vec<f32>)> {
+        [("p1", &self.p1), ("p2", &self.p2)]
+            .map(|(name, p)| (name, host_values(p.val())))
+            .into()
     }
     fn formula(&self) -> Option<Pointwise> {
         None

@@ -144,6 +144,10 @@ impl ActivationKind for PRelu {
         })
     }
 
+    fn channel_parameters(&self) -> Vec<(&'static str, Vec<f32>)> {
+        vec![("slope", self.slopes())]
+    }
+
     /// 1 for `x > 0`, the channel's slope otherwise (channels on dim 1).
     fn derivative<const D: usize>(&self, input: Tensor<D>) -> Option<Tensor<D>> {
         // Checks the channel count with the forward's message.

@@ -1,6 +1,6 @@
 use crate::InvalidConfig;
 use crate::fused::{self, Channelwise, Pointwise, formula::formula};
-use crate::kind::{ActivationKind, channelwise_derivative};
+use crate::kind::{ActivationKind, channelwise_derivative, host_values};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, activation::sigmoid};
 use serde::{Deserialize, Serialize};
@@ -178,6 +178,13 @@ impl ActivationKind for Silu {
         (count == 1 || count == channels)
             .then(|| (Channelwise::of::<SiluFormula>(), beta.val().reshape([count, 1])))
     }
+    fn channel_parameters(&self) -> Vec<(&'static str, Vec<f32>)> {
+        self.learnable_beta
+            .iter()
+            .map(|beta| ("β", host_values(beta.val())))
+            .collect()
+    }
+
     /// Each channel's derivative when β is learned per channel.
     fn derivative<const D: usize>(&self, input: Tensor<D>) -> Option<Tensor<D>> {
         let channels = if D >= 2 { input.dims()[1] } else { 1 };

@@ -6,7 +6,11 @@
 //! - APReLU: the per-sample, per-channel slopes α its SE network computes, over the whole test
 //!   set: their distribution overall and per class, their mean per class and channel, and how
 //!   much of their spread is between samples of one class rather than between classes: the
-//!   paper's claim is that every sample gets its own transformation.
+//!   paper's claim is that every sample gets its own transformation. The same for every kind
+//!   that computes coefficients per sample (Meta-ACON's switching factor β, DyReLU's slopes a¹
+//!   and a²: [`SlotInspection::coefficients`]);
+//! - the learned per-channel parameters of the other learned kinds (ACON-C's p1, p2 and β, a
+//!   learned SiLU β: [`SlotInspection::channel_parameters`]).
 //!
 //! [`inspect`] computes an [`Inspection`] from a model and a split; `report::inspect` draws
 //! and writes it.
@@ -23,7 +27,7 @@ const BATCH: usize = 200;
 /// Pre-activation histograms cover this range; the rest is counted below and above it.
 const PRE_RANGE: (f64, f64) = (-8.0, 8.0);
 const PRE_BINS: usize = 64;
-/// α lies in (0, 1) (a sigmoid).
+/// Bins of a coefficient's histogram over the interval it lies in.
 const ALPHA_BINS: usize = 50;
 
 /// Counts of values in equal bins over `[low, high)`, plus those outside.
@@ -114,6 +118,28 @@ pub struct SlotInspection {
     pub prelu_slopes: Option<Vec<f32>>,
     /// APReLU's computed slopes.
     pub aprelu: Option<AlphaSummary>,
+    /// The coefficients other kinds compute per sample (Meta-ACON's `β`, DyReLU's `a¹`, `a²`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coefficients: Vec<CoefficientSummary>,
+    /// The learned per-channel parameters of kinds other than PReLU (ACON-C's `p1`, `p2`, `β`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channel_parameters: Vec<ChannelParameter>,
+}
+
+/// One kind of per-sample coefficient of a slot over the test set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoefficientSummary {
+    /// Its symbol (`β`).
+    pub symbol: String,
+    pub summary: AlphaSummary,
+}
+
+/// One learned parameter of every channel of a slot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelParameter {
+    /// Its name (`p1`).
+    pub name: String,
+    pub values: Vec<f32>,
 }
 
 /// Every slot of a model on a split.
@@ -124,7 +150,7 @@ pub struct Inspection {
     pub slots: Vec<SlotInspection>,
 }
 
-/// Running sums of one APReLU slot.
+/// Running sums of one kind of per-sample coefficient of a slot (APReLU's α, ...).
 struct AlphaSums {
     histogram: Histogram,
     class_histograms: Vec<Histogram>,
@@ -135,10 +161,11 @@ struct AlphaSums {
 }
 
 impl AlphaSums {
-    fn new(channels: usize) -> Self {
+    /// Sums for `channels` channels of coefficients in `range`.
+    fn new(channels: usize, range: (f64, f64)) -> Self {
         Self {
-            histogram: Histogram::new(0.0, 1.0, ALPHA_BINS),
-            class_histograms: vec![Histogram::new(0.0, 1.0, ALPHA_BINS); 10],
+            histogram: Histogram::new(range.0, range.1, ALPHA_BINS),
+            class_histograms: vec![Histogram::new(range.0, range.1, ALPHA_BINS); 10],
             count: [0.0; 10],
             sum: vec![vec![0.0; channels]; 10],
             sum_sq: vec![vec![0.0; channels]; 10],
@@ -208,7 +235,8 @@ struct SlotSums {
     zeros: u64,
     elements: u64,
     preactivation: Histogram,
-    alphas: Option<AlphaSums>,
+    /// Each per-sample coefficient's symbol and sums.
+    coefficients: Vec<(&'static str, AlphaSums)>,
 }
 
 fn host(tensor: Tensor<4>) -> Vec<f32> {
@@ -237,17 +265,24 @@ pub fn inspect(model: &Model, split: &Split, backend: Backend) -> Inspection {
                 zeros: 0,
                 elements: 0,
                 preactivation: Histogram::new(PRE_RANGE.0, PRE_RANGE.1, PRE_BINS),
-                alphas: matches!(activation, Activation::Aprelu(_))
-                    .then(|| AlphaSums::new(channels)),
+                coefficients: Vec::new(),
             });
-            if let (Activation::Aprelu(aprelu), Some(alphas)) = (activation, &mut slot.alphas) {
-                let values: Vec<f32> = aprelu
-                    .slopes(tap.pre.clone())
+            for (index, coefficients) in activation
+                .per_sample_coefficients(tap.pre.clone())
+                .into_iter()
+                .enumerate()
+            {
+                if slot.coefficients.len() == index {
+                    let sums = AlphaSums::new(channels, coefficients.range);
+                    slot.coefficients.push((coefficients.symbol, sums));
+                }
+                let values: Vec<f32> = coefficients
+                    .values
                     .into_data()
                     .convert::<f32>()
                     .try_to_vec()
                     .expect("converted to f32");
-                alphas.add(&values, &labels, channels);
+                slot.coefficients[index].1.add(&values, &labels, channels);
             }
             let plane = h * w;
             for (index, &value) in host(tap.post).iter().enumerate() {
@@ -270,6 +305,27 @@ pub fn inspect(model: &Model, split: &Split, backend: Backend) -> Inspection {
         .filter_map(|((slot, activation), sums)| {
             let sums = sums?;
             let channels = sums.positive.len();
+            let mut coefficients: Vec<CoefficientSummary> = sums
+                .coefficients
+                .into_iter()
+                .map(|(symbol, sums)| CoefficientSummary {
+                    symbol: symbol.to_string(),
+                    summary: sums.finish(),
+                })
+                .collect();
+            let mut channel_parameters: Vec<ChannelParameter> = activation
+                .channel_parameters()
+                .into_iter()
+                .map(|(name, values)| ChannelParameter {
+                    name: name.to_string(),
+                    values,
+                })
+                .collect();
+            // PReLU's slopes and APReLU's α keep the fields they always had.
+            let prelu_slopes = matches!(activation, Activation::Prelu(_))
+                .then(|| channel_parameters.remove(0).values);
+            let aprelu =
+                matches!(activation, Activation::Aprelu(_)).then(|| coefficients.remove(0).summary);
             Some(SlotInspection {
                 slot,
                 activation: activation.name().to_string(),
@@ -278,19 +334,10 @@ pub fn inspect(model: &Model, split: &Split, backend: Backend) -> Inspection {
                     / channels as f64,
                 zero_fraction: sums.zeros as f64 / sums.elements.max(1) as f64,
                 preactivation: sums.preactivation,
-                prelu_slopes: match activation {
-                    Activation::Prelu(prelu) => Some(
-                        prelu
-                            .weight
-                            .val()
-                            .into_data()
-                            .convert::<f32>()
-                            .try_to_vec()
-                            .expect("converted to f32"),
-                    ),
-                    _ => None,
-                },
-                aprelu: sums.alphas.map(AlphaSums::finish),
+                prelu_slopes,
+                aprelu,
+                coefficients,
+                channel_parameters,
             })
         })
         .collect();
@@ -320,7 +367,7 @@ mod tests {
     /// 0.8. Within-class deviations are ±0.1, class means 0.3 and 0.7 around 0.5.
     #[test]
     fn alpha_spread_splits_into_within_and_between_classes() {
-        let mut sums = AlphaSums::new(1);
+        let mut sums = AlphaSums::new(1, (0.0, 1.0));
         sums.add(&[0.2, 0.4, 0.6, 0.8], &[0, 0, 1, 1], 1);
         let summary = sums.finish();
         // α arrives as f32: 0.2f32 is 0.2 to about 1e-8.

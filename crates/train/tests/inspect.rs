@@ -59,6 +59,61 @@ fn every_slot_is_summarised_from_the_model_and_the_data() {
     assert!(inspection.slots.iter().all(|s| s.prelu_slopes.is_none()));
 }
 
+/// The learned kinds beyond PReLU and APReLU: ACON-C's per-channel p1, p2, β as the model
+/// holds them; Meta-ACON's β and DyReLU's slopes counted once per sample and channel.
+#[test]
+fn learned_parameters_and_per_sample_coefficients_of_every_kind() {
+    let data = synthetic_splits();
+    let split = synthetic(50, 9);
+    let config = small_config(&[
+        "model.conv_activations=[\"acon_c\"]",
+        "model.hidden_activations=[\"meta_acon\"]",
+        "train.epochs=1",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    actlab_train::train_on(&config, &data, &options(dir.path(), Backend::Flex, false)).unwrap();
+    let (_, model) = actlab_train::run::load_trained(dir.path(), Backend::Flex).unwrap();
+    let inspection = inspect(&model, &split, Backend::Flex);
+    let (conv, dense) = (&inspection.slots[0], &inspection.slots[1]);
+    let models::Model::Cnn(cnn) = &model else {
+        panic!()
+    };
+    let activations::Activation::AconC(acon) = &cnn.blocks[0].activation else {
+        panic!()
+    };
+    let names: Vec<&str> = conv
+        .channel_parameters
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, ["p1", "p2", "β"]);
+    let beta: Vec<f32> = acon.beta.val().into_data().try_to_vec().unwrap();
+    assert_eq!(conv.channel_parameters[2].values, beta);
+    assert!(conv.coefficients.is_empty() && conv.prelu_slopes.is_none());
+    assert_eq!(dense.coefficients.len(), 1);
+    let beta = &dense.coefficients[0];
+    assert_eq!(beta.symbol, "β");
+    assert_eq!(beta.summary.histogram.total(), 50 * 16);
+    assert!(beta.summary.mean > 0.0 && beta.summary.mean < 1.0);
+    assert!(dense.aprelu.is_none());
+
+    let config = small_config(&["model.activation=\"dyrelu\"", "train.epochs=1"]);
+    let dir = tempfile::tempdir().unwrap();
+    actlab_train::train_on(&config, &data, &options(dir.path(), Backend::Flex, false)).unwrap();
+    let (_, model) = actlab_train::run::load_trained(dir.path(), Backend::Flex).unwrap();
+    let inspection = inspect(&model, &split, Backend::Flex);
+    for slot in &inspection.slots {
+        let symbols: Vec<&str> = slot
+            .coefficients
+            .iter()
+            .map(|c| c.symbol.as_str())
+            .collect();
+        assert_eq!(symbols, ["a¹", "a²"], "{}", slot.slot);
+        let total = slot.coefficients[0].summary.histogram.total();
+        assert_eq!(total, 50 * slot.channels as u64, "{}", slot.slot);
+    }
+}
+
 /// The command end to end on the real test set: the report, its JSON and its figures.
 #[test]
 fn inspect_writes_the_report_and_refuses_what_is_not_a_run() {

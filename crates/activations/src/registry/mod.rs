@@ -242,6 +242,29 @@ macro_rules! registry {
                 }
             }
 
+            /// The coefficients `[N, C]` computed per sample from `input`, each with its symbol
+            /// ([`ActivationKind::per_sample_coefficients`](crate::ActivationKind::per_sample_coefficients)).
+            pub fn per_sample_coefficients<const D: usize>(
+                &self,
+                input: ::burn::tensor::Tensor<D>,
+            ) -> Vec<$crate::kind::Coefficients> {
+                match self {
+                    $(Self::$variant(module) => {
+                        $crate::kind::ActivationKind::per_sample_coefficients(module, input)
+                    })*
+                }
+            }
+
+            /// The learned parameters of each channel, each with its name
+            /// ([`ActivationKind::channel_parameters`](crate::ActivationKind::channel_parameters)).
+            pub fn channel_parameters(&self) -> Vec<(&'static str, Vec<f32>)> {
+                match self {
+                    $(Self::$variant(module) => {
+                        $crate::kind::ActivationKind::channel_parameters(module)
+                    })*
+                }
+            }
+
             /// The analytic `f'(x)` of an element-wise activation, with PyTorch's choice at
             /// kinks; `None` for softmax, log-softmax and APReLU, whose output depends on other
             /// elements.

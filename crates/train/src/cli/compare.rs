@@ -133,13 +133,9 @@ fn inspect_learnable(
             .model
             .init(&backend.device())
             .slot_activations()
-            .iter()
-            .any(|a| {
-                matches!(
-                    a,
-                    ::activations::Activation::Prelu(_) | ::activations::Activation::Aprelu(_)
-                )
-            });
+            .into_iter()
+            // A slot with trainable parameters: PReLU, APReLU, ACON, DyReLU, FReLU, a learned β.
+            .any(|a| ::burn::module::Module::num_params(a) > 0);
         if !learnable {
             continue;
         }

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::ReportError;
 use super::plots::{class_channel_map, densities, prelu_slopes};
 use crate::data::CLASS_NAMES;
-use crate::inspect::{Inspection, SlotInspection};
+use crate::inspect::{AlphaSummary, Inspection, SlotInspection};
 use crate::run::RunError;
 use crate::run::dir::write_atomic;
 
@@ -79,42 +79,91 @@ pub fn write_inspection(
     }
 
     for slot in &inspection.slots {
-        let Some(alpha) = &slot.aprelu else { continue };
-        let stem = format!("aprelu_{}", slot.slot);
-        let mut series = vec![("all classes".to_string(), &alpha.histogram)];
-        series.extend(
-            CLASS_NAMES
-                .iter()
-                .zip(&alpha.class_histograms)
-                .map(|(name, h)| (name.to_string(), h)),
-        );
-        densities(
-            &series,
-            &format!("APReLU {}: per-sample, per-channel slope α", slot.slot),
-            "α",
-            &out.join(format!("{stem}_alpha")),
-        )?;
-        class_channel_map(
-            &alpha.class_means,
-            &CLASS_NAMES,
-            &format!("APReLU {}: mean α per class and channel", slot.slot),
-            &out.join(format!("{stem}_classes")),
-        )?;
-        let _ = writeln!(
-            md,
-            "## APReLU `{slot}`\n\nMean α {mean:.3}. Spread of α: {within:.3} between the samples \
-             of one class, {between:.3} between classes, {channels:.3} between channels \
-             (standard deviations). {verdict}\n\n![α distribution]({stem}_alpha.png)\n\
-             ![α per class and channel]({stem}_classes.png)\n",
-            slot = slot.slot,
-            mean = alpha.mean,
-            within = alpha.within_class_std,
-            between = alpha.between_class_std,
-            channels = alpha.between_channel_std,
-            verdict = verdict(alpha.within_class_std, alpha.between_class_std),
-        );
+        if let Some(alpha) = &slot.aprelu {
+            let stem = format!("aprelu_{}", slot.slot);
+            coefficient_section(&mut md, out, slot, "APReLU", "α", "alpha", alpha, &stem)?;
+        }
+        for coefficient in &slot.coefficients {
+            let ascii = ascii_symbol(&coefficient.symbol);
+            let stem = format!("{}_{}_{ascii}", slot.activation, slot.slot);
+            let (symbol, summary) = (&coefficient.symbol, &coefficient.summary);
+            coefficient_section(
+                &mut md,
+                out,
+                slot,
+                &slot.activation,
+                symbol,
+                &ascii,
+                summary,
+                &stem,
+            )?;
+        }
     }
     write_atomic(&out.join("report.md"), md.as_bytes())?;
+    Ok(())
+}
+
+/// A symbol in file names: `α` → `alpha`, `a¹` → `a1`.
+fn ascii_symbol(symbol: &str) -> String {
+    symbol
+        .chars()
+        .map(|c| match c {
+            'α' => "alpha".to_string(),
+            'β' => "beta".to_string(),
+            '¹' => "1".to_string(),
+            '²' => "2".to_string(),
+            c if c.is_ascii_alphanumeric() => c.to_string(),
+            _ => "_".to_string(),
+        })
+        .collect()
+}
+
+/// The section of one per-sample coefficient of a slot (APReLU's α, Meta-ACON's β, ...): its
+/// distribution overall and per class, its mean per class and channel, and how its spread
+/// splits between and within classes.
+#[allow(clippy::too_many_arguments)]
+fn coefficient_section(
+    md: &mut String,
+    out: &Path,
+    slot: &SlotInspection,
+    kind: &str,
+    symbol: &str,
+    ascii: &str,
+    summary: &AlphaSummary,
+    stem: &str,
+) -> Result<(), ReportError> {
+    let mut series = vec![("all classes".to_string(), &summary.histogram)];
+    series.extend(
+        CLASS_NAMES
+            .iter()
+            .zip(&summary.class_histograms)
+            .map(|(name, h)| (name.to_string(), h)),
+    );
+    let name = &slot.slot;
+    densities(
+        &series,
+        &format!("{kind} {name}: per-sample, per-channel {symbol}"),
+        symbol,
+        &out.join(format!("{stem}_{ascii}")),
+    )?;
+    class_channel_map(
+        &summary.class_means,
+        &CLASS_NAMES,
+        &format!("{kind} {name}: mean {symbol} per class and channel"),
+        &out.join(format!("{stem}_classes")),
+    )?;
+    let _ = writeln!(
+        md,
+        "## {kind} `{name}`: {symbol}\n\nMean {symbol} {mean:.3}. Spread of {symbol}: {within:.3} \
+         between the samples of one class, {between:.3} between classes, {channels:.3} between \
+         channels (standard deviations). {verdict}\n\n![{symbol} distribution]({stem}_{ascii}.png)\n\
+         ![{symbol} per class and channel]({stem}_classes.png)\n",
+        mean = summary.mean,
+        within = summary.within_class_std,
+        between = summary.between_class_std,
+        channels = summary.between_channel_std,
+        verdict = verdict(symbol, summary.within_class_std, summary.between_class_std),
+    );
     Ok(())
 }
 
@@ -131,39 +180,57 @@ pub(crate) fn learned_cell(slot: &SlotInspection) -> String {
             format!("slopes {low:.3} … {high:.3} (mean {mean:.3})")
         };
     }
-    match &slot.aprelu {
-        Some(alpha) => format!(
-            "α mean {:.3}, spread within classes {:.3}, between classes {:.3}",
-            alpha.mean, alpha.within_class_std, alpha.between_class_std
-        ),
-        None => String::new(),
+    let mut parts: Vec<String> = Vec::new();
+    let per_sample = slot.aprelu.iter().map(|alpha| ("α", alpha));
+    let others = slot
+        .coefficients
+        .iter()
+        .map(|c| (c.symbol.as_str(), &c.summary));
+    for (symbol, summary) in per_sample.chain(others) {
+        parts.push(format!(
+            "{symbol} mean {:.3}, spread within classes {:.3}, between classes {:.3}",
+            summary.mean, summary.within_class_std, summary.between_class_std
+        ));
     }
+    for parameter in &slot.channel_parameters {
+        let values = &parameter.values;
+        let (low, high) = values
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let mean = values.iter().sum::<f32>() / values.len().max(1) as f32;
+        parts.push(format!(
+            "{} {low:.3} … {high:.3} (mean {mean:.3})",
+            parameter.name
+        ));
+    }
+    parts.join("; ")
 }
 
-/// The paper's claim, checked in words: does each sample get its own transformation? The
-/// share of α's variance across samples that lies within classes says how much of it the class
-/// alone does not explain.
-fn verdict(within: f64, between: f64) -> String {
+/// The papers' claim, checked in words: does each sample get its own transformation? The
+/// share of the coefficient's variance across samples that lies within classes says how much of
+/// it the class alone does not explain.
+fn verdict(symbol: &str, within: f64, between: f64) -> String {
     if within < 1e-3 && between < 1e-3 {
-        return "α is practically constant: this slot applies one fixed slope per channel, like \
-                PReLU."
-            .into();
+        return format!(
+            "{symbol} is practically constant: this slot applies one fixed function per channel, \
+             as a learned per-channel kind would."
+        );
     }
     let share = 100.0 * within * within / (within * within + between * between);
     if share >= 60.0 {
         format!(
-            "{share:.0}% of α's variance across samples lies within classes: each sample gets \
-             its own slopes, well beyond what its class implies."
+            "{share:.0}% of {symbol}'s variance across samples lies within classes: each sample \
+             gets its own coefficients, well beyond what its class implies."
         )
     } else if share >= 40.0 {
         format!(
-            "α's variance across samples splits about evenly: {share:.0}% within classes, the \
-             rest between them. The slopes follow both the class and the individual sample."
+            "{symbol}'s variance across samples splits about evenly: {share:.0}% within classes, \
+             the rest between them. It follows both the class and the individual sample."
         )
     } else {
         format!(
-            "Only {share:.0}% of α's variance across samples lies within classes: the slopes \
-             mainly follow the class."
+            "Only {share:.0}% of {symbol}'s variance across samples lies within classes: it \
+             mainly follows the class."
         )
     }
 }
