@@ -79,9 +79,22 @@ impl ModelConfig {
         }
     }
 
-    /// Sets the activation of every slot (clearing per-slot overrides).
+    /// Sets the activation of every slot (clearing per-slot overrides). A kind for
+    /// convolutional slots alone (FReLU) becomes the CNN's activation while its dense slots keep
+    /// the one they had (ReLU if that was conv-only too); the MLP then fails validation.
     pub fn set_activation(&mut self, activation: activations::ActivationConfig) {
+        let dense_too = |a: &activations::ActivationConfig| a.check_slot(usize::MAX, false).is_ok();
         match self {
+            Self::Cnn(c) if !dense_too(&activation) => {
+                let dense = if dense_too(&c.activation) {
+                    c.activation.clone()
+                } else {
+                    activations::ActivationConfig::Relu
+                };
+                c.activation = activation;
+                c.conv_activations = None;
+                c.hidden_activations = Some(vec![dense; c.hidden.len()]);
+            }
             Self::Cnn(c) => {
                 c.activation = activation;
                 c.conv_activations = None;

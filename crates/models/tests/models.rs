@@ -93,6 +93,16 @@ fn frelu_in_a_dense_slot_is_refused() {
     assert!(error.contains("hidden_activations"), "{error}");
     let config = parse("[model]\nchannels = [8]\nconv_activations = [\"frelu\"]").unwrap();
     assert_eq!(config.init(&device()).forward(images(2)).dims(), [2, 10]);
+    // set_activation (compare, bench): the CNN's conv slots take it, its dense slots keep ReLU;
+    // the MLP has no slot for it.
+    let frelu: ActivationConfig = "frelu".parse().unwrap();
+    let mut cnn = ModelConfig::default();
+    cnn.set_activation(frelu.clone());
+    assert!(cnn.validate().is_ok());
+    assert_eq!(cnn.activation().name(), "frelu");
+    let mut mlp = parse("[model]\nkind = \"mlp\"").unwrap();
+    mlp.set_activation(frelu);
+    assert!(mlp.validate().is_err());
 }
 
 #[test]

@@ -137,6 +137,16 @@ impl BenchCommand {
                     activations
                 };
                 let model = bench::BenchModel::from(model);
+                // Refuse a kind the model cannot take (FReLU in the MLP) before timing anything.
+                for activation in &list {
+                    model.config(activation).validate().map_err(|error| {
+                        anyhow::anyhow!(
+                            "--activation {activation} does not fit the {} ({error}); pick \
+                             another --model or activation",
+                            model.name()
+                        )
+                    })?;
+                }
                 let mut rows = Vec::new();
                 for activation in &list {
                     let row = bench::bench_train(
