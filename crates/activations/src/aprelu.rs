@@ -8,7 +8,7 @@ use crate::fused;
 use crate::fused::formula::formula;
 use crate::fused::{Channelwise, Pointwise};
 use crate::sigmoid::SigmoidFormula;
-use crate::kind::{ActivationKind, Coefficients};
+use crate::kind::{ActivationKind, Coefficients, PerSample};
 
 /// Adaptively parametric ReLU (Zhao et al., "Deep residual networks with adaptively parametric
 /// rectifier linear units for fault diagnosis", IEEE TIE 2020): a ReLU whose negative slope is
@@ -129,6 +129,16 @@ impl ActivationKind for AprRelu {
     }
     fn is_learnable(_: &AprReluConfig) -> bool {
         true
+    }
+    fn per_sample_channelwise(&self, channels: usize) -> Option<PerSample<'_>> {
+        (channels == self.channels()).then(|| PerSample {
+            op: Channelwise::of::<AprReluFormula>(),
+            parameters: Box::new(|summary| {
+                let slopes = self.excite(summary);
+                let [samples, channels] = slopes.dims();
+                slopes.reshape([samples * channels, 1])
+            }),
+        })
     }
     fn per_sample_coefficients<const D: usize>(
         &self,

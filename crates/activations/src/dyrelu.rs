@@ -1,7 +1,7 @@
 use crate::InvalidConfig;
 use crate::aprelu::spatial_mean;
 use crate::fused::{self, Channelwise, Pointwise, formula::formula};
-use crate::kind::{ActivationKind, Coefficients};
+use crate::kind::{ActivationKind, Coefficients, PerSample, means_from_summary};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation::relu, activation::sigmoid};
@@ -121,12 +121,18 @@ impl DyRelu {
             D >= 2 && dims[1] == channels,
             "DyReLU was built for {channels} channels on dim 1, but the input has shape {dims:?}"
         );
-        let hidden = relu(self.fc1.forward(spatial_mean(input)));
+        self.coefficients_from_means(spatial_mean(input))
+    }
+
+    /// The coefficients from the channel means `[N, C]`.
+    pub fn coefficients_from_means(&self, means: Tensor<2>) -> Tensor<3> {
+        let [samples, channels] = means.dims();
+        let hidden = relu(self.fc1.forward(means));
         let theta = sigmoid(self.fc2.forward(hidden)).mul_scalar(2.0).sub_scalar(1.0);
         let device = theta.device();
         let lambdas = Tensor::<1>::from_floats(LAMBDAS, &device).reshape([1, 1, 4]);
         let initial = Tensor::<1>::from_floats(INITIAL, &device).reshape([1, 1, 4]);
-        theta.reshape([dims[0], channels, 4]) * lambdas + initial
+        theta.reshape([samples, channels, 4]) * lambdas + initial
     }
 
     /// Applies DyReLU-B to `[N, C, ...]`.
@@ -173,6 +179,16 @@ impl ActivationKind for DyRelu {
     }
     fn is_learnable(_: &DyReluConfig) -> bool {
         true
+    }
+    fn per_sample_channelwise(&self, channels: usize) -> Option<PerSample<'_>> {
+        (channels == self.channels()).then(|| PerSample {
+            op: Channelwise::of::<DyReluFormula>(),
+            parameters: Box::new(|summary| {
+                let coefficients = self.coefficients_from_means(means_from_summary(summary));
+                let [samples, channels, _] = coefficients.dims();
+                coefficients.reshape([samples * channels, 4])
+            }),
+        })
     }
     /// The two slopes; the intercepts are left out (they scale with the input's range).
     fn per_sample_coefficients<const D: usize>(

@@ -98,6 +98,16 @@ pub trait ActivationKind: Sized {
         None
     }
 
+    /// For a kind whose channel-wise parameters a small network computes per sample from the
+    /// channel means of its input (APReLU, Meta-ACON, DyReLU), in a slot of `channels`
+    /// channels: its op and the map from the input's summary to the parameters. Fused layers
+    /// compute the summary while the input is in cache (the models crate's conv block) and apply
+    /// the op with the pooling. `None` for the others, or when the module does not fit.
+    fn per_sample_channelwise(&self, channels: usize) -> Option<PerSample<'_>> {
+        let _ = channels;
+        None
+    }
+
     /// The coefficients this module computes per sample and channel from `input` (APReLU's
     /// `α`, Meta-ACON's `β`, DyReLU's `a¹` and `a²`), for inspection. Empty for kinds whose
     /// parameters do not depend on the input.
@@ -119,6 +129,25 @@ pub trait ActivationKind: Sized {
         let formula = self.formula()?;
         Some(map_on_host(input, |x| formula.derivative(x)))
     }
+}
+
+/// A channel-wise op whose parameters a module computes per sample (see
+/// [`ActivationKind::per_sample_channelwise`]).
+pub struct PerSample<'a> {
+    /// The formula applied with one row of parameters per sample and channel.
+    pub op: Channelwise,
+    /// The summary `[N, 2C]` (each sample's channel means of `max(x, 0)`, then of `min(x, 0)`:
+    /// [`fused::aprelu_squeeze`](crate::fused::aprelu_squeeze)) → the parameters
+    /// `[N·C, op.parameter_count()]`, tracked by autodiff.
+    pub parameters: Box<dyn Fn(Tensor<2>) -> Tensor<2> + 'a>,
+}
+
+/// The channel means `[N, C]` from a summary `[N, 2C]` of the means of `max(x, 0)` and
+/// `min(x, 0)`: their sum.
+pub(crate) fn means_from_summary(summary: Tensor<2>) -> Tensor<2> {
+    let [_, doubled] = summary.dims();
+    let channels = doubled / 2;
+    summary.clone().narrow(1, 0, channels) + summary.narrow(1, channels, channels)
 }
 
 /// Coefficients computed per sample and channel (see

@@ -2,7 +2,7 @@ use crate::InvalidConfig;
 use crate::acon_c::{AconCFormula, AconInit};
 use crate::aprelu::{BatchNorm1d, spatial_mean};
 use crate::fused::{self, Channelwise, Pointwise};
-use crate::kind::{ActivationKind, Coefficients, host_values};
+use crate::kind::{ActivationKind, Coefficients, PerSample, host_values, means_from_summary};
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Distribution, Tensor, activation::sigmoid};
@@ -128,9 +128,23 @@ impl MetaAconC {
     /// The switching factors `β ∈ (0, 1)`, shape `[N, C]`, that `forward` would apply.
     pub fn switching<const D: usize>(&self, input: Tensor<D>) -> Tensor<2> {
         self.check_channels(&input);
-        let means = spatial_mean(input);
+        self.switching_from_means(spatial_mean(input))
+    }
+
+    /// `β` from the channel means `[N, C]`.
+    pub fn switching_from_means(&self, means: Tensor<2>) -> Tensor<2> {
         let hidden = self.bn1.forward(self.fc1.forward(means));
         sigmoid(self.bn2.forward(self.fc2.forward(hidden)))
+    }
+
+    /// `[N·C, 3]`: each sample's and channel's `p1`, `p2`, `β`, as the channel-wise kernels read
+    /// them.
+    fn parameters(&self, beta: Tensor<2>) -> Tensor<2> {
+        let [samples, channels] = beta.dims();
+        let per_sample =
+            |p: &Param<Tensor<1>>| p.val().reshape([1, channels]).expand([samples, channels]);
+        let rows = vec![per_sample(&self.p1), per_sample(&self.p2), beta];
+        Tensor::stack::<3>(rows, 2).reshape([samples * channels, 3])
     }
 
     fn check_channels<const D: usize>(&self, input: &Tensor<D>) {
@@ -145,10 +159,7 @@ impl MetaAconC {
     /// Applies Meta-ACON to `[N, C, ...]`.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         let beta = self.switching(input.clone());
-        let [samples, channels] = beta.dims();
-        let per_sample = |p: &Param<Tensor<1>>| p.val().reshape([1, channels]).expand([samples, channels]);
-        let parameters = Tensor::stack::<3>(vec![per_sample(&self.p1), per_sample(&self.p2), beta.clone()], 2)
-            .reshape([samples * channels, 3]);
+        let parameters = self.parameters(beta.clone());
         fused::channelwise(input, parameters, Channelwise::of::<AconCFormula>())
             .unwrap_or_else(|input| self.composite(input, beta))
     }
@@ -184,6 +195,15 @@ impl ActivationKind for MetaAconC {
     }
     fn is_learnable(_: &MetaAconConfig) -> bool {
         true
+    }
+    fn per_sample_channelwise(&self, channels: usize) -> Option<PerSample<'_>> {
+        (channels == self.channels()).then(|| PerSample {
+            op: Channelwise::of::<AconCFormula>(),
+            parameters: Box::new(|summary| {
+                let beta = self.switching_from_means(means_from_summary(summary));
+                self.parameters(beta)
+            }),
+        })
     }
     fn per_sample_coefficients<const D: usize>(
         &self,

@@ -242,6 +242,19 @@ macro_rules! registry {
                 }
             }
 
+            /// The per-sample channel-wise op and its parameter map, for a slot of `channels`
+            /// channels ([`ActivationKind::per_sample_channelwise`](crate::ActivationKind::per_sample_channelwise)).
+            pub fn per_sample_channelwise(
+                &self,
+                channels: usize,
+            ) -> Option<$crate::kind::PerSample<'_>> {
+                match self {
+                    $(Self::$variant(module) => {
+                        $crate::kind::ActivationKind::per_sample_channelwise(module, channels)
+                    })*
+                }
+            }
+
             /// The coefficients `[N, C]` computed per sample from `input`, each with its symbol
             /// ([`ActivationKind::per_sample_coefficients`](crate::ActivationKind::per_sample_coefficients)).
             pub fn per_sample_coefficients<const D: usize>(

@@ -3,13 +3,12 @@
 //! run the modules' own forward otherwise.
 
 use super::ops::{BlockActivation, LayerKernelOps, PooledHandoff, Window2d};
+use activations::Activation;
 use activations::burn::backend::Dispatch;
 use activations::burn::nn::PaddingConfig2d;
 use activations::burn::nn::conv::Conv2d;
 use activations::burn::nn::pool::MaxPool2d;
 use activations::burn::tensor::{DType, Tensor};
-use activations::fused::Channelwise;
-use activations::{Activation, AprReluFormula};
 
 /// Whether `tensor` can use the kernels: f32 on Flex, with the project's kernels switched on.
 pub fn has_kernels<const D: usize>(tensor: &Tensor<D>) -> bool {
@@ -86,7 +85,9 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// ([`LayerKernelOps::layer_conv_block`]) when the kernels can run all three: `x` f32 on Flex,
 /// a convolution [`conv2d`] would run, an activation with a fused element-wise kernel
 /// ([`Activation::pointwise`]) or a channel-wise one ([`Activation::channelwise`]: PReLU, one
-/// slope or one per output channel), or APReLU (built for the convolution's output channels;
+/// slope or one per output channel; ACON-C), or one whose parameters a network computes per
+/// sample from the channel means ([`Activation::per_sample_channelwise`]: APReLU, Meta-ACON,
+/// DyReLU, built for the convolution's output channels;
 /// [`LayerKernelOps::layer_conv2d_squeeze`] and
 /// [`LayerKernelOps::layer_channelwise_max_pool`]), and a 2×2 stride-2 max-pool without padding,
 /// dilation or ceil mode. Otherwise `Err(x)`, for the caller to run the layers one by one.
@@ -119,12 +120,15 @@ pub fn conv_block(
     if !pooled_fits {
         return Err(x);
     }
-    if let (None, Activation::Aprelu(aprelu)) = (activation.pointwise(), activation) {
-        if aprelu.channels() != weight.dims()[0] {
-            return Err(x);
-        }
-        // The slopes come from the whole convolution output (the squeeze, computed while each
-        // sample's output is in cache), so the output goes to memory; the apply and the
+    let out_channels = weight.dims()[0];
+    let per_sample = activation
+        .pointwise()
+        .is_none()
+        .then(|| activation.per_sample_channelwise(out_channels))
+        .flatten();
+    if let Some(per_sample) = per_sample {
+        // The parameters come from the whole convolution output (the squeeze, computed while
+        // each sample's output is in cache), so the output goes to memory; the apply and the
         // pooling are one pass over it.
         let handoff = PooledHandoff::default();
         let (output, summary) = <Dispatch as LayerKernelOps>::layer_conv2d_squeeze(
@@ -134,18 +138,15 @@ pub fn conv_block(
             window,
             handoff.clone(),
         );
-        let slopes = aprelu.excite(Tensor::from_dispatch(summary));
-        let [samples, channels] = slopes.dims();
-        let parameters = slopes.reshape([samples * channels, 1]);
+        let parameters = (per_sample.parameters)(Tensor::from_dispatch(summary));
         let pooled = <Dispatch as LayerKernelOps>::layer_channelwise_max_pool(
             output,
             parameters.into_dispatch(),
-            Channelwise::of::<AprReluFormula>(),
+            per_sample.op,
             Some(handoff),
         );
         return Ok(Tensor::from_dispatch(pooled));
     }
-    let out_channels = weight.dims()[0];
     let (block_activation, parameters) = match activation.pointwise() {
         Some(op) => (
             BlockActivation::Pointwise(op),

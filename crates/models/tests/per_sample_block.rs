@@ -1,0 +1,100 @@
+//! The conv block of the kinds whose parameters a network computes per sample from the channel
+//! means (Meta-ACON, DyReLU: `Activation::per_sample_channelwise`, the path APReLU's block
+//! takes, `tests/aprelu_block.rs`) against the three layers run by Burn: output, input
+//! gradient, the convolution's and the activation's parameter gradients, in training and in
+//! evaluation.
+
+use activations::burn::module::Module;
+use activations::burn::nn::PaddingConfig2d;
+use activations::burn::nn::conv::{Conv2d, Conv2dConfig};
+use activations::burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use activations::burn::tensor::{Device, Gradients, Tensor};
+use activations::fused::without_fused;
+use activations::{Activation, ActivationConfig};
+use actlab_models::kernels::conv_block;
+
+mod common;
+use common::{assert_close, device, host_random, run_with_grads, values};
+
+/// The gradients of the convolution's and the activation's parameters, in a fixed order.
+fn parameter_grads(conv: &Conv2d, activation: &Activation, grads: &Gradients) -> Vec<Vec<f32>> {
+    let mut list = vec![
+        values(conv.weight.grad(grads).unwrap()),
+        values(conv.bias.as_ref().unwrap().grad(grads).unwrap()),
+    ];
+    let linears = match activation {
+        Activation::MetaAcon(module) => {
+            list.push(values(module.p1.grad(grads).unwrap()));
+            list.push(values(module.p2.grad(grads).unwrap()));
+            for norm in [&module.bn1, &module.bn2] {
+                list.push(values(norm.gamma.grad(grads).unwrap()));
+            }
+            [&module.fc1, &module.fc2]
+        }
+        Activation::Dyrelu(module) => [&module.fc1, &module.fc2],
+        other => unreachable!("built as a per-sample kind, got {}", other.name()),
+    };
+    for linear in linears {
+        list.push(values(linear.weight.grad(grads).unwrap()));
+        list.push(values(linear.bias.as_ref().unwrap().grad(grads).unwrap()));
+    }
+    list
+}
+
+/// Two modules of `config` with the same parameters, which they do not share.
+fn twins(config: &ActivationConfig, channels: usize, device: &Device) -> (Activation, Activation) {
+    let first = config.init(channels, device);
+    let second = config
+        .init(channels, device)
+        .load_record(first.clone().into_record());
+    (first, second)
+}
+
+fn layers(conv: &Conv2d, activation: &Activation, pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    pool.forward(activation.forward(conv.forward(x)))
+}
+
+#[test]
+fn per_sample_conv_blocks_match_the_three_layers_run_by_burn() {
+    let device = device();
+    let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    let kinds = [
+        r#"{ kind = "meta_acon", reduction = 2 }"#,
+        r#"{ kind = "dyrelu", reduction = 2 }"#,
+    ];
+    for kind in kinds {
+        let config: ActivationConfig = toml::from_str::<toml::Table>(&format!("a = {kind}"))
+            .unwrap()["a"]
+            .clone()
+            .try_into()
+            .unwrap();
+        // (batch, in, out, height, width): even and odd output planes.
+        for (index, (batch, c_in, c_out, h, w)) in
+            [(4, 2, 6, 10, 10), (3, 3, 4, 9, 7)].into_iter().enumerate()
+        {
+            let conv = Conv2dConfig::new([c_in, c_out], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(&device);
+            let (fused_act, layers_act) = twins(&config, c_out, &device);
+            let x = host_random([batch, c_in, h, w], 60 + index as u64, &device);
+            let fused = |x| conv_block(&conv, &fused_act, &pool, x).expect("the block runs fused");
+            let kernel_run =
+                run_with_grads(&x, 9, fused, |g| parameter_grads(&conv, &fused_act, g));
+            let separate = |x| layers(&conv, &layers_act, &pool, x);
+            let params = |g: &Gradients| parameter_grads(&conv, &layers_act, g);
+            let burn_run = without_fused(|| run_with_grads(&x, 9, separate, params));
+            assert_eq!(kernel_run.len(), burn_run.len());
+            for (i, (a, e)) in kernel_run.iter().zip(&burn_run).enumerate() {
+                assert_close(&format!("{} case {index} tensor {i}", config.name()), a, e);
+            }
+
+            let (conv, fused_act, layers_act) =
+                (conv.valid(), fused_act.valid(), layers_act.valid());
+            let x = x.inner();
+            let expected = without_fused(|| layers(&conv, &layers_act, &pool, x.clone()));
+            let actual = conv_block(&conv, &fused_act, &pool, x).expect("the block runs fused");
+            let label = format!("{} case {index} evaluation output", config.name());
+            assert_close(&label, &values(actual), &values(expected));
+        }
+    }
+}
