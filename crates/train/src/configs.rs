@@ -38,6 +38,7 @@ pub const SHIPPED: &[ShippedConfig] = shipped![
     "compare_cnn",
     "compare_deep_mlp",
     "compare_resnet",
+    "compare_learnable",
 ];
 
 impl ShippedConfig {

@@ -239,8 +239,10 @@ fn describe_model(config: &crate::RunConfig) -> String {
     config.model.to_string()
 }
 
-/// "What the learnable activations learned": PReLU's slopes and APReLU's α per slot, from the
-/// runs that were inspected (`fmnist compare` inspects its PReLU and APReLU runs).
+/// "What the learnable activations learned": each learned slot's parameters (PReLU's slopes,
+/// ACON-C's p1, p2, β, ...) and per-sample coefficients (APReLU's α, Meta-ACON's β, DyReLU's
+/// slopes), from the runs that were inspected (`fmnist compare` inspects every run with a
+/// trainable activation).
 fn learned_section(md: &mut String, runs: &[FinishedRun]) {
     let rows: Vec<(&FinishedRun, &crate::inspect::SlotInspection)> = runs
         .iter()
@@ -249,7 +251,7 @@ fn learned_section(md: &mut String, runs: &[FinishedRun]) {
             inspection
                 .slots
                 .iter()
-                .filter(|s| s.prelu_slopes.is_some() || s.aprelu.is_some())
+                .filter(|s| !crate::report::inspection::learned_cell(s).is_empty())
                 .map(move |slot| (run, slot))
         })
         .collect();
@@ -259,9 +261,10 @@ fn learned_section(md: &mut String, runs: &[FinishedRun]) {
     let _ = writeln!(
         md,
         "## What the learnable activations learned\n\nOn the test set, per slot (`fmnist \
-         inspect --model RUN` draws it; each run's `inspect/report.md`). For APReLU, the spread of \
-         its per-sample slope α between samples of one class against that between classes says \
-         whether each sample gets its own transformation.\n\n| run | slot | learned |\n|---|---|---|"
+         inspect --model RUN` draws it; each run's `inspect/report.md`). For the coefficients \
+         computed per sample (APReLU's α, Meta-ACON's β, DyReLU's a¹, a²), their spread between \
+         samples of one class against that between classes says whether each sample gets its own \
+         transformation.\n\n| run | slot | learned |\n|---|---|---|"
     );
     for (run, slot) in rows {
         let _ = writeln!(
