@@ -38,6 +38,25 @@ pub enum AconInit {
     Swish,
 }
 
+impl AconInit {
+    /// The initial `p1` and `p2` of `channels` channels.
+    pub(crate) fn p1_p2(self, channels: usize, device: &Device) -> (Tensor<1>, Tensor<1>) {
+        match self {
+            AconInit::Normal => {
+                let normal = Distribution::Normal(0.0, 1.0);
+                (
+                    Tensor::random([channels], normal, device),
+                    Tensor::random([channels], normal, device),
+                )
+            }
+            AconInit::Swish => (
+                Tensor::ones([channels], device),
+                Tensor::zeros([channels], device),
+            ),
+        }
+    }
+}
+
 /// Configuration of [`AconC`] (`kind = "acon_c"`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -72,19 +91,7 @@ impl AconCConfig {
     /// Builds the module for a slot with `channels` channels.
     pub fn init(&self, channels: usize, device: &Device) -> AconC {
         assert!(channels > 0, "ACON-C needs at least one channel");
-        let (p1, p2) = match self.init {
-            AconInit::Normal => {
-                let normal = Distribution::Normal(0.0, 1.0);
-                (
-                    Tensor::random([channels], normal, device),
-                    Tensor::random([channels], normal, device),
-                )
-            }
-            AconInit::Swish => (
-                Tensor::ones([channels], device),
-                Tensor::zeros([channels], device),
-            ),
-        };
+        let (p1, p2) = self.init.p1_p2(channels, device);
         AconC {
             p1: Param::from_tensor(p1),
             p2: Param::from_tensor(p2),
@@ -172,9 +179,20 @@ impl AconC {
             shape[1] = self.channels();
         }
         let [p1, p2, beta] = [&self.p1, &self.p2, &self.beta].map(|p| p.val().reshape(shape));
-        let difference = p1 * input.clone() - p2.clone() * input.clone();
-        difference.clone() * sigmoid(beta * difference) + p2 * input
+        composite(p1, p2, beta, input)
     }
+}
+
+/// ACON-C with Burn's ops, the parameters broadcast against `input`: the fallback of ACON-C and
+/// Meta-ACON on backends without the channel-wise kernel.
+pub(crate) fn composite<const D: usize>(
+    p1: Tensor<D>,
+    p2: Tensor<D>,
+    beta: Tensor<D>,
+    input: Tensor<D>,
+) -> Tensor<D> {
+    let difference = p1 * input.clone() - p2.clone() * input.clone();
+    difference.clone() * sigmoid(beta * difference) + p2 * input
 }
 
 impl ActivationKind for AconC {

@@ -1,11 +1,11 @@
 use crate::InvalidConfig;
-use crate::acon_c::{AconCFormula, AconInit};
+use crate::acon_c::{AconCFormula, AconInit, composite};
 use crate::aprelu::{BatchNorm1d, spatial_mean};
 use crate::fused::{self, Channelwise, Pointwise};
 use crate::kind::{ActivationKind, Coefficients, PerSample, host_values, means_from_summary};
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Distribution, Tensor, activation::sigmoid};
+use burn::tensor::{Device, Tensor, activation::sigmoid};
 use serde::{Deserialize, Serialize};
 
 /// Meta-ACON (Ma et al., "Activate or Not: Learning Customized Activation", CVPR 2021): ACON-C
@@ -94,19 +94,7 @@ impl MetaAconConfig {
         assert!(channels > 0, "Meta-ACON needs at least one channel");
         let reduction = self.reduction.max(1);
         let hidden = reduction.max(channels / reduction);
-        let (p1, p2) = match self.init {
-            AconInit::Normal => {
-                let normal = Distribution::Normal(0.0, 1.0);
-                (
-                    Tensor::random([channels], normal, device),
-                    Tensor::random([channels], normal, device),
-                )
-            }
-            AconInit::Swish => (
-                Tensor::ones([channels], device),
-                Tensor::zeros([channels], device),
-            ),
-        };
+        let (p1, p2) = self.init.p1_p2(channels, device);
         MetaAconC {
             // Burn's default initialiser is PyTorch's (uniform, bound 1/√fan_in, bias too).
             fc1: LinearConfig::new(channels, hidden).init(device),
@@ -171,8 +159,7 @@ impl MetaAconC {
         shape[1] = channels;
         let (p1, p2) = (self.p1.val().reshape(shape), self.p2.val().reshape(shape));
         shape[0] = samples;
-        let difference = p1 * input.clone() - p2.clone() * input.clone();
-        difference.clone() * sigmoid(beta.reshape(shape) * difference) + p2 * input
+        composite(p1, p2, beta.reshape(shape), input)
     }
 }
 
@@ -226,6 +213,7 @@ impl ActivationKind for MetaAconC {
 mod tests {
     use super::*;
     use crate::test_util::*;
+    use burn::tensor::Distribution;
 
     #[test]
     fn hidden_width_is_the_authors_and_bad_reductions_are_refused() {

@@ -14,7 +14,7 @@ use activations::{Activation, ActivationConfig, AprRelu};
 use actlab_models::kernels::conv_block;
 
 mod common;
-use common::{assert_close, device, host_random, run_with_grads, values};
+use common::{assert_close, device, host_random, run_with_grads, twins, values};
 
 /// The module inside an APReLU activation.
 fn aprelu(activation: &Activation) -> &AprRelu {
@@ -58,12 +58,11 @@ fn running_statistics(activation: &Activation) -> Vec<Vec<f32>> {
 
 /// Two APReLU modules with the same parameters and running statistics, which they do not share.
 fn twin_modules(channels: usize, device: &Device) -> (Activation, Activation) {
-    let config = ActivationConfig::Aprelu(Default::default());
-    let first = config.init(channels, device);
-    let second = config
-        .init(channels, device)
-        .load_record(first.clone().into_record());
-    (first, second)
+    twins(
+        &ActivationConfig::Aprelu(Default::default()),
+        channels,
+        device,
+    )
 }
 
 fn layers(conv: &Conv2d, activation: &Activation, pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {

@@ -8,13 +8,13 @@ use activations::burn::module::Module;
 use activations::burn::nn::PaddingConfig2d;
 use activations::burn::nn::conv::{Conv2d, Conv2dConfig};
 use activations::burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use activations::burn::tensor::{Device, Gradients, Tensor};
+use activations::burn::tensor::{Gradients, Tensor};
 use activations::fused::without_fused;
 use activations::{Activation, ActivationConfig};
 use actlab_models::kernels::conv_block;
 
 mod common;
-use common::{assert_close, device, host_random, run_with_grads, values};
+use common::{assert_close, device, host_random, run_with_grads, twins, values};
 
 /// The gradients of the convolution's and the activation's parameters, in a fixed order.
 fn parameter_grads(conv: &Conv2d, activation: &Activation, grads: &Gradients) -> Vec<Vec<f32>> {
@@ -39,15 +39,6 @@ fn parameter_grads(conv: &Conv2d, activation: &Activation, grads: &Gradients) ->
         list.push(values(linear.bias.as_ref().unwrap().grad(grads).unwrap()));
     }
     list
-}
-
-/// Two modules of `config` with the same parameters, which they do not share.
-fn twins(config: &ActivationConfig, channels: usize, device: &Device) -> (Activation, Activation) {
-    let first = config.init(channels, device);
-    let second = config
-        .init(channels, device)
-        .load_record(first.clone().into_record());
-    (first, second)
 }
 
 fn layers(conv: &Conv2d, activation: &Activation, pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {

@@ -5,7 +5,8 @@
 use super::{Errors, linear};
 use crate::common::{decode, shape, tensor, to_vec};
 use actlab_activations::burn::module::Param;
-use actlab_activations::burn::tensor::{Device, Tensor};
+use actlab_activations::burn::nn::Linear;
+use actlab_activations::burn::tensor::{Device, Gradients, Tensor};
 use actlab_activations::{
     AconC, BatchNorm1d, DyRelu, DyReluConfig, FRelu, MetaAconC, MetaAconConfig, Silu,
 };
@@ -22,15 +23,15 @@ fn compare_parameter_grads(
     errors: &mut Errors,
     label: &str,
     expected: &Value,
-    actual: Vec<(&str, Vec<f32>)>,
+    actual: Vec<(String, Vec<f32>)>,
 ) {
     let scale = actual
         .iter()
-        .flat_map(|(key, _)| decode(&expected[*key]))
+        .flat_map(|(key, _)| decode(&expected[key.as_str()]))
         .filter(|v| v.is_finite())
         .fold(1.0f64, |m, v| m.max(v.abs() as f64));
     for (key, values) in actual {
-        let want = decode(&expected[key]);
+        let want = decode(&expected[key.as_str()]);
         errors.compare_scaled(&format!("{label} d/d{key}"), &values, &want, scale);
     }
 }
@@ -43,7 +44,7 @@ fn run_case<const D: usize>(
     device: &Device,
     errors: &mut Errors,
     forward: impl Fn(Tensor<D>) -> Tensor<D>,
-) -> actlab_activations::burn::tensor::Gradients {
+) -> Gradients {
     let dims = shape(&case["shape"]);
     let x: Tensor<D> = tensor(&decode(&case["x"]), &dims, device).require_grad();
     let upstream: Tensor<D> = tensor(&decode(&case["upstream"]), &dims, device);
@@ -65,7 +66,7 @@ fn run_case<const D: usize>(
     grads
 }
 
-fn grad_of(p: &Param<Tensor<1>>, grads: &actlab_activations::burn::tensor::Gradients) -> Vec<f32> {
+fn grad_of(p: &Param<Tensor<1>>, grads: &Gradients) -> Vec<f32> {
     to_vec(p.val().grad(grads).unwrap())
 }
 
@@ -79,9 +80,9 @@ pub fn run_acon_c<const D: usize>(case: &Value, device: &Device, errors: &mut Er
     let label = format!("acon_c {:?}", shape(&case["shape"]));
     let grads = run_case::<D>(case, &label, device, errors, |x| acon.forward(x));
     let actual = vec![
-        ("p1", grad_of(&acon.p1, &grads)),
-        ("p2", grad_of(&acon.p2, &grads)),
-        ("beta", grad_of(&acon.beta, &grads)),
+        ("p1".to_string(), grad_of(&acon.p1, &grads)),
+        ("p2".to_string(), grad_of(&acon.p2, &grads)),
+        ("beta".to_string(), grad_of(&acon.beta, &grads)),
     ];
     compare_parameter_grads(errors, &label, &case["grad_params"], actual);
 }
@@ -95,7 +96,21 @@ pub fn run_silu_channels<const D: usize>(case: &Value, device: &Device, errors: 
     let grads = run_case::<D>(case, &label, device, errors, |x| silu.forward(x));
     let beta = grad_of(silu.learnable_beta.as_ref().unwrap(), &grads);
     let expected = serde_json::json!({ "beta": case["grad_beta"] });
-    compare_parameter_grads(errors, &label, &expected, vec![("beta", beta)]);
+    compare_parameter_grads(errors, &label, &expected, vec![("beta".to_string(), beta)]);
+}
+
+/// `{name}_weight` (PyTorch's `[out, in]` layout) and `{name}_bias` gradients of each linear.
+fn linear_grads(linears: &[(&str, &Linear)], grads: &Gradients) -> Vec<(String, Vec<f32>)> {
+    let mut list = Vec::new();
+    for (name, linear) in linears {
+        let weight = linear.weight.val().grad(grads).unwrap().transpose();
+        list.push((format!("{name}_weight"), to_vec(weight)));
+        list.push((
+            format!("{name}_bias"),
+            grad_of(linear.bias.as_ref().unwrap(), grads),
+        ));
+    }
+    list
 }
 
 /// `bn`'s parameters and running statistics from the case's `{prefix}_*` entries, in evaluation
@@ -150,24 +165,20 @@ pub fn run_meta_acon<const D: usize>(case: &Value, device: &Device, errors: &mut
     module.p2 = param(&get("p2"), device);
     let label = format!("meta_acon {} {dims:?}", case["mode"].as_str().unwrap());
     let grads = run_case::<D>(case, &label, device, errors, |x| module.forward(x));
-    let weight = |linear: &actlab_activations::burn::nn::Linear| {
-        to_vec(linear.weight.val().grad(&grads).unwrap().transpose())
-    };
-    let bias = |linear: &actlab_activations::burn::nn::Linear| {
-        grad_of(linear.bias.as_ref().unwrap(), &grads)
-    };
-    let actual = vec![
-        ("p1", grad_of(&module.p1, &grads)),
-        ("p2", grad_of(&module.p2, &grads)),
-        ("fc1_weight", weight(&module.fc1)),
-        ("fc1_bias", bias(&module.fc1)),
-        ("fc2_weight", weight(&module.fc2)),
-        ("fc2_bias", bias(&module.fc2)),
-        ("bn1_gamma", grad_of(&module.bn1.gamma, &grads)),
-        ("bn1_beta", grad_of(&module.bn1.beta, &grads)),
-        ("bn2_gamma", grad_of(&module.bn2.gamma, &grads)),
-        ("bn2_beta", grad_of(&module.bn2.beta, &grads)),
+    let mut actual = vec![
+        ("p1".to_string(), grad_of(&module.p1, &grads)),
+        ("p2".to_string(), grad_of(&module.p2, &grads)),
     ];
+    actual.extend(linear_grads(
+        &[("fc1", &module.fc1), ("fc2", &module.fc2)],
+        &grads,
+    ));
+    actual.extend([
+        ("bn1_gamma".to_string(), grad_of(&module.bn1.gamma, &grads)),
+        ("bn1_beta".to_string(), grad_of(&module.bn1.beta, &grads)),
+        ("bn2_gamma".to_string(), grad_of(&module.bn2.gamma, &grads)),
+        ("bn2_beta".to_string(), grad_of(&module.bn2.beta, &grads)),
+    ]);
     compare_parameter_grads(errors, &label, &case["grad_params"], actual);
     compare_running(errors, &label, &module.bn1, case, "bn1");
     compare_running(errors, &label, &module.bn2, case, "bn2");
@@ -184,18 +195,7 @@ pub fn run_dyrelu<const D: usize>(case: &Value, device: &Device, errors: &mut Er
     module.fc2 = linear(&get("fc2_weight"), &get("fc2_bias"), device);
     let label = format!("dyrelu {dims:?}");
     let grads = run_case::<D>(case, &label, device, errors, |x| module.forward(x));
-    let weight = |linear: &actlab_activations::burn::nn::Linear| {
-        to_vec(linear.weight.val().grad(&grads).unwrap().transpose())
-    };
-    let bias = |linear: &actlab_activations::burn::nn::Linear| {
-        grad_of(linear.bias.as_ref().unwrap(), &grads)
-    };
-    let actual = vec![
-        ("fc1_weight", weight(&module.fc1)),
-        ("fc1_bias", bias(&module.fc1)),
-        ("fc2_weight", weight(&module.fc2)),
-        ("fc2_bias", bias(&module.fc2)),
-    ];
+    let actual = linear_grads(&[("fc1", &module.fc1), ("fc2", &module.fc2)], &grads);
     compare_parameter_grads(errors, &label, &case["grad_params"], actual);
 }
 
@@ -225,13 +225,13 @@ pub fn run_frelu(case: &Value, device: &Device, errors: &mut Errors) {
     let grads = run_case::<4>(case, &label, device, errors, |x| module.forward(x));
     let conv_weight = to_vec(module.conv.weight.val().grad(&grads).unwrap());
     let actual = vec![
-        ("conv_weight", conv_weight),
+        ("conv_weight".to_string(), conv_weight),
         (
-            "conv_bias",
+            "conv_bias".to_string(),
             grad_of(module.conv.bias.as_ref().unwrap(), &grads),
         ),
-        ("bn_gamma", grad_of(&module.norm.gamma, &grads)),
-        ("bn_beta", grad_of(&module.norm.beta, &grads)),
+        ("bn_gamma".to_string(), grad_of(&module.norm.gamma, &grads)),
+        ("bn_beta".to_string(), grad_of(&module.norm.beta, &grads)),
     ];
     compare_parameter_grads(errors, &label, &case["grad_params"], actual);
     let running = &case["running_after"];

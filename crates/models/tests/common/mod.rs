@@ -73,3 +73,19 @@ pub fn run_with_grads(
     out.extend(params(&grads));
     out
 }
+
+/// Two modules of `config` for `channels` channels with the same parameters and running
+/// statistics, which they do not share.
+#[allow(dead_code)] // the block tests use it, tests/kernels.rs does not
+pub fn twins(
+    config: &activations::ActivationConfig,
+    channels: usize,
+    device: &Device,
+) -> (activations::Activation, activations::Activation) {
+    use activations::burn::module::Module;
+    let first = config.init(channels, device);
+    let second = config
+        .init(channels, device)
+        .load_record(first.clone().into_record());
+    (first, second)
+}
