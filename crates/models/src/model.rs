@@ -100,6 +100,52 @@ impl Model {
         }
     }
 
+    /// The parameters holding a NaN or an infinity, by their path in the module as
+    /// `fmnist export` names it (`blocks.0.activation.p1`), with the count of such values: a loaded file that is
+    /// damaged or comes from a run that diverged. Empty for a usable model.
+    pub fn non_finite_parameters(&self) -> Vec<(String, usize)> {
+        struct Finder {
+            path: Vec<String>,
+            found: Vec<(String, usize)>,
+        }
+        impl activations::burn::module::ModuleVisitor for Finder {
+            fn enter_module(&mut self, name: &str, container_type: &str) {
+                // An enum's variant (`Cnn`, `AconC`) is no part of the exported names.
+                let variant = container_type.starts_with("Enum:");
+                self.path.push(if variant {
+                    String::new()
+                } else {
+                    name.to_string()
+                });
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.path.pop();
+            }
+            fn visit_float<const D: usize>(
+                &mut self,
+                param: &activations::burn::module::Param<Tensor<D>>,
+            ) {
+                let values: Vec<f32> = param
+                    .val()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec()
+                    .unwrap_or_default();
+                let bad = values.iter().filter(|v| !v.is_finite()).count();
+                if bad > 0 {
+                    let path = self.path.iter().filter(|p| !p.is_empty()).cloned();
+                    self.found.push((path.collect::<Vec<_>>().join("."), bad));
+                }
+            }
+        }
+        let mut finder = Finder {
+            path: Vec::new(),
+            found: Vec::new(),
+        };
+        self.visit(&mut finder);
+        finder.found
+    }
+
     /// The weight of each layer that has one, in the order of
     /// [`layer_names`](Self::layer_names): conv weights `[out, in, k, k]`, dense and output
     /// weights `[in, out]`. Their ids find the gradients in a `GradientsParams`.

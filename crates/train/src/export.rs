@@ -119,6 +119,14 @@ pub enum ExportError {
         /// What does not fit, tensor by tensor.
         problems: String,
     },
+    /// Weights that fit the model but hold NaN or infinities.
+    #[error("{} cannot be used: {reason}", path.display())]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// Which parameters, and what to do.
+        reason: String,
+    },
     /// A config given neither on the command line nor in the file's metadata.
     #[error(
         "{} carries no config in its metadata; pass the model's config with --config",
@@ -288,6 +296,12 @@ pub fn import_safetensors(mut model: Model, path: &Path) -> Result<Model, Export
             problems: problems.join("; "),
         });
     }
+    if let Some(reason) = crate::run::dir::non_finite_reason(&model) {
+        return Err(ExportError::NonFinite {
+            path: path.into(),
+            reason,
+        });
+    }
     Ok(model)
 }
 
@@ -425,6 +439,36 @@ mod tests {
         assert!(!names.contains(&"stem.bias") && !names.contains(&"blocks.0.conv1.bias"));
         assert!(!names.iter().any(|n| n.starts_with("blocks.0.shortcut")));
         assert!(!names.iter().any(|n| n.contains("blocks_per_stage")));
+    }
+
+    /// A file whose weights hold NaN (a run that diverged, an edited file) is refused, naming
+    /// the parameter; it is never handed on to train or evaluate with.
+    #[test]
+    fn non_finite_weights_are_refused_by_name() {
+        let text = "[model]\nkind = \"cnn\"\nchannels = [4]\nhidden = [8]\n\
+                    conv_activations = [\"acon_c\"]";
+        let Model::Cnn(mut cnn) = model(text) else {
+            panic!()
+        };
+        let activations::Activation::AconC(acon) = &mut cnn.blocks[0].activation else {
+            panic!()
+        };
+        let values = [1.0, f32::NAN, 0.5, f32::INFINITY];
+        acon.p1 = burn::module::Param::from_tensor(burn::tensor::Tensor::from_floats(
+            values,
+            &Device::flex(),
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        export_safetensors(&Model::Cnn(cnn), "", &path).unwrap();
+        let error = import_safetensors(model(text), &path).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, ExportError::NonFinite { .. })
+                && message.contains("blocks.0.activation.p1 (2)")
+                && message.contains("NaN"),
+            "{message}"
+        );
     }
 
     #[test]

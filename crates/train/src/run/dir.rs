@@ -443,8 +443,32 @@ impl RunDir {
     pub fn load_model(&self, model: Model) -> Result<Model, RunError> {
         let path = self.model_path();
         let bytes = self.read_checked(&path, |summary| summary.model_sha256.as_deref())?;
-        load_model_bytes(model, bytes).map_err(|source| RunError::Weights { path, source })
+        let model = load_model_bytes(model, bytes).map_err(|source| RunError::Weights {
+            path: path.clone(),
+            source,
+        })?;
+        match non_finite_reason(&model) {
+            Some(reason) => Err(RunError::Damaged { path, reason }),
+            None => Ok(model),
+        }
     }
+}
+
+/// Why a loaded model cannot be used: the parameters that hold NaN or infinities, or `None`.
+pub(crate) fn non_finite_reason(model: &Model) -> Option<String> {
+    let found = model.non_finite_parameters();
+    if found.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = found
+        .iter()
+        .map(|(path, count)| format!("{path} ({count})"))
+        .collect();
+    Some(format!(
+        "parameters hold NaN or infinite values: {}; the run diverged or the file was changed: \
+         train it again (a lower learning rate if it diverged) or use an earlier checkpoint",
+        list.join(", ")
+    ))
 }
 
 /// Weights from burnpack bytes, with an error (not a panic) for bytes that do not parse or do
