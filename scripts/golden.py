@@ -189,7 +189,7 @@ for shape in ([3, 4, 2, 3], [6, 4]):
 # Meta-ACON with random weights (r = 4: hidden max(4, 8/4) = 4) on [N, C, H, W] and [N, C], in
 # training and evaluation mode: every parameter's gradient and the running statistics.
 def meta_params(m):
-    out = {"p1": enc(m.acon.p1), "p2": enc(m.acon.p2)}
+    out = {"p1": enc(m.p1), "p2": enc(m.p2)}
     for name in ("fc1", "fc2"):
         out[f"{name}_weight"] = enc(getattr(m, name).weight)
         out[f"{name}_bias"] = enc(getattr(m, name).bias)
@@ -216,7 +216,7 @@ for shape in ([4, 8, 3, 3], [6, 8]):
         y = m(x)
         (y * w).sum().backward()
         after = meta_params(m)
-        grads = {"p1": enc(m.acon.p1.grad), "p2": enc(m.acon.p2.grad)}
+        grads = {"p1": enc(m.p1.grad), "p2": enc(m.p2.grad)}
         for name in ("fc1", "fc2"):
             grads[f"{name}_weight"] = enc(getattr(m, name).weight.grad)
             grads[f"{name}_bias"] = enc(getattr(m, name).bias.grad)

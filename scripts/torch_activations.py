@@ -86,14 +86,15 @@ class MetaAconC(nn.Module):
         self.bn1 = nn.BatchNorm1d(hidden, eps=epsilon, momentum=momentum)
         self.fc2 = nn.Linear(hidden, width)
         self.bn2 = nn.BatchNorm1d(width, eps=epsilon, momentum=momentum)
-        self.acon = AconC(width, init)
+        acon = AconC(width, init)
+        self.p1, self.p2 = acon.p1, acon.p2
 
     def forward(self, x):
         dims = tuple(range(2, x.dim()))
         means = x.mean(dims) if dims else x
         beta = torch.sigmoid(self.bn2(self.fc2(self.bn1(self.fc1(means)))))
         shape = beta.shape + (1,) * len(dims)
-        p1, p2 = (t.reshape((1, -1) + (1,) * len(dims)) for t in (self.acon.p1, self.acon.p2))
+        p1, p2 = (t.reshape((1, -1) + (1,) * len(dims)) for t in (self.p1, self.p2))
         beta = beta.reshape(shape)
         return (p1 * x - p2 * x) * torch.sigmoid(beta * (p1 * x - p2 * x)) + p2 * x
 
@@ -108,8 +109,9 @@ class DyReluB(nn.Module):
         self.channels, self.k = channels, k
         self.fc1 = nn.Linear(channels, channels // reduction)
         self.fc2 = nn.Linear(channels // reduction, 2 * k * channels)
-        self.register_buffer("lambdas", torch.tensor([1.0] * k + [0.5] * k))
-        self.register_buffer("init_v", torch.tensor([1.0] + [0.0] * (2 * k - 1)))
+        # Constants, not state: left out of state_dict, as the Rust module has no such tensors.
+        self.register_buffer("lambdas", torch.tensor([1.0] * k + [0.5] * k), persistent=False)
+        self.register_buffer("init_v", torch.tensor([1.0] + [0.0] * (2 * k - 1)), persistent=False)
 
     def forward(self, x):
         dims = tuple(range(2, x.dim()))

@@ -23,11 +23,11 @@ use burn::tensor::{Device, Tensor};
 /// ([`ActivationKind::check_slot`]). `activation = "frelu"`: it has no parameters to set.
 #[derive(Module, Debug)]
 pub struct FRelu {
-    /// The depthwise 3×3 convolution (`groups = C`).
-    pub conv: Conv2d,
+    /// The depthwise 3×3 convolution (`groups = C`; the authors' name, as in exported files).
+    pub conv_frelu: Conv2d,
     /// The BatchNorm after it, over `N·H·W` values per channel: PyTorch's `BatchNorm2d`
     /// (Burn's `BatchNorm` updates the running variance with the biased estimate).
-    pub norm: BatchNorm1d,
+    pub bn_frelu: BatchNorm1d,
 }
 
 /// Refuses a dense slot: the condition is a 3×3 convolution.
@@ -48,11 +48,11 @@ impl FRelu {
     pub fn new(channels: usize, device: &Device) -> Self {
         assert!(channels > 0, "FReLU needs at least one channel");
         Self {
-            conv: Conv2dConfig::new([channels, channels], [3, 3])
+            conv_frelu: Conv2dConfig::new([channels, channels], [3, 3])
                 .with_groups(channels)
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(device),
-            norm: BatchNorm1d::new(channels, 0.1, 1e-5, device),
+            bn_frelu: BatchNorm1d::new(channels, 0.1, 1e-5, device),
         }
     }
 }
@@ -60,10 +60,10 @@ impl FRelu {
 impl FRelu {
     /// The condition `T(x)` of `[N, C, H, W]`.
     pub fn condition(&self, input: Tensor<4>) -> Tensor<4> {
-        let convolved = self.conv.forward(input);
+        let convolved = self.conv_frelu.forward(input);
         let [n, c, h, w] = convolved.dims();
         let rows = convolved.permute([0, 2, 3, 1]).reshape([n * h * w, c]);
-        let normalised = self.norm.forward(rows);
+        let normalised = self.bn_frelu.forward(rows);
         normalised.reshape([n, h, w, c]).permute([0, 3, 1, 2])
     }
 
@@ -73,7 +73,7 @@ impl FRelu {
     /// When the input is not `[N, C, H, W]` with the module's channels.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         let dims = input.dims();
-        let channels = self.conv.weight.dims()[0];
+        let channels = self.conv_frelu.weight.dims()[0];
         assert!(
             D == 4 && dims[1] == channels,
             "FReLU takes [N, {channels}, H, W] (a convolution's output), got shape {dims:?}"

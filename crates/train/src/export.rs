@@ -51,20 +51,20 @@ use crate::run::{RunDir, RunError};
 /// PyTorch's BatchNorm counter, which Burn does not have: exported as 0, ignored on import.
 const NUM_BATCHES_TRACKED: &str = "num_batches_tracked";
 
-/// APReLU's `bn1`/`bn2` are the activations crate's own `BatchNorm1d`, whose `gamma`/`beta`
-/// Burn's adapters do not know (they rename those of `burn::nn::BatchNorm` only): renamed by
-/// key remapping, (Burn pattern, PyTorch name) each way.
-const APRELU_NORMS: [(&str, &str, &str, &str); 2] = [
+/// APReLU's and Meta-ACON's `bn1`/`bn2` and FReLU's `bn_frelu` are the activations crate's own
+/// `BatchNorm1d`, whose `gamma`/`beta` Burn's adapters do not know (they rename those of
+/// `burn::nn::BatchNorm` only): renamed by key remapping, (Burn pattern, PyTorch name) each way.
+const ACTIVATION_NORMS: [(&str, &str, &str, &str); 2] = [
     (
-        r"\.(bn\d)\.gamma$",
+        r"\.(bn\d|bn_frelu)\.gamma$",
         ".$1.weight",
-        r"\.(bn\d)\.weight$",
+        r"\.(bn\d|bn_frelu)\.weight$",
         ".$1.gamma",
     ),
     (
-        r"\.(bn\d)\.beta$",
+        r"\.(bn\d|bn_frelu)\.beta$",
         ".$1.bias",
-        r"\.(bn\d)\.bias$",
+        r"\.(bn\d|bn_frelu)\.bias$",
         ".$1.beta",
     ),
 ];
@@ -166,7 +166,7 @@ pub fn safetensors_bytes(model: &Model, config_toml: &str) -> Result<Vec<u8>, Ex
         .clear_metadata()
         .metadata("format", "pt")
         .metadata("config", config_toml);
-    for (burn, pytorch, _, _) in APRELU_NORMS {
+    for (burn, pytorch, _, _) in ACTIVATION_NORMS {
         store = store.with_key_remapping(burn, pytorch);
     }
     model.save_into(&mut store).map_err(ExportError::Store)?;
@@ -267,7 +267,7 @@ pub fn import_safetensors(mut model: Model, path: &Path) -> Result<Model, Export
         .with_from_adapter(PyTorchToBurnAdapter)
         .skip_enum_variants(true)
         .allow_partial(true);
-    for (_, _, pytorch, burn) in APRELU_NORMS {
+    for (_, _, pytorch, burn) in ACTIVATION_NORMS {
         store = store.with_key_remapping(pytorch, burn);
     }
     let result = model
@@ -405,6 +405,37 @@ mod tests {
                 .iter()
                 .any(|n| n.contains("gamma") || n.contains("Cnn"))
         );
+    }
+
+    /// The learned kinds' parameters under the names of their PyTorch references
+    /// (scripts/torch_activations.py, from the authors' code).
+    #[test]
+    fn learned_kinds_follow_their_pytorch_references_names() {
+        let model = model(
+            "[model]\nkind = \"cnn\"\nchannels = [4, 4, 4]\nhidden = [8, 8]\n\
+             conv_activations = [\"acon_c\", \"frelu\", \"dyrelu\"]\n\
+             hidden_activations = [\"meta_acon\", { kind = \"silu\", learnable = true }]",
+        );
+        let names: Vec<String> = exported(&model).into_iter().map(|t| t.0).collect();
+        for expected in [
+            "blocks.0.activation.p1",
+            "blocks.0.activation.beta",
+            "blocks.1.activation.conv_frelu.weight",
+            "blocks.1.activation.conv_frelu.bias",
+            "blocks.1.activation.bn_frelu.weight",
+            "blocks.1.activation.bn_frelu.running_var",
+            "blocks.2.activation.fc2.weight",
+            "dense.0.activation.p2",
+            "dense.0.activation.bn1.weight",
+            "dense.0.activation.bn2.bias",
+            "dense.1.activation.learnable_beta",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} in {names:?}"
+            );
+        }
+        assert!(!names.iter().any(|n| n.contains("gamma")), "{names:?}");
     }
 
     #[test]

@@ -204,40 +204,46 @@ pub fn run_frelu(case: &Value, device: &Device, errors: &mut Errors) {
     let get = |key: &str| decode(&case["params"][key]);
     let channels = dims[1];
     let mut module = FRelu::new(channels, device);
-    module.conv.weight =
+    module.conv_frelu.weight =
         Param::from_tensor(tensor(&get("conv_weight"), &[channels, 1, 3, 3], device));
-    module.conv.bias = Some(param(&get("conv_bias"), device));
-    module.norm.gamma = param(&get("bn_gamma"), device);
-    module.norm.beta = param(&get("bn_beta"), device);
+    module.conv_frelu.bias = Some(param(&get("conv_bias"), device));
+    module.bn_frelu.gamma = param(&get("bn_gamma"), device);
+    module.bn_frelu.beta = param(&get("bn_beta"), device);
     module
-        .norm
+        .bn_frelu
         .running_mean
         .update(tensor(&get("bn_running_mean"), &[channels], device));
     module
-        .norm
+        .bn_frelu
         .running_var
         .update(tensor(&get("bn_running_var"), &[channels], device));
     if case["mode"] == "eval" {
         // Evaluation behaviour with gradients still recorded, as PyTorch's `eval()`.
-        module.norm.training = Param::from_bool(false);
+        module.bn_frelu.training = Param::from_bool(false);
     }
     let label = format!("frelu {} {dims:?}", case["mode"].as_str().unwrap());
     let grads = run_case::<4>(case, &label, device, errors, |x| module.forward(x));
-    let conv_weight = to_vec(module.conv.weight.val().grad(&grads).unwrap());
+    let conv_weight = to_vec(module.conv_frelu.weight.val().grad(&grads).unwrap());
     let actual = vec![
         ("conv_weight".to_string(), conv_weight),
         (
             "conv_bias".to_string(),
-            grad_of(module.conv.bias.as_ref().unwrap(), &grads),
+            grad_of(module.conv_frelu.bias.as_ref().unwrap(), &grads),
         ),
-        ("bn_gamma".to_string(), grad_of(&module.norm.gamma, &grads)),
-        ("bn_beta".to_string(), grad_of(&module.norm.beta, &grads)),
+        (
+            "bn_gamma".to_string(),
+            grad_of(&module.bn_frelu.gamma, &grads),
+        ),
+        (
+            "bn_beta".to_string(),
+            grad_of(&module.bn_frelu.beta, &grads),
+        ),
     ];
     compare_parameter_grads(errors, &label, &case["grad_params"], actual);
     let running = &case["running_after"];
     for (what, state) in [
-        ("mean", &module.norm.running_mean),
-        ("var", &module.norm.running_var),
+        ("mean", &module.bn_frelu.running_mean),
+        ("var", &module.bn_frelu.running_var),
     ] {
         errors.compare(
             &format!("{label} running {what}"),
