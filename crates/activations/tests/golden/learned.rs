@@ -207,20 +207,7 @@ pub fn run_frelu(case: &Value, device: &Device, errors: &mut Errors) {
     module.conv_frelu.weight =
         Param::from_tensor(tensor(&get("conv_weight"), &[channels, 1, 3, 3], device));
     module.conv_frelu.bias = Some(param(&get("conv_bias"), device));
-    module.bn_frelu.gamma = param(&get("bn_gamma"), device);
-    module.bn_frelu.beta = param(&get("bn_beta"), device);
-    module
-        .bn_frelu
-        .running_mean
-        .update(tensor(&get("bn_running_mean"), &[channels], device));
-    module
-        .bn_frelu
-        .running_var
-        .update(tensor(&get("bn_running_var"), &[channels], device));
-    if case["mode"] == "eval" {
-        // Evaluation behaviour with gradients still recorded, as PyTorch's `eval()`.
-        module.bn_frelu.training = Param::from_bool(false);
-    }
+    set_batch_norm(&mut module.bn_frelu, case, "bn", device);
     let label = format!("frelu {} {dims:?}", case["mode"].as_str().unwrap());
     let grads = run_case::<4>(case, &label, device, errors, |x| module.forward(x));
     let conv_weight = to_vec(module.conv_frelu.weight.val().grad(&grads).unwrap());
@@ -240,16 +227,5 @@ pub fn run_frelu(case: &Value, device: &Device, errors: &mut Errors) {
         ),
     ];
     compare_parameter_grads(errors, &label, &case["grad_params"], actual);
-    let running = &case["running_after"];
-    for (what, state) in [
-        ("mean", &module.bn_frelu.running_mean),
-        ("var", &module.bn_frelu.running_var),
-    ] {
-        errors.compare(
-            &format!("{label} running {what}"),
-            None,
-            &to_vec(state.value_sync()),
-            &decode(&running[format!("bn_running_{what}")]),
-        );
-    }
+    compare_running(errors, &label, &module.bn_frelu, case, "bn");
 }
