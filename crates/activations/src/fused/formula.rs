@@ -7,9 +7,15 @@
 
 use super::real::Real;
 
-/// The most parameters a formula has (ELU's three: negative and positive coefficients and input
-/// scale); the kernels pass them as one array.
-pub const MAX_PARAMETERS: usize = 4;
+/// The most parameters a formula has: PAU's 17 at degrees (8, 8) (nine numerator and eight
+/// denominator coefficients). The kernels pass them as one array; the entries past a formula's
+/// [`PARAMETERS`](Formula::PARAMETERS) are zeros the compilers fold away.
+pub const MAX_PARAMETERS: usize = 17;
+
+/// The most parameters the element-wise Cube kernel passes (as scalars; the channel-wise
+/// kernels read any number from their parameter tensor): ELU's three and one spare. Every
+/// fixed-parameter kind fits; a formula with more runs on Cube channel-wise only.
+pub(crate) const SCALAR_PARAMETERS: usize = 4;
 
 /// One activation's forward and backward formulas, generic over the numbers they compute with.
 /// Each implementation is its own type, so that every kernel is compiled for one formula at a

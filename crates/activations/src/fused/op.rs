@@ -7,7 +7,7 @@
 //! compiled for this one formula. Nothing here names an activation; the registry's modules
 //! hand their formulas in.
 
-use super::formula::{Formula, LearnedFormula, MAX_PARAMETERS};
+use super::formula::{Formula, LearnedFormula, MAX_PARAMETERS, SCALAR_PARAMETERS};
 use super::kernels::channel::{self, ChannelLayout};
 use super::kernels::pointwise as kernels;
 use std::mem::MaybeUninit;
@@ -85,7 +85,8 @@ impl Pointwise {
             name: F::NAME,
             parameters: formula.parameters(),
             saves_output: formula.saves_output(),
-            cube: F::CUBE,
+            // The element-wise Cube kernel takes its parameters as scalars.
+            cube: F::CUBE && F::PARAMETERS <= SCALAR_PARAMETERS,
             lowering: Lowered::<F>::TABLE,
         }
     }

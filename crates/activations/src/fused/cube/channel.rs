@@ -30,31 +30,10 @@ pub(crate) type Backward = fn(CubeTensor, CubeTensor, CubeTensor) -> (CubeTensor
 /// enough runs to fill a device, short enough that one unit's loop stays brief.
 const SHARED_RUN: usize = 256;
 
-/// Row `r` of the parameters (`count` of them, the rest zero) for the element at `flat`.
+/// Where the parameter row of the element at `flat` starts.
 #[cube]
-fn row_parameters<F: Float>(
-    parameters: &Tensor<F>,
-    flat: usize,
-    inner: usize,
-    rows: usize,
-    #[comptime] count: usize,
-) -> (F, F, F, F) {
-    let base = ((flat / inner) % rows) * count;
-    let zero = F::new(0.0);
-    let p0 = parameters[base];
-    let mut p1 = zero;
-    let mut p2 = zero;
-    let mut p3 = zero;
-    if comptime![count > 1] {
-        p1 = parameters[base + 1];
-    }
-    if comptime![count > 2] {
-        p2 = parameters[base + 2];
-    }
-    if comptime![count > 3] {
-        p3 = parameters[base + 3];
-    }
-    (p0, p1, p2, p3)
+fn row_base(flat: usize, inner: usize, rows: usize, #[comptime] count: usize) -> usize {
+    ((flat / inner) % rows) * count
 }
 
 #[cube(launch)]
@@ -70,14 +49,13 @@ fn channel_forward_kernel<F: Float, N: Size, O: Formula>(
     if ABSOLUTE_POS >= output.len() {
         terminate!();
     }
-    let flat = ABSOLUTE_POS * input.vector_size();
-    let (p0, p1, p2, p3) = row_parameters::<F>(parameters, flat, inner, rows, count);
-    output[ABSOLUTE_POS] = trace::value::<F, N, O>(input[ABSOLUTE_POS], p0, p1, p2, p3);
+    let base = row_base(ABSOLUTE_POS * input.vector_size(), inner, rows, count);
+    output[ABSOLUTE_POS] = trace::row_value::<F, N, O>(input[ABSOLUTE_POS], parameters, base);
 }
 
 /// One unit per run of `run_len` elements (the last may be shorter); `partial[unit, k]` = the
-/// run's sum of parameter `k`'s terms. Launched with vectors of one lane (`N` = 1), the width
-/// the traced formula is written for.
+/// run's sum of parameter `k`'s terms, in blocks of [`BLOCK`]. Launched with vectors of one lane
+/// (`N` = 1), the width the traced formula is written for.
 #[cube(launch)]
 fn channel_backward_kernel<F: Float, N: Size, O: LearnedFormula>(
     input: &Tensor<F>,
@@ -95,52 +73,38 @@ fn channel_backward_kernel<F: Float, N: Size, O: LearnedFormula>(
     if ABSOLUTE_POS >= units {
         terminate!();
     }
-    let zero = F::new(0.0);
     let start = ABSOLUTE_POS * run_len;
     let end = select(start + run_len < input.len(), start + run_len, input.len());
-    let (p0, p1, p2, p3) = row_parameters::<F>(parameters, start, inner, rows, count);
+    let base = row_base(start, inner, rows, count);
     let blocks = (end - start).div_ceil(BLOCK);
-    let mut total0 = zero;
-    let mut total1 = zero;
-    let mut total2 = zero;
-    let mut total3 = zero;
+    let mut totals = Array::<F>::new(count);
+    let mut sums = Array::<F>::new(count);
+    #[unroll]
+    for k in 0..count {
+        totals[k] = F::new(0.0);
+    }
     for block in 0..blocks {
         let block_start = start + block * BLOCK;
         let block_end = select(block_start + BLOCK < end, block_start + BLOCK, end);
-        let mut sum0 = zero;
-        let mut sum1 = zero;
-        let mut sum2 = zero;
-        let mut sum3 = zero;
+        #[unroll]
+        for k in 0..count {
+            sums[k] = F::new(0.0);
+        }
         for i in block_start..block_end {
             let x = Vector::<F, N>::new(input[i]);
             let g = Vector::<F, N>::new(grad[i]);
-            sum0 += trace::parameter_term0::<F, N, O>(x, g, p0, p1, p2, p3).extract(0usize);
-            if comptime![count > 1] {
-                sum1 += trace::parameter_term1::<F, N, O>(x, g, p0, p1, p2, p3).extract(0usize);
-            }
-            if comptime![count > 2] {
-                sum2 += trace::parameter_term2::<F, N, O>(x, g, p0, p1, p2, p3).extract(0usize);
-            }
-            if comptime![count > 3] {
-                sum3 += trace::parameter_term3::<F, N, O>(x, g, p0, p1, p2, p3).extract(0usize);
-            }
-            input_grad[i] = trace::backward::<F, N, O>(x, g, p0, p1, p2, p3).extract(0usize);
+            input_grad[i] =
+                trace::row_backward::<F, N, O>(x, g, parameters, base, &mut sums).extract(0usize);
         }
-        total0 += sum0;
-        total1 += sum1;
-        total2 += sum2;
-        total3 += sum3;
+        #[unroll]
+        for k in 0..count {
+            totals[k] += sums[k];
+        }
     }
     let out = ABSOLUTE_POS * count;
-    partial[out] = total0;
-    if comptime![count > 1] {
-        partial[out + 1] = total1;
-    }
-    if comptime![count > 2] {
-        partial[out + 2] = total2;
-    }
-    if comptime![count > 3] {
-        partial[out + 3] = total3;
+    #[unroll]
+    for k in 0..count {
+        partial[out + k] = totals[k];
     }
 }
 

@@ -44,10 +44,12 @@ fn pointwise_kernel<F: Float, N: Size, O: Formula>(
 
 /// Runs `O`'s kernel over contiguous `saved` (and `grad` for the backward) into a new tensor.
 pub(crate) fn launch<O: Formula>(
-    [p0, p1, p2, p3]: [f32; MAX_PARAMETERS],
+    parameters: [f32; MAX_PARAMETERS],
     saved: CubeTensor,
     grad: Option<CubeTensor>,
 ) -> CubeTensor {
+    // Pointwise::new keeps formulas with more parameters off this kernel.
+    let [p0, p1, p2, p3] = [0, 1, 2, 3].map(|k| parameters[k]);
     let saved = into_contiguous(saved);
     let grad = grad.map(into_contiguous);
     let shape = saved.meta.shape().clone();

@@ -7,7 +7,7 @@
 //! turns the call `trace::value::<F, N, O>(x, ...)` inside a `#[cube]` body into
 //! `trace::value::expand::<F, N, O>(scope, x, ...)`, which runs `O`'s formula on traced values.
 
-use super::super::formula::{Formula, LearnedFormula, MAX_PARAMETERS};
+use super::super::formula::{Formula, LearnedFormula, MAX_PARAMETERS, SCALAR_PARAMETERS};
 use super::super::math;
 use super::super::real::Real;
 use burn_cubecl::cubecl;
@@ -254,12 +254,16 @@ impl<'a, F: Float, N: Size> Real for Traced<'a, F, N> {
     }
 }
 
-/// The formula's parameters, each in every lane.
+/// The element-wise kernel's parameters: the first [`SCALAR_PARAMETERS`] as scalars, each in
+/// every lane; the rest zero (no element-wise formula has more).
 fn parameters<'a, F: Float, N: Size>(
     scope: &'a Scope,
-    parameters: [NativeExpand<F>; MAX_PARAMETERS],
+    scalars: [NativeExpand<F>; SCALAR_PARAMETERS],
 ) -> [Traced<'a, F, N>; MAX_PARAMETERS] {
-    parameters.map(|p| Traced::Lanes(scope, splat::expand::<F, N>(scope, p)))
+    std::array::from_fn(|k| match scalars.get(k) {
+        Some(p) => Traced::Lanes(scope, splat::expand::<F, N>(scope, *p)),
+        None => Traced::Constant(0.0),
+    })
 }
 
 /// `O`'s value, called from a `#[cube]` kernel as `value::<F, N, O>(x, p0, p1, p2, p3)`; the
@@ -329,51 +333,95 @@ pub(super) mod backward {
     }
 }
 
-/// The stubs and expansions of `parameter_term0` … `parameter_term3`: entry `k` of `O`'s
-/// [`LearnedFormula::parameter_backward`], called from a `#[cube]` kernel as
-/// `parameter_term0::<F, N, O>(x, grad, p0, p1, p2, p3)`. One function per entry, because a
-/// stub cannot receive a compile-time index; the shader compiler merges what they share.
-macro_rules! parameter_terms {
-    ($($stub:ident = $index:literal),*) => {$(
-        #[allow(unused_variables, clippy::extra_unused_type_parameters)]
-        pub(super) fn $stub<F: Float, N: Size, O: LearnedFormula>(
-            x: Vector<F, N>,
-            grad: Vector<F, N>,
-            p0: F,
-            p1: F,
-            p2: F,
-            p3: F,
-        ) -> Vector<F, N> {
-            unreachable!("CubeCL expands this call; it never runs on the host")
-        }
-
-        pub(super) mod $stub {
-            use super::*;
-
-            pub fn expand<F: Float, N: Size, O: LearnedFormula>(
-                scope: &Scope,
-                x: Lanes<F, N>,
-                grad: Lanes<F, N>,
-                p0: NativeExpand<F>,
-                p1: NativeExpand<F>,
-                p2: NativeExpand<F>,
-                p3: NativeExpand<F>,
-            ) -> Lanes<F, N> {
-                let parameters = parameters::<F, N>(scope, [p0, p1, p2, p3]);
-                O::parameter_backward(
-                    parameters,
-                    Traced::Lanes(scope, x),
-                    Traced::Lanes(scope, grad),
-                )[$index]
-                    .lanes(scope)
-            }
-        }
-    )*};
+#[cube]
+fn load<F: Float>(parameters: &Tensor<F>, base: usize, #[comptime] offset: usize) -> F {
+    parameters[base + offset]
 }
 
-parameter_terms!(
-    parameter_term0 = 0,
-    parameter_term1 = 1,
-    parameter_term2 = 2,
-    parameter_term3 = 3
-);
+#[cube]
+fn accumulate<F: Float, N: Size>(sums: &mut Array<F>, #[comptime] k: usize, term: Vector<F, N>) {
+    sums[k] += term.extract(0usize);
+}
+
+/// One row of a channel-wise parameter tensor, `parameters[base..base + O::PARAMETERS]`, each in
+/// every lane; the entries past `O::PARAMETERS` are constant zeros (folded away).
+fn row_parameters<'a, F: Float, N: Size, O: Formula>(
+    scope: &'a Scope,
+    parameters: &TensorArg<F>,
+    base: &NativeExpand<usize>,
+) -> [Traced<'a, F, N>; MAX_PARAMETERS] {
+    std::array::from_fn(|k| {
+        if k < O::PARAMETERS {
+            let p = load::expand::<F>(scope, parameters, *base, k);
+            Traced::Lanes(scope, splat::expand::<F, N>(scope, p))
+        } else {
+            Traced::Constant(0.0)
+        }
+    })
+}
+
+type TensorArg<F> = TensorExpand<F>;
+
+/// `O`'s value with the parameter row at `base` of a channel-wise kernel's parameter tensor,
+/// called as `row_value::<F, N, O>(x, parameters, base)`; it only stands for the call.
+#[allow(unused_variables, clippy::extra_unused_type_parameters)]
+pub(super) fn row_value<F: Float, N: Size, O: Formula>(
+    x: Vector<F, N>,
+    parameters: &Tensor<F>,
+    base: usize,
+) -> Vector<F, N> {
+    unreachable!("CubeCL expands this call; it never runs on the host")
+}
+
+/// The expansion of [`row_value()`].
+pub(super) mod row_value {
+    use super::*;
+
+    pub fn expand<F: Float, N: Size, O: Formula>(
+        scope: &Scope,
+        x: Lanes<F, N>,
+        parameters: &TensorArg<F>,
+        base: NativeExpand<usize>,
+    ) -> Lanes<F, N> {
+        let parameters = row_parameters::<F, N, O>(scope, parameters, &base);
+        O::value(parameters, Traced::Lanes(scope, x)).lanes(scope)
+    }
+}
+
+/// `O`'s backward with the parameter row at `base`, from the input; adds each parameter's
+/// term ([`LearnedFormula::parameter_backward`]) to `sums[k]`. Called as
+/// `row_backward::<F, N, O>(x, grad, parameters, base, &mut sums)` with one-lane vectors; it
+/// only stands for the call. One trace serves the input gradient and every parameter term,
+/// so the shader compiler sees what they share.
+#[allow(unused_variables, clippy::extra_unused_type_parameters)]
+pub(super) fn row_backward<F: Float, N: Size, O: LearnedFormula>(
+    x: Vector<F, N>,
+    grad: Vector<F, N>,
+    parameters: &Tensor<F>,
+    base: usize,
+    sums: &mut Array<F>,
+) -> Vector<F, N> {
+    unreachable!("CubeCL expands this call; it never runs on the host")
+}
+
+/// The expansion of [`row_backward()`].
+pub(super) mod row_backward {
+    use super::*;
+
+    pub fn expand<F: Float, N: Size, O: LearnedFormula>(
+        scope: &Scope,
+        x: Lanes<F, N>,
+        grad: Lanes<F, N>,
+        parameters: &TensorArg<F>,
+        base: NativeExpand<usize>,
+        sums: &mut NativeExpand<Array<F>>,
+    ) -> Lanes<F, N> {
+        let parameters = row_parameters::<F, N, O>(scope, parameters, &base);
+        let (x, grad) = (Traced::Lanes(scope, x), Traced::Lanes(scope, grad));
+        let terms = O::parameter_backward(parameters, x, grad);
+        for (k, term) in terms.into_iter().take(O::PARAMETERS).enumerate() {
+            accumulate::expand::<F, N>(scope, sums, k, term.lanes(scope));
+        }
+        O::backward(parameters, x, grad).lanes(scope)
+    }
+}
