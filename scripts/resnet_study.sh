@@ -8,7 +8,8 @@
 #   nohup nice -n 19 bash scripts/resnet_study.sh > runs/compare_resnet_full.log 2>&1 &
 #
 # Environment: FMNIST (the binary, default target/release/fmnist), OUT (default
-# runs/compare_resnet_full), SEEDS (default "1 2 3 4 5"). The report is rewritten in OUT after
+# runs/compare_resnet_full), SEEDS (default "1 2 3 4 5"), CORE (the activations run on every seed
+# before the others, default relu, prelu, aprelu). The report is rewritten in OUT after
 # every seed; `fmnist report OUT --out docs/compare_resnet` publishes it.
 #
 # Finished runs are committed to docs/compare_resnet/runs/ (each run's config, summary,
@@ -25,6 +26,16 @@ if [ -d docs/compare_resnet/runs ]; then
     for run in docs/compare_resnet/runs/*/; do
         name=$(basename "$run")
         [ -e "$out/$name" ] || cp -r "$run" "$out/$name"
+    done
+fi
+# The question that matters most first: relu, prelu and aprelu on every seed, then the others
+# (CORE="" skips that pass).
+core=${CORE-'"relu", "prelu", "aprelu"'}
+if [ -n "$core" ]; then
+    for seed in ${SEEDS:-1 2 3 4 5}; do
+        echo "=== seed $seed, $core ($(date -u +%FT%TZ))"
+        "$fmnist" compare --config configs/compare_resnet.toml --set "compare.seeds=[$seed]" \
+            --set "compare.activations=[$core]" --out "$out" --quiet
     done
 fi
 for seed in ${SEEDS:-1 2 3 4 5}; do
