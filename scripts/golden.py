@@ -18,7 +18,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from torch_activations import MODULES, AconC, AprRelu, DyReluB, FRelu, MetaAconC, activation
+from torch_activations import MODULES, AconC, AprRelu, DyReluB, FRelu, MetaAconC, Pau, activation
 
 torch.manual_seed(20261123)
 torch.set_num_threads(1)
@@ -87,7 +87,7 @@ cases = [
 ]
 # Every other element-wise kind of scripts/torch_activations.py with its default parameters, so
 # a new activation needs only its MODULES entry (add a case above for other parameters).
-NOT_ELEMENTWISE = {"softmax", "log_softmax", "aprelu", "acon_c", "meta_acon", "dyrelu", "frelu"}
+NOT_ELEMENTWISE = {"softmax", "log_softmax", "aprelu", "acon_c", "meta_acon", "dyrelu", "frelu", "pau"}
 covered = {case["name"] for case in cases}
 cases += [elementwise(kind) for kind in MODULES if kind not in covered | NOT_ELEMENTWISE]
 
@@ -267,6 +267,32 @@ for mode in ("train", "eval"):
                   "upstream": enc(w), "y": enc(y), "grad": enc(x.grad), "grad_params": grads,
                   "running_after": {"bn_running_mean": enc(m.bn_frelu.running_mean),
                                     "bn_running_var": enc(m.bn_frelu.running_var)}})
+
+# PAU with random coefficients: (5, 4) per layer on [N, C, H, W] holding the grid's finite edge
+# values (|x| up to 1e4), (5, 4) version B per channel, (8, 8) per channel on [N, C] with
+# inputs up to 1e4 (the highest degree: x^8 ~ 1e32), and (3, 2) version B per layer. Value,
+# input gradient and every coefficient's gradient.
+FINITE_EDGES = [v for v in EDGES if math.isfinite(v)]
+for shape, degrees, version, per_channel in (([3, 4, 5, 5], (5, 4), "a", False),
+                                             ([3, 4, 2, 3], (5, 4), "b", True),
+                                             ([8, 3], (8, 8), "a", True),
+                                             ([8, 3], (8, 8), "b", False),
+                                             ([6, 4], (3, 2), "b", False)):
+    m = Pau(shape[1], degrees, version, per_channel)
+    with torch.no_grad():
+        m.numerator.copy_(torch.randn_like(m.numerator) * 0.5)
+        m.denominator.copy_(torch.randn_like(m.denominator) * 0.5)
+    count = math.prod(shape)
+    values = (FINITE_EDGES + torch.randn(count).mul(3.0).tolist())[:count]
+    x = torch.tensor(values, dtype=torch.float32).reshape(shape).requires_grad_(True)
+    w = torch.randn(*shape)
+    y = m(x)
+    (y * w).sum().backward()
+    cases.append({"name": "pau", "shape": shape, "degrees": list(degrees), "version": version,
+                  "params": {"numerator": enc(m.numerator), "denominator": enc(m.denominator)},
+                  "x": enc(x), "upstream": enc(w), "y": enc(y), "grad": enc(x.grad),
+                  "grad_params": {"numerator": enc(m.numerator.grad),
+                                  "denominator": enc(m.denominator.grad)}})
 
 doc = {"generator": "scripts/golden.py", "torch": torch.__version__, "grid": enc(GRID), "cases": cases}
 with open(OUT, "w") as f:

@@ -152,6 +152,50 @@ class Softmax(nn.Module):
 
 
 # kind -> (parameters, channels of the slot) -> module; defaults are PyTorch's and the registry's.
+class Pau(nn.Module):
+    """Molina et al.'s Padé Activation Unit (ICLR 2020), the reference for
+    crates/activations/src/pau/: P(x)/Q(x) with P = a0 + a1 x + ... + am x^m and the "safe"
+    denominators of the authors' code, version A `1 + sum |b_k| |x|^k` (ml-research/pau,
+    python_imp/Pade.py, in its order of operations) or version B `1 + |sum b_k x^k|`
+    (ml-research/rational_activations). `numerator` [rows, m+1] and `denominator` [rows, n]
+    with rows = 1 (the layer) or one per channel of dim 1. The coefficients start at zero here:
+    golden.py sets them, torch_model.py loads them from an export (the Rust side computes the
+    least-squares initial fit)."""
+
+    def __init__(self, channels=1, degrees=(5, 4), version="a", per_channel=False):
+        super().__init__()
+        m, n = degrees
+        rows = channels if per_channel else 1
+        self.version = version.lower()
+        self.numerator = nn.Parameter(torch.zeros(rows, m + 1))
+        self.denominator = nn.Parameter(torch.zeros(rows, n))
+
+    def forward(self, x):
+        rows, m = self.numerator.shape[0], self.numerator.shape[1] - 1
+        n = self.denominator.shape[1]
+        shape = [1] * x.dim()
+        if rows > 1:
+            shape[1] = rows
+        a = [self.numerator[:, j].reshape(shape) for j in range(m + 1)]
+        b = [self.denominator[:, k].reshape(shape) for k in range(n)]
+        xps = [x]
+        for _ in range(2, max(m, n) + 1):
+            xps.append(xps[-1] * x)
+        numerator = x * a[1] + a[0]
+        for j in range(2, m + 1):
+            numerator = numerator + a[j] * xps[j - 1]
+        if self.version == "a":
+            denominator = x.abs() * b[0].abs() + 1
+            for k in range(2, n + 1):
+                denominator = denominator + b[k - 1].abs() * xps[k - 1].abs()
+        else:
+            total = x * b[0]
+            for k in range(2, n + 1):
+                total = total + b[k - 1] * xps[k - 1]
+            denominator = total.abs() + 1
+        return numerator / denominator
+
+
 MODULES = {
     "identity": lambda p, c: nn.Identity(),
     "sigmoid": lambda p, c: nn.Sigmoid(),
@@ -183,6 +227,8 @@ MODULES = {
     "acon_c": lambda p, c: AconC(c, p.get("init", "normal"), p.get("beta", 1.0)),
     "dyrelu": lambda p, c: DyReluB(c, p.get("reduction", 4)),
     "frelu": lambda p, c: FRelu(c),
+    "pau": lambda p, c: Pau(c, tuple(p.get("degrees", (5, 4))), p.get("version", "a"),
+                            p.get("per_channel", False)),
     "meta_acon": lambda p, c: MetaAconC(c, p.get("reduction", 16), p.get("init", "normal"),
                                         p.get("momentum", 0.1), p.get("epsilon", 1e-5)),
 }

@@ -122,6 +122,13 @@ pub trait ActivationKind: Sized {
         Vec::new()
     }
 
+    /// The element-wise function this module started as, where its initialisation is a known
+    /// function (PAU's least-squares fit), for inspection: `fmnist inspect` draws the learned
+    /// curves over it. `None` for the others (random or absent initial parameters).
+    fn initial_formula(&self) -> Option<Pointwise> {
+        None
+    }
+
     /// The analytic `f'(x)` from [`formula`](Self::formula), with PyTorch's choice at kinks;
     /// `None` when the activation is not element-wise. Computed on the host: it serves plots
     /// and diagnostics, not training.

@@ -82,4 +82,5 @@ registry::registry! {
     meta_acon: MetaAcon(MetaAconConfig) => MetaAconC,
     dyrelu: Dyrelu(DyReluConfig) => DyRelu,
     frelu: Frelu => FRelu,
+    pau: Pau(PauConfig) => Pau,
 }

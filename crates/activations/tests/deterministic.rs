@@ -7,7 +7,7 @@
 mod common;
 use actlab_activations::burn::module::Param;
 use actlab_activations::burn::tensor::{Device, Distribution, Tensor, TensorData};
-use actlab_activations::{AprReluConfig, PRelu};
+use actlab_activations::{AprReluConfig, PRelu, PauConfig};
 use common::{to_vec, wgpu_device};
 
 fn bits(values: Vec<f32>) -> Vec<u32> {
@@ -82,11 +82,42 @@ fn aprelu_is_deterministic(device: &Device) {
     }
 }
 
+/// PAU: 10 coefficients (the reference's CUDA backward sums them with atomic adds), shared by
+/// the layer over 2^19 elements and per channel.
+fn pau_is_deterministic(device: &Device) {
+    for per_channel in [false, true] {
+        let config = PauConfig {
+            per_channel,
+            ..PauConfig::default()
+        };
+        let module = config.init(16, device);
+        let input = Tensor::<4>::random([8, 16, 64, 64], Distribution::Normal(0.0, 2.0), device);
+        let upstream = Tensor::<4>::random([8, 16, 64, 64], Distribution::Default, device);
+        let run = || {
+            let x = input.clone().require_grad();
+            let grads = (module.forward(x.clone()) * upstream.clone())
+                .sum()
+                .backward();
+            let parameters = [&module.numerator, &module.denominator]
+                .map(|p| bits(to_vec(p.val().grad(&grads).unwrap())));
+            (parameters, bits(to_vec(x.grad(&grads).unwrap())))
+        };
+        let first = run();
+        for _ in 0..3 {
+            assert!(
+                run() == first,
+                "PAU (per channel: {per_channel}): a rerun changed a gradient"
+            );
+        }
+    }
+}
+
 #[test]
 fn learned_parameter_gradients_are_bit_identical_across_runs() {
     let device = Device::flex().autodiff();
     prelu_is_deterministic(&device);
     aprelu_is_deterministic(&device);
+    pau_is_deterministic(&device);
 }
 
 #[test]
@@ -94,5 +125,6 @@ fn learned_parameter_gradients_are_bit_identical_across_runs_on_wgpu() {
     if let Some(device) = wgpu_device() {
         prelu_is_deterministic(&device);
         aprelu_is_deterministic(&device);
+        pau_is_deterministic(&device);
     }
 }

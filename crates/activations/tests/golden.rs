@@ -17,6 +17,8 @@ mod common;
 use common::{ABS, REL, decode, fixture, shape, tensor, to_vec};
 #[path = "golden/learned.rs"]
 mod learned;
+#[path = "golden/pau.rs"]
+mod pau;
 use learned::{run_acon_c, run_dyrelu, run_frelu, run_meta_acon, run_silu_channels};
 
 /// APReLU's parameter gradients are sums over a batch through training-mode BatchNorm; some are
@@ -376,6 +378,10 @@ fn check_all(device: Device, backend: &str) {
             }
             "dyrelu" => run_dyrelu::<2>(case, &device, errors),
             "frelu" => run_frelu(case, &device, errors),
+            "pau" if case["shape"].as_array().unwrap().len() == 4 => {
+                pau::run_pau::<4>(case, &device, errors)
+            }
+            "pau" => pau::run_pau::<2>(case, &device, errors),
             _ => check_elementwise(case, &grid, &device, errors),
         }
     }

@@ -9,7 +9,7 @@ use activations::burn::nn::pool::MaxPool2dConfig;
 use activations::burn::nn::{PaddingConfig2d, loss::CrossEntropyLossConfig};
 use activations::burn::tensor::{Distribution, Gradients, Int, Tensor, TensorData};
 use activations::fused::without_fused;
-use activations::{Activation, ActivationConfig, LeakyReluConfig, PReluConfig};
+use activations::{Activation, ActivationConfig, LeakyReluConfig, PReluConfig, PauConfig};
 use actlab_models::kernels::{conv_block, conv2d, max_pool2d};
 use actlab_models::{CnnConfig, ModelConfig};
 
@@ -188,6 +188,8 @@ fn conv_block_matches_the_three_layers_run_by_burn() {
         // PReLU: its slopes (set to distinct values below) get a gradient too.
         ("prelu", 2, 4, [3, 3], [1, 1], 1, 9, 8),
         ("prelu_per_channel", 3, 4, [3, 3], [1, 1], 1, 8, 7),
+        // PAU per channel (17 coefficients per row in the kernel, 10 of them learned).
+        ("pau_per_channel", 2, 3, [3, 3], [1, 1], 1, 9, 8),
     ];
     for (index, (activation, c_in, c_out, kernel, stride, padding, h, w)) in
         cases.into_iter().enumerate()
@@ -200,6 +202,10 @@ fn conv_block_matches_the_three_layers_run_by_burn() {
                 per_channel: true,
                 init: 0.25,
             }),
+            "pau_per_channel" => ActivationConfig::Pau(PauConfig {
+                per_channel: true,
+                ..PauConfig::default()
+            }),
             name => name.parse().unwrap(),
         };
         let mut act = config.init(c_out, &device);
@@ -209,6 +215,15 @@ fn conv_block_matches_the_three_layers_run_by_burn() {
             let slopes: Vec<f32> = (0..count).map(|c| 0.3 - 0.2 * c as f32).collect();
             prelu.weight =
                 Param::from_tensor(Tensor::from_data(TensorData::new(slopes, [count]), &device));
+        }
+        if let Activation::Pau(pau) = &mut act {
+            // A different rational function per channel.
+            let [rows, width] = pau.numerator.dims();
+            let scale: Vec<f32> = (0..rows * width)
+                .map(|i| 1.0 + 0.1 * (i / width) as f32 - 0.03 * (i % width) as f32)
+                .collect();
+            let scale = Tensor::from_data(TensorData::new(scale, [rows, width]), &device);
+            pau.numerator = Param::from_tensor((pau.numerator.val() * scale).detach());
         }
         let conv = Conv2dConfig::new([c_in, c_out], kernel)
             .with_stride(stride)
@@ -225,6 +240,10 @@ fn conv_block_matches_the_three_layers_run_by_burn() {
             if let Activation::Prelu(prelu) = &act {
                 list.push(values(prelu.weight.grad(grads).unwrap()));
             }
+            if let Activation::Pau(pau) = &act {
+                list.push(values(pau.numerator.grad(grads).unwrap()));
+                list.push(values(pau.denominator.grad(grads).unwrap()));
+            }
             list
         };
         let fused = |x| conv_block(&conv, &act, &pool, x).expect("the block runs fused");
@@ -237,7 +256,8 @@ fn conv_block_matches_the_three_layers_run_by_burn() {
             "input grad",
             "weight grad",
             "bias grad",
-            "slope grad",
+            "parameter grad",
+            "denominator grad",
         ];
         for (name, (a, e)) in names.iter().zip(kernel_run.iter().zip(&burn_run)) {
             assert_close(&format!("{activation} {name}"), a, e);

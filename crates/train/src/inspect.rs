@@ -124,6 +124,46 @@ pub struct SlotInspection {
     /// The learned per-channel parameters of kinds other than PReLU (ACON-C's `p1`, `p2`, `β`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channel_parameters: Vec<ChannelParameter>,
+    /// The learned element-wise function of each row of parameters (PReLU, ACON-C, learned
+    /// SiLU, PAU), with the function the slot started as where that is known (PAU's fit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curves: Option<LearnedCurves>,
+}
+
+/// A learned activation's curves on [`CURVE_RANGE`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LearnedCurves {
+    /// The inputs, evenly spaced.
+    pub x: Vec<f32>,
+    /// `f(x)` per row of parameters (one shared row, or one per channel).
+    pub rows: Vec<Vec<f32>>,
+    /// `f(x)` of the initial function, where known.
+    pub initial: Option<Vec<f32>>,
+}
+
+/// Where learned curves are drawn: the bulk of the pre-activations of the reference CNN.
+pub const CURVE_RANGE: (f32, f32) = (-4.0, 4.0);
+const CURVE_POINTS: usize = 161;
+
+/// The curves of a learned element-wise slot with `channels` channels; `None` for kinds
+/// without parameters per channel (fixed kinds, per-sample ones).
+fn learned_curves(activation: &Activation, channels: usize) -> Option<LearnedCurves> {
+    let (op, parameters) = activation.channelwise(channels)?;
+    let [rows, count] = parameters.dims();
+    let values: Vec<f32> = parameters
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .ok()?;
+    let (low, high) = CURVE_RANGE;
+    let step = (high - low) / (CURVE_POINTS - 1) as f32;
+    let x: Vec<f32> = (0..CURVE_POINTS).map(|i| low + step * i as f32).collect();
+    let curve = |f: activations::fused::Pointwise| x.iter().map(|&v| f.value(v)).collect();
+    let rows = (0..rows)
+        .map(|row| curve(op.at(&values[row * count..][..count])))
+        .collect();
+    let initial = activation.initial_formula().map(curve);
+    Some(LearnedCurves { x, rows, initial })
 }
 
 /// One kind of per-sample coefficient of a slot over the test set.
@@ -338,6 +378,7 @@ pub fn inspect(model: &Model, split: &Split, backend: Backend) -> Inspection {
                 aprelu,
                 coefficients,
                 channel_parameters,
+                curves: learned_curves(activation, channels),
             })
         })
         .collect();

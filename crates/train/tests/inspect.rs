@@ -90,6 +90,14 @@ fn learned_parameters_and_per_sample_coefficients_of_every_kind() {
     let beta: Vec<f32> = acon.beta.val().into_data().try_to_vec().unwrap();
     assert_eq!(conv.channel_parameters[2].values, beta);
     assert!(conv.coefficients.is_empty() && conv.prelu_slopes.is_none());
+    // ACON-C's learned curve per channel; its initial parameters are random, so no initial one.
+    let curves = conv.curves.as_ref().expect("ACON-C has learned curves");
+    assert_eq!(curves.rows.len(), conv.channels);
+    assert!(curves.initial.is_none());
+    assert!(
+        dense.curves.is_none(),
+        "Meta-ACON's parameters are per sample"
+    );
     assert_eq!(dense.coefficients.len(), 1);
     let beta = &dense.coefficients[0];
     assert_eq!(beta.symbol, "β");
@@ -111,6 +119,47 @@ fn learned_parameters_and_per_sample_coefficients_of_every_kind() {
         assert_eq!(symbols, ["a¹", "a²"], "{}", slot.slot);
         let total = slot.coefficients[0].summary.histogram.total();
         assert_eq!(total, 50 * slot.channels as u64, "{}", slot.slot);
+        assert!(slot.curves.is_none());
+    }
+
+    // PAU: each channel's learned curve (conv, per channel) or the layer's (dense), over the
+    // least-squares fit it started as, which a freshly built PAU reproduces.
+    let config = small_config(&[
+        "model.conv_activations=[{ kind = \"pau\", per_channel = true }]",
+        "model.hidden_activations=[\"pau\"]",
+        "train.epochs=1",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    actlab_train::train_on(&config, &data, &options(dir.path(), Backend::Flex, false)).unwrap();
+    let (_, model) = actlab_train::run::load_trained(dir.path(), Backend::Flex).unwrap();
+    let inspection = inspect(&model, &split, Backend::Flex);
+    let fresh = activations::PauConfig::default().init(1, &burn::tensor::Device::flex());
+    let fresh = activations::ActivationKind::formula(&fresh).unwrap();
+    for (slot, rows) in inspection
+        .slots
+        .iter()
+        .zip([inspection.slots[0].channels, 1])
+    {
+        let curves = slot.curves.as_ref().expect("PAU has learned curves");
+        assert_eq!(curves.rows.len(), rows, "{}", slot.slot);
+        let initial = curves
+            .initial
+            .as_ref()
+            .expect("PAU knows its initial function");
+        for (&x, &y) in curves.x.iter().zip(initial) {
+            assert_eq!(y, fresh.value(x), "{} at {x}", slot.slot);
+        }
+        let moved = curves.rows[0].iter().zip(initial).any(|(a, b)| a != b);
+        assert!(moved, "{}: training changed the coefficients", slot.slot);
+        let names: Vec<&str> = slot
+            .channel_parameters
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["a0", "a1", "a2", "a3", "a4", "a5", "b1", "b2", "b3", "b4"]
+        );
     }
 }
 

@@ -278,6 +278,16 @@ macro_rules! registry {
                 }
             }
 
+            /// The function the module started as, when known
+            /// ([`ActivationKind::initial_formula`](crate::ActivationKind::initial_formula)).
+            pub fn initial_formula(&self) -> Option<$crate::fused::Pointwise> {
+                match self {
+                    $(Self::$variant(module) => {
+                        $crate::kind::ActivationKind::initial_formula(module)
+                    })*
+                }
+            }
+
             /// The analytic `f'(x)` of an element-wise activation, with PyTorch's choice at
             /// kinks; `None` for softmax, log-softmax and APReLU, whose output depends on other
             /// elements.

@@ -19,7 +19,7 @@ fn param(values: &[f32], device: &Device) -> Param<Tensor<1>> {
 
 /// Compares parameter gradients, each on the scale of the largest finite expected entry of all
 /// of them (they are sums over the batch).
-fn compare_parameter_grads(
+pub fn compare_parameter_grads(
     errors: &mut Errors,
     label: &str,
     expected: &Value,
@@ -38,7 +38,7 @@ fn compare_parameter_grads(
 
 /// Runs `forward` on the case's input with its upstream gradient; compares the value and the
 /// input gradient, and returns the gradients for the parameters.
-fn run_case<const D: usize>(
+pub fn run_case<const D: usize>(
     case: &Value,
     label: &str,
     device: &Device,

@@ -104,9 +104,10 @@ fn batch_norm_prelu_and_aprelu_follow_pytorch_names() {
 #[test]
 fn learned_kinds_follow_their_pytorch_references_names() {
     let model = model(
-        "[model]\nkind = \"cnn\"\nchannels = [4, 4, 4]\nhidden = [8, 8]\n\
+        "[model]\nkind = \"cnn\"\nchannels = [4, 4, 4]\nhidden = [8, 8, 8]\n\
          conv_activations = [\"acon_c\", \"frelu\", \"dyrelu\"]\n\
-         hidden_activations = [\"meta_acon\", { kind = \"silu\", learnable = true }]",
+         hidden_activations = [\"meta_acon\", { kind = \"silu\", learnable = true }, \
+         { kind = \"pau\", per_channel = true }]",
     );
     let names: Vec<String> = exported(&model).into_iter().map(|t| t.0).collect();
     for expected in [
@@ -121,6 +122,8 @@ fn learned_kinds_follow_their_pytorch_references_names() {
         "dense.0.activation.bn1.weight",
         "dense.0.activation.bn2.bias",
         "dense.1.activation.learnable_beta",
+        "dense.2.activation.numerator",
+        "dense.2.activation.denominator",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::ReportError;
-use super::plots::{class_channel_map, densities, prelu_slopes};
+use super::plots::{class_channel_map, densities, learned_curves, prelu_slopes};
 use crate::data::CLASS_NAMES;
 use crate::inspect::{AlphaSummary, Inspection, SlotInspection};
 use crate::run::RunError;
@@ -75,6 +75,33 @@ pub fn write_inspection(
             "## PReLU\n\nThe learned negative slopes (PyTorch's default initial value is 0.25; \
              the run's config has its own).\n\n\
              ![PReLU slopes](prelu_slopes.png)\n"
+        );
+    }
+
+    let learned: Vec<&SlotInspection> = inspection
+        .slots
+        .iter()
+        .filter(|s| s.curves.is_some())
+        .collect();
+    if !learned.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Learned curves
+
+Each slot's learned function on [-4, 4] (one line per              channel where the parameters are per channel), over the function it started as              where that is known (dashed: PAU's least-squares fit).
+"
+        );
+    }
+    for slot in learned {
+        let curves = slot.curves.as_ref().expect("filtered");
+        let stem = format!("curve_{}", slot.slot);
+        let title = format!("{} ({}): learned activation", slot.slot, slot.activation);
+        learned_curves(curves, &title, &out.join(&stem))?;
+        let _ = writeln!(
+            md,
+            "![{} learned curve]({stem}.png)
+",
+            slot.slot
         );
     }
 

@@ -200,3 +200,91 @@ fn draw_class_channel_map<DB: DrawingBackend>(
     }
     Ok(())
 }
+
+/// A learned activation's curve per row of parameters (one per channel, thin, or one shared),
+/// over the function it started as (dashed, where known).
+pub fn learned_curves(
+    curves: &crate::inspect::LearnedCurves,
+    title: &str,
+    stem: &Path,
+) -> Result<(), PlotError> {
+    render!(stem, (900, 620), draw_learned_curves, curves, title)
+}
+
+fn draw_learned_curves<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    curves: &crate::inspect::LearnedCurves,
+    title: &str,
+) -> Result<(), PlotError> {
+    let all = curves
+        .rows
+        .iter()
+        .chain(&curves.initial)
+        .flatten()
+        .filter(|v| v.is_finite());
+    let (low, high) = all.fold((f64::MAX, f64::MIN), |(lo, hi), &v| {
+        (lo.min(v as f64), hi.max(v as f64))
+    });
+    let (low, high) = if low <= high {
+        (low, high)
+    } else {
+        (-1.0, 1.0)
+    };
+    let pad = 0.06 * (high - low).max(1e-6);
+    let (x0, x1) = match (curves.x.first(), curves.x.last()) {
+        (Some(&a), Some(&b)) => (a as f64, b as f64),
+        _ => (-1.0, 1.0),
+    };
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 20))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, low - pad..high + pad)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("x")
+        .y_desc("f(x)")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(err)?;
+    let points = |values: &[f32]| -> Vec<(f64, f64)> {
+        curves
+            .x
+            .iter()
+            .zip(values)
+            .filter(|(_, y)| y.is_finite())
+            .map(|(&x, &y)| (x as f64, y as f64))
+            .collect()
+    };
+    let shared = curves.rows.len() == 1;
+    let row_style = super::color(0)
+        .mix(if shared { 1.0 } else { 0.45 })
+        .stroke_width(2);
+    let label = if shared {
+        "learned".to_string()
+    } else {
+        format!("learned, one line per channel ({})", curves.rows.len())
+    };
+    for (index, row) in curves.rows.iter().enumerate() {
+        let series = chart
+            .draw_series(LineSeries::new(points(row), row_style))
+            .map_err(err)?;
+        if index == 0 {
+            series
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], row_style));
+        }
+    }
+    if let Some(initial) = &curves.initial {
+        let style = BLACK.stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new(points(initial), 8, 5, style))
+            .map_err(err)?
+            .label("initial")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
