@@ -1,5 +1,5 @@
 use crate::InvalidConfig;
-use crate::fused::Pointwise;
+use crate::fused::{self, Pointwise};
 use crate::kind::ActivationKind;
 use burn::module::Module;
 use crate::aprelu::BatchNorm1d;
@@ -21,6 +21,9 @@ use burn::tensor::{Device, Tensor};
 /// gradient to each side where they tie, and so does this module. Only for convolutional slots
 /// (`[N, C, H, W]`): the models refuse it in dense slots
 /// ([`ActivationKind::check_slot`]). `activation = "frelu"`: it has no parameters to set.
+///
+/// On Flex the whole of it is one fused op ([`fused::spatial_max`]); elsewhere (wgpu, cuda,
+/// ndarray) Burn's grouped convolution, this crate's BatchNorm1d and a tie-splitting maximum.
 #[derive(Module, Debug)]
 pub struct FRelu {
     /// The depthwise 3×3 convolution (`groups = C`; the authors' name, as in exported files).
@@ -79,8 +82,61 @@ impl FRelu {
             "FReLU takes [N, {channels}, H, W] (a convolution's output), got shape {dims:?}"
         );
         let x: Tensor<4> = input.reshape([dims[0], dims[1], dims[2], dims[3]]);
+        if let Some(output) = self.fused(&x) {
+            return output.reshape(dims);
+        }
         let condition = self.condition(x.clone());
         maximum(x, condition).reshape(dims)
+    }
+
+    /// The forward as one fused op on Flex ([`fused::spatial_max`]), with the running
+    /// statistics updated as [`BatchNorm1d::forward`] updates them; `None` elsewhere.
+    fn fused(&self, x: &Tensor<4>) -> Option<Tensor<4>> {
+        let [n, channels, h, w] = x.dims();
+        let bn = &self.bn_frelu;
+        let rows = n * h * w;
+        // As BatchNorm1d over the N·H·W rows: batch statistics while training, unless a
+        // single row has no variance.
+        let batch = x.device().is_autodiff() && bn.training.is_enabled() && rows > 1;
+        let bias = match &self.conv_frelu.bias {
+            Some(bias) => bias.val(),
+            None => Tensor::zeros([channels], &x.device()),
+        };
+        let parameters = Tensor::cat(
+            vec![
+                self.conv_frelu.weight.val().reshape([channels, 9]),
+                bias.reshape([channels, 1]),
+                bn.gamma.val().reshape([channels, 1]),
+                bn.beta.val().reshape([channels, 1]),
+            ],
+            1,
+        );
+        let running = Tensor::stack::<2>(
+            vec![
+                bn.running_mean.value_sync().to_device(&x.device()),
+                bn.running_var.value_sync().to_device(&x.device()),
+            ],
+            1,
+        );
+        let (output, statistics) =
+            fused::spatial_max(x, &parameters, &running, bn.epsilon as f32, batch)?;
+        if let Some(statistics) = statistics {
+            let statistics = statistics.detach();
+            let mean = statistics.clone().slice([0..channels, 0..1]).reshape([channels]);
+            let var = statistics.slice([0..channels, 1..2]).reshape([channels]);
+            let unbiased = var.mul_scalar(rows as f64 / (rows as f64 - 1.0));
+            let momentum = bn.momentum;
+            let running_mean = bn.running_mean.value_sync().to_device(&x.device());
+            let running_var = bn.running_var.value_sync().to_device(&x.device());
+            bn.running_mean.update(
+                (running_mean.mul_scalar(1.0 - momentum) + mean.mul_scalar(momentum)).detach(),
+            );
+            bn.running_var.update(
+                (running_var.mul_scalar(1.0 - momentum) + unbiased.mul_scalar(momentum))
+                    .detach(),
+            );
+        }
+        Some(output)
     }
 }
 
@@ -110,7 +166,7 @@ impl ActivationKind for FRelu {
         Self::new(channels, device)
     }
     fn has_fused_kernel(_: &()) -> bool {
-        false
+        true
     }
     fn is_learnable(_: &()) -> bool {
         true

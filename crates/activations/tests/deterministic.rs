@@ -7,7 +7,7 @@
 mod common;
 use actlab_activations::burn::module::Param;
 use actlab_activations::burn::tensor::{Device, Distribution, Tensor, TensorData};
-use actlab_activations::{AprReluConfig, PRelu, PauConfig};
+use actlab_activations::{AprReluConfig, FRelu, PRelu, PauConfig};
 use common::{to_vec, wgpu_device};
 
 fn bits(values: Vec<f32>) -> Vec<u32> {
@@ -112,12 +112,34 @@ fn pau_is_deterministic(device: &Device) {
     }
 }
 
+/// FReLU's fused op (Flex): the depthwise weights', bias's, γ's and β's gradients are sums
+/// over planes run in parallel, combined in sample order.
+fn frelu_is_deterministic(device: &Device) {
+    let module = FRelu::new(16, device);
+    let input = Tensor::<4>::random([16, 16, 28, 28], Distribution::Normal(0.0, 1.0), device);
+    let upstream = Tensor::<4>::random([16, 16, 28, 28], Distribution::Default, device);
+    let run = || {
+        let x = input.clone().require_grad();
+        let grads = (module.forward(x.clone()) * upstream.clone())
+            .sum()
+            .backward();
+        let weight = bits(to_vec(module.conv_frelu.weight.val().grad(&grads).unwrap()));
+        let gamma = bits(to_vec(module.bn_frelu.gamma.val().grad(&grads).unwrap()));
+        (weight, gamma, bits(to_vec(x.grad(&grads).unwrap())))
+    };
+    let first = run();
+    for _ in 0..3 {
+        assert!(run() == first, "FReLU: a rerun changed a gradient");
+    }
+}
+
 #[test]
 fn learned_parameter_gradients_are_bit_identical_across_runs() {
     let device = Device::flex().autodiff();
     prelu_is_deterministic(&device);
     aprelu_is_deterministic(&device);
     pau_is_deterministic(&device);
+    frelu_is_deterministic(&device);
 }
 
 #[test]

@@ -66,6 +66,37 @@ impl<B: FusedActivationBackward> Backward<B, 1> for AprReluSqueezeBackward {
     }
 }
 
+/// The spatial max's backward step; its state is the input, the parameters and the statistics.
+#[derive(Debug)]
+struct SpatialMaxBackward {
+    epsilon: f32,
+    batch_statistics: bool,
+}
+
+impl<B: FusedActivationBackward> Backward<B, 2> for SpatialMaxBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [input_node, parameters_node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (input, parameters, statistics) = ops.state;
+        let (input_grad, parameter_grad) = B::fused_spatial_max_backward(
+            input,
+            parameters,
+            statistics,
+            grad,
+            self.epsilon,
+            self.batch_statistics,
+        );
+        if let Some(node) = input_node {
+            grads.register::<B>(node.id, input_grad);
+        }
+        if let Some(node) = parameters_node {
+            grads.register::<B>(node.id, parameter_grad);
+        }
+    }
+}
+
 impl<B: FusedActivationBackward, C: CheckpointStrategy> FusedActivationOps for Autodiff<B, C> {
     fn fused_pointwise(input: FloatTensor<Self>, op: Pointwise) -> FloatTensor<Self> {
         let (primitive, node) = input.into_parts();
@@ -122,6 +153,56 @@ impl<B: FusedActivationBackward, C: CheckpointStrategy> FusedActivationOps for A
                 prep.finish(input, output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::fused_aprelu_squeeze(input)),
+        }
+    }
+
+    fn fused_spatial_statistics(
+        input: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        // A constant of the step: the spatial max's backward differentiates through the
+        // statistics itself.
+        let statistics =
+            B::fused_spatial_statistics(input.into_primitive(), parameters.into_primitive());
+        <FloatTensor<Self>>::new(statistics)
+    }
+
+    fn fused_spatial_max(
+        input: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        statistics: FloatTensor<Self>,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> FloatTensor<Self> {
+        let (input, input_node) = input.into_parts();
+        let (parameters, parameters_node) = parameters.into_parts();
+        let statistics = statistics.into_primitive();
+        let step = SpatialMaxBackward {
+            epsilon,
+            batch_statistics,
+        };
+        match step
+            .prepare::<C>([input_node, parameters_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let output = B::fused_spatial_max(
+                    input.clone(),
+                    parameters.clone(),
+                    statistics.clone(),
+                    epsilon,
+                    batch_statistics,
+                );
+                prep.finish((input, parameters, statistics), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_spatial_max(
+                input,
+                parameters,
+                statistics,
+                epsilon,
+                batch_statistics,
+            )),
         }
     }
 }

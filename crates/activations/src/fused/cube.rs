@@ -34,7 +34,25 @@ impl FusedActivationOps for CubeBackend {
     fn fused_aprelu_squeeze(input: CubeTensor) -> CubeTensor {
         squeeze::aprelu_squeeze(input)
     }
+
+    fn fused_spatial_statistics(_: CubeTensor, _: CubeTensor) -> CubeTensor {
+        unreachable!("{FLEX_ONLY}")
+    }
+
+    fn fused_spatial_max(
+        _: CubeTensor,
+        _: CubeTensor,
+        _: CubeTensor,
+        _: f32,
+        _: bool,
+    ) -> CubeTensor {
+        unreachable!("{FLEX_ONLY}")
+    }
 }
+
+/// The spatial max (FReLU) has a Flex kernel only: `fused::spatial_max` sends the Cube backends
+/// to the composite path, which runs Burn's own kernels there.
+const FLEX_ONLY: &str = "the spatial max runs fused on Flex only (fused::spatial_max checks)";
 
 impl FusedActivationBackward for CubeBackend {
     fn fused_pointwise_backward(saved: CubeTensor, grad: CubeTensor, op: Pointwise) -> CubeTensor {
@@ -52,5 +70,16 @@ impl FusedActivationBackward for CubeBackend {
 
     fn fused_aprelu_squeeze_backward(input: CubeTensor, grad: CubeTensor) -> CubeTensor {
         squeeze::aprelu_squeeze_backward(input, grad)
+    }
+
+    fn fused_spatial_max_backward(
+        _: CubeTensor,
+        _: CubeTensor,
+        _: CubeTensor,
+        _: CubeTensor,
+        _: f32,
+        _: bool,
+    ) -> (CubeTensor, CubeTensor) {
+        unreachable!("{FLEX_ONLY}")
     }
 }

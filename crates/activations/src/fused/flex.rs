@@ -3,6 +3,7 @@
 
 use super::flex_storage::{contiguous, elements, elements_mut, from_vec, new_tensor, owned_copy};
 use super::kernels::channel::ChannelLayout;
+use super::kernels::spatial_max::{self, Planes};
 use super::kernels::squeeze::{self, SampleChannels};
 use super::op::{Channelwise, Pointwise};
 use super::ops::{FusedActivationBackward, FusedActivationOps};
@@ -35,6 +36,47 @@ impl FusedActivationOps for Flex {
         let layout = sample_channels(&input);
         let summary = squeeze::aprelu_squeeze(elements(&input), layout);
         from_vec(summary, [layout.samples, 2 * layout.channels].into())
+    }
+
+    fn fused_spatial_statistics(input: FlexTensor, parameters: FlexTensor) -> FlexTensor {
+        let (input, parameters) = (contiguous(input), contiguous(parameters));
+        let planes = planes(&input);
+        let statistics = spatial_max::statistics(elements(&input), elements(&parameters), planes);
+        from_vec(statistics, [planes.channels, 2].into())
+    }
+
+    fn fused_spatial_max(
+        input: FlexTensor,
+        parameters: FlexTensor,
+        statistics: FlexTensor,
+        epsilon: f32,
+        _batch_statistics: bool,
+    ) -> FlexTensor {
+        let (input, parameters) = (contiguous(input), contiguous(parameters));
+        let statistics = contiguous(statistics);
+        let planes = planes(&input);
+        let mut output = vec![0.0; input.shape().num_elements()];
+        spatial_max::forward(
+            elements(&input),
+            elements(&parameters),
+            elements(&statistics),
+            planes,
+            epsilon,
+            &mut output,
+        );
+        from_vec(output, input.shape())
+    }
+}
+
+/// `[N, C, H, W]`.
+fn planes(input: &FlexTensor) -> Planes {
+    let dims = input.shape();
+    assert_eq!(dims.num_dims(), 4, "the spatial max takes [N, C, H, W]");
+    Planes {
+        samples: dims[0],
+        channels: dims[1],
+        height: dims[2],
+        width: dims[3],
     }
 }
 
@@ -114,5 +156,33 @@ impl FusedActivationBackward for Flex {
         new_tensor(input.shape(), |out| {
             squeeze::aprelu_squeeze_backward(elements(&input), elements(&grad), layout, out)
         })
+    }
+
+    fn fused_spatial_max_backward(
+        input: FlexTensor,
+        parameters: FlexTensor,
+        statistics: FlexTensor,
+        grad: FlexTensor,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> (FlexTensor, FlexTensor) {
+        let (input, parameters) = (contiguous(input), contiguous(parameters));
+        let (statistics, grad) = (contiguous(statistics), contiguous(grad));
+        let planes = planes(&input);
+        let mut input_grad = vec![0.0; input.shape().num_elements()];
+        let parameter_grad = spatial_max::backward(
+            elements(&input),
+            elements(&parameters),
+            elements(&statistics),
+            elements(&grad),
+            planes,
+            epsilon,
+            batch_statistics,
+            &mut input_grad,
+        );
+        (
+            from_vec(input_grad, input.shape()),
+            from_vec(parameter_grad, parameters.shape()),
+        )
     }
 }

@@ -153,6 +153,45 @@ pub fn channelwise<const D: usize>(
     Ok(Tensor::from_dispatch(output))
 }
 
+/// FReLU's funnel condition compared with its input, fused on Flex:
+/// `max(x, γ·(conv(x) − μ)/√(σ² + ε) + β)` on `[N, C, H, W]`, with `conv` a depthwise 3×3
+/// convolution (zero padding 1) and `parameters` `[C, 12]` (the nine weights row-major, the
+/// bias, `γ`, `β`). With `batch` the statistics are the batch's own, returned as `[C, 2]` (the
+/// mean and the biased variance, for the running estimates) and differentiated through, as a
+/// training-mode BatchNorm; otherwise `running` `[C, 2]` (mean, variance) are used as
+/// constants. `None` when there is no kernel for the tensor (the Cube backends and the others
+/// keep the composite path).
+pub fn spatial_max(
+    input: &Tensor<4>,
+    parameters: &Tensor<2>,
+    running: &Tensor<2>,
+    epsilon: f32,
+    batch: bool,
+) -> Option<(Tensor<4>, Option<Tensor<2>>)> {
+    let [_, channels, _, _] = input.dims();
+    let fits = parameters.dims() == [channels, kernels::spatial_max::ROW]
+        && parameters.dtype() == DType::F32;
+    if !fits || kernels_for(input) != Kernels::Flex {
+        return None;
+    }
+    let statistics = if batch {
+        Tensor::from_dispatch(<Dispatch as FusedActivationOps>::fused_spatial_statistics(
+            input.clone().into_dispatch(),
+            parameters.clone().into_dispatch(),
+        ))
+    } else {
+        running.clone()
+    };
+    let output = <Dispatch as FusedActivationOps>::fused_spatial_max(
+        input.clone().into_dispatch(),
+        parameters.clone().into_dispatch(),
+        statistics.clone().into_dispatch(),
+        epsilon,
+        batch,
+    );
+    Some((Tensor::from_dispatch(output), batch.then_some(statistics)))
+}
+
 /// APReLU's squeeze of `[N, C, ...]` (channel axis 1): `[N, 2C]`, the means of `max(x, 0)`
 /// (first `C` columns) and of `min(x, 0)` over each sample's channel, in one pass; `None` when
 /// there is no kernel for the tensor (then neither is there one for [`channelwise`]).

@@ -25,6 +25,26 @@ pub trait FusedActivationOps: Backend {
     /// APReLU's squeeze of `[N, C, ...]`: `[N, 2C]`, the means of `max(x, 0)` and of
     /// `min(x, 0)` over each sample's channel.
     fn fused_aprelu_squeeze(input: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The per-channel mean and biased variance `[C, 2]` over the batch of a depthwise 3×3
+    /// convolution (zero padding 1) of `[N, C, H, W]`, with parameters `[C, 12]` (nine weights,
+    /// bias, `γ`, `β`; `γ`, `β` unused here). A constant: no gradient flows through it.
+    fn fused_spatial_statistics(
+        input: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// `max(x, γ·(conv(x) − μ)/√(σ² + ε) + β)` on `[N, C, H, W]`, with `conv` as in
+    /// [`fused_spatial_statistics`](Self::fused_spatial_statistics), `[μ, σ²]` per channel in
+    /// `statistics` `[C, 2]`. With `batch_statistics` they are the batch's own (training) and
+    /// the backward differentiates through them; otherwise they are constants.
+    fn fused_spatial_max(
+        input: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        statistics: FloatTensor<Self>,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> FloatTensor<Self>;
 }
 
 /// The backward kernels that the autodiff implementation of [`FusedActivationOps`] calls.
@@ -50,4 +70,15 @@ pub trait FusedActivationBackward: FusedActivationOps {
         input: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+
+    /// The input gradient and the parameters' gradient `[C, 12]` of
+    /// [`FusedActivationOps::fused_spatial_max`], reduced in a fixed order.
+    fn fused_spatial_max_backward(
+        input: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        statistics: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }

@@ -6,8 +6,10 @@
 //! - `channel.rs`: the channel-wise kernels of any learned formula, whose parameters vary by
 //!   channel (PReLU) or by sample and channel (APReLU's apply).
 //! - `squeeze.rs`: APReLU's squeeze (per-channel means of the two signs) and its backward.
+//! - `spatial_max.rs`: `max(x, BN(depthwise 3×3 conv(x)))` (FReLU's funnel condition).
 
 pub(crate) mod channel;
 pub(crate) mod loops;
 pub(crate) mod pointwise;
+pub(crate) mod spatial_max;
 pub(crate) mod squeeze;
