@@ -1,6 +1,7 @@
 //! PyTorch → Burn: weights trained by `scripts/torch_model.py --train` (the fixtures: a small
-//! CNN with BatchNorm, per-channel PReLU and APReLU, and a small ResNet with the same layers
-//! plus bias-free and projection convolutions) come in through `fmnist import` and evaluate to
+//! CNN with BatchNorm, per-channel PReLU and APReLU, a small ResNet with the same layers plus
+//! bias-free and projection convolutions, and a CNN with the learned families PAU, FReLU,
+//! Meta-ACON, ACON-C and DyReLU) come in through `fmnist import` and evaluate to
 //! PyTorch's own test accuracy; damaged or foreign safetensors files are clear errors.
 mod common;
 
@@ -39,6 +40,16 @@ fn pytorch_weights_import_and_evaluate_to_pytorchs_accuracy() {
 #[test]
 fn a_pytorch_trained_resnet_imports_and_evaluates_to_pytorchs_accuracy() {
     import_and_evaluate(RESNET_FIXTURE);
+}
+
+/// PAU, FReLU, Meta-ACON, ACON-C and DyReLU trained in PyTorch (their reference modules, with
+/// FReLU's and Meta-ACON's BatchNorm running statistics) evaluate in Burn as in PyTorch.
+#[test]
+fn pytorch_trained_learned_activations_import_and_evaluate_to_pytorchs_accuracy() {
+    import_and_evaluate(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/torch_learned.safetensors"
+    ));
 }
 
 fn import_and_evaluate(fixture: &str) {
