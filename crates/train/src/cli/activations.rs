@@ -3,14 +3,26 @@ use super::*;
 
 /// Every activation in the registry with its parameters and defaults.
 pub fn run() -> anyhow::Result<()> {
-    println!("{:<12} {:<44} description", "kind", "parameters (defaults)");
+    const WIDTH: usize = 44;
+    println!(
+        "{:<12} {:<WIDTH$} description",
+        "kind", "parameters (defaults)"
+    );
     for config in ActivationConfig::catalog() {
-        println!(
-            "{:<12} {:<44} {}",
-            config.name(),
-            parameters(&config),
-            config.description()
-        );
+        let parameters = parameters(&config);
+        if parameters.chars().count() > WIDTH {
+            // A long parameter list (PAU's) gets its own line; the description stays in its
+            // column below it.
+            println!("{:<12} {parameters}", config.name());
+            println!("{:<12} {:<WIDTH$} {}", "", "", config.description());
+        } else {
+            println!(
+                "{:<12} {:<WIDTH$} {}",
+                config.name(),
+                parameters,
+                config.description()
+            );
+        }
     }
     println!(
         "\nIn a config: activation = \"gelu\", or a table: \
