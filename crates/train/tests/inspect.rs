@@ -216,11 +216,14 @@ fn inspect_writes_the_report_and_refuses_what_is_not_a_run() {
         "prelu_slopes.png",
         "aprelu_fc1_alpha.png",
         "aprelu_fc1_classes.png",
+        // PReLU's learned curve per channel (APReLU's slopes are per sample: no curve).
+        "curve_conv1.png",
     ] {
         assert!(out.join(file).is_file(), "{file} missing: {text}");
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("## APReLU `fc1`") && report.contains("## PReLU"));
+    assert!(report.contains("## Learned curves") && !out.join("curve_fc1.png").exists());
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["images"], 10000);

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::ReportError;
-use super::plots::{class_channel_map, densities, learned_curves, prelu_slopes};
+use super::plots::{class_channel_map, densities, learned_curves, per_channel, prelu_slopes};
 use crate::data::CLASS_NAMES;
 use crate::inspect::{AlphaSummary, Inspection, SlotInspection};
 use crate::run::RunError;
@@ -86,10 +86,9 @@ pub fn write_inspection(
     if !learned.is_empty() {
         let _ = writeln!(
             md,
-            "## Learned curves
-
-Each slot's learned function on [-4, 4] (one line per              channel where the parameters are per channel), over the function it started as              where that is known (dashed: PAU's least-squares fit).
-"
+            "## Learned curves\n\nEach slot's learned function on [-4, 4] (one line per \
+             channel where the parameters are per channel), over the function it started as \
+             where that is known (dashed: PAU's least-squares fit).\n"
         );
     }
     for slot in learned {
@@ -97,12 +96,24 @@ Each slot's learned function on [-4, 4] (one line per              channel where
         let stem = format!("curve_{}", slot.slot);
         let title = format!("{} ({}): learned activation", slot.slot, slot.activation);
         learned_curves(curves, &title, &out.join(&stem))?;
-        let _ = writeln!(
-            md,
-            "![{} learned curve]({stem}.png)
-",
-            slot.slot
-        );
+        let _ = writeln!(md, "![{} learned curve]({stem}.png)\n", slot.slot);
+        // Each learned parameter across the channels (ACON-C's switching factor β with p1 and
+        // p2, PAU's coefficients), where there is more than one channel to compare.
+        let series: Vec<(String, Vec<f32>)> = slot
+            .channel_parameters
+            .iter()
+            .filter(|p| p.values.len() > 1)
+            .map(|p| (p.name.clone(), p.values.clone()))
+            .collect();
+        if !series.is_empty() {
+            let stem = format!("parameters_{}", slot.slot);
+            let title = format!(
+                "{} ({}): learned parameters per channel",
+                slot.slot, slot.activation
+            );
+            per_channel(&series, &title, "value", &out.join(&stem))?;
+            let _ = writeln!(md, "![{} parameters per channel]({stem}.png)\n", slot.slot);
+        }
     }
 
     for slot in &inspection.slots {

@@ -71,19 +71,33 @@ fn draw_densities<DB: DrawingBackend>(
 
 /// PReLU's learned slope per channel, one line per slot.
 pub fn prelu_slopes(slots: &[(String, Vec<f32>)], stem: &Path) -> Result<(), PlotError> {
-    render!(stem, (1100, 600), draw_prelu_slopes, slots)
+    let title = "PReLU: learned negative slope per channel";
+    render!(stem, (1100, 600), draw_per_channel, slots, title, "slope")
 }
 
-fn draw_prelu_slopes<DB: DrawingBackend>(
+/// Learned values per channel, one line per series (a slot's slopes, or one parameter of a
+/// slot: ACON-C's p1, p2 and switching factor β, PAU's coefficients).
+pub fn per_channel(
+    series: &[(String, Vec<f32>)],
+    title: &str,
+    y_desc: &str,
+    stem: &Path,
+) -> Result<(), PlotError> {
+    render!(stem, (1100, 600), draw_per_channel, series, title, y_desc)
+}
+
+fn draw_per_channel<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     slots: &[(String, Vec<f32>)],
+    title: &str,
+    y_desc: &str,
 ) -> Result<(), PlotError> {
     let channels = slots.iter().map(|(_, s)| s.len()).max().unwrap_or(1);
     let values = slots.iter().flat_map(|(_, s)| s.iter().map(|&v| v as f64));
     let (low, high) = values.fold((0.0f64, 0.3f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let pad = 0.08 * (high - low);
     let mut chart = ChartBuilder::on(root)
-        .caption("PReLU: learned negative slope per channel", (FONT, 22))
+        .caption(title, (FONT, 22))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
@@ -91,9 +105,9 @@ fn draw_prelu_slopes<DB: DrawingBackend>(
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("channel (a shared slope: one point at 0)")
+        .x_desc("channel (one point at 0 when shared by all channels)")
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc("slope")
+        .y_desc(y_desc)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .draw()

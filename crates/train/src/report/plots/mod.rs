@@ -22,7 +22,7 @@ mod results;
 
 pub use activations::{activation_curve, activation_grid, plottable};
 pub use confusion::confusion;
-pub use inspect::{class_channel_map, densities, learned_curves, prelu_slopes};
+pub use inspect::{class_channel_map, densities, learned_curves, per_channel, prelu_slopes};
 pub use results::{accuracy_bars, curves, diagnostic_curves, grad_norms};
 
 pub(crate) const FONT: &str = "sans-serif";
