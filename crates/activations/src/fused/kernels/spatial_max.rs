@@ -268,6 +268,8 @@ struct PlaneGrads {
     normalised: Vec<f32>,
     /// `Σ condition_grad` and `Σ condition_grad·x̂`.
     sums: [f64; 2],
+    /// The input plane in its zero border ([`padded`]), for the weight sums.
+    padded: Vec<f32>,
 }
 
 /// The backward: the input gradient into `input_grad`, and returns the parameters' gradient
@@ -333,6 +335,7 @@ pub(crate) fn backward(
                 condition_grad,
                 normalised,
                 sums,
+                padded: xp,
             }
         })
         .collect();
@@ -346,9 +349,9 @@ pub(crate) fn backward(
     // Pass 2: the gradient reaching conv(x), the convolution's input and weight gradients.
     let second: Vec<([f64; 9], f64)> = input_grad
         .par_chunks_mut(plane)
-        .zip(input.par_chunks(plane).zip(first.into_par_iter()))
+        .zip(first.into_par_iter())
         .enumerate()
-        .map(|(index, (dx, (x, p)))| {
+        .map(|(index, (dx, p))| {
             let channel = index % channels;
             let c = Channel::new(parameters, statistics, channel, epsilon);
             let scale = c.gamma * c.inverse_std;
@@ -369,14 +372,7 @@ pub(crate) fn backward(
             let wide_raw = widened(&raw, planes.width);
             convolve_transposed(isa, &wide_raw, planes.width, &c.weights, dx, ());
             let mut weights = [0.0f64; 9];
-            weight_sums(
-                isa,
-                &padded(x, planes.width),
-                &raw,
-                planes.width,
-                &mut weights,
-                (),
-            );
+            weight_sums(isa, &p.padded, &raw, planes.width, &mut weights, ());
             (weights, raw.iter().map(|&v| v as f64).sum::<f64>())
         })
         .collect();
