@@ -22,8 +22,9 @@ use burn::tensor::{Device, Tensor};
 /// (`[N, C, H, W]`): the models refuse it in dense slots
 /// ([`ActivationKind::check_slot`]). `activation = "frelu"`: it has no parameters to set.
 ///
-/// On Flex the whole of it is one fused op ([`fused::spatial_max`]); elsewhere (wgpu, cuda,
-/// ndarray) Burn's grouped convolution, this crate's BatchNorm1d and a tie-splitting maximum.
+/// On Flex and the Cube backends the whole of it is one fused op ([`fused::spatial_max`]);
+/// elsewhere (ndarray) Burn's grouped convolution, this crate's BatchNorm1d and a
+/// tie-splitting maximum.
 #[derive(Module, Debug)]
 pub struct FRelu {
     /// The depthwise 3×3 convolution (`groups = C`; the authors' name, as in exported files).

@@ -112,8 +112,9 @@ fn pau_is_deterministic(device: &Device) {
     }
 }
 
-/// FReLU's fused op (Flex): the depthwise weights', bias's, γ's and β's gradients are sums
-/// over planes run in parallel, combined in sample order.
+/// FReLU's fused op: the depthwise weights', bias's, γ's and β's gradients are sums over
+/// planes run in parallel, combined in sample order (Flex), or one unit's sums per channel
+/// (Cube).
 fn frelu_is_deterministic(device: &Device) {
     let module = FRelu::new(16, device);
     let input = Tensor::<4>::random([16, 16, 28, 28], Distribution::Normal(0.0, 1.0), device);
@@ -148,5 +149,6 @@ fn learned_parameter_gradients_are_bit_identical_across_runs_on_wgpu() {
         prelu_is_deterministic(&device);
         aprelu_is_deterministic(&device);
         pau_is_deterministic(&device);
+        frelu_is_deterministic(&device);
     }
 }

@@ -9,7 +9,7 @@ use actlab_activations::FRelu;
 use actlab_activations::burn::module::Param;
 use actlab_activations::burn::tensor::{Device, Tensor, TensorData};
 use actlab_activations::fused::without_fused;
-use common::to_vec;
+use common::{to_vec, wgpu_device};
 
 /// A fixed pseudo-random sequence in [-1, 1).
 fn host_values(len: usize, seed: u64) -> Vec<f32> {
@@ -75,8 +75,8 @@ fn module(channels: usize, seed: u64, training: bool, device: &Device) -> FRelu 
 
 /// Everything one step produces: output, input gradient, the four parameter gradients, the
 /// running statistics after the step.
-fn step(shape: [usize; 4], seed: u64, training: bool) -> Vec<(String, Vec<f32>)> {
-    let device = Device::flex().autodiff();
+fn step(device: &Device, shape: [usize; 4], seed: u64, training: bool) -> Vec<(String, Vec<f32>)> {
+    let device = device.clone();
     let frelu = module(shape[1], seed, training, &device);
     let count = shape.iter().product();
     let mut input = host_values(count, seed + 6)
@@ -119,6 +119,18 @@ fn step(shape: [usize; 4], seed: u64, training: bool) -> Vec<(String, Vec<f32>)>
 
 #[test]
 fn the_fused_spatial_max_equals_the_composite() {
+    check(&Device::flex().autodiff());
+}
+
+/// The Cube kernels (`fused/cube/spatial_max.rs`) on wgpu (lavapipe in CI).
+#[test]
+fn the_fused_spatial_max_equals_the_composite_on_wgpu() {
+    if let Some(device) = wgpu_device() {
+        check(&device);
+    }
+}
+
+fn check(device: &Device) {
     let shapes = [
         [2, 3, 5, 7],
         [1, 2, 4, 4],
@@ -129,8 +141,8 @@ fn the_fused_spatial_max_equals_the_composite() {
     for (index, shape) in shapes.into_iter().enumerate() {
         for training in [true, false] {
             let seed = 10 * index as u64 + 1;
-            let fused = step(shape, seed, training);
-            let composite = without_fused(|| step(shape, seed, training));
+            let fused = step(device, shape, seed, training);
+            let composite = without_fused(|| step(device, shape, seed, training));
             // Parameter gradients are sums over the batch, and the bias's is zero in exact
             // arithmetic (a BatchNorm follows): all are compared on the scale of the largest.
             let largest = |list: &[(String, Vec<f32>)]| {

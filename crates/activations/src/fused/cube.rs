@@ -1,8 +1,9 @@
 //! [`FusedActivationOps`] for the Cube backends (wgpu, cuda): the element-wise kernel of any
 //! formula (`cube/pointwise.rs`, whose body is the activation's own [`Formula`] traced by
 //! `cube/trace.rs`, so no formula is written here), the channel-wise kernels of any learned
-//! formula (`cube/channel.rs`, traced the same way) and APReLU's squeeze (`cube/squeeze.rs`). `tests/golden.rs` checks them against the same PyTorch fixture on
-//! wgpu, and `tests/fused.rs` against the composite path.
+//! formula (`cube/channel.rs`, traced the same way), APReLU's squeeze (`cube/squeeze.rs`) and
+//! FReLU's spatial max (`cube/spatial_max.rs`). `tests/golden.rs` checks them against the same
+//! PyTorch fixture on wgpu, and `tests/fused.rs` and `tests/frelu.rs` against the composite.
 //!
 //! [`Formula`]: super::formula::Formula
 
@@ -17,6 +18,8 @@ pub(super) mod channel;
 pub(super) mod pointwise;
 // APReLU's squeeze.
 mod squeeze;
+// FReLU's spatial max.
+mod spatial_max;
 // The formulas' lowering: `Real` for traced CubeCL vectors.
 mod trace;
 // The vector width of the kernels' loads.
@@ -35,24 +38,20 @@ impl FusedActivationOps for CubeBackend {
         squeeze::aprelu_squeeze(input)
     }
 
-    fn fused_spatial_statistics(_: CubeTensor, _: CubeTensor) -> CubeTensor {
-        unreachable!("{FLEX_ONLY}")
+    fn fused_spatial_statistics(input: CubeTensor, parameters: CubeTensor) -> CubeTensor {
+        spatial_max::statistics(input, parameters)
     }
 
     fn fused_spatial_max(
-        _: CubeTensor,
-        _: CubeTensor,
-        _: CubeTensor,
-        _: f32,
-        _: bool,
+        input: CubeTensor,
+        parameters: CubeTensor,
+        statistics: CubeTensor,
+        epsilon: f32,
+        _batch_statistics: bool,
     ) -> CubeTensor {
-        unreachable!("{FLEX_ONLY}")
+        spatial_max::forward(input, parameters, statistics, epsilon)
     }
 }
-
-/// The spatial max (FReLU) has a Flex kernel only: `fused::spatial_max` sends the Cube backends
-/// to the composite path, which runs Burn's own kernels there.
-const FLEX_ONLY: &str = "the spatial max runs fused on Flex only (fused::spatial_max checks)";
 
 impl FusedActivationBackward for CubeBackend {
     fn fused_pointwise_backward(saved: CubeTensor, grad: CubeTensor, op: Pointwise) -> CubeTensor {
@@ -73,13 +72,20 @@ impl FusedActivationBackward for CubeBackend {
     }
 
     fn fused_spatial_max_backward(
-        _: CubeTensor,
-        _: CubeTensor,
-        _: CubeTensor,
-        _: CubeTensor,
-        _: f32,
-        _: bool,
+        input: CubeTensor,
+        parameters: CubeTensor,
+        statistics: CubeTensor,
+        grad: CubeTensor,
+        epsilon: f32,
+        batch_statistics: bool,
     ) -> (CubeTensor, CubeTensor) {
-        unreachable!("{FLEX_ONLY}")
+        spatial_max::backward(
+            input,
+            parameters,
+            statistics,
+            grad,
+            epsilon,
+            batch_statistics,
+        )
     }
 }

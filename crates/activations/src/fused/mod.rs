@@ -159,8 +159,8 @@ pub fn channelwise<const D: usize>(
 /// bias, `γ`, `β`). With `batch` the statistics are the batch's own, returned as `[C, 2]` (the
 /// mean and the biased variance, for the running estimates) and differentiated through, as a
 /// training-mode BatchNorm; otherwise `running` `[C, 2]` (mean, variance) are used as
-/// constants. `None` when there is no kernel for the tensor (the Cube backends and the others
-/// keep the composite path).
+/// constants. `None` when there is no kernel for the tensor (Flex and the Cube backends have
+/// one; the others keep the composite path).
 pub fn spatial_max(
     input: &Tensor<4>,
     parameters: &Tensor<2>,
@@ -171,7 +171,7 @@ pub fn spatial_max(
     let [_, channels, _, _] = input.dims();
     let fits = parameters.dims() == [channels, kernels::spatial_max::ROW]
         && parameters.dtype() == DType::F32;
-    if !fits || kernels_for(input) != Kernels::Flex {
+    if !fits || kernels_for(input) == Kernels::None {
         return None;
     }
     let statistics = if batch {
