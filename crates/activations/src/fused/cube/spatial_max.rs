@@ -68,9 +68,10 @@ fn condition<F: Float>(
     sum
 }
 
-/// `x̂ = (conv(x) − μ)/√(σ² + ε)` at `pos`.
+/// `(x̂, γ·x̂ + β)` at `pos`, with `x̂ = (conv(x) − μ)/√(σ² + ε)`: the normalised convolution
+/// and the condition the input is compared with.
 #[cube]
-fn normalised<F: Float>(
+fn normalised_condition<F: Float>(
     x: &Tensor<F>,
     parameters: &Tensor<F>,
     statistics: &Tensor<F>,
@@ -78,11 +79,16 @@ fn normalised<F: Float>(
     channels: usize,
     height: usize,
     width: usize,
-    epsilon: F,
-) -> F {
+    epsilon: f32,
+) -> (F, F) {
     let channel = (pos / (height * width)) % channels;
     let raw = condition::<F>(x, parameters, pos, channels, height, width);
-    (raw - statistics[2 * channel]) / F::sqrt(statistics[2 * channel + 1] + epsilon)
+    let variance = statistics[2 * channel + 1] + F::cast_from(epsilon);
+    let n = (raw - statistics[2 * channel]) / F::sqrt(variance);
+    (
+        n,
+        n * parameters[channel * ROW + 10] + parameters[channel * ROW + 11],
+    )
 }
 
 #[cube(launch)]
@@ -166,18 +172,9 @@ fn forward_kernel<F: Float>(
         terminate!();
     }
     let pos = ABSOLUTE_POS;
-    let channel = (pos / (height * width)) % channels;
-    let n = normalised::<F>(
-        x,
-        parameters,
-        statistics,
-        pos,
-        channels,
-        height,
-        width,
-        F::cast_from(epsilon),
+    let (_, z) = normalised_condition::<F>(
+        x, parameters, statistics, pos, channels, height, width, epsilon,
     );
-    let z = n * parameters[channel * ROW + 10] + parameters[channel * ROW + 11];
     let v = x[pos];
     let tie = (v + z) * F::new(0.5);
     output[pos] = select(z > v, z, select(z < v, v, tie));
@@ -204,18 +201,9 @@ fn split_kernel<F: Float>(
         terminate!();
     }
     let pos = ABSOLUTE_POS;
-    let channel = (pos / (height * width)) % channels;
-    let n = normalised::<F>(
-        x,
-        parameters,
-        statistics,
-        pos,
-        channels,
-        height,
-        width,
-        F::cast_from(epsilon),
+    let (n, z) = normalised_condition::<F>(
+        x, parameters, statistics, pos, channels, height, width, epsilon,
     );
-    let z = n * parameters[channel * ROW + 10] + parameters[channel * ROW + 11];
     let v = x[pos];
     let g = grad[pos];
     let half = g * F::new(0.5);
