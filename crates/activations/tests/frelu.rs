@@ -122,7 +122,7 @@ fn the_fused_spatial_max_equals_the_composite() {
     check(&Device::flex().autodiff());
 }
 
-/// The Cube kernels (`fused/cube/spatial_max.rs`) on wgpu (lavapipe in CI).
+/// The Cube kernels (`fused/cube/spatial_max/`) on wgpu (lavapipe in CI).
 #[test]
 fn the_fused_spatial_max_equals_the_composite_on_wgpu() {
     if let Some(device) = wgpu_device() {

@@ -2,7 +2,7 @@
 //! formula (`cube/pointwise.rs`, whose body is the activation's own [`Formula`] traced by
 //! `cube/trace.rs`, so no formula is written here), the channel-wise kernels of any learned
 //! formula (`cube/channel.rs`, traced the same way), APReLU's squeeze (`cube/squeeze.rs`) and
-//! FReLU's spatial max (`cube/spatial_max.rs`). `tests/golden.rs` checks them against the same
+//! FReLU's spatial max (`cube/spatial_max/`). `tests/golden.rs` checks them against the same
 //! PyTorch fixture on wgpu, and `tests/fused.rs` and `tests/frelu.rs` against the composite.
 //!
 //! [`Formula`]: super::formula::Formula
