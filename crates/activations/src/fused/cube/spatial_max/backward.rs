@@ -3,7 +3,7 @@
 //! its input gradient (a gather) and the parameters' gradient (one unit per channel).
 
 use super::super::squeeze::{BLOCK, empty_like};
-use super::{ROW, dims, geometry, normalised_condition, tap};
+use super::shared::{ROW, dims, geometry, normalised_condition, tap};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Shape;
 use burn_cubecl::cubecl;

@@ -14,85 +14,14 @@ use super::squeeze::{BLOCK, empty_like};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Shape;
 use burn_cubecl::cubecl;
-use burn_cubecl::cubecl::{calculate_cube_count_elemwise, prelude::*};
+use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 
 mod backward;
+mod shared;
 pub(super) use backward::backward;
-
-/// Values per channel in the parameter rows: nine weights, bias, `γ`, `β`.
-pub(super) const ROW: usize = 12;
-
-/// `x[i + a − 1][j + b − 1]` of the plane at `base`, 0 outside it. The index wraps instead of
-/// going below 0 (both arms of a select are evaluated), and the select discards it.
-#[cube]
-pub(super) fn tap<F: Float>(
-    x: &Tensor<F>,
-    base: usize,
-    i: usize,
-    j: usize,
-    a: usize,
-    b: usize,
-    height: usize,
-    width: usize,
-) -> F {
-    let inside = i + a >= 1 && i + a <= height && j + b >= 1 && j + b <= width;
-    let r = (i + a + height - 1) % height;
-    let c = (j + b + width - 1) % width;
-    select(inside, x[base + r * width + c], F::new(0.0))
-}
-
-/// The depthwise convolution at element `pos`: `bias + Σ w[a][b]·x[i + a − 1][j + b − 1]`, the
-/// taps in row-major order.
-#[cube]
-fn condition<F: Float>(
-    x: &Tensor<F>,
-    parameters: &Tensor<F>,
-    pos: usize,
-    channels: usize,
-    height: usize,
-    width: usize,
-) -> F {
-    let plane = height * width;
-    let channel = (pos / plane) % channels;
-    let i = (pos / width) % height;
-    let j = pos % width;
-    let base = pos - i * width - j;
-    let row = channel * ROW;
-    let mut sum = parameters[row + 9];
-    #[unroll]
-    for a in 0..3usize {
-        #[unroll]
-        for b in 0..3usize {
-            sum += parameters[row + 3 * a + b] * tap::<F>(x, base, i, j, a, b, height, width);
-        }
-    }
-    sum
-}
-
-/// `(x̂, γ·x̂ + β)` at `pos`, with `x̂ = (conv(x) − μ)/√(σ² + ε)`: the normalised convolution
-/// and the condition the input is compared with.
-#[cube]
-pub(super) fn normalised_condition<F: Float>(
-    x: &Tensor<F>,
-    parameters: &Tensor<F>,
-    statistics: &Tensor<F>,
-    pos: usize,
-    channels: usize,
-    height: usize,
-    width: usize,
-    epsilon: f32,
-) -> (F, F) {
-    let channel = (pos / (height * width)) % channels;
-    let raw = condition::<F>(x, parameters, pos, channels, height, width);
-    let variance = statistics[2 * channel + 1] + F::cast_from(epsilon);
-    let n = (raw - statistics[2 * channel]) / F::sqrt(variance);
-    (
-        n,
-        n * parameters[channel * ROW + 10] + parameters[channel * ROW + 11],
-    )
-}
+use shared::{condition, dims, geometry, normalised_condition};
 
 #[cube(launch)]
 fn condition_kernel<F: Float>(
@@ -181,22 +110,6 @@ fn forward_kernel<F: Float>(
     let v = x[pos];
     let tie = (v + z) * F::new(0.5);
     output[pos] = select(z > v, z, select(z < v, v, tie));
-}
-
-/// `[N, C, H, W]`.
-pub(super) fn dims(input: &CubeTensor) -> (usize, usize, usize, usize) {
-    let shape = input.meta.shape();
-    assert_eq!(shape.num_dims(), 4, "the spatial max takes [N, C, H, W]");
-    (shape[0], shape[1], shape[2], shape[3])
-}
-
-/// Launch geometry for one unit per each of `units`.
-pub(super) fn geometry(input: &CubeTensor, units: usize) -> (CubeCount, CubeDim) {
-    let cube_dim = CubeDim::new(&input.client, units);
-    (
-        calculate_cube_count_elemwise(&input.client, units, cube_dim),
-        cube_dim,
-    )
 }
 
 pub(super) fn statistics(input: CubeTensor, parameters: CubeTensor) -> CubeTensor {
