@@ -50,7 +50,7 @@ impl Default for CnnConfig {
 }
 
 impl CnnConfig {
-    fn conv_slots(&self) -> Result<Vec<ActivationConfig>, ConfigError> {
+    pub(crate) fn conv_slots(&self) -> Result<Vec<ActivationConfig>, ConfigError> {
         slot_activations(
             &self.activation,
             &self.conv_activations,
@@ -60,7 +60,7 @@ impl CnnConfig {
         )
     }
 
-    fn hidden_slots(&self) -> Result<Vec<ActivationConfig>, ConfigError> {
+    pub(crate) fn hidden_slots(&self) -> Result<Vec<ActivationConfig>, ConfigError> {
         slot_activations(
             &self.activation,
             &self.hidden_activations,

@@ -79,6 +79,45 @@ impl ModelConfig {
         }
     }
 
+    /// The activations of every slot in order (a CNN's conv slots, then its dense ones); `None`
+    /// when an override list does not match its layers (`validate` names that).
+    pub fn slot_configs(&self) -> Option<Vec<activations::ActivationConfig>> {
+        let slots = match self {
+            Self::Cnn(c) => c
+                .conv_slots()
+                .and_then(|conv| Ok([conv, c.hidden_slots()?].concat())),
+            Self::Mlp(c) => c.slots(),
+            Self::Resnet(c) => c.stage_slots(),
+        };
+        slots.ok()
+    }
+
+    /// What a run is called in its summary and messages: the `activation` key's name, or
+    /// [`mixed_label`](Self::mixed_label) when no slot uses that kind.
+    pub fn label(&self) -> String {
+        self.mixed_label()
+            .unwrap_or_else(|| self.activation().name().into())
+    }
+
+    /// The slots' kinds in order without repeats, joined by `+` (`pau+frelu+acon_c`), when no
+    /// slot uses the `activation` key's kind (every slot overridden, so `activation` does not
+    /// describe the network); `None` when one does (a FReLU CNN keeps ReLU in its dense slots
+    /// and is still `frelu`).
+    pub fn mixed_label(&self) -> Option<String> {
+        let main = self.activation().name();
+        let slots = self.slot_configs()?;
+        if slots.is_empty() || slots.iter().any(|slot| slot.name() == main) {
+            return None;
+        }
+        let mut kinds: Vec<&str> = Vec::new();
+        for slot in &slots {
+            if !kinds.contains(&slot.name()) {
+                kinds.push(slot.name());
+            }
+        }
+        Some(kinds.join("+"))
+    }
+
     /// Sets the activation of every slot (clearing per-slot overrides). A kind for
     /// convolutional slots alone (FReLU) becomes the CNN's activation while its dense slots keep
     /// the one they had (ReLU if that was conv-only too); the MLP then fails validation.

@@ -38,7 +38,7 @@ impl Default for MlpConfig {
 }
 
 impl MlpConfig {
-    fn slots(&self) -> Result<Vec<ActivationConfig>, ConfigError> {
+    pub(crate) fn slots(&self) -> Result<Vec<ActivationConfig>, ConfigError> {
         slot_activations(
             &self.activation,
             &self.hidden_activations,

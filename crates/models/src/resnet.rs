@@ -56,7 +56,7 @@ impl Default for ResnetConfig {
 }
 
 impl ResnetConfig {
-    fn stage_slots(&self) -> Result<Vec<ActivationConfig>, ConfigError> {
+    pub(crate) fn stage_slots(&self) -> Result<Vec<ActivationConfig>, ConfigError> {
         slot_activations(
             &self.activation,
             &self.stage_activations,

@@ -143,6 +143,31 @@ fn per_slot_overrides_are_applied_with_the_right_channel_counts() {
         other => panic!("conv2 should be aprelu, got {other:?}"),
     }
     assert!(matches!(cnn.dense[0].activation, Activation::Gelu(_)));
+    // Every slot overridden: `activation` (relu) describes none of them, so the run is named
+    // by the slots' kinds in order, each once.
+    assert_eq!(config.label(), "prelu+aprelu+gelu");
+}
+
+#[test]
+fn a_run_is_named_by_its_activation_key_when_a_slot_uses_it() {
+    assert_eq!(ModelConfig::default().label(), "relu");
+    // FReLU's CNN keeps ReLU in its dense slots: still a frelu run.
+    let mut cnn = ModelConfig::default();
+    cnn.set_activation("frelu".parse().unwrap());
+    assert_eq!(cnn.label(), "frelu");
+    let partial = parse("[model]\nactivation = \"gelu\"\nhidden_activations = [\"silu\"]").unwrap();
+    assert_eq!(partial.label(), "gelu");
+    assert_eq!(partial.mixed_label(), None);
+    let resnet =
+        parse("[model]\nkind = \"resnet\"\nstage_activations = [\"prelu\", \"prelu\", \"elu\"]")
+            .unwrap();
+    assert_eq!(resnet.label(), "prelu+elu");
+    // A list of the wrong length is validate's to name; the label falls back to the key.
+    let mut broken = ModelConfig::default();
+    if let ModelConfig::Cnn(cnn) = &mut broken {
+        cnn.conv_activations = Some(vec!["gelu".parse().unwrap()]);
+    }
+    assert_eq!(broken.label(), "relu");
 }
 
 #[test]

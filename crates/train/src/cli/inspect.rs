@@ -35,7 +35,14 @@ impl InspectArgs {
         ::actlab_train::report::write_inspection(
             &inspection,
             &self.model,
-            &format!("{} with {}", config.model, config.model.activation()),
+            &format!(
+                "{} with {}",
+                config.model,
+                config
+                    .model
+                    .mixed_label()
+                    .unwrap_or_else(|| config.model.activation().to_string())
+            ),
             &out,
         )?;
         for slot in &inspection.slots {

@@ -68,8 +68,7 @@ impl TrainArgs {
             sets.push("data.verify=false".into());
         }
         let config = RunConfig::load(&config, &sets)?;
-        let out =
-            out.unwrap_or_else(|| PathBuf::from("runs").join(config.model.activation().name()));
+        let out = out.unwrap_or_else(|| PathBuf::from("runs").join(config.model.label()));
         let summary = ::actlab_train::train(
             &config,
             &TrainOptions {

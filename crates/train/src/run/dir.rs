@@ -105,7 +105,7 @@ impl Summary {
         let epochs = trains.last().map_or(0, |r| r.epoch);
         Summary {
             run_format: RUN_FORMAT,
-            activation: config.model.activation().name().into(),
+            activation: config.model.label(),
             activation_config: config.model.activation().clone(),
             backend: backend.name().into(),
             epochs,

@@ -423,7 +423,7 @@ fn check_finite(
         loss,
         epoch,
         step,
-        activation: config.model.activation().name().into(),
+        activation: config.model.label(),
         lr: config.train.lr,
     })
 }
