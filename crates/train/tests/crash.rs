@@ -260,6 +260,17 @@ fn every_damaged_run_file_is_a_clear_error() {
     std::fs::write(&summary_path, original).unwrap();
     let (ok, text) = run(eval());
     assert!(ok, "the restored run evaluates: {text}");
+
+    // A run published without its weights (a study's committed runs keep one seed's models):
+    // the report stands on its numbers, while eval names the missing file.
+    let model = run_dir.join("model.bpk");
+    let weights = std::fs::read(&model).unwrap();
+    std::fs::remove_file(&model).unwrap();
+    let (ok, text) = run(report());
+    assert!(ok, "a report without the weights: {text}");
+    let (ok, text) = run(eval());
+    assert!(!ok && text.contains("model.bpk is missing"), "{text}");
+    std::fs::write(&model, weights).unwrap();
 }
 
 /// Two trainers on one directory: the second is refused with the first one's PID, and the

@@ -126,7 +126,11 @@ fn inspect_learnable(
 ) -> anyhow::Result<()> {
     use ::actlab_train::run::RunDir;
     let mut data = None;
-    for run in runs.iter_mut().filter(|run| run.inspection.is_none()) {
+    // A run published without its weights (see report::collect) has nothing to inspect.
+    for run in runs
+        .iter_mut()
+        .filter(|run| run.inspection.is_none() && RunDir::at(&run.dir).model_path().exists())
+    {
         // The slots from the config alone; the weights are read only for learnable runs.
         let learnable = run
             .config

@@ -76,11 +76,17 @@ fn read_run(dir: &Path) -> Result<FinishedRun, RunError> {
     let inspection = run.read_inspection()?;
     // The weights too (the report does not read them, but a run whose weights changed after
     // it finished is not the run its numbers describe); config and metrics were checked as
-    // they were read above.
-    run.verify_weights()?;
+    // they were read above. A run published without its weights (a study's committed runs
+    // keep one seed's models, to keep the repository small) is reported on its numbers.
+    if run.model_path().exists() {
+        run.verify_weights()?;
+    }
     Ok(FinishedRun {
         dir: dir.into(),
-        label: label(config.model.activation()),
+        label: config
+            .model
+            .mixed_label()
+            .unwrap_or_else(|| label(config.model.activation())),
         seed: config.train.seed,
         config,
         summary,
