@@ -78,15 +78,31 @@ fn padded(x: &[f32], width: usize) -> Vec<f32> {
     out
 }
 
-/// `grad` (`height × width`) laid out `width + 2` wide with two zero columns per row, the
-/// layout of the outputs in [`convolve`].
-fn widened(grad: &[f32], width: usize) -> Vec<f32> {
-    let wide = width + 2;
-    let mut out = vec![0.0; grad.len() / width * wide];
-    for (i, row) in grad.chunks_exact(width).enumerate() {
-        out[i * wide..][..width].copy_from_slice(row);
+/// The nine taps of a 3×3 kernel over a flat plane `wide` values wide: the slices `len` long
+/// that start `shift(a, b)` values into `data`, in row-major tap order.
+#[inline(always)]
+fn taps(data: &[f32], len: usize, shift: impl Fn(usize, usize) -> usize) -> [&[f32]; 9] {
+    std::array::from_fn(|t| &data[shift(t / 3, t % 3)..][..len])
+}
+
+/// `first + Σ weights[t]·taps[t][k]` at every `k`, the taps added in order: one pass that keeps
+/// the sum in a register (nine axpys over the plane would load and store it nine times).
+#[inline(always)]
+fn weighted_taps(first: f32, weights: &[f32; 9], taps: [&[f32]; 9], out: &mut [f32]) {
+    let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = taps;
+    let w = weights;
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = first
+            + w[0] * t0[k]
+            + w[1] * t1[k]
+            + w[2] * t2[k]
+            + w[3] * t3[k]
+            + w[4] * t4[k]
+            + w[5] * t5[k]
+            + w[6] * t6[k]
+            + w[7] * t7[k]
+            + w[8] * t8[k];
     }
-    out
 }
 
 // The depthwise 3×3 convolution of one plane given `padded`, into `out` (`height × width`):
@@ -96,77 +112,110 @@ simd_loop!(convolve, (xp: &[f32], width: usize, weights: &[f32; 9], bias: f32,
     out: &mut [f32]), _plain: Plain, {
     let wide = width + 2;
     let len = out.len() / width * wide;
-    let mut wide_out = vec![bias; len];
-    for a in 0..3 {
-        for b in 0..3 {
-            let weight = weights[3 * a + b];
-            for (o, &v) in wide_out.iter_mut().zip(&xp[a * wide + b..][..len]) {
-                *o += weight * v;
-            }
-        }
-    }
+    let mut wide_out = vec![0.0; len];
+    weighted_taps(bias, weights, taps(xp, len, |a, b| a * wide + b), &mut wide_out);
     for (row, source) in out.chunks_exact_mut(width).zip(wide_out.chunks_exact(wide)) {
         row.copy_from_slice(&source[..width]);
     }
 });
 
-// The transpose of `convolve` (without the bias) of `wide_grad` (see `widened`), added into
-// `out` (`height × width`): the convolution's input gradient.
+// The transpose of `convolve` (without the bias) of `wide_grad` (`height` rows `width + 2` wide,
+// the last two of each row zero: the layout of `convolve`'s outputs), added into
+// `out` (`height × width`): the convolution's input gradient. Gathered: the input at flat
+// position `m` of the padded plane receives `w[a][b]·grad[m − a·wide − b]`, read from the
+// gradient inside a zero margin, the taps added in row-major order from 0.
 simd_loop!(convolve_transposed, (wide_grad: &[f32], width: usize, weights: &[f32; 9],
     out: &mut [f32]), _plain: Plain, {
     let wide = width + 2;
     let len = wide_grad.len();
-    let mut accumulated = vec![0.0; len + 2 * wide + 2];
-    for a in 0..3 {
-        for b in 0..3 {
-            let weight = weights[3 * a + b];
-            for (o, &g) in accumulated[a * wide + b..][..len].iter_mut().zip(wide_grad) {
-                *o += weight * g;
-            }
-        }
-    }
-    for (r, row) in out.chunks_exact_mut(width).enumerate() {
-        for (o, &v) in row.iter_mut().zip(&accumulated[(r + 1) * wide + 1..][..width]) {
+    // Zeros before the gradient for the taps that reach back two rows and two columns, after
+    // it for the last row's reach forward.
+    let front = 2 * wide + 2;
+    let mut gp = vec![0.0; front + len + wide + 1];
+    gp[front..][..len].copy_from_slice(wide_grad);
+    // Position `m'` here is the padded plane's `m' + wide + 1`: row `r`, column `j` of the
+    // input at `r·wide + j`.
+    let mut gathered = vec![0.0; len];
+    weighted_taps(0.0, weights, taps(&gp, len, |a, b| (3 - a) * wide + 3 - b), &mut gathered);
+    for (row, source) in out.chunks_exact_mut(width).zip(gathered.chunks_exact(wide)) {
+        for (o, &v) in row.iter_mut().zip(&source[..width]) {
             *o += v;
         }
     }
 });
 
-/// `Σ a·b` in 8 f32 lanes per 1024-element block, the blocks in f64.
+/// f32 lanes of the block sums below: two AVX-512 registers, so the additions of a block
+/// overlap instead of waiting on one register.
+const LANES: usize = 32;
+/// Elements summed in f32 lanes before the block's total joins the f64 sum.
+const BLOCK: usize = 1024;
+
+/// `Σ term(a[i], b[i])` in [`LANES`] f32 lanes per [`BLOCK`]-element block, the blocks in f64:
+/// a fixed order (so two runs agree to the bit) that vectorises, where an f64 sum of each
+/// element waits on the previous addition.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f64 {
-    const LANES: usize = 8;
+fn block_sum(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32 + Copy) -> f64 {
     let mut total = 0.0f64;
-    for (a, b) in a.chunks(1024).zip(b.chunks(1024)) {
+    for (a, b) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
         let mut lanes = [0.0f32; LANES];
         let (mut xs, mut ys) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
         for (x, y) in (&mut xs).zip(&mut ys) {
             for j in 0..LANES {
-                lanes[j] += x[j] * y[j];
+                lanes[j] += term(x[j], y[j]);
             }
         }
         let rest: f32 = xs
             .remainder()
             .iter()
             .zip(ys.remainder())
-            .map(|(x, y)| x * y)
+            .map(|(&x, &y)| term(x, y))
             .sum();
         total += lanes.iter().map(|&l| l as f64).sum::<f64>() + rest as f64;
     }
     total
 }
 
-// The nine weight-gradient sums of one plane: `Σ grad[i][j]·x[i + a − 1][j + b − 1]`, from
-// `padded` x, row by row (a flat sum would pair the junk columns' zeros with real inputs, and
-// 0·NaN would leak a NaN input into taps that never read it).
-simd_loop!(weight_sums, (xp: &[f32], grad: &[f32], width: usize,
+/// `Σ a·b` in the order of [`block_sum`].
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    block_sum(a, b, |x, y| x * y)
+}
+
+/// `Σ a` in the order of [`block_sum`].
+#[inline(always)]
+fn sum(a: &[f32]) -> f64 {
+    block_sum(a, a, |x, _| x)
+}
+
+// One plane's mean of `values` and sum of squared deviations from it: `[mean, squares]`.
+simd_loop!(moments, (values: &[f32], out: &mut [f64; 2]), _plain: Plain, {
+    let mean = sum(values) / values.len() as f64;
+    let centre = mean as f32;
+    out[0] = mean;
+    out[1] = block_sum(values, values, |v, _| (v - centre) * (v - centre));
+});
+
+// The nine weight-gradient sums of one plane, `Σ grad[i][j]·x[i + a − 1][j + b − 1]`, from
+// `padded` x and `wide_grad` (as in `convolve_transposed`).
+// With `finite` inputs each sum is one flat dot over the wide layout (the junk columns add
+// exact zeros); otherwise row by row, because a junk column's 0 times an infinite or NaN input
+// would put a NaN into taps that never read that input.
+simd_loop!(weight_sums, (xp: &[f32], wide_grad: &[f32], width: usize, finite: bool,
     sums: &mut [f64; 9]), _plain: Plain, {
     let wide = width + 2;
-    for (i, g) in grad.chunks_exact(width).enumerate() {
-        for a in 0..3 {
-            for b in 0..3 {
-                sums[3 * a + b] += dot(g, &xp[(i + a) * wide + b..][..width]);
-            }
+    let len = wide_grad.len();
+    for a in 0..3 {
+        for b in 0..3 {
+            let shifted = &xp[a * wide + b..][..len];
+            sums[3 * a + b] = if finite {
+                dot(wide_grad, shifted)
+            } else {
+                wide_grad
+                    .chunks_exact(wide)
+                    .zip(shifted.chunks_exact(wide))
+                    .map(|(g, x)| dot(&g[..width], &x[..width]))
+                    .sum()
+            };
         }
     }
 });
@@ -194,9 +243,9 @@ pub(crate) fn statistics(input: &[f32], parameters: &[f32], planes: Planes) -> V
                 &mut out,
                 (),
             );
-            let mean = out.iter().map(|&v| v as f64).sum::<f64>() / plane as f64;
-            let squares = out.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>();
-            (mean, squares)
+            let mut moments_of_plane = [0.0; 2];
+            moments(isa, &out, &mut moments_of_plane, ());
+            (moments_of_plane[0], moments_of_plane[1])
         })
         .collect();
     // Per channel: (count, mean, sum of squared deviations).
@@ -228,6 +277,70 @@ fn maximum(x: f32, condition: f32) -> f32 {
     }
 }
 
+// One plane's `out = max(x, γ·(out − μ)·σ⁻¹ + β)`, where `out` holds the plane's convolution.
+simd_loop!(funnel, (x: &[f32], c: Channel, out: &mut [f32]), _plain: Plain, {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let condition = (*o - c.mean) * c.inverse_std * c.gamma + c.beta;
+        *o = maximum(v, condition);
+    }
+});
+
+// One plane's split of the output gradient `g` at the maximum: `normalised` holds the plane's
+// convolution on entry and `x̂` on return; `to_condition` gets the share of the condition,
+// `to_x` the input's; `sums` gets `[Σ to_condition, Σ to_condition·x̂]`.
+simd_loop!(split, (x: &[f32], g: &[f32], c: Channel, normalised: &mut [f32],
+    to_condition: &mut [f32], to_x: &mut [f32], sums: &mut [f64; 2]), _plain: Plain, {
+    for (((n, tc), tx), (&v, &g)) in normalised
+        .iter_mut()
+        .zip(to_condition.iter_mut())
+        .zip(to_x.iter_mut())
+        .zip(x.iter().zip(g))
+    {
+        *n = (*n - c.mean) * c.inverse_std;
+        let condition = *n * c.gamma + c.beta;
+        let half = 0.5 * g;
+        let (mut share_condition, mut share_x) = (half, half);
+        if condition > v {
+            (share_condition, share_x) = (g, 0.0);
+        }
+        if condition < v {
+            (share_condition, share_x) = (0.0, g);
+        }
+        *tc = share_condition;
+        *tx = share_x;
+    }
+    sums[0] = sum(to_condition);
+    sums[1] = dot(to_condition, normalised);
+});
+
+// The gradient reaching one plane's convolution, `scale·(g − mean_grad − x̂·mean_normalised)`
+// (training: through the batch statistics) or `scale·g` (evaluation, where `x̂`, NaN next to a
+// NaN input, must not enter), written into `wide_grad` (as in `convolve_transposed`; its junk
+// columns are left as they are: zero); returns its sum in `bias`.
+simd_loop!(condition_gradient, (g: &[f32], normalised: &[f32], width: usize,
+    coefficients: [f32; 3], batch_statistics: bool, wide_grad: &mut [f32], bias: &mut f64),
+    _plain: Plain, {
+    let [scale, mean_grad, mean_normalised] = coefficients;
+    let wide = width + 2;
+    for ((out, g), n) in wide_grad
+        .chunks_exact_mut(wide)
+        .zip(g.chunks_exact(width))
+        .zip(normalised.chunks_exact(width))
+    {
+        let out = &mut out[..width];
+        if batch_statistics {
+            for ((o, &g), &n) in out.iter_mut().zip(g).zip(n) {
+                *o = scale * (g - mean_grad - n * mean_normalised);
+            }
+        } else {
+            for (o, &g) in out.iter_mut().zip(g) {
+                *o = scale * g;
+            }
+        }
+    }
+    *bias = sum(wide_grad);
+});
+
 /// The forward: `out = max(x, γ·(conv(x) − μ)·σ⁻¹ + β)`, plane by plane in parallel.
 pub(crate) fn forward(
     input: &[f32],
@@ -253,10 +366,7 @@ pub(crate) fn forward(
                 out,
                 (),
             );
-            for (o, &v) in out.iter_mut().zip(x) {
-                let condition = (*o - c.mean) * c.inverse_std * c.gamma + c.beta;
-                *o = maximum(v, condition);
-            }
+            funnel(isa, x, c, out, ());
         });
 }
 
@@ -270,6 +380,8 @@ struct PlaneGrads {
     sums: [f64; 2],
     /// The input plane in its zero border ([`padded`]), for the weight sums.
     padded: Vec<f32>,
+    /// Whether every input of the plane is finite (see [`weight_sums`]).
+    finite: bool,
 }
 
 /// The backward: the input gradient into `input_grad`, and returns the parameters' gradient
@@ -309,32 +421,23 @@ pub(crate) fn backward(
                 (),
             );
             let mut condition_grad = vec![0.0; plane];
-            for (((n, cg), d), (&v, &g)) in normalised
-                .iter_mut()
-                .zip(condition_grad.iter_mut())
-                .zip(direct.iter_mut())
-                .zip(x.iter().zip(g))
-            {
-                *n = (*n - c.mean) * c.inverse_std;
-                let condition = *n * c.gamma + c.beta;
-                let (to_condition, to_x) = if condition > v {
-                    (g, 0.0)
-                } else if condition < v {
-                    (0.0, g)
-                } else {
-                    (0.5 * g, 0.5 * g)
-                };
-                *cg = to_condition;
-                *d = to_x;
-            }
-            let sums = [
-                condition_grad.iter().map(|&v| v as f64).sum::<f64>(),
-                dot(&condition_grad, &normalised),
-            ];
+            let mut sums = [0.0; 2];
+            split(
+                isa,
+                x,
+                g,
+                c,
+                &mut normalised,
+                &mut condition_grad,
+                direct,
+                &mut sums,
+                (),
+            );
             PlaneGrads {
                 condition_grad,
                 normalised,
                 sums,
+                finite: x.iter().all(|v| v.is_finite()),
                 padded: xp,
             }
         })
@@ -354,26 +457,37 @@ pub(crate) fn backward(
         .map(|(index, (dx, p))| {
             let channel = index % channels;
             let c = Channel::new(parameters, statistics, channel, epsilon);
-            let scale = c.gamma * c.inverse_std;
             let [sum, sum_normalised] = channel_sums[channel];
-            let (mean_grad, mean_normalised) =
-                ((sum / count) as f32, (sum_normalised / count) as f32);
-            // Evaluation: the statistics are constants, and x̂ (NaN next to a NaN input) must
-            // not enter.
-            let raw: Vec<f32> = if batch_statistics {
-                p.condition_grad
-                    .iter()
-                    .zip(&p.normalised)
-                    .map(|(&g, &n)| scale * (g - mean_grad - n * mean_normalised))
-                    .collect()
-            } else {
-                p.condition_grad.iter().map(|&g| scale * g).collect()
-            };
-            let wide_raw = widened(&raw, planes.width);
-            convolve_transposed(isa, &wide_raw, planes.width, &c.weights, dx, ());
+            let coefficients = [
+                c.gamma * c.inverse_std,
+                (sum / count) as f32,
+                (sum_normalised / count) as f32,
+            ];
+            let mut wide_grad = vec![0.0; plane / planes.width * (planes.width + 2)];
+            let mut bias = 0.0;
+            condition_gradient(
+                isa,
+                &p.condition_grad,
+                &p.normalised,
+                planes.width,
+                coefficients,
+                batch_statistics,
+                &mut wide_grad,
+                &mut bias,
+                (),
+            );
+            convolve_transposed(isa, &wide_grad, planes.width, &c.weights, dx, ());
             let mut weights = [0.0f64; 9];
-            weight_sums(isa, &p.padded, &raw, planes.width, &mut weights, ());
-            (weights, raw.iter().map(|&v| v as f64).sum::<f64>())
+            weight_sums(
+                isa,
+                &p.padded,
+                &wide_grad,
+                planes.width,
+                p.finite,
+                &mut weights,
+                (),
+            );
+            (weights, bias)
         })
         .collect();
     let mut totals = vec![0.0f64; channels * ROW];
