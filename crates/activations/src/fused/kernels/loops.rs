@@ -65,19 +65,25 @@ pub(crate) fn isa() -> Isa {
 /// over `&mut`/`&` slices (no aliasing), which LLVM vectorises once `f` is inlined.
 macro_rules! simd_loop {
     ($vis:vis $name:ident, ($($arg:ident: $ty:ty),*), $f:ident: $fty:path, $body:block) => {
+        // A plane kernel takes its inputs, outputs and constants as separate slices and
+        // scalars (FReLU's split has seven), which LLVM needs to see as non-aliasing.
         #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
         $vis fn $name<F: $fty>(isa: Isa, $($arg: $ty,)* $f: F) {
             #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
             fn body<F: $fty>($($arg: $ty,)* $f: F) $body
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
             fn avx512<F: $fty>($($arg: $ty,)* $f: F) {
                 body($($arg,)* $f)
             }
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
             fn avx2<F: $fty>($($arg: $ty,)* $f: F) {
                 body($($arg,)* $f)
             }
