@@ -8,6 +8,7 @@
 //! - `squeeze.rs`: APReLU's squeeze (per-channel means of the two signs) and its backward.
 //! - `spatial_max.rs`: `max(x, BN(depthwise 3×3 conv(x)))` (FReLU's funnel condition).
 
+pub(crate) mod block_sums;
 pub(crate) mod channel;
 pub(crate) mod loops;
 pub(crate) mod pointwise;
