@@ -172,7 +172,7 @@ type ChannelBackward = fn(&[f32], &[f32], ChannelLayout, &mut [f32]) -> Vec<f32>
 /// The kernels of one learned formula, each compiled for it.
 pub(crate) struct ChannelLowering {
     pub pointwise: fn(Parameters) -> Pointwise,
-    pub parameter_backward_sum: fn(Parameters, &[f32], &[f32]) -> Parameters,
+    pub backward_with_parameter_sums: fn(Parameters, &[f32], &mut [f32]) -> Parameters,
     pub forward: fn(&[f32], &[f32], ChannelLayout, Output),
     pub backward: ChannelBackward,
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -187,7 +187,7 @@ struct ChannelLowered<F>(std::marker::PhantomData<F>);
 impl<F: LearnedFormula> ChannelLowered<F> {
     const TABLE: &'static ChannelLowering = &ChannelLowering {
         pointwise: |p| Pointwise::new(F::from_parameters(p)),
-        parameter_backward_sum: channel::parameter_backward_sum::<F>,
+        backward_with_parameter_sums: channel::backward_with_parameter_sums::<F>,
         forward: channel::channel_forward::<F>,
         backward: channel::channel_backward::<F>,
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -226,24 +226,27 @@ impl Channelwise {
         (self.lowering.pointwise)(self.pad(parameters))
     }
 
-    /// Adds to `sums` the gradient of one channel's `parameters` from the elements `inputs`
-    /// with output gradients `grads`: each sum gains its terms in element order, in f32 (for
-    /// fused layers of other crates that visit a channel's elements themselves: the `models`
-    /// crate's conv block sums over a plane's pooling winners).
+    /// The backward of one channel's elements `inputs` with output gradients `grads`, in one
+    /// pass: `grads` becomes the gradient of `inputs` (as the op of [`at(parameters)`](Self::at)
+    /// computes it) and `sums` gains the gradient of the channel's `parameters`, each sum's
+    /// terms added in a fixed order (16 f32 lanes per block of 1024 elements, the blocks in
+    /// f64), the same in every run. For fused layers of other crates that visit a channel's
+    /// elements themselves: the `models` crate's conv block sums over a plane's pooling winners.
     ///
     /// # Panics
     /// When `parameters` or `sums` has another length than `parameter_count`, or the slices
     /// differ in length.
-    pub fn add_parameter_backward(
+    pub fn backward_adding_parameter_grad(
         self,
         parameters: &[f32],
         inputs: &[f32],
-        grads: &[f32],
+        grads: &mut [f32],
         sums: &mut [f32],
     ) {
         assert_eq!(sums.len(), self.parameter_count, "one sum per parameter");
         assert_eq!(inputs.len(), grads.len(), "one gradient per input");
-        let terms = (self.lowering.parameter_backward_sum)(self.pad(parameters), inputs, grads);
+        let backward = self.lowering.backward_with_parameter_sums;
+        let terms = backward(self.pad(parameters), inputs, grads);
         for (sum, term) in sums.iter_mut().zip(terms) {
             *sum += term;
         }

@@ -137,22 +137,17 @@ impl<B: LayerKernelBackward> Backward<B, 2> for ChannelwiseMaxPoolBackward {
         let (shape, parameters, saved) = ops.state;
         let op = self.0;
         if let Some(handoff) = self.1 {
-            if let Some(node) = parameters_node {
-                let grad = B::layer_channelwise_max_pool_parameter_grad(
-                    shape,
-                    parameters.clone(),
-                    saved.clone(),
-                    output_grad.clone(),
-                    op,
-                );
-                grads.register::<B>(node, grad);
-            }
-            handoff.put::<B>(PooledStash {
+            let (parameter_grad, winner_grad) = B::layer_channelwise_max_pool_parameter_grad(
+                shape,
+                parameters,
+                saved.clone(),
                 output_grad,
                 op,
-                parameters,
-                saved,
-            });
+            );
+            if let Some(node) = parameters_node {
+                grads.register::<B>(node, parameter_grad);
+            }
+            handoff.put::<B>(PooledStash { winner_grad, saved });
             return;
         }
         let (x_grad, parameter_grad) =

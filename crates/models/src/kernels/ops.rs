@@ -127,13 +127,12 @@ impl std::fmt::Debug for PooledHandoff {
     }
 }
 
-/// What [`PooledHandoff`] carries: APReLU's pooling's output gradient, its activation and
-/// parameters, and what its forward kept.
+/// What [`PooledHandoff`] carries: APReLU's pooling's output gradient already taken through
+/// the activation at each window's winner
+/// ([`LayerKernelOps::layer_channelwise_max_pool_parameter_grad`]), and what its forward kept.
 #[derive(Debug)]
 pub struct PooledStash<B: LayerKernelBackward> {
-    pub output_grad: FloatTensor<B>,
-    pub op: Channelwise,
-    pub parameters: FloatTensor<B>,
+    pub winner_grad: FloatTensor<B>,
     pub saved: B::BlockSaved,
 }
 
@@ -220,16 +219,17 @@ pub trait LayerKernelBackward: LayerKernelOps {
         op: Channelwise,
     ) -> (FloatTensor<Self>, Self::BlockSaved);
 
-    /// The parameters' gradient alone (`[N·C, K]`) of
+    /// The parameters' gradient (`[N·C, K]`) of
     /// [`LayerKernelOps::layer_channelwise_max_pool`] on an input of shape `x_shape`, when the
-    /// input's goes through a [`PooledHandoff`].
+    /// input's goes through a [`PooledHandoff`], and the output gradient taken through the
+    /// activation at each window's winner (the output's shape), for that handoff.
     fn layer_channelwise_max_pool_parameter_grad(
         x_shape: Shape,
         parameters: FloatTensor<Self>,
         saved: Self::BlockSaved,
         output_grad: FloatTensor<Self>,
         op: Channelwise,
-    ) -> FloatTensor<Self>;
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The gradients asked for by `wanted` of [`LayerKernelOps::layer_conv2d_squeeze`], from the
     /// squeeze's gradient `squeeze_grad` (`[N, 2C_out]`) and, when the pooling's backward left

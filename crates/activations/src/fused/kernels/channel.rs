@@ -181,49 +181,23 @@ enum TaskSums {
     Runs(Vec<(usize, [f64; MAX_PARAMETERS])>),
 }
 
-/// The sums over `inputs` of [`LearnedFormula::parameter_backward`] with one row's
-/// `parameters`, in 8 f32 lanes per parameter (a fixed order, vectorised), on the calling
-/// thread, for fused layers of other crates that visit a channel's elements themselves (the
-/// conv block's pooling winners).
-pub(crate) fn parameter_backward_sum<F: LearnedFormula>(
+/// One row's input gradient in place of `grads` and the sums of its parameter terms, in one
+/// pass ([`run_backward`]'s fixed order), on the calling thread: the conv block's backward
+/// over a plane's pooling winners. One loop for both, because a formula's backward and its
+/// parameter terms share their subexpressions (ACON-C's sigmoid), and because a separate loop
+/// of the terms in 8 lanes compiled to scalar code (LLVM unrolled the lanes fully and then
+/// could not vectorise them): ACON-C's parameter sums were 9% of a Meta-ACON step.
+pub(crate) fn backward_with_parameter_sums<F: LearnedFormula>(
     parameters: Parameters,
     inputs: &[f32],
-    grads: &[f32],
+    grads: &mut [f32],
 ) -> Parameters {
-    let mut sums = [0.0; MAX_PARAMETERS];
+    assert_eq!(inputs.len(), grads.len(), "one gradient per input");
+    let mut total = [0.0f64; MAX_PARAMETERS];
     let formula = F::from_parameters(parameters);
-    sum_terms(isa(), inputs, grads, &parameters, &mut sums, formula);
-    sums
+    run_backward(isa(), inputs, grads, &parameters, &mut total, formula);
+    total.map(|total| total as f32)
 }
-
-simd_loop!(sum_terms, (inputs: &[f32], grads: &[f32], parameters: &Parameters,
-    sums: &mut Parameters), formula: LearnedFormula, {
-    const LANES: usize = 8;
-    let _ = formula;
-    let parameters = *parameters;
-    let mut lanes = [[0.0f32; LANES]; MAX_PARAMETERS];
-    let mut xs = inputs.chunks_exact(LANES);
-    let mut gs = grads.chunks_exact(LANES);
-    for (xl, gl) in (&mut xs).zip(&mut gs) {
-        let xl: &[f32; LANES] = xl.try_into().expect("exact chunk");
-        let gl: &[f32; LANES] = gl.try_into().expect("exact chunk");
-        for j in 0..LANES {
-            let terms = F::parameter_backward(parameters, xl[j], gl[j]);
-            for k in 0..F::PARAMETERS {
-                lanes[k][j] += terms[k];
-            }
-        }
-    }
-    for k in 0..F::PARAMETERS {
-        sums[k] = lanes[k].iter().sum::<f32>();
-    }
-    for (&x, &grad) in xs.remainder().iter().zip(gs.remainder()) {
-        let terms = F::parameter_backward(parameters, x, grad);
-        for k in 0..F::PARAMETERS {
-            sums[k] += terms[k];
-        }
-    }
-});
 
 // One run of one parameter row in a single pass over `x` and `grad`: `grad` becomes
 // `F::backward` in place (`x > 0` is false for NaN: a formula's selects decide, as in

@@ -9,10 +9,11 @@
 //!   input.
 //!
 //! The backward takes the parameters' gradient from the pooled gradient first
-//! ([`channelwise_pool_parameter_grad`], a pass over the pooled outputs only); autodiff then runs the
-//! excitation's backward, and the convolution's backward rebuilds each sample's output
-//! gradient in cache — the pooling's part at the winners, and the squeeze's
-//! ([`SqueezeGrad`]) everywhere — instead of reading the sum of two dense gradients.
+//! ([`channelwise_pool_parameter_grad`], a pass over the pooled outputs only, which also takes
+//! the pooled gradient through the activation); autodiff then runs the excitation's backward,
+//! and the convolution's backward rebuilds each sample's output gradient in cache — the
+//! pooling's part at the winners, and the squeeze's ([`SqueezeGrad`]) everywhere — instead of
+//! reading the sum of two dense gradients.
 //! [`channelwise_pool_backward`] is the pooling's whole backward, for the pooling on its own.
 
 use super::block::{BlockAct, BlockSaved, PooledGrad, Pooling, activate_and_pool};
@@ -80,8 +81,15 @@ pub(super) fn channelwise_pool_backward(pooled: &PooledGrad, batch: usize) -> (V
     (input_grad, parameter_grad)
 }
 
-/// The parameters' gradient alone of [`channelwise_pool_forward`], `[N·C, K]`.
-pub(super) fn channelwise_pool_parameter_grad(pooled: &PooledGrad, batch: usize) -> Vec<f32> {
+/// The parameters' gradient of [`channelwise_pool_forward`], `[N·C, K]`, and the pooled
+/// gradient taken through the activation at each window's winner (`[N, C, H/2, W/2]`, for a
+/// [`PooledGrad`] of [`BlockAct::Applied`]), in one pass over the pooled outputs: the formula
+/// is evaluated once per winner, not once here and again when the convolution's backward
+/// rebuilds its output gradient.
+pub(super) fn channelwise_pool_parameter_grad(
+    pooled: &PooledGrad,
+    batch: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let BlockAct::PerSample { op, channels, .. } = pooled.activation else {
         panic!("channel-wise pool backward: per-sample parameters expected");
     };
@@ -89,23 +97,25 @@ pub(super) fn channelwise_pool_parameter_grad(pooled: &PooledGrad, batch: usize)
     let sample_len = pooled.pooling.sample_len();
     let plane = sample_len / channels.max(1);
     let mut parameter_grad = vec![0.0f32; batch * channels * count];
+    let mut winner_grad = pooled.grad.to_vec();
     parameter_grad
         .par_chunks_mut((channels * count).max(1))
         .zip(pooled.saved.saved.par_chunks(sample_len.max(1)))
-        .zip(pooled.grad.par_chunks(sample_len.max(1)))
+        .zip(winner_grad.par_chunks_mut(sample_len.max(1)))
         .enumerate()
         .for_each(|(sample, ((sums, saved), grad))| {
             let BlockAct::Channelwise { parameters, .. } = pooled.activation.for_sample(sample)
             else {
                 unreachable!("a sample of per-sample parameters is channel-wise");
             };
-            for (channel, (saved, grad)) in saved.chunks(plane).zip(grad.chunks(plane)).enumerate()
-            {
+            let planes = saved.chunks(plane).zip(grad.chunks_mut(plane));
+            for (channel, (saved, grad)) in planes.enumerate() {
                 let row = channel * count..(channel + 1) * count;
-                op.add_parameter_backward(&parameters[row.clone()], saved, grad, &mut sums[row]);
+                let parameters = &parameters[row.clone()];
+                op.backward_adding_parameter_grad(parameters, saved, grad, &mut sums[row]);
             }
         });
-    parameter_grad
+    (parameter_grad, winner_grad)
 }
 
 /// The squeeze's share of the convolution output's gradient, added one sample at a time:

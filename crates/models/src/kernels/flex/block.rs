@@ -45,6 +45,9 @@ pub(super) enum BlockAct<'a> {
         parameters: &'a [f32],
         channels: usize,
     },
+    /// The activation's backward already ran: the gradient a [`PooledGrad`] holds is at the
+    /// activation's input (APReLU's pooling, whose parameter step takes it through).
+    Applied,
 }
 
 impl<'a> BlockAct<'a> {
@@ -85,7 +88,7 @@ impl<'a> BlockAct<'a> {
         match self {
             Self::Pointwise(op) => op,
             Self::Channelwise { op, .. } => op.at(self.row(channel).1),
-            Self::PerSample { .. } => {
+            Self::PerSample { .. } | Self::Applied => {
                 unreachable!("per-sample parameters: resolve with for_sample")
             }
         }
@@ -96,7 +99,7 @@ impl<'a> BlockAct<'a> {
     fn saves_output(self) -> bool {
         match self {
             Self::Pointwise(op) => op.saves_output(),
-            Self::Channelwise { .. } | Self::PerSample { .. } => false,
+            Self::Channelwise { .. } | Self::PerSample { .. } | Self::Applied => false,
         }
     }
 
@@ -104,7 +107,7 @@ impl<'a> BlockAct<'a> {
     /// (per-sample parameters: that sample's rows).
     pub(super) fn parameter_len(self) -> usize {
         match self {
-            Self::Pointwise(_) => 0,
+            Self::Pointwise(_) | Self::Applied => 0,
             Self::Channelwise { parameters, .. } => parameters.len(),
             Self::PerSample { op, channels, .. } => channels * op.parameter_count(),
         }
@@ -141,11 +144,12 @@ impl<'a> BlockAct<'a> {
         for (channel, (saved, grad)) in saved.chunks(plane).zip(grad.chunks_mut(plane)).enumerate()
         {
             let (row, parameters) = self.row(channel);
-            if !parameter_grad.is_empty() {
+            if parameter_grad.is_empty() {
+                slices::backward(op.at(parameters), saved, grad);
+            } else {
                 let sums = &mut parameter_grad[row * count..][..count];
-                op.add_parameter_backward(parameters, saved, grad, sums);
+                op.backward_adding_parameter_grad(parameters, saved, grad, sums);
             }
-            slices::backward(op.at(parameters), saved, grad);
         }
     }
 }

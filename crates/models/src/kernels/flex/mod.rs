@@ -304,7 +304,7 @@ impl LayerKernelBackward for Flex {
         saved: Arc<BlockSaved>,
         output_grad: FlexTensor,
         op: Channelwise,
-    ) -> FlexTensor {
+    ) -> (FlexTensor, FlexTensor) {
         let (parameters, output_grad) = (contiguous(parameters), contiguous(output_grad));
         let activation = BlockAct::PerSample {
             op,
@@ -319,8 +319,11 @@ impl LayerKernelBackward for Flex {
             &saved,
             activation,
         );
-        let parameter_grad = channelwise_pool_parameter_grad(&grad, batch);
-        from_vec(parameter_grad, parameters.shape())
+        let (parameter_grad, winner_grad) = channelwise_pool_parameter_grad(&grad, batch);
+        (
+            from_vec(parameter_grad, parameters.shape()),
+            from_vec(winner_grad, output_grad.shape()),
+        )
     }
 
     fn layer_conv2d_squeeze_backward(
@@ -345,22 +348,16 @@ impl LayerKernelBackward for Flex {
             dims.batch,
             dims.out_channels,
         );
-        let pooled = pooled.map(|stash| {
-            (
-                contiguous(stash.output_grad),
-                stash.op,
-                contiguous(stash.parameters),
-                stash.saved,
-            )
-        });
-        let pooled_grad = pooled.as_ref().map(|(grad, op, parameters, saved)| {
-            let activation = BlockAct::PerSample {
-                op: *op,
-                parameters: elements(parameters),
-                channels: dims.out_channels,
-            };
+        let pooled = pooled.map(|stash| (contiguous(stash.winner_grad), stash.saved));
+        let pooled_grad = pooled.as_ref().map(|(grad, saved)| {
             let pooling = planes(&dims.output_shape());
-            PooledGrad::of_pooling(pooling, dims.batch, elements(grad), saved, activation)
+            PooledGrad::of_pooling(
+                pooling,
+                dims.batch,
+                elements(grad),
+                saved,
+                BlockAct::Applied,
+            )
         });
         let output_grad = SqueezedGrad {
             squeeze,
