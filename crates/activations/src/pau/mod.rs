@@ -370,7 +370,11 @@ impl Pau {
                 sum.abs() + 1.0
             }
         };
-        numerator / denominator
+        // P and Q both divided by max(1, |x|)^max(m, n), a constant to autodiff: the same
+        // ratio and gradient, but Burn's division backward forms Q², which at degree 8 and
+        // |x| = 1e4 (1e64) overflows f32 and zeroes the term through Q; scaled, Q is O(1).
+        let top = powers[m.max(n) - 1].clone().detach().abs().clamp_min(1.0);
+        (numerator / top.clone()) / (denominator / top)
     }
 }
 
