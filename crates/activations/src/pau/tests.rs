@@ -81,19 +81,27 @@ fn values_and_gradients_follow_the_rational_function() {
     assert_close(&g, &[(6.0 * 4.0 - 9.0 * 3.5) / 16.0]);
 }
 
+/// A degree-(8, 8) unit with mixed-sign coefficients, and its output, input gradient and
+/// coefficient gradients (of the output's sum) on inputs up to ±1e4, by the fused kernel or
+/// the composite.
+fn degree_eight_values_and_gradients(version: PauVersion, fused: bool) -> Vec<f32> {
+    let numerator: Vec<f32> = (0..9).map(|j| 0.7 - 0.3 * j as f32).collect();
+    let denominator: Vec<f32> = (0..8).map(|k| 0.2 + 0.4 * k as f32 - 1.0).collect();
+    let pau = module(&numerator, &denominator, version);
+    let x = tensor(&[-1e4, -30.0, -3.0, 0.0, 1e-3, 2.5, 40.0, 1e4]).require_grad();
+    let y = if fused { pau.forward(x.clone()) } else { pau.composite(x.clone()) };
+    let grads = y.clone().sum().backward();
+    let mut all = to_vec(y);
+    all.extend(to_vec(x.grad(&grads).unwrap()));
+    all.extend(to_vec(pau.numerator.val().grad(&grads).unwrap()));
+    all.extend(to_vec(pau.denominator.val().grad(&grads).unwrap()));
+    all
+}
+
 #[test]
 fn values_and_gradients_stay_finite_up_to_1e4_at_degree_eight() {
     for version in [PauVersion::A, PauVersion::B] {
-        let numerator: Vec<f32> = (0..9).map(|j| 0.7 - 0.3 * j as f32).collect();
-        let denominator: Vec<f32> = (0..8).map(|k| 0.2 + 0.4 * k as f32 - 1.0).collect();
-        let pau = module(&numerator, &denominator, version);
-        let x = tensor(&[-1e4, -3.0, 0.0, 1e-3, 2.5, 1e4]).require_grad();
-        let y = pau.forward(x.clone());
-        let grads = y.clone().sum().backward();
-        let mut all = to_vec(y);
-        all.extend(to_vec(x.grad(&grads).unwrap()));
-        all.extend(to_vec(pau.numerator.val().grad(&grads).unwrap()));
-        all.extend(to_vec(pau.denominator.val().grad(&grads).unwrap()));
+        let all = degree_eight_values_and_gradients(version, true);
         assert!(all.iter().all(|v| v.is_finite()), "{version:?}: {all:?}");
     }
 }
@@ -104,20 +112,8 @@ fn the_composite_matches_the_fused_kernel_up_to_1e4_at_degree_eight() {
     // feature). Burn's division backward forms Q², which overflows at |x| = 1e4 and degree 8
     // (1e64) and would silently zero those elements' parameter gradients.
     for version in [PauVersion::A, PauVersion::B] {
-        let numerator: Vec<f32> = (0..9).map(|j| 0.7 - 0.3 * j as f32).collect();
-        let denominator: Vec<f32> = (0..8).map(|k| 0.2 + 0.4 * k as f32 - 1.0).collect();
-        let pau = module(&numerator, &denominator, version);
-        let run = |fused: bool| {
-            let x = tensor(&[-1e4, -30.0, -3.0, 0.0, 1e-3, 2.5, 40.0, 1e4]).require_grad();
-            let y = if fused { pau.forward(x.clone()) } else { pau.composite(x.clone()) };
-            let grads = y.clone().sum().backward();
-            let mut all = to_vec(y);
-            all.extend(to_vec(x.grad(&grads).unwrap()));
-            all.extend(to_vec(pau.numerator.val().grad(&grads).unwrap()));
-            all.extend(to_vec(pau.denominator.val().grad(&grads).unwrap()));
-            all
-        };
-        let (fused, composite) = (run(true), run(false));
+        let fused = degree_eight_values_and_gradients(version, true);
+        let composite = degree_eight_values_and_gradients(version, false);
         for (i, (f, c)) in fused.iter().zip(&composite).enumerate() {
             assert!(
                 (f - c).abs() <= 1e-4 + 1e-3 * f.abs(),
