@@ -61,6 +61,10 @@ pub(crate) fn isa() -> Isa {
     Isa::Baseline
 }
 
+/// Lets `simd_loop!` compile the plane kernels, which have no formula, for each ISA.
+pub(crate) trait Plain: Copy {}
+impl Plain for () {}
+
 /// Defines a loop over slices and its three compilations. The body must be a plain indexed loop
 /// over `&mut`/`&` slices (no aliasing), which LLVM vectorises once `f` is inlined.
 macro_rules! simd_loop {

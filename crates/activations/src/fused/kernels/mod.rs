@@ -10,6 +10,7 @@
 
 pub(crate) mod block_sums;
 pub(crate) mod channel;
+pub(crate) mod depthwise3x3;
 pub(crate) mod loops;
 pub(crate) mod pointwise;
 pub(crate) mod spatial_max;

@@ -1,0 +1,239 @@
+//! One plane's 3×3 convolution with zero padding 1 (FReLU's depthwise condition), its transpose
+//! and its weight-gradient sums, as plane kernels (`simd_loop!`) over a "wide" layout: each row
+//! `width + 2` values, the plane inside a border of zeros one pixel wide, so every tap of the
+//! kernel is one flat slice and each output's nine taps are gathered in one vectorised pass
+//! (three short axpys per row left 14-pixel rows scalar).
+//!
+//! The buffers of that layout live in a per-thread [`Scratch`], kept across calls, so the
+//! per-plane passes allocate nothing: allocating, zeroing and freeing them per plane (and the
+//! page faults of fresh ones) were about a fifth of a FReLU training step.
+
+use super::block_sums::dot;
+use super::loops::{Isa, Plain, simd_loop};
+use std::cell::RefCell;
+
+/// One thread's buffers for the wide layout, reused plane after plane.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// The input plane inside its zero border ([`Scratch::pad`]).
+    pub padded: Vec<f32>,
+    /// A plane `width + 2` wide: the convolution's output or the gradient reaching it.
+    wide: Vec<f32>,
+    /// A plane: the convolution's output when the caller keeps none.
+    plane: Vec<f32>,
+    /// The transpose's gradient inside its zero margin, then its gathered taps.
+    margin: Vec<f32>,
+    gathered: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// Runs `f` with this thread's scratch. `f` must not start parallel work (a task of the same
+/// thread could then borrow it again).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|scratch| f(&mut scratch.borrow_mut()))
+}
+
+/// `buffer` as `len` zeros, reusing its allocation.
+fn zeroed(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buffer.clear();
+    buffer.resize(len, 0.0);
+    buffer
+}
+
+/// `dst.copy_from_slice(src)` for a row of a plane (7 to a few dozen values) without a call to
+/// `memcpy`, whose fixed cost per call was 5% of a FReLU step (four copies of every row per
+/// step): whole blocks of 8, then the last 8 again (overlapping what is already copied).
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    const BLOCK: usize = 8;
+    let len = src.len();
+    assert_eq!(dst.len(), len, "copy_row: lengths");
+    if len < BLOCK {
+        // Rare (planes under 8 wide); the loop may still become a memcpy call.
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s);
+        return;
+    }
+    let block = |at: usize, dst: &mut [f32]| {
+        let from: &[f32; BLOCK] = src[at..at + BLOCK].try_into().expect("a block");
+        let to: &mut [f32; BLOCK] = (&mut dst[at..at + BLOCK]).try_into().expect("a block");
+        *to = *from;
+    };
+    for at in (0..len - BLOCK).step_by(BLOCK) {
+        block(at, dst);
+    }
+    block(len - BLOCK, dst);
+}
+
+/// Values in a plane `height × width` laid out wide (see the module).
+pub(crate) fn wide_len(plane: usize, width: usize) -> usize {
+    plane / width * (width + 2)
+}
+
+impl Scratch {
+    /// Puts plane `x` (`width` wide) inside a border of zeros one pixel wide into
+    /// [`padded`](Self::padded): `(height + 2) × (width + 2)`, plus two spare zeros for the
+    /// last taps' reach.
+    pub(crate) fn pad(&mut self, x: &[f32], width: usize) {
+        let (height, wide) = (x.len() / width, width + 2);
+        let out = zeroed(&mut self.padded, (height + 2) * wide + 2);
+        for (i, row) in x.chunks_exact(width).enumerate() {
+            copy_row(&mut out[(i + 1) * wide + 1..][..width], row);
+        }
+    }
+
+    /// [`wide`](Self::wide) as a zeroed plane of `plane` values `width` wide.
+    pub(crate) fn zeroed_wide(&mut self, plane: usize, width: usize) -> &mut [f32] {
+        zeroed(&mut self.wide, wide_len(plane, width))
+    }
+
+    /// The depthwise convolution of the plane last [`pad`](Self::pad)ded, into `out`
+    /// (`height × width`): `out[i][j] = bias + Σ w[a][b]·x[i + a − 1][j + b − 1]`, the taps
+    /// added in row-major order.
+    pub(crate) fn convolve(
+        &mut self,
+        isa: Isa,
+        width: usize,
+        weights: &[f32; 9],
+        bias: f32,
+        out: &mut [f32],
+    ) {
+        self.wide.resize(wide_len(out.len(), width), 0.0);
+        convolve(
+            isa,
+            &self.padded,
+            width,
+            weights,
+            bias,
+            &mut self.wide,
+            out,
+            (),
+        );
+    }
+
+    /// [`convolve`](Self::convolve) into this scratch (`plane` values), for a caller that
+    /// only reads it.
+    pub(crate) fn convolve_to_scratch(
+        &mut self,
+        isa: Isa,
+        width: usize,
+        weights: &[f32; 9],
+        bias: f32,
+        plane: usize,
+    ) -> &[f32] {
+        self.plane.resize(plane, 0.0);
+        self.wide.resize(wide_len(plane, width), 0.0);
+        let (padded, wide, out) = (&self.padded, &mut self.wide, &mut self.plane);
+        convolve(isa, padded, width, weights, bias, wide, out, ());
+        &self.plane
+    }
+
+    /// The transpose of [`convolve`](Self::convolve) (without the bias) of the gradient in
+    /// [`wide`](Self::wide) (junk columns zero), added into `out` (`height × width`): the
+    /// convolution's input gradient.
+    pub(crate) fn convolve_transposed(
+        &mut self,
+        isa: Isa,
+        width: usize,
+        weights: &[f32; 9],
+        out: &mut [f32],
+    ) {
+        let wide = width + 2;
+        let len = self.wide.len();
+        // Zeros before the gradient for the taps that reach back two rows and two columns,
+        // after it for the last row's reach forward.
+        let front = 2 * wide + 2;
+        let margin = zeroed(&mut self.margin, front + len + wide + 1);
+        margin[front..][..len].copy_from_slice(&self.wide);
+        self.gathered.resize(len, 0.0);
+        convolve_transposed(isa, margin, width, weights, &mut self.gathered, out, ());
+    }
+
+    /// The nine weight-gradient sums `Σ grad[i][j]·x[i + a − 1][j + b − 1]` of the plane last
+    /// [`pad`](Self::pad)ded and the gradient in [`wide`](Self::wide).
+    pub(crate) fn weight_sums(&self, isa: Isa, width: usize, finite: bool) -> [f64; 9] {
+        let mut sums = [0.0; 9];
+        weight_sums(isa, &self.padded, &self.wide, width, finite, &mut sums, ());
+        sums
+    }
+}
+
+/// The nine taps of a 3×3 kernel over a flat plane `wide` values wide: the slices `len` long
+/// that start `shift(a, b)` values into `data`, in row-major tap order.
+#[inline(always)]
+fn taps(data: &[f32], len: usize, shift: impl Fn(usize, usize) -> usize) -> [&[f32]; 9] {
+    std::array::from_fn(|t| &data[shift(t / 3, t % 3)..][..len])
+}
+
+/// `first + Σ weights[t]·taps[t][k]` at every `k`, the taps added in order: one pass that keeps
+/// the sum in a register (nine axpys over the plane would load and store it nine times).
+#[inline(always)]
+fn weighted_taps(first: f32, weights: &[f32; 9], taps: [&[f32]; 9], out: &mut [f32]) {
+    let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = taps;
+    let w = weights;
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = first
+            + w[0] * t0[k]
+            + w[1] * t1[k]
+            + w[2] * t2[k]
+            + w[3] * t3[k]
+            + w[4] * t4[k]
+            + w[5] * t5[k]
+            + w[6] * t6[k]
+            + w[7] * t7[k]
+            + w[8] * t8[k];
+    }
+}
+
+// `Scratch::convolve`: computed `width + 2` wide into `wide_out` (two junk columns per row),
+// then the valid columns copied out.
+simd_loop!(convolve, (xp: &[f32], width: usize, weights: &[f32; 9], bias: f32,
+    wide_out: &mut [f32], out: &mut [f32]), _plain: Plain, {
+    let wide = width + 2;
+    let len = wide_out.len();
+    weighted_taps(bias, weights, taps(xp, len, |a, b| a * wide + b), wide_out);
+    for (row, source) in out.chunks_exact_mut(width).zip(wide_out.chunks_exact(wide)) {
+        copy_row(row, &source[..width]);
+    }
+});
+
+// `Scratch::convolve_transposed`, gathered: the input at flat position `m` of the padded plane
+// receives `w[a][b]·grad[m − a·wide − b]`, read from the gradient inside its zero margin
+// (`margin`), the taps added in row-major order from 0. Position `m'` of `gathered` is the
+// padded plane's `m' + wide + 1`: row `r`, column `j` of the input at `r·wide + j`.
+simd_loop!(convolve_transposed, (margin: &[f32], width: usize, weights: &[f32; 9],
+    gathered: &mut [f32], out: &mut [f32]), _plain: Plain, {
+    let wide = width + 2;
+    let len = gathered.len();
+    weighted_taps(0.0, weights, taps(margin, len, |a, b| (3 - a) * wide + 3 - b), gathered);
+    for (row, source) in out.chunks_exact_mut(width).zip(gathered.chunks_exact(wide)) {
+        for (o, &v) in row.iter_mut().zip(&source[..width]) {
+            *o += v;
+        }
+    }
+});
+
+// `Scratch::weight_sums`: with `finite` inputs each sum is one flat dot over the wide layout
+// (the junk columns add exact zeros); otherwise row by row, because a junk column's 0 times an
+// infinite or NaN input would put a NaN into taps that never read that input.
+simd_loop!(weight_sums, (xp: &[f32], wide_grad: &[f32], width: usize, finite: bool,
+    sums: &mut [f64; 9]), _plain: Plain, {
+    let wide = width + 2;
+    let len = wide_grad.len();
+    for a in 0..3 {
+        for b in 0..3 {
+            let shifted = &xp[a * wide + b..][..len];
+            sums[3 * a + b] = if finite {
+                dot(wide_grad, shifted)
+            } else {
+                wide_grad
+                    .chunks_exact(wide)
+                    .zip(shifted.chunks_exact(wide))
+                    .map(|(g, x)| dot(&g[..width], &x[..width]))
+                    .sum()
+            };
+        }
+    }
+});
