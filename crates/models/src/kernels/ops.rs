@@ -129,7 +129,7 @@ impl std::fmt::Debug for PooledHandoff {
 
 /// What [`PooledHandoff`] carries: APReLU's pooling's output gradient already taken through
 /// the activation at each window's winner
-/// ([`LayerKernelOps::layer_channelwise_max_pool_parameter_grad`]), and what its forward kept.
+/// ([`LayerKernelBackward::layer_channelwise_max_pool_parameter_grad`]), and what its forward kept.
 #[derive(Debug)]
 pub struct PooledStash<B: LayerKernelBackward> {
     pub winner_grad: FloatTensor<B>,
