@@ -23,6 +23,12 @@ impl PlotArgs {
                 .map(|a| parse_activation(a))
                 .collect::<Result<Vec<_>, _>>()?
         };
+        for (activation, why) in ::actlab_train::report::plots::left_out(&list) {
+            eprintln!(
+                "note: {} has no curve here: {why}",
+                ::actlab_train::sweep::label(&activation)
+            );
+        }
         std::fs::create_dir_all(&out)
             .with_context(|| format!("cannot create {}", out.display()))?;
         ::actlab_train::report::plots::activation_grid(&list, &out.join("activations"))?;

@@ -29,18 +29,38 @@ pub fn activation_curve(config: &ActivationConfig, xs: &[f32]) -> (Vec<f32>, Opt
 
 /// The activations that are functions of one value: softmax and log-softmax (across units)
 /// and the kinds for convolutional slots alone (FReLU, whose condition is a neighbourhood) are
-/// left out.
+/// left out ([`left_out`] says why).
 pub fn plottable(activations: &[ActivationConfig]) -> Vec<ActivationConfig> {
     activations
         .iter()
-        .filter(|a| {
-            !matches!(
-                a,
-                ActivationConfig::Softmax(_) | ActivationConfig::LogSoftmax(_)
-            ) && a.check_slot(usize::MAX, false).is_ok()
-        })
+        .filter(|a| why_no_curve(a).is_none())
         .cloned()
         .collect()
+}
+
+/// The activations [`plottable`] leaves out, each with the reason, for the user who asked for
+/// it by name.
+pub fn left_out(activations: &[ActivationConfig]) -> Vec<(ActivationConfig, &'static str)> {
+    activations
+        .iter()
+        .filter_map(|a| why_no_curve(a).map(|why| (a.clone(), why)))
+        .collect()
+}
+
+fn why_no_curve(activation: &ActivationConfig) -> Option<&'static str> {
+    if matches!(
+        activation,
+        ActivationConfig::Softmax(_) | ActivationConfig::LogSoftmax(_)
+    ) {
+        Some("it normalises across units, so it is no function of one value")
+    } else if activation.check_slot(usize::MAX, false).is_err() {
+        Some(
+            "it only runs in convolutional slots (its output at a pixel depends on the pixel's \
+             neighbourhood); `fmnist inspect` shows it in a trained model",
+        )
+    } else {
+        None
+    }
 }
 
 /// A grid of small plots: each activation and its derivative on [−6, 6].
@@ -133,12 +153,32 @@ mod tests {
         assert_eq!(f[2], 3.0, "positive inputs pass unchanged");
         assert!(df.is_none(), "APReLU is not element-wise");
         let all = plottable(&ActivationConfig::catalog());
-        let left_out: Vec<String> = ActivationConfig::catalog()
-            .iter()
+        let names = |list: Vec<ActivationConfig>| -> Vec<String> {
+            list.iter().map(|a| a.name().to_string()).collect()
+        };
+        let not_plotted: Vec<_> = ActivationConfig::catalog()
+            .into_iter()
             .filter(|a| !all.contains(a))
-            .map(|a| a.name().to_string())
             .collect();
-        assert_eq!(left_out, ["softmax", "log_softmax", "frelu"]);
+        assert_eq!(
+            names(not_plotted.clone()),
+            ["softmax", "log_softmax", "frelu"]
+        );
+        let reasons = left_out(&ActivationConfig::catalog());
+        assert_eq!(
+            names(reasons.iter().map(|(a, _)| a.clone()).collect()),
+            names(not_plotted)
+        );
+        assert!(
+            reasons[2].1.contains("convolutional slots"),
+            "{:?}",
+            reasons[2]
+        );
+        let frelu_alone = activation_grid(&["frelu".parse().unwrap()], Path::new("never-written"));
+        assert!(
+            matches!(frelu_alone, Err(PlotError::NothingToPlot)),
+            "{frelu_alone:?}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod confusion;
 mod inspect;
 mod results;
 
-pub use activations::{activation_curve, activation_grid, plottable};
+pub use activations::{activation_curve, activation_grid, left_out, plottable};
 pub use confusion::confusion;
 pub use inspect::{class_channel_map, densities, learned_curves, per_channel, prelu_slopes};
 pub use results::{accuracy_bars, curves, diagnostic_curves, grad_norms};
@@ -57,8 +57,12 @@ pub enum PlotError {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// None of the activations asked for is element-wise (softmax has no curve).
-    #[error("no element-wise activation to plot")]
+    /// None of the activations asked for is a function of one value (softmax and FReLU have
+    /// no curve).
+    #[error(
+        "none of these activations is a function of one value, so there is no curve to plot; \
+         name at least one that is (e.g. relu, pau, aprelu)"
+    )]
     NothingToPlot,
 }
 
