@@ -2,8 +2,18 @@
 //! other crates that already spread their work over threads: the `models` crate's conv blocks
 //! apply the activation to one sample's convolution output while it is in cache.
 
-use super::kernels::squeeze;
+use super::kernels::{loops, squeeze};
 use super::op::Pointwise;
+
+/// `dst.copy_from_slice(src)` for short runs (rows of small images) without a `memcpy` call per
+/// run: in blocks of 8 in registers. For kernels that copy many short rows (im2col).
+///
+/// # Panics
+/// When the slices differ in length.
+#[inline(always)]
+pub fn copy_short(dst: &mut [f32], src: &[f32]) {
+    loops::copy_short(dst, src);
+}
 
 /// `output[i] = op(input[i])`.
 ///

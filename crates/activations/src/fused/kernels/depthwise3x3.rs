@@ -9,7 +9,7 @@
 //! page faults of fresh ones) were about a fifth of a FReLU training step.
 
 use super::block_sums::dot;
-use super::loops::{Isa, Plain, simd_loop};
+use super::loops::{Isa, Plain, copy_short, simd_loop};
 use std::cell::RefCell;
 
 /// One thread's buffers for the wide layout, reused plane after plane.
@@ -43,30 +43,6 @@ fn zeroed(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     buffer
 }
 
-/// `dst.copy_from_slice(src)` for a row of a plane (7 to a few dozen values) without a call to
-/// `memcpy`, whose fixed cost per call was 5% of a FReLU step (four copies of every row per
-/// step): whole blocks of 8, then the last 8 again (overlapping what is already copied).
-#[inline(always)]
-fn copy_row(dst: &mut [f32], src: &[f32]) {
-    const BLOCK: usize = 8;
-    let len = src.len();
-    assert_eq!(dst.len(), len, "copy_row: lengths");
-    if len < BLOCK {
-        // Rare (planes under 8 wide); the loop may still become a memcpy call.
-        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s);
-        return;
-    }
-    let block = |at: usize, dst: &mut [f32]| {
-        let from: &[f32; BLOCK] = src[at..at + BLOCK].try_into().expect("a block");
-        let to: &mut [f32; BLOCK] = (&mut dst[at..at + BLOCK]).try_into().expect("a block");
-        *to = *from;
-    };
-    for at in (0..len - BLOCK).step_by(BLOCK) {
-        block(at, dst);
-    }
-    block(len - BLOCK, dst);
-}
-
 /// Values in a plane `height × width` laid out wide (see the module).
 pub(crate) fn wide_len(plane: usize, width: usize) -> usize {
     plane / width * (width + 2)
@@ -80,7 +56,7 @@ impl Scratch {
         let (height, wide) = (x.len() / width, width + 2);
         let out = zeroed(&mut self.padded, (height + 2) * wide + 2);
         for (i, row) in x.chunks_exact(width).enumerate() {
-            copy_row(&mut out[(i + 1) * wide + 1..][..width], row);
+            copy_short(&mut out[(i + 1) * wide + 1..][..width], row);
         }
     }
 
@@ -195,7 +171,7 @@ simd_loop!(convolve, (xp: &[f32], width: usize, weights: &[f32; 9], bias: f32,
     let len = wide_out.len();
     weighted_taps(bias, weights, taps(xp, len, |a, b| a * wide + b), wide_out);
     for (row, source) in out.chunks_exact_mut(width).zip(wide_out.chunks_exact(wide)) {
-        copy_row(row, &source[..width]);
+        copy_short(row, &source[..width]);
     }
 });
 

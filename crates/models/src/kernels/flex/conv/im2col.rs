@@ -2,6 +2,7 @@
 //! `conv.rs`.
 
 use super::dims::ConvDims;
+use activations::fused::slices::copy_short;
 
 /// Fills `col` (`patch_len × positions`) with the patches of one sample `x` (`C_in × H × W`).
 pub(super) fn im2col(dims: &ConvDims, x: &[f32], col: &mut [f32]) {
@@ -17,7 +18,7 @@ pub(super) fn im2col(dims: &ConvDims, x: &[f32], col: &mut [f32]) {
         zero_run(&mut dst[cols.end.max(cols.start)..]);
         let dst = &mut dst[cols.clone()];
         if step == 1 {
-            copy_run(dst, &x[x_start..x_start + dst.len()]);
+            copy_short(dst, &x[x_start..x_start + dst.len()]);
         } else {
             for (i, value) in dst.iter_mut().enumerate() {
                 *value = x[x_start + i * step];
@@ -126,31 +127,6 @@ fn col2im_shifted_planes(dims: &ConvDims, col: &mut [f32], dx: &mut [f32]) {
             *target += value;
         }
     });
-}
-
-/// `dst = src` for the short runs of im2col (a row of a small image, 10–30 elements): in
-/// fixed-size pieces, which compile to vector moves, where `copy_from_slice` calls `memcpy`
-/// once per run — a million calls per training step of the reference CNN.
-#[inline(always)]
-fn copy_run(dst: &mut [f32], src: &[f32]) {
-    const PIECE: usize = 8;
-    let len = dst.len();
-    assert_eq!(len, src.len(), "copy_run: lengths");
-    if len >= PIECE {
-        let mut start = 0;
-        while start + PIECE <= len {
-            dst[start..start + PIECE].copy_from_slice(&src[start..start + PIECE]);
-            start += PIECE;
-        }
-        if start < len {
-            // The last piece overlaps the one before; it writes the same values there.
-            dst[len - PIECE..].copy_from_slice(&src[len - PIECE..]);
-        }
-    } else {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s;
-        }
-    }
 }
 
 /// `dst.fill(0.0)` for the padding at a run's ends (usually none or one element), without a
