@@ -276,6 +276,49 @@ mod tests {
         assert!(significance::conclusions(&significance).contains("may be chance"));
     }
 
+    /// A one-seed mean above every five-seed mean is shown, not crowned: the best is the
+    /// highest mean that can be tested, and the one-seed row is neither best nor tied with it
+    /// (the ResNet study's first report called a one-seed `gelu` the best, and every five-seed
+    /// activation "tied" with it because nothing could be tested against one seed).
+    #[test]
+    fn the_best_is_chosen_among_activations_with_two_seeds() {
+        let relu = [0.9170, 0.9120, 0.9210, 0.9150, 0.9190];
+        let aprelu = [0.8990, 0.8950, 0.9030, 0.8970, 0.9010];
+        let mut runs = vec![fake_run("gelu", 0, 0.9233)];
+        for (seed, (r, a)) in relu.iter().zip(&aprelu).enumerate() {
+            runs.push(fake_run("relu", seed as u64, *r));
+            runs.push(fake_run("aprelu", seed as u64, *a));
+        }
+        let results = aggregate(&runs);
+        let significance = significance::significance(&runs, &results, "relu");
+        let labels: Vec<&str> = significance.rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["gelu", "relu", "aprelu"]);
+        assert_eq!(significance.best, Some(1));
+        let cells: Vec<&str> = significance
+            .rows
+            .iter()
+            .map(significance::tied_cell)
+            .collect();
+        assert_eq!(cells, ["untested", "best", "no"]);
+        assert_eq!(significance.rows[0].vs_best, None);
+        let expected = stats::paired_t_test(&aprelu, &relu).unwrap();
+        assert_eq!(significance.rows[2].vs_best, Some(expected));
+
+        let text = significance::conclusions(&significance);
+        assert!(
+            text.contains("`relu` has the highest mean of the activations with at least two"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`gelu` (1 seed) ran on too few seeds"),
+            "{text}"
+        );
+        assert!(
+            text.contains("every other activation is below it"),
+            "{text}"
+        );
+    }
+
     /// "Tied with the best" runs down the table: `relu`, steadily 0.3 points below `gelu`, is
     /// separated from it, so `tanh` below it is not tied either, although its own noisy
     /// difference from `gelu` has a large p (per-row p-values made the old column

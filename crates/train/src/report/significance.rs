@@ -3,6 +3,10 @@
 //! order and initialisation stream), Holm's correction over all of a report's tests, which
 //! activations are statistically tied with the best, and a plain-words paragraph that says
 //! what can and cannot be concluded.
+//!
+//! "The best" is the highest mean among the activations with at least two seeds: a one-seed
+//! mean above it cannot be tested (its seed-to-seed spread is unknown), so it is shown but
+//! neither called the best nor tied with it.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -22,6 +26,8 @@ pub const ALPHA: f64 = 0.05;
 pub struct SignificanceRow {
     /// The activation's label.
     pub label: String,
+    /// How many seeds it ran.
+    pub seeds: usize,
     /// 95% interval of its mean test accuracy (`None` with one seed).
     pub interval: Option<MeanInterval>,
     /// It minus the baseline, paired by seed (`None` for the baseline itself, without a
@@ -29,13 +35,17 @@ pub struct SignificanceRow {
     pub vs_baseline: Option<PairedComparison>,
     /// `vs_baseline`'s p-value after Holm's correction over every test of the report.
     pub vs_baseline_p_holm: Option<f64>,
-    /// It minus the best activation, paired by seed (`None` for the best itself).
+    /// It minus the best activation, paired by seed (`None` for the best itself, or with fewer
+    /// than two seeds shared with it).
     pub vs_best: Option<PairedComparison>,
     /// `vs_best`'s p-value after Holm's correction over every test of the report.
     pub vs_best_p_holm: Option<f64>,
-    /// The best, or tied with it: [`TIED_RULE`]. Down the table (best mean first) this is a
-    /// run of `true` followed by `false` only.
+    /// The best, or tied with it: [`TIED_RULE`]. Down the table (best mean first), over the
+    /// tested rows, this is a run of `true` followed by `false` only.
     pub tied_with_best: bool,
+    /// It is the best, or was tested against it (at least two seeds shared with it). An
+    /// untested row is never tied with the best: its rank is unknown.
+    pub tested_against_best: bool,
 }
 
 /// The statistics of a report.
@@ -47,13 +57,18 @@ pub struct Significance {
     pub seeds: usize,
     /// One row per activation, best mean first.
     pub rows: Vec<SignificanceRow>,
+    /// The index in `rows` of the best: the highest mean among the rows with at least two
+    /// seeds (the first row when none has two).
+    pub best: Option<usize>,
 }
 
 /// What "tied with the best" means, as the report states it.
 pub const TIED_RULE: &str = "an activation is tied with the best when its difference from the \
-     best is not significant after Holm's correction (adjusted p ≥ 0.05, or too few shared seeds \
-     to test) and every activation above it in the table is tied too; so the tied activations \
-     are the top of the table, down to the first one the data separate from the best";
+     best is not significant after Holm's correction (adjusted p ≥ 0.05) and every tested \
+     activation above it in the table is tied too; so the tied activations are the top of the \
+     table, down to the first one the data separate from the best. The best is the highest mean \
+     among the activations with at least two seeds; one with fewer seeds shared with it is not \
+     tested, and so not tied";
 
 /// Final test accuracy by seed, per label.
 fn accuracies(runs: &[FinishedRun]) -> BTreeMap<&str, BTreeMap<u64, f64>> {
@@ -85,7 +100,12 @@ pub fn significance(
 ) -> Significance {
     let by_label = accuracies(runs);
     let seeds_of = |label: &str| &by_label[label];
-    let best = results.first().map(|r| r.label.as_str());
+    // A mean from one seed has no spread to test it with: the best is the highest testable one.
+    let best_index = results
+        .iter()
+        .position(|r| seeds_of(&r.label).len() >= 2)
+        .or((!results.is_empty()).then_some(0));
+    let best = best_index.map(|i| results[i].label.as_str());
     let has_baseline = by_label.contains_key(baseline);
     let mut rows: Vec<SignificanceRow> = results
         .iter()
@@ -94,6 +114,7 @@ pub fn significance(
             let values: Vec<f64> = own.values().copied().collect();
             SignificanceRow {
                 label: r.label.clone(),
+                seeds: own.len(),
                 interval: mean_interval(&values),
                 vs_baseline: (has_baseline && r.label != baseline)
                     .then(|| paired(own, seeds_of(baseline)))
@@ -104,6 +125,7 @@ pub fn significance(
                     .and_then(|best| paired(own, seeds_of(best))),
                 vs_best_p_holm: None,
                 tied_with_best: false,
+                tested_against_best: false,
             }
         })
         .collect();
@@ -121,7 +143,12 @@ pub fn significance(
         row.vs_best_p_holm = row.vs_best.and_then(|_| adjusted.next());
     }
     let mut tied = true;
-    for row in &mut rows {
+    for (index, row) in rows.iter_mut().enumerate() {
+        let is_best = Some(index) == best_index;
+        row.tested_against_best = is_best || row.vs_best.is_some();
+        if !row.tested_against_best {
+            continue;
+        }
         tied &= row.vs_best_p_holm.is_none_or(|p| p >= ALPHA);
         row.tied_with_best = tied;
     }
@@ -129,6 +156,7 @@ pub fn significance(
         baseline: has_baseline.then(|| baseline.to_string()),
         seeds: by_label.values().map(BTreeMap::len).max().unwrap_or(0),
         rows,
+        best: best_index,
     }
 }
 
@@ -146,7 +174,7 @@ fn labels(rows: &[&SignificanceRow]) -> String {
 pub fn conclusions(significance: &Significance) -> String {
     let mut text = String::new();
     let rows = &significance.rows;
-    let Some(best) = rows.first() else {
+    let Some(best) = significance.best.map(|i| &rows[i]) else {
         return text;
     };
     if significance.seeds < 2 {
@@ -169,13 +197,24 @@ pub fn conclusions(significance: &Significance) -> String {
         .get(half_widths.len() / 2)
         .copied()
         .unwrap_or(f64::NAN);
-    let tied: Vec<&SignificanceRow> = rows[1..].iter().filter(|r| r.tied_with_best).collect();
-    let below: Vec<&SignificanceRow> = rows[1..].iter().filter(|r| !r.tied_with_best).collect();
+    let others = || {
+        rows.iter()
+            .filter(|r| r.label != best.label && r.tested_against_best)
+    };
+    let tied: Vec<&SignificanceRow> = others().filter(|r| r.tied_with_best).collect();
+    let below: Vec<&SignificanceRow> = others().filter(|r| !r.tied_with_best).collect();
+    let untested: Vec<&SignificanceRow> = rows.iter().filter(|r| !r.tested_against_best).collect();
     let _ = write!(
         text,
         "**What the data support.** With {} seeds per activation, the 95% interval of a mean \
-         accuracy is typically ±{typical:.2} points wide. `{}` has the highest mean; ",
-        significance.seeds, best.label
+         accuracy is typically ±{typical:.2} points wide. `{}` has the highest mean{}; ",
+        significance.seeds,
+        best.label,
+        if untested.is_empty() {
+            ""
+        } else {
+            " of the activations with at least two seeds"
+        }
     );
     if tied.is_empty() {
         let _ = write!(
@@ -193,6 +232,25 @@ pub fn conclusions(significance: &Significance) -> String {
             labels(&tied),
             tied.len() + 1,
             labels(&below)
+        );
+    }
+    if !untested.is_empty() {
+        let _ = write!(
+            text,
+            "{} ran on too few seeds to be tested against it (fewer than two shared seeds): \
+             their means are shown, not ranked — run their remaining seeds before reading them. ",
+            untested
+                .iter()
+                .map(|r| {
+                    let seeds = r.seeds;
+                    format!(
+                        "`{}` ({seeds} seed{})",
+                        r.label,
+                        if seeds == 1 { "" } else { "s" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if let Some(baseline) = &significance.baseline {
@@ -257,6 +315,20 @@ pub fn conclusions(significance: &Significance) -> String {
 fn significant(row: &SignificanceRow) -> Option<PairedComparison> {
     row.vs_baseline
         .filter(|_| row.vs_baseline_p_holm.is_some_and(|p| p < ALPHA))
+}
+
+/// The "tied with best" cell: `best`, `yes`, `no`, or `untested` (too few seeds).
+pub fn tied_cell(row: &SignificanceRow) -> &'static str {
+    match (
+        row.tested_against_best,
+        row.vs_best.is_none(),
+        row.tied_with_best,
+    ) {
+        (false, _, _) => "untested",
+        (true, true, _) => "best",
+        (true, false, true) => "yes",
+        (true, false, false) => "no",
+    }
 }
 
 /// `[90.85, 91.31]` in percent, or `–` with one seed.

@@ -5,7 +5,9 @@ use serde::Serialize;
 
 use crate::report::aggregate::{ActivationResult, accuracy_cell, optional_mean};
 use crate::report::collect::FinishedRun;
-use crate::report::significance::{Significance, comparison_cell, conclusions, interval_cell};
+use crate::report::significance::{
+    Significance, comparison_cell, conclusions, interval_cell, tied_cell,
+};
 use crate::run::{DiagnosticRecord, SplitName};
 
 /// One row of `results.csv`: a run's epoch, with its diagnostics averaged over slots.
@@ -172,7 +174,7 @@ pub(crate) fn report_markdown(
             } else {
                 comparison_cell(s.vs_baseline, s.vs_baseline_p_holm)
             },
-            if s.tied_with_best { "yes" } else { "no" },
+            tied_cell(s),
             r.seeds.len(),
             r.best_epoch,
             r.final_train_loss,
