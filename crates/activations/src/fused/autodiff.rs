@@ -66,7 +66,8 @@ impl<B: FusedActivationBackward> Backward<B, 1> for AprReluSqueezeBackward {
     }
 }
 
-/// The spatial max's backward step; its state is the input, the parameters and the statistics.
+/// The spatial max's backward step; its state is the input, the convolution the forward kept,
+/// the parameters and the statistics.
 #[derive(Debug)]
 struct SpatialMaxBackward {
     epsilon: f32,
@@ -74,14 +75,15 @@ struct SpatialMaxBackward {
 }
 
 impl<B: FusedActivationBackward> Backward<B, 2> for SpatialMaxBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+    type State = [FloatTensor<B>; 4];
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [input_node, parameters_node] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (input, parameters, statistics) = ops.state;
+        let [input, conv, parameters, statistics] = ops.state;
         let (input_grad, parameter_grad) = B::fused_spatial_max_backward(
             input,
+            conv,
             parameters,
             statistics,
             grad,
@@ -156,53 +158,44 @@ impl<B: FusedActivationBackward, C: CheckpointStrategy> FusedActivationOps for A
         }
     }
 
-    fn fused_spatial_statistics(
-        input: FloatTensor<Self>,
-        parameters: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        // A constant of the step: the spatial max's backward differentiates through the
-        // statistics itself.
-        let statistics =
-            B::fused_spatial_statistics(input.into_primitive(), parameters.into_primitive());
-        <FloatTensor<Self>>::new(statistics)
-    }
-
     fn fused_spatial_max(
         input: FloatTensor<Self>,
         parameters: FloatTensor<Self>,
-        statistics: FloatTensor<Self>,
+        running: FloatTensor<Self>,
         epsilon: f32,
         batch_statistics: bool,
-    ) -> FloatTensor<Self> {
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (input, input_node) = input.into_parts();
         let (parameters, parameters_node) = parameters.into_parts();
-        let statistics = statistics.into_primitive();
+        // Constants of the step: with batch statistics the backward differentiates through
+        // them itself.
+        let running = running.into_primitive();
         let step = SpatialMaxBackward {
             epsilon,
             batch_statistics,
         };
-        match step
+        let (output, statistics) = match step
             .prepare::<C>([input_node, parameters_node])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let output = B::fused_spatial_max(
+                let (output, statistics, conv) = B::fused_spatial_max_keeping(
                     input.clone(),
                     parameters.clone(),
-                    statistics.clone(),
+                    running,
                     epsilon,
                     batch_statistics,
                 );
-                prep.finish((input, parameters, statistics), output)
+                let state = [input, conv, parameters, statistics.clone()];
+                (prep.finish(state, output), statistics)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_spatial_max(
-                input,
-                parameters,
-                statistics,
-                epsilon,
-                batch_statistics,
-            )),
-        }
+            OpsKind::UnTracked(prep) => {
+                let (output, statistics) =
+                    B::fused_spatial_max(input, parameters, running, epsilon, batch_statistics);
+                (prep.finish(output), statistics)
+            }
+        };
+        (output, <FloatTensor<Self>>::new(statistics))
     }
 }

@@ -38,18 +38,17 @@ impl FusedActivationOps for CubeBackend {
         squeeze::aprelu_squeeze(input)
     }
 
-    fn fused_spatial_statistics(input: CubeTensor, parameters: CubeTensor) -> CubeTensor {
-        spatial_max::statistics(input, parameters)
-    }
-
     fn fused_spatial_max(
         input: CubeTensor,
         parameters: CubeTensor,
-        statistics: CubeTensor,
+        running: CubeTensor,
         epsilon: f32,
-        _batch_statistics: bool,
-    ) -> CubeTensor {
-        spatial_max::forward(input, parameters, statistics, epsilon)
+        batch_statistics: bool,
+    ) -> (CubeTensor, CubeTensor) {
+        let running = (!batch_statistics).then_some(running);
+        let (output, statistics, _) =
+            spatial_max::forward(input, parameters, running, epsilon, false);
+        (output, statistics)
     }
 }
 
@@ -71,8 +70,22 @@ impl FusedActivationBackward for CubeBackend {
         squeeze::aprelu_squeeze_backward(input, grad)
     }
 
+    fn fused_spatial_max_keeping(
+        input: CubeTensor,
+        parameters: CubeTensor,
+        running: CubeTensor,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> (CubeTensor, CubeTensor, CubeTensor) {
+        let running = (!batch_statistics).then_some(running);
+        let (output, statistics, conv) =
+            spatial_max::forward(input, parameters, running, epsilon, true);
+        (output, statistics, conv.expect("kept"))
+    }
+
     fn fused_spatial_max_backward(
         input: CubeTensor,
+        conv: CubeTensor,
         parameters: CubeTensor,
         statistics: CubeTensor,
         grad: CubeTensor,
@@ -81,6 +94,7 @@ impl FusedActivationBackward for CubeBackend {
     ) -> (CubeTensor, CubeTensor) {
         spatial_max::backward(
             input,
+            conv,
             parameters,
             statistics,
             grad,

@@ -38,34 +38,49 @@ impl FusedActivationOps for Flex {
         from_vec(summary, [layout.samples, 2 * layout.channels].into())
     }
 
-    fn fused_spatial_statistics(input: FlexTensor, parameters: FlexTensor) -> FlexTensor {
-        let (input, parameters) = (contiguous(input), contiguous(parameters));
-        let planes = planes(&input);
-        let statistics = spatial_max::statistics(elements(&input), elements(&parameters), planes);
-        from_vec(statistics, [planes.channels, 2].into())
-    }
-
     fn fused_spatial_max(
         input: FlexTensor,
         parameters: FlexTensor,
-        statistics: FlexTensor,
+        running: FlexTensor,
         epsilon: f32,
-        _batch_statistics: bool,
-    ) -> FlexTensor {
-        let (input, parameters) = (contiguous(input), contiguous(parameters));
-        let statistics = contiguous(statistics);
-        let planes = planes(&input);
-        let mut output = vec![0.0; input.shape().num_elements()];
-        spatial_max::forward(
-            elements(&input),
-            elements(&parameters),
-            elements(&statistics),
-            planes,
-            epsilon,
-            &mut output,
-        );
-        from_vec(output, input.shape())
+        batch_statistics: bool,
+    ) -> (FlexTensor, FlexTensor) {
+        let running = (!batch_statistics).then_some(running);
+        let (output, statistics, _) =
+            spatial_max_forward(input, parameters, running, epsilon, false);
+        (output, statistics)
     }
+}
+
+/// The spatial max's forward, keeping `conv(x)` when `keep` (else an empty tensor).
+fn spatial_max_forward(
+    input: FlexTensor,
+    parameters: FlexTensor,
+    running: Option<FlexTensor>,
+    epsilon: f32,
+    keep: bool,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let (input, parameters) = (contiguous(input), contiguous(parameters));
+    let running = running.map(contiguous);
+    let planes = planes(&input);
+    let len = input.shape().num_elements();
+    let mut output = vec![0.0; len];
+    let mut conv = vec![0.0; if keep { len } else { 0 }];
+    let statistics = spatial_max::forward(
+        elements(&input),
+        elements(&parameters),
+        running.as_ref().map(elements),
+        planes,
+        epsilon,
+        &mut output,
+        keep.then_some(&mut conv[..]),
+    );
+    let conv_shape = if keep { input.shape() } else { [0].into() };
+    (
+        from_vec(output, input.shape()),
+        from_vec(statistics, [planes.channels, 2].into()),
+        from_vec(conv, conv_shape),
+    )
 }
 
 /// `[N, C, H, W]`.
@@ -158,20 +173,34 @@ impl FusedActivationBackward for Flex {
         })
     }
 
+    fn fused_spatial_max_keeping(
+        input: FlexTensor,
+        parameters: FlexTensor,
+        running: FlexTensor,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let running = (!batch_statistics).then_some(running);
+        spatial_max_forward(input, parameters, running, epsilon, true)
+    }
+
     fn fused_spatial_max_backward(
         input: FlexTensor,
+        conv: FlexTensor,
         parameters: FlexTensor,
         statistics: FlexTensor,
         grad: FlexTensor,
         epsilon: f32,
         batch_statistics: bool,
     ) -> (FlexTensor, FlexTensor) {
-        let (input, parameters) = (contiguous(input), contiguous(parameters));
-        let (statistics, grad) = (contiguous(statistics), contiguous(grad));
+        let (input, conv) = (contiguous(input), contiguous(conv));
+        let (parameters, statistics) = (contiguous(parameters), contiguous(statistics));
+        let grad = contiguous(grad);
         let planes = planes(&input);
         let mut input_grad = vec![0.0; input.shape().num_elements()];
         let parameter_grad = spatial_max::backward(
             elements(&input),
+            elements(&conv),
             elements(&parameters),
             elements(&statistics),
             elements(&grad),

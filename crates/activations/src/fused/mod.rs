@@ -174,21 +174,14 @@ pub fn spatial_max(
     if !fits || kernels_for(input) == Kernels::None {
         return None;
     }
-    let statistics = if batch {
-        Tensor::from_dispatch(<Dispatch as FusedActivationOps>::fused_spatial_statistics(
-            input.clone().into_dispatch(),
-            parameters.clone().into_dispatch(),
-        ))
-    } else {
-        running.clone()
-    };
-    let output = <Dispatch as FusedActivationOps>::fused_spatial_max(
+    let (output, statistics) = <Dispatch as FusedActivationOps>::fused_spatial_max(
         input.clone().into_dispatch(),
         parameters.clone().into_dispatch(),
-        statistics.clone().into_dispatch(),
+        running.clone().into_dispatch(),
         epsilon,
         batch,
     );
+    let statistics = Tensor::from_dispatch(statistics);
     Some((Tensor::from_dispatch(output), batch.then_some(statistics)))
 }
 

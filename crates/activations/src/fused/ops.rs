@@ -26,25 +26,19 @@ pub trait FusedActivationOps: Backend {
     /// `min(x, 0)` over each sample's channel.
     fn fused_aprelu_squeeze(input: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// The per-channel mean and biased variance `[C, 2]` over the batch of a depthwise 3×3
-    /// convolution (zero padding 1) of `[N, C, H, W]`, with parameters `[C, 12]` (nine weights,
-    /// bias, `γ`, `β`; `γ`, `β` unused here). A constant: no gradient flows through it.
-    fn fused_spatial_statistics(
-        input: FloatTensor<Self>,
-        parameters: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-
-    /// `max(x, γ·(conv(x) − μ)/√(σ² + ε) + β)` on `[N, C, H, W]`, with `conv` as in
-    /// [`fused_spatial_statistics`](Self::fused_spatial_statistics), `[μ, σ²]` per channel in
-    /// `statistics` `[C, 2]`. With `batch_statistics` they are the batch's own (training) and
-    /// the backward differentiates through them; otherwise they are constants.
+    /// `max(x, γ·(conv(x) − μ)/√(σ² + ε) + β)` on `[N, C, H, W]`, where `conv` is a depthwise
+    /// 3×3 convolution (zero padding 1) with parameters `[C, 12]` (nine weights row-major,
+    /// bias, `γ`, `β`) and `[μ, σ²]` per channel are `running` `[C, 2]` (constants), or with
+    /// `batch_statistics` the batch's own mean and biased variance of `conv(x)` (training: the
+    /// backward differentiates through them; `running` is not read). Returns the output and
+    /// the statistics used `[C, 2]` (a constant: no gradient flows through it).
     fn fused_spatial_max(
         input: FloatTensor<Self>,
         parameters: FloatTensor<Self>,
-        statistics: FloatTensor<Self>,
+        running: FloatTensor<Self>,
         epsilon: f32,
         batch_statistics: bool,
-    ) -> FloatTensor<Self>;
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// The backward kernels that the autodiff implementation of [`FusedActivationOps`] calls.
@@ -71,10 +65,24 @@ pub trait FusedActivationBackward: FusedActivationOps {
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 
+    /// [`FusedActivationOps::fused_spatial_max`] keeping `conv(x)` for the backward: the
+    /// output, the statistics used and `conv(x)` `[N, C, H, W]`.
+    fn fused_spatial_max_keeping(
+        input: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        running: FloatTensor<Self>,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
     /// The input gradient and the parameters' gradient `[C, 12]` of
-    /// [`FusedActivationOps::fused_spatial_max`], reduced in a fixed order.
+    /// [`FusedActivationOps::fused_spatial_max`], reduced in a fixed order, from what
+    /// [`fused_spatial_max_keeping`](Self::fused_spatial_max_keeping) returned.
+    /// `batch_statistics`: the statistics were the batch's own.
+    #[allow(clippy::too_many_arguments)]
     fn fused_spatial_max_backward(
         input: FloatTensor<Self>,
+        conv: FloatTensor<Self>,
         parameters: FloatTensor<Self>,
         statistics: FloatTensor<Self>,
         grad: FloatTensor<Self>,

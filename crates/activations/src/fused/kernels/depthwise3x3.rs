@@ -16,14 +16,17 @@ use std::cell::RefCell;
 #[derive(Default)]
 pub(crate) struct Scratch {
     /// The input plane inside its zero border ([`Scratch::pad`]).
-    pub padded: Vec<f32>,
-    /// A plane `width + 2` wide: the convolution's output or the gradient reaching it.
+    padded: Vec<f32>,
+    /// A plane `width + 2` wide: the convolution's output.
     wide: Vec<f32>,
-    /// A plane: the convolution's output when the caller keeps none.
-    plane: Vec<f32>,
-    /// The transpose's gradient inside its zero margin, then its gathered taps.
+    /// The gradient reaching the convolution's output, laid out wide, inside the zero margin
+    /// the transpose's taps reach into ([`Scratch::gradient`]), and its length.
     margin: Vec<f32>,
+    gradient_len: usize,
+    /// The transpose's gathered taps.
     gathered: Vec<f32>,
+    /// Two planes for a caller's own per-plane values ([`Scratch::planes`]).
+    planes: [Vec<f32>; 2],
 }
 
 thread_local! {
@@ -36,10 +39,15 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|scratch| f(&mut scratch.borrow_mut()))
 }
 
-/// `buffer` as `len` zeros, reusing its allocation.
-fn zeroed(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    buffer.clear();
-    buffer.resize(len, 0.0);
+/// `buffer` as `len` values whose borders are zero: zeroed only when its length changes. Every
+/// user of such a buffer overwrites the same interior on each use and never writes its border,
+/// so the border stays zero from plane to plane (zeroing all of it per plane was a memset of
+/// every plane).
+fn bordered(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() != len {
+        buffer.clear();
+        buffer.resize(len, 0.0);
+    }
     buffer
 }
 
@@ -50,19 +58,34 @@ pub(crate) fn wide_len(plane: usize, width: usize) -> usize {
 
 impl Scratch {
     /// Puts plane `x` (`width` wide) inside a border of zeros one pixel wide into
-    /// [`padded`](Self::padded): `(height + 2) × (width + 2)`, plus two spare zeros for the
-    /// last taps' reach.
+    /// the padded buffer: `(height + 2) × (width + 2)`, plus two spare zeros for the last
+    /// taps' reach.
     pub(crate) fn pad(&mut self, x: &[f32], width: usize) {
         let (height, wide) = (x.len() / width, width + 2);
-        let out = zeroed(&mut self.padded, (height + 2) * wide + 2);
+        let out = bordered(&mut self.padded, (height + 2) * wide + 2);
         for (i, row) in x.chunks_exact(width).enumerate() {
             copy_short(&mut out[(i + 1) * wide + 1..][..width], row);
         }
     }
 
-    /// [`wide`](Self::wide) as a zeroed plane of `plane` values `width` wide.
-    pub(crate) fn zeroed_wide(&mut self, plane: usize, width: usize) -> &mut [f32] {
-        zeroed(&mut self.wide, wide_len(plane, width))
+    /// Where the gradient reaching the convolution's output goes, for
+    /// [`convolve_transposed`](Self::convolve_transposed) and
+    /// [`weight_sums`](Self::weight_sums): a plane of `plane` values `width` wide laid out wide,
+    /// whose every value the caller writes, the junk columns as zeros. It lies inside the zero
+    /// margin the transpose's taps reach into: no copy into it.
+    pub(crate) fn gradient(&mut self, plane: usize, width: usize) -> &mut [f32] {
+        let len = wide_len(plane, width);
+        self.gradient_len = len;
+        let margin = bordered(&mut self.margin, margin_len(len, width));
+        &mut margin[margin_front(width)..][..len]
+    }
+
+    /// Two planes of `len` values (their contents left from the last use).
+    pub(crate) fn planes(&mut self, len: usize) -> [&mut [f32]; 2] {
+        self.planes.each_mut().map(|plane| {
+            plane.resize(len, 0.0);
+            &mut plane[..]
+        })
     }
 
     /// The depthwise convolution of the plane last [`pad`](Self::pad)ded, into `out`
@@ -89,26 +112,9 @@ impl Scratch {
         );
     }
 
-    /// [`convolve`](Self::convolve) into this scratch (`plane` values), for a caller that
-    /// only reads it.
-    pub(crate) fn convolve_to_scratch(
-        &mut self,
-        isa: Isa,
-        width: usize,
-        weights: &[f32; 9],
-        bias: f32,
-        plane: usize,
-    ) -> &[f32] {
-        self.plane.resize(plane, 0.0);
-        self.wide.resize(wide_len(plane, width), 0.0);
-        let (padded, wide, out) = (&self.padded, &mut self.wide, &mut self.plane);
-        convolve(isa, padded, width, weights, bias, wide, out, ());
-        &self.plane
-    }
-
-    /// The transpose of [`convolve`](Self::convolve) (without the bias) of the gradient in
-    /// [`wide`](Self::wide) (junk columns zero), added into `out` (`height × width`): the
-    /// convolution's input gradient.
+    /// The transpose of [`convolve`](Self::convolve) (without the bias) of the
+    /// [`gradient`](Self::gradient), added into `out` (`height × width`): the convolution's
+    /// input gradient.
     pub(crate) fn convolve_transposed(
         &mut self,
         isa: Isa,
@@ -116,24 +122,32 @@ impl Scratch {
         weights: &[f32; 9],
         out: &mut [f32],
     ) {
-        let wide = width + 2;
-        let len = self.wide.len();
-        // Zeros before the gradient for the taps that reach back two rows and two columns,
-        // after it for the last row's reach forward.
-        let front = 2 * wide + 2;
-        let margin = zeroed(&mut self.margin, front + len + wide + 1);
-        margin[front..][..len].copy_from_slice(&self.wide);
+        let len = self.gradient_len;
         self.gathered.resize(len, 0.0);
+        let margin = &self.margin[..margin_len(len, width)];
         convolve_transposed(isa, margin, width, weights, &mut self.gathered, out, ());
     }
 
     /// The nine weight-gradient sums `Σ grad[i][j]·x[i + a − 1][j + b − 1]` of the plane last
-    /// [`pad`](Self::pad)ded and the gradient in [`wide`](Self::wide).
+    /// [`pad`](Self::pad)ded and the [`gradient`](Self::gradient).
     pub(crate) fn weight_sums(&self, isa: Isa, width: usize, finite: bool) -> [f64; 9] {
         let mut sums = [0.0; 9];
-        weight_sums(isa, &self.padded, &self.wide, width, finite, &mut sums, ());
+        let gradient = &self.margin[margin_front(width)..][..self.gradient_len];
+        weight_sums(isa, &self.padded, gradient, width, finite, &mut sums, ());
         sums
     }
+}
+
+/// Zeros before the gradient in its margin, for the transpose's taps that reach back two rows
+/// and two columns.
+fn margin_front(width: usize) -> usize {
+    2 * (width + 2) + 2
+}
+
+/// The margin around a wide gradient of `len` values: the front, and after it the last row's
+/// reach forward.
+fn margin_len(len: usize, width: usize) -> usize {
+    margin_front(width) + len + width + 3
 }
 
 /// The nine taps of a 3×3 kernel over a flat plane `wide` values wide: the slices `len` long

@@ -72,33 +72,15 @@ simd_loop!(moments, (values: &[f32], out: &mut [f64; 2]), _plain: Plain, {
     out[1] = block_sum(values, values, |v, _| (v - centre) * (v - centre));
 });
 
-/// The mean and the biased variance `[C, 2]` of the convolution over the batch: each plane's
-/// mean and sum of squared deviations (two passes over the plane, in f64), combined plane by
-/// plane in sample order with Chan et al.'s formula (stable, and no plane kept).
-pub(crate) fn statistics(input: &[f32], parameters: &[f32], planes: Planes) -> Vec<f32> {
-    let isa = isa();
-    let plane = planes.plane();
-    let channels = planes.channels;
-    let per_plane: Vec<(f64, f64)> = input
-        .par_chunks(plane)
-        .enumerate()
-        .map(|(index, x)| {
-            let row = &parameters[(index % channels) * ROW..][..ROW];
-            let weights: &[f32; 9] = row[..9].try_into().expect("nine weights");
-            let mut moments_of_plane = [0.0; 2];
-            with_scratch(|scratch| {
-                scratch.pad(x, planes.width);
-                let out = scratch.convolve_to_scratch(isa, planes.width, weights, row[9], plane);
-                moments(isa, out, &mut moments_of_plane, ());
-            });
-            (moments_of_plane[0], moments_of_plane[1])
-        })
-        .collect();
+/// The mean and the biased variance `[C, 2]` of the convolution over the batch, from each
+/// plane's mean and sum of squared deviations (in f64), combined plane by plane in sample
+/// order with Chan et al.'s formula (stable, and no plane kept).
+fn combine(per_plane: &[[f64; 2]], planes: Planes) -> Vec<f32> {
     // Per channel: (count, mean, sum of squared deviations).
-    let mut totals = vec![(0.0f64, 0.0f64, 0.0f64); channels];
-    for (index, &(mean, squares)) in per_plane.iter().enumerate() {
-        let (count, total_mean, total_squares) = &mut totals[index % channels];
-        let added = plane as f64;
+    let mut totals = vec![(0.0f64, 0.0f64, 0.0f64); planes.channels];
+    for (index, &[mean, squares]) in per_plane.iter().enumerate() {
+        let (count, total_mean, total_squares) = &mut totals[index % planes.channels];
+        let added = planes.plane() as f64;
         let combined = *count + added;
         let delta = mean - *total_mean;
         *total_mean += delta * added / combined;
@@ -123,110 +105,199 @@ fn maximum(x: f32, condition: f32) -> f32 {
     }
 }
 
+/// The shares of the output gradient `g` at `max(x, condition)`: `(condition's, x's)`, all to
+/// the strict winner, half to each on a tie (or NaN).
+#[inline(always)]
+fn shares(x: f32, condition: f32, g: f32) -> (f32, f32) {
+    let half = 0.5 * g;
+    let mut shares = (half, half);
+    if condition > x {
+        shares = (g, 0.0);
+    }
+    if condition < x {
+        shares = (0.0, g);
+    }
+    shares
+}
+
+impl Channel {
+    /// `x̂`: the convolution's output normalised.
+    #[inline(always)]
+    fn normalise(&self, conv: f32) -> f32 {
+        (conv - self.mean) * self.inverse_std
+    }
+}
+
 // One plane's `out = max(x, γ·(out − μ)·σ⁻¹ + β)`, where `out` holds the plane's convolution.
-simd_loop!(funnel, (x: &[f32], c: Channel, out: &mut [f32]), _plain: Plain, {
+simd_loop!(funnel_in_place, (x: &[f32], c: Channel, out: &mut [f32]), _plain: Plain, {
     for (o, &v) in out.iter_mut().zip(x) {
-        let condition = (*o - c.mean) * c.inverse_std * c.gamma + c.beta;
-        *o = maximum(v, condition);
+        *o = maximum(v, c.normalise(*o) * c.gamma + c.beta);
     }
 });
 
-// One plane's split of the output gradient `g` at the maximum: `normalised` holds the plane's
-// convolution on entry and `x̂` on return; `to_condition` gets the share of the condition,
-// `to_x` the input's; `sums` gets `[Σ to_condition, Σ to_condition·x̂]`.
-simd_loop!(split, (x: &[f32], g: &[f32], c: Channel, normalised: &mut [f32],
+// As `funnel_in_place`, with the convolution kept in `conv`.
+simd_loop!(funnel, (x: &[f32], conv: &[f32], c: Channel, out: &mut [f32]), _plain: Plain, {
+    for ((o, &v), &z) in out.iter_mut().zip(x).zip(conv) {
+        *o = maximum(v, c.normalise(z) * c.gamma + c.beta);
+    }
+});
+
+// One plane's split of the output gradient `g` at the maximum: `to_x` gets the input's share;
+// `sums` gets `[Σ condition's share, Σ condition's share·x̂]` (the normalisation's backward
+// needs both per channel), from the scratch planes `normalised` and `to_condition`.
+simd_loop!(split, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, normalised: &mut [f32],
     to_condition: &mut [f32], to_x: &mut [f32], sums: &mut [f64; 2]), _plain: Plain, {
-    for (((n, tc), tx), (&v, &g)) in normalised
+    for (((n, tc), tx), ((&v, &g), &z)) in normalised
         .iter_mut()
         .zip(to_condition.iter_mut())
         .zip(to_x.iter_mut())
-        .zip(x.iter().zip(g))
+        .zip(x.iter().zip(g).zip(conv))
     {
-        *n = (*n - c.mean) * c.inverse_std;
-        let condition = *n * c.gamma + c.beta;
-        let half = 0.5 * g;
-        let (mut share_condition, mut share_x) = (half, half);
-        if condition > v {
-            (share_condition, share_x) = (g, 0.0);
-        }
-        if condition < v {
-            (share_condition, share_x) = (0.0, g);
-        }
-        *tc = share_condition;
-        *tx = share_x;
+        *n = c.normalise(z);
+        (*tc, *tx) = shares(v, *n * c.gamma + c.beta, g);
     }
     sums[0] = sum(to_condition);
     sums[1] = dot(to_condition, normalised);
 });
 
-// The gradient reaching one plane's convolution, `scale·(g − mean_grad − x̂·mean_normalised)`
-// (training: through the batch statistics) or `scale·g` (evaluation, where `x̂`, NaN next to a
-// NaN input, must not enter), written into `wide_grad` (as in `convolve_transposed`; its junk
-// columns are left as they are: zero); returns its sum in `bias`.
-simd_loop!(condition_gradient, (g: &[f32], normalised: &[f32], width: usize,
+// Whether every value of `x` is finite: `Σ 0·x` is 0, or NaN when one is infinite or NaN (a
+// sum that vectorises, where a test per element stops at the first).
+simd_loop!(all_finite, (x: &[f32], finite: &mut bool), _plain: Plain, {
+    *finite = block_sum(x, x, |v, _| 0.0 * v) == 0.0;
+});
+
+// The gradient reaching one plane's convolution, `scale·(g_c − mean_grad − x̂·mean_normalised)`
+// (training: through the batch statistics) or `scale·g_c` (evaluation, where `x̂`, NaN next to
+// a NaN input, must not enter), `g_c` the condition's share of `g`, written into `wide_grad`
+// (as in `convolve_transposed`, its junk columns zero); returns its sum in `bias`.
+simd_loop!(condition_gradient, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, width: usize,
     coefficients: [f32; 3], batch_statistics: bool, wide_grad: &mut [f32], bias: &mut f64),
     _plain: Plain, {
     let [scale, mean_grad, mean_normalised] = coefficients;
     let wide = width + 2;
-    for ((out, g), n) in wide_grad
+    for (((out, x), g), z) in wide_grad
         .chunks_exact_mut(wide)
+        .zip(x.chunks_exact(width))
         .zip(g.chunks_exact(width))
-        .zip(normalised.chunks_exact(width))
+        .zip(conv.chunks_exact(width))
     {
-        let out = &mut out[..width];
-        if batch_statistics {
-            for ((o, &g), &n) in out.iter_mut().zip(g).zip(n) {
-                *o = scale * (g - mean_grad - n * mean_normalised);
-            }
-        } else {
-            for (o, &g) in out.iter_mut().zip(g) {
-                *o = scale * g;
-            }
+        let (out, junk) = out.split_at_mut(width);
+        junk.fill(0.0);
+        for (((o, &v), &g), &z) in out.iter_mut().zip(x).zip(g).zip(z) {
+            let n = c.normalise(z);
+            let (to_condition, _) = shares(v, n * c.gamma + c.beta, g);
+            *o = if batch_statistics {
+                scale * (to_condition - mean_grad - n * mean_normalised)
+            } else {
+                scale * to_condition
+            };
         }
     }
     *bias = sum(wide_grad);
 });
 
-/// The forward: `out = max(x, γ·(conv(x) − μ)·σ⁻¹ + β)`, plane by plane in parallel.
+/// The forward, `out = max(x, γ·(conv(x) − μ)·σ⁻¹ + β)`, plane by plane in parallel; returns
+/// the statistics it used `[C, 2]`: `running` (mean, variance per channel), or without them the
+/// batch's own mean and biased variance of `conv(x)`. With `conv` the convolution is kept there
+/// for the backward, which then never computes it again.
 pub(crate) fn forward(
     input: &[f32],
     parameters: &[f32],
-    statistics: &[f32],
+    running: Option<&[f32]>,
     planes: Planes,
     epsilon: f32,
     out: &mut [f32],
-) {
+    conv: Option<&mut [f32]>,
+) -> Vec<f32> {
     let isa = isa();
     let plane = planes.plane();
-    out.par_chunks_mut(plane)
-        .zip(input.par_chunks(plane))
-        .enumerate()
-        .for_each(|(index, (out, x))| {
-            let c = Channel::new(parameters, statistics, index % planes.channels, epsilon);
-            with_scratch(|scratch| {
-                scratch.pad(x, planes.width);
-                scratch.convolve(isa, planes.width, &c.weights, c.bias, out);
+    let channel = |index: usize, statistics: &[f32]| {
+        Channel::new(parameters, statistics, index % planes.channels, epsilon)
+    };
+    if let (Some(running), None) = (running, &conv) {
+        // Evaluation: one pass, each plane convolved, normalised and compared in cache.
+        out.par_chunks_mut(plane)
+            .zip(input.par_chunks(plane))
+            .enumerate()
+            .for_each(|(index, (out, x))| {
+                let c = channel(index, running);
+                with_scratch(|scratch| {
+                    scratch.pad(x, planes.width);
+                    scratch.convolve(isa, planes.width, &c.weights, c.bias, out);
+                });
+                funnel_in_place(isa, x, c, out, ());
             });
-            funnel(isa, x, c, out, ());
-        });
+        return running.to_vec();
+    }
+    // The convolution first (into `out` when nobody keeps it), with each plane's moments
+    // while it is in cache; then the comparison, once the statistics are known.
+    let statistics = |per_plane: Vec<[f64; 2]>| {
+        running.map_or_else(|| combine(&per_plane, planes), <[f32]>::to_vec)
+    };
+    let batch = running.is_none();
+    match conv {
+        Some(conv) => {
+            let statistics = statistics(convolve(input, parameters, planes, batch, conv));
+            out.par_chunks_mut(plane)
+                .zip(input.par_chunks(plane).zip(conv.par_chunks(plane)))
+                .enumerate()
+                .for_each(|(index, (out, (x, conv)))| {
+                    funnel(isa, x, conv, channel(index, &statistics), out, ());
+                });
+            statistics
+        }
+        None => {
+            let statistics = statistics(convolve(input, parameters, planes, batch, out));
+            out.par_chunks_mut(plane)
+                .zip(input.par_chunks(plane))
+                .enumerate()
+                .for_each(|(index, (out, x))| {
+                    funnel_in_place(isa, x, channel(index, &statistics), out, ());
+                });
+            statistics
+        }
+    }
 }
 
-/// What one plane's first backward pass leaves for the second, beside its planes of `x̂` and
-/// of the gradient reaching the condition.
-struct PlaneSums {
-    /// `Σ condition_grad` and `Σ condition_grad·x̂`.
-    sums: [f64; 2],
-    /// Whether every input of the plane is finite (see `depthwise3x3::weight_sums`).
-    finite: bool,
+/// The depthwise convolution of every plane into `conv`, and with `moments` each plane's mean
+/// and sum of squared deviations (for [`combine`]).
+fn convolve(
+    input: &[f32],
+    parameters: &[f32],
+    planes: Planes,
+    moments_too: bool,
+    conv: &mut [f32],
+) -> Vec<[f64; 2]> {
+    let isa = isa();
+    let plane = planes.plane();
+    conv.par_chunks_mut(plane)
+        .zip(input.par_chunks(plane))
+        .enumerate()
+        .map(|(index, (conv, x))| {
+            let row = &parameters[(index % planes.channels) * ROW..][..ROW];
+            let weights: &[f32; 9] = row[..9].try_into().expect("nine weights");
+            with_scratch(|scratch| {
+                scratch.pad(x, planes.width);
+                scratch.convolve(isa, planes.width, weights, row[9], conv);
+            });
+            let mut moments_of_plane = [0.0; 2];
+            if moments_too {
+                moments(isa, conv, &mut moments_of_plane, ());
+            }
+            moments_of_plane
+        })
+        .collect()
 }
 
 /// The backward: the input gradient into `input_grad`, and returns the parameters' gradient
-/// `[C, ROW]` (the nine weights, the bias, `γ`, `β`). With `batch_statistics` the statistics
-/// are the batch's own, and the gradient flows through them as through a training-mode
-/// BatchNorm; otherwise they are constants (evaluation).
+/// `[C, ROW]` (the nine weights, the bias, `γ`, `β`), from the input, the convolution the
+/// forward kept (`conv`), the statistics it used and the output gradient. With
+/// `batch_statistics` the statistics are the batch's own, and the gradient flows through them
+/// as through a training-mode BatchNorm; otherwise they are constants (evaluation).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
     input: &[f32],
+    conv: &[f32],
     parameters: &[f32],
     statistics: &[f32],
     grad: &[f32],
@@ -238,59 +309,51 @@ pub(crate) fn backward(
     let isa = isa();
     let plane = planes.plane();
     let channels = planes.channels;
-    // Pass 1: the split of each element's gradient between x and the condition; each plane's
-    // x̂ and the condition's gradient stay for pass 2.
-    let mut normalised = vec![0.0; input.len()];
-    let mut condition_grad = vec![0.0; input.len()];
-    let first: Vec<PlaneSums> = input_grad
+    let channel = |index: usize| Channel::new(parameters, statistics, index % channels, epsilon);
+    // Pass 1: the input's share of each element's gradient, and per plane the condition's
+    // share summed, plain and times x̂ (the normalisation's backward needs both per channel).
+    let first: Vec<[f64; 2]> = input_grad
         .par_chunks_mut(plane)
-        .zip(normalised.par_chunks_mut(plane))
-        .zip(condition_grad.par_chunks_mut(plane))
-        .zip(input.par_chunks(plane).zip(grad.par_chunks(plane)))
+        .zip(input.par_chunks(plane))
+        .zip(grad.par_chunks(plane).zip(conv.par_chunks(plane)))
         .enumerate()
-        .map(
-            |(index, (((direct, normalised), condition_grad), (x, g)))| {
-                let c = Channel::new(parameters, statistics, index % channels, epsilon);
-                with_scratch(|scratch| {
-                    scratch.pad(x, planes.width);
-                    scratch.convolve(isa, planes.width, &c.weights, c.bias, normalised);
-                });
+        .map(|(index, ((direct, x), (g, conv)))| {
+            with_scratch(|scratch| {
+                let [normalised, to_condition] = scratch.planes(plane);
                 let mut sums = [0.0; 2];
+                let c = channel(index);
                 split(
                     isa,
                     x,
                     g,
+                    conv,
                     c,
                     normalised,
-                    condition_grad,
+                    to_condition,
                     direct,
                     &mut sums,
                     (),
                 );
-                let finite = x.iter().all(|v| v.is_finite());
-                PlaneSums { sums, finite }
-            },
-        )
+                sums
+            })
+        })
         .collect();
     let mut channel_sums = vec![[0.0f64; 2]; channels];
-    for (index, p) in first.iter().enumerate() {
+    for (index, sums) in first.iter().enumerate() {
         let s = &mut channel_sums[index % channels];
-        s[0] += p.sums[0];
-        s[1] += p.sums[1];
+        s[0] += sums[0];
+        s[1] += sums[1];
     }
     let count = (planes.samples * plane) as f64;
     // Pass 2: the gradient reaching conv(x), the convolution's input and weight gradients.
     let second: Vec<([f64; 9], f64)> = input_grad
         .par_chunks_mut(plane)
-        .zip(normalised.par_chunks(plane))
-        .zip(condition_grad.par_chunks(plane))
         .zip(input.par_chunks(plane))
-        .zip(first.into_par_iter())
+        .zip(grad.par_chunks(plane).zip(conv.par_chunks(plane)))
         .enumerate()
-        .map(|(index, ((((dx, normalised), condition_grad), x), p))| {
-            let channel = index % channels;
-            let c = Channel::new(parameters, statistics, channel, epsilon);
-            let [sum, sum_normalised] = channel_sums[channel];
+        .map(|(index, ((dx, x), (g, conv)))| {
+            let c = channel(index);
+            let [sum, sum_normalised] = channel_sums[index % channels];
             let coefficients = [
                 c.gamma * c.inverse_std,
                 (sum / count) as f32,
@@ -298,20 +361,26 @@ pub(crate) fn backward(
             ];
             with_scratch(|scratch| {
                 let mut bias = 0.0;
+                let wide_grad = scratch.gradient(plane, planes.width);
                 condition_gradient(
                     isa,
-                    condition_grad,
-                    normalised,
+                    x,
+                    g,
+                    conv,
+                    c,
                     planes.width,
                     coefficients,
                     batch_statistics,
-                    scratch.zeroed_wide(plane, planes.width),
+                    wide_grad,
                     &mut bias,
                     (),
                 );
                 scratch.convolve_transposed(isa, planes.width, &c.weights, dx);
                 scratch.pad(x, planes.width);
-                (scratch.weight_sums(isa, planes.width, p.finite), bias)
+                // See `depthwise3x3::weight_sums`.
+                let mut finite = false;
+                all_finite(isa, x, &mut finite, ());
+                (scratch.weight_sums(isa, planes.width, finite), bias)
             })
         })
         .collect();

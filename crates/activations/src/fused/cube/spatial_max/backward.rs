@@ -3,7 +3,7 @@
 //! its input gradient (a gather) and the parameters' gradient (one unit per channel).
 
 use super::super::squeeze::{BLOCK, empty_like};
-use super::shared::{ROW, dims, geometry, normalised_condition, tap};
+use super::shared::{ROW, dims, geometry, normalised, tap};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Shape;
 use burn_cubecl::cubecl;
@@ -16,6 +16,7 @@ use burn_cubecl::tensor::CubeTensor;
 #[cube(launch)]
 fn split_kernel<F: Float>(
     x: &Tensor<F>,
+    conv: &Tensor<F>,
     parameters: &Tensor<F>,
     statistics: &Tensor<F>,
     grad: &Tensor<F>,
@@ -32,9 +33,8 @@ fn split_kernel<F: Float>(
         terminate!();
     }
     let pos = ABSOLUTE_POS;
-    let (n, z) = normalised_condition::<F>(
-        x, parameters, statistics, pos, channels, height, width, epsilon,
-    );
+    let channel = (pos / (height * width)) % channels;
+    let (n, z) = normalised::<F>(conv[pos], parameters, statistics, channel, epsilon);
     let v = x[pos];
     let g = grad[pos];
     let half = g * F::new(0.5);
@@ -203,6 +203,7 @@ fn parameter_grads_kernel<F: Float>(
 
 pub(in crate::fused::cube) fn backward(
     input: CubeTensor,
+    conv: CubeTensor,
     parameters: CubeTensor,
     statistics: CubeTensor,
     grad: CubeTensor,
@@ -211,6 +212,7 @@ pub(in crate::fused::cube) fn backward(
 ) -> (CubeTensor, CubeTensor) {
     let (input, parameters) = (into_contiguous(input), into_contiguous(parameters));
     let (statistics, grad) = (into_contiguous(statistics), into_contiguous(grad));
+    let conv = into_contiguous(conv);
     let (samples, channels, height, width) = dims(&input);
     let shape = input.meta.shape().clone();
     let elements = shape.num_elements();
@@ -225,6 +227,7 @@ pub(in crate::fused::cube) fn backward(
         element_count.clone(),
         element_dim,
         input.clone().into_tensor_arg(),
+        conv.into_tensor_arg(),
         parameters.clone().into_tensor_arg(),
         statistics.clone().into_tensor_arg(),
         grad.into_tensor_arg(),

@@ -21,7 +21,7 @@ use burn_cubecl::tensor::CubeTensor;
 mod backward;
 mod shared;
 pub(super) use backward::backward;
-use shared::{condition, dims, geometry, normalised_condition};
+use shared::{condition, dims, geometry, normalised};
 
 #[cube(launch)]
 fn condition_kernel<F: Float>(
@@ -88,6 +88,14 @@ fn statistics_kernel<F: Float>(
     statistics[2 * channel + 1] = squares / count;
 }
 
+/// `max(v, z)` as `torch.max(a, b)`: a strict winner, else (a tie, or NaN) the mean.
+#[cube]
+fn maximum<F: Float>(v: F, z: F) -> F {
+    let tie = (v + z) * F::new(0.5);
+    select(z > v, z, select(z < v, v, tie))
+}
+
+/// The forward with the convolution computed in place (evaluation: nothing keeps it).
 #[cube(launch)]
 fn forward_kernel<F: Float>(
     x: &Tensor<F>,
@@ -104,74 +112,110 @@ fn forward_kernel<F: Float>(
         terminate!();
     }
     let pos = ABSOLUTE_POS;
-    let (_, z) = normalised_condition::<F>(
-        x, parameters, statistics, pos, channels, height, width, epsilon,
-    );
-    let v = x[pos];
-    let tie = (v + z) * F::new(0.5);
-    output[pos] = select(z > v, z, select(z < v, v, tie));
+    let channel = (pos / (height * width)) % channels;
+    let raw = condition::<F>(x, parameters, pos, channels, height, width);
+    let (_, z) = normalised::<F>(raw, parameters, statistics, channel, epsilon);
+    output[pos] = maximum::<F>(x[pos], z);
 }
 
-pub(super) fn statistics(input: CubeTensor, parameters: CubeTensor) -> CubeTensor {
+/// The forward from the convolution `conv` (training: it was computed for the statistics).
+#[cube(launch)]
+fn funnel_kernel<F: Float>(
+    x: &Tensor<F>,
+    conv: &Tensor<F>,
+    parameters: &Tensor<F>,
+    statistics: &Tensor<F>,
+    output: &mut Tensor<F>,
+    channels: usize,
+    plane: usize,
+    epsilon: f32,
+    #[define(F)] _dtype: ElemType,
+) {
+    if ABSOLUTE_POS >= output.len() {
+        terminate!();
+    }
+    let pos = ABSOLUTE_POS;
+    let channel = (pos / plane) % channels;
+    let (_, z) = normalised::<F>(conv[pos], parameters, statistics, channel, epsilon);
+    output[pos] = maximum::<F>(x[pos], z);
+}
+
+/// The forward (see `FusedActivationOps::fused_spatial_max`): the output, the statistics used
+/// and, with `keep`, the convolution for the backward.
+pub(super) fn forward(
+    input: CubeTensor,
+    parameters: CubeTensor,
+    running: Option<CubeTensor>,
+    epsilon: f32,
+    keep: bool,
+) -> (CubeTensor, CubeTensor, Option<CubeTensor>) {
     let (input, parameters) = (into_contiguous(input), into_contiguous(parameters));
+    let running = running.map(into_contiguous);
     let (samples, channels, height, width) = dims(&input);
-    let elements = input.meta.shape().num_elements();
+    let shape = input.meta.shape().clone();
+    let elements = shape.num_elements();
     let dtype = dtype_to_storage_type(input.dtype);
-    let conv = empty_like(&input, input.meta.shape().clone());
+    let output = empty_like(&input, shape.clone());
     let (count, dim) = geometry(&input, elements);
+    if let (Some(running), false) = (&running, keep) {
+        forward_kernel::launch(
+            &output.client,
+            count,
+            dim,
+            input.into_tensor_arg(),
+            parameters.into_tensor_arg(),
+            running.clone().into_tensor_arg(),
+            output.clone().into_tensor_arg(),
+            channels,
+            height,
+            width,
+            epsilon,
+            dtype,
+        );
+        return (output, running.clone(), None);
+    }
+    let conv = empty_like(&input, shape);
     condition_kernel::launch(
         &conv.client,
-        count,
+        count.clone(),
         dim,
         input.clone().into_tensor_arg(),
-        parameters.into_tensor_arg(),
+        parameters.clone().into_tensor_arg(),
         conv.clone().into_tensor_arg(),
         channels,
         height,
         width,
         dtype,
     );
-    let statistics = empty_like(&input, Shape::new([channels, 2]));
-    let (count, dim) = geometry(&input, channels);
-    statistics_kernel::launch(
-        &statistics.client,
-        count,
-        dim,
-        conv.into_tensor_arg(),
-        statistics.clone().into_tensor_arg(),
-        samples,
-        channels,
-        height * width,
-        dtype,
-    );
-    statistics
-}
-
-pub(super) fn forward(
-    input: CubeTensor,
-    parameters: CubeTensor,
-    statistics: CubeTensor,
-    epsilon: f32,
-) -> CubeTensor {
-    let (input, parameters) = (into_contiguous(input), into_contiguous(parameters));
-    let statistics = into_contiguous(statistics);
-    let (_, channels, height, width) = dims(&input);
-    let output = empty_like(&input, input.meta.shape().clone());
-    let (count, dim) = geometry(&input, input.meta.shape().num_elements());
-    let dtype = dtype_to_storage_type(input.dtype);
-    forward_kernel::launch(
+    let statistics = running.unwrap_or_else(|| {
+        let statistics = empty_like(&input, Shape::new([channels, 2]));
+        let (count, dim) = geometry(&input, channels);
+        statistics_kernel::launch(
+            &statistics.client,
+            count,
+            dim,
+            conv.clone().into_tensor_arg(),
+            statistics.clone().into_tensor_arg(),
+            samples,
+            channels,
+            height * width,
+            dtype,
+        );
+        statistics
+    });
+    funnel_kernel::launch(
         &output.client,
         count,
         dim,
         input.into_tensor_arg(),
+        conv.clone().into_tensor_arg(),
         parameters.into_tensor_arg(),
-        statistics.into_tensor_arg(),
+        statistics.clone().into_tensor_arg(),
         output.clone().into_tensor_arg(),
         channels,
-        height,
-        width,
+        height * width,
         epsilon,
         dtype,
     );
-    output
+    (output, statistics, keep.then_some(conv))
 }

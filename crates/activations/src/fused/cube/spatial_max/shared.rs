@@ -55,21 +55,17 @@ pub(super) fn condition<F: Float>(
     sum
 }
 
-/// `(x̂, γ·x̂ + β)` at `pos`, with `x̂ = (conv(x) − μ)/√(σ² + ε)`: the normalised convolution
-/// and the condition the input is compared with.
+/// `(x̂, γ·x̂ + β)` of channel `channel`'s convolution output `raw`, with
+/// `x̂ = (raw − μ)/√(σ² + ε)`: the normalised convolution and the condition the input is
+/// compared with.
 #[cube]
-pub(super) fn normalised_condition<F: Float>(
-    x: &Tensor<F>,
+pub(super) fn normalised<F: Float>(
+    raw: F,
     parameters: &Tensor<F>,
     statistics: &Tensor<F>,
-    pos: usize,
-    channels: usize,
-    height: usize,
-    width: usize,
+    channel: usize,
     epsilon: f32,
 ) -> (F, F) {
-    let channel = (pos / (height * width)) % channels;
-    let raw = condition::<F>(x, parameters, pos, channels, height, width);
     let variance = statistics[2 * channel + 1] + F::cast_from(epsilon);
     let n = (raw - statistics[2 * channel]) / F::sqrt(variance);
     (
