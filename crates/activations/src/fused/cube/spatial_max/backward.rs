@@ -2,8 +2,8 @@
 //! the per-channel sums of the normalisation's backward, the gradient reaching the convolution,
 //! its input gradient (a gather) and the parameters' gradient (one unit per channel).
 
-use super::super::squeeze::{BLOCK, empty_like};
-use super::shared::{ROW, dims, geometry, normalised, tap};
+use super::super::squeeze::empty_like;
+use super::shared::{ROW, channel_sum, dims, geometry, normalised, tap};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Shape;
 use burn_cubecl::cubecl;
@@ -60,24 +60,28 @@ fn channel_sums_kernel<F: Float>(
     }
     let channel = ABSOLUTE_POS;
     let zero = F::new(0.0);
-    let blocks = plane.div_ceil(BLOCK);
-    let mut first = zero;
-    let mut second = zero;
-    for n in 0..samples {
-        let start = (n * channels + channel) * plane;
-        for block in 0..blocks {
-            let from = start + block * BLOCK;
-            let to = select(from + BLOCK < start + plane, from + BLOCK, start + plane);
-            let mut a = zero;
-            let mut b = zero;
-            for p in from..to {
-                a += condition_grad[p];
-                b += condition_grad[p] * normalised_in[p];
-            }
-            first += a;
-            second += b;
-        }
-    }
+    let first = channel_sum::<F>(
+        condition_grad,
+        condition_grad,
+        zero,
+        samples,
+        channels,
+        channel,
+        plane,
+        false,
+        false,
+    );
+    let second = channel_sum::<F>(
+        condition_grad,
+        normalised_in,
+        zero,
+        samples,
+        channels,
+        channel,
+        plane,
+        false,
+        true,
+    );
     sums[2 * channel] = first;
     sums[2 * channel + 1] = second;
 }

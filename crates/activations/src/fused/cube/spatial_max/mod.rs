@@ -10,7 +10,7 @@
 //!   parameters' gradient `[C, 12]`. One unit per channel keeps every sum in a fixed order:
 //!   bit-identical gradients across runs.
 
-use super::squeeze::{BLOCK, empty_like};
+use super::squeeze::empty_like;
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Shape;
 use burn_cubecl::cubecl;
@@ -21,7 +21,7 @@ use burn_cubecl::tensor::CubeTensor;
 mod backward;
 mod shared;
 pub(super) use backward::backward;
-use shared::{condition, dims, geometry, normalised};
+use shared::{channel_sum, condition, dims, geometry, normalised};
 
 #[cube(launch)]
 fn condition_kernel<F: Float>(
@@ -54,51 +54,25 @@ fn statistics_kernel<F: Float>(
     }
     let channel = ABSOLUTE_POS;
     let zero = F::new(0.0);
-    let blocks = plane.div_ceil(BLOCK);
-    let mut total = zero;
-    for n in 0..samples {
-        let start = (n * channels + channel) * plane;
-        for block in 0..blocks {
-            let from = start + block * BLOCK;
-            let to = select(from + BLOCK < start + plane, from + BLOCK, start + plane);
-            let mut sum = zero;
-            for p in from..to {
-                sum += values[p];
-            }
-            total += sum;
-        }
-    }
+    let total = channel_sum::<F>(
+        values, values, zero, samples, channels, channel, plane, false, false,
+    );
     let count = F::cast_from(samples * plane);
     let mean = total / count;
-    let mut squares = zero;
-    for n in 0..samples {
-        let start = (n * channels + channel) * plane;
-        for block in 0..blocks {
-            let from = start + block * BLOCK;
-            let to = select(from + BLOCK < start + plane, from + BLOCK, start + plane);
-            let mut sum = zero;
-            for p in from..to {
-                let d = values[p] - mean;
-                sum += d * d;
-            }
-            squares += sum;
-        }
-    }
+    let squares = channel_sum::<F>(
+        values, values, mean, samples, channels, channel, plane, true, false,
+    );
     statistics[2 * channel] = mean;
     statistics[2 * channel + 1] = squares / count;
 }
 
-/// `max(v, z)` as `torch.max(a, b)`: a strict winner, else (a tie, or NaN) the mean.
-#[cube]
-fn maximum<F: Float>(v: F, z: F) -> F {
-    let tie = (v + z) * F::new(0.5);
-    select(z > v, z, select(z < v, v, tie))
-}
-
-/// The forward with the convolution computed in place (evaluation: nothing keeps it).
+/// The forward: with `kept`, from the convolution `conv` (training: it was computed for the
+/// statistics and is kept for the backward); otherwise the convolution of `x` computed here
+/// (evaluation: nothing keeps it; `conv` is not read).
 #[cube(launch)]
 fn forward_kernel<F: Float>(
     x: &Tensor<F>,
+    conv: &Tensor<F>,
     parameters: &Tensor<F>,
     statistics: &Tensor<F>,
     output: &mut Tensor<F>,
@@ -106,6 +80,7 @@ fn forward_kernel<F: Float>(
     height: usize,
     width: usize,
     epsilon: f32,
+    #[comptime] kept: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     if ABSOLUTE_POS >= output.len() {
@@ -113,31 +88,16 @@ fn forward_kernel<F: Float>(
     }
     let pos = ABSOLUTE_POS;
     let channel = (pos / (height * width)) % channels;
-    let raw = condition::<F>(x, parameters, pos, channels, height, width);
-    let (_, z) = normalised::<F>(raw, parameters, statistics, channel, epsilon);
-    output[pos] = maximum::<F>(x[pos], z);
-}
-
-/// The forward from the convolution `conv` (training: it was computed for the statistics).
-#[cube(launch)]
-fn funnel_kernel<F: Float>(
-    x: &Tensor<F>,
-    conv: &Tensor<F>,
-    parameters: &Tensor<F>,
-    statistics: &Tensor<F>,
-    output: &mut Tensor<F>,
-    channels: usize,
-    plane: usize,
-    epsilon: f32,
-    #[define(F)] _dtype: ElemType,
-) {
-    if ABSOLUTE_POS >= output.len() {
-        terminate!();
+    let mut raw = F::new(0.0);
+    if comptime![kept] {
+        raw = conv[pos];
+    } else {
+        raw = condition::<F>(x, parameters, pos, channels, height, width);
     }
-    let pos = ABSOLUTE_POS;
-    let channel = (pos / plane) % channels;
-    let (_, z) = normalised::<F>(conv[pos], parameters, statistics, channel, epsilon);
-    output[pos] = maximum::<F>(x[pos], z);
+    let (_, z) = normalised::<F>(raw, parameters, statistics, channel, epsilon);
+    let v = x[pos];
+    let tie = (v + z) * F::new(0.5);
+    output[pos] = select(z > v, z, select(z < v, v, tie));
 }
 
 /// The forward (see `FusedActivationOps::fused_spatial_max`): the output, the statistics used
@@ -157,21 +117,26 @@ pub(super) fn forward(
     let dtype = dtype_to_storage_type(input.dtype);
     let output = empty_like(&input, shape.clone());
     let (count, dim) = geometry(&input, elements);
-    if let (Some(running), false) = (&running, keep) {
+    let launch = |conv: &CubeTensor, statistics: &CubeTensor, kept: bool| {
         forward_kernel::launch(
             &output.client,
-            count,
+            count.clone(),
             dim,
-            input.into_tensor_arg(),
-            parameters.into_tensor_arg(),
-            running.clone().into_tensor_arg(),
+            input.clone().into_tensor_arg(),
+            conv.clone().into_tensor_arg(),
+            parameters.clone().into_tensor_arg(),
+            statistics.clone().into_tensor_arg(),
             output.clone().into_tensor_arg(),
             channels,
             height,
             width,
             epsilon,
+            kept,
             dtype,
-        );
+        )
+    };
+    if let (Some(running), false) = (&running, keep) {
+        launch(&input, running, false);
         return (output, running.clone(), None);
     }
     let conv = empty_like(&input, shape);
@@ -203,19 +168,6 @@ pub(super) fn forward(
         );
         statistics
     });
-    funnel_kernel::launch(
-        &output.client,
-        count,
-        dim,
-        input.into_tensor_arg(),
-        conv.clone().into_tensor_arg(),
-        parameters.into_tensor_arg(),
-        statistics.clone().into_tensor_arg(),
-        output.clone().into_tensor_arg(),
-        channels,
-        height * width,
-        epsilon,
-        dtype,
-    );
+    launch(&conv, &statistics, true);
     (output, statistics, keep.then_some(conv))
 }

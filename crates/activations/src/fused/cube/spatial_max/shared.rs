@@ -5,6 +5,8 @@ use burn_cubecl::cubecl;
 use burn_cubecl::cubecl::{calculate_cube_count_elemwise, prelude::*};
 use burn_cubecl::tensor::CubeTensor;
 
+use super::super::squeeze::BLOCK;
+
 /// Values per channel in the parameter rows: nine weights, bias, `γ`, `β`.
 pub(super) const ROW: usize = 12;
 
@@ -72,6 +74,47 @@ pub(super) fn normalised<F: Float>(
         n,
         n * parameters[channel * ROW + 10] + parameters[channel * ROW + 11],
     )
+}
+
+/// `Σ a` over channel `channel`'s elements (its plane in every sample), or with `centred`
+/// `Σ (a − centre)²`, or with `product` `Σ a·b`: in blocks of [`BLOCK`] summed apart, the
+/// planes in sample order, so every sum of the kernels has one fixed order.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn channel_sum<F: Float>(
+    a: &Tensor<F>,
+    b: &Tensor<F>,
+    centre: F,
+    samples: usize,
+    channels: usize,
+    channel: usize,
+    plane: usize,
+    #[comptime] centred: bool,
+    #[comptime] product: bool,
+) -> F {
+    let zero = F::new(0.0);
+    let blocks = plane.div_ceil(BLOCK);
+    let mut total = zero;
+    for n in 0..samples {
+        let start = (n * channels + channel) * plane;
+        for block in 0..blocks {
+            let from = start + block * BLOCK;
+            let to = select(from + BLOCK < start + plane, from + BLOCK, start + plane);
+            let mut sum = zero;
+            for p in from..to {
+                if comptime![centred] {
+                    let d = a[p] - centre;
+                    sum += d * d;
+                } else if comptime![product] {
+                    sum += a[p] * b[p];
+                } else {
+                    sum += a[p];
+                }
+            }
+            total += sum;
+        }
+    }
+    total
 }
 
 /// `[N, C, H, W]`.
