@@ -142,19 +142,17 @@ simd_loop!(funnel, (x: &[f32], conv: &[f32], c: Channel, out: &mut [f32]), _plai
     }
 });
 
-// One plane's split of the output gradient `g` at the maximum: `to_x` gets the input's share;
-// `sums` gets `[Σ condition's share, Σ condition's share·x̂]` (the normalisation's backward
-// needs both per channel), from the scratch planes `normalised` and `to_condition`.
-simd_loop!(split, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, normalised: &mut [f32],
-    to_condition: &mut [f32], to_x: &mut [f32], sums: &mut [f64; 2]), _plain: Plain, {
-    for (((n, tc), tx), ((&v, &g), &z)) in normalised
+// One plane's `[Σ condition's share of g, Σ condition's share·x̂]` (the normalisation's backward
+// needs both per channel), by way of the scratch planes `normalised` and `to_condition`.
+simd_loop!(split_sums, (x: &[f32], g: &[f32], conv: &[f32], c: Channel,
+    normalised: &mut [f32], to_condition: &mut [f32], sums: &mut [f64; 2]), _plain: Plain, {
+    for ((n, tc), ((&v, &g), &z)) in normalised
         .iter_mut()
         .zip(to_condition.iter_mut())
-        .zip(to_x.iter_mut())
         .zip(x.iter().zip(g).zip(conv))
     {
         *n = c.normalise(z);
-        (*tc, *tx) = shares(v, *n * c.gamma + c.beta, g);
+        *tc = shares(v, *n * c.gamma + c.beta, g).0;
     }
     sums[0] = sum(to_condition);
     sums[1] = dot(to_condition, normalised);
@@ -166,26 +164,27 @@ simd_loop!(all_finite, (x: &[f32], finite: &mut bool), _plain: Plain, {
     *finite = block_sum(x, x, |v, _| 0.0 * v) == 0.0;
 });
 
-// The gradient reaching one plane's convolution, `scale·(g_c − mean_grad − x̂·mean_normalised)`
+// One plane's split of the output gradient `g` at the maximum: the input's share into `to_x`,
+// and the gradient reaching the convolution, `scale·(g_c − mean_grad − x̂·mean_normalised)`
 // (training: through the batch statistics) or `scale·g_c` (evaluation, where `x̂`, NaN next to
-// a NaN input, must not enter), `g_c` the condition's share of `g`, written into `wide_grad`
-// (as in `convolve_transposed`, its junk columns zero); returns its sum in `bias`.
+// a NaN input, must not enter), `g_c` the condition's share, into `wide_grad` (as in
+// `convolve_transposed`, its junk columns zero); returns that gradient's sum in `bias`.
 simd_loop!(condition_gradient, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, width: usize,
-    coefficients: [f32; 3], batch_statistics: bool, wide_grad: &mut [f32], bias: &mut f64),
-    _plain: Plain, {
+    coefficients: [f32; 3], batch_statistics: bool, to_x: &mut [f32], wide_grad: &mut [f32],
+    bias: &mut f64), _plain: Plain, {
     let [scale, mean_grad, mean_normalised] = coefficients;
     let wide = width + 2;
-    for (((out, x), g), z) in wide_grad
+    for ((out, tx), ((x, g), z)) in wide_grad
         .chunks_exact_mut(wide)
-        .zip(x.chunks_exact(width))
-        .zip(g.chunks_exact(width))
-        .zip(conv.chunks_exact(width))
+        .zip(to_x.chunks_exact_mut(width))
+        .zip(x.chunks_exact(width).zip(g.chunks_exact(width)).zip(conv.chunks_exact(width)))
     {
         let (out, junk) = out.split_at_mut(width);
         junk.fill(0.0);
-        for (((o, &v), &g), &z) in out.iter_mut().zip(x).zip(g).zip(z) {
+        for ((o, tx), ((&v, &g), &z)) in out.iter_mut().zip(tx).zip(x.iter().zip(g).zip(z)) {
             let n = c.normalise(z);
-            let (to_condition, _) = shares(v, n * c.gamma + c.beta, g);
+            let (to_condition, direct) = shares(v, n * c.gamma + c.beta, g);
+            *tx = direct;
             *o = if batch_statistics {
                 scale * (to_condition - mean_grad - n * mean_normalised)
             } else {
@@ -310,30 +309,17 @@ pub(crate) fn backward(
     let plane = planes.plane();
     let channels = planes.channels;
     let channel = |index: usize| Channel::new(parameters, statistics, index % channels, epsilon);
-    // Pass 1: the input's share of each element's gradient, and per plane the condition's
-    // share summed, plain and times x̂ (the normalisation's backward needs both per channel).
-    let first: Vec<[f64; 2]> = input_grad
-        .par_chunks_mut(plane)
-        .zip(input.par_chunks(plane))
+    // Pass 1: per plane, the condition's share of the gradient summed, plain and times x̂.
+    let first: Vec<[f64; 2]> = input
+        .par_chunks(plane)
         .zip(grad.par_chunks(plane).zip(conv.par_chunks(plane)))
         .enumerate()
-        .map(|(index, ((direct, x), (g, conv)))| {
+        .map(|(index, (x, (g, conv)))| {
             with_scratch(|scratch| {
                 let [normalised, to_condition] = scratch.planes(plane);
                 let mut sums = [0.0; 2];
                 let c = channel(index);
-                split(
-                    isa,
-                    x,
-                    g,
-                    conv,
-                    c,
-                    normalised,
-                    to_condition,
-                    direct,
-                    &mut sums,
-                    (),
-                );
+                split_sums(isa, x, g, conv, c, normalised, to_condition, &mut sums, ());
                 sums
             })
         })
@@ -345,7 +331,8 @@ pub(crate) fn backward(
         s[1] += sums[1];
     }
     let count = (planes.samples * plane) as f64;
-    // Pass 2: the gradient reaching conv(x), the convolution's input and weight gradients.
+    // Pass 2: the input's share of the gradient, the gradient reaching conv(x), the
+    // convolution's input and weight gradients.
     let second: Vec<([f64; 9], f64)> = input_grad
         .par_chunks_mut(plane)
         .zip(input.par_chunks(plane))
@@ -371,6 +358,7 @@ pub(crate) fn backward(
                     planes.width,
                     coefficients,
                     batch_statistics,
+                    dx,
                     wide_grad,
                     &mut bias,
                     (),
