@@ -88,12 +88,11 @@ fn forward_kernel<F: Float>(
     }
     let pos = ABSOLUTE_POS;
     let channel = (pos / (height * width)) % channels;
-    let mut raw = F::new(0.0);
-    if comptime![kept] {
-        raw = conv[pos];
+    let raw = if comptime![kept] {
+        conv[pos]
     } else {
-        raw = condition::<F>(x, parameters, pos, channels, height, width);
-    }
+        condition::<F>(x, parameters, pos, channels, height, width)
+    };
     let (_, z) = normalised::<F>(raw, parameters, statistics, channel, epsilon);
     let v = x[pos];
     let tie = (v + z) * F::new(0.5);
