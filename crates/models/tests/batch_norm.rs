@@ -123,8 +123,65 @@ fn running_statistics_follow_pytorch() {
     }
 }
 
-/// Outside training (no autodiff, or the layer's training flag off) it is Burn's forward with
-/// the running statistics, and leaves them alone.
+/// In evaluation (the layer's training flag off) on an autodiff device, the fused op with the
+/// running statistics as constants against Burn's composite forward: output, input gradient
+/// and γ's and β's gradients, at the shapes of the training test; and an infinite input keeps
+/// a finite gradient (the statistics are constants, so x does not enter it).
+#[test]
+fn evaluation_gradients_match_burns_composite_op() {
+    let device = device();
+    for (index, shape) in [[3, 5, 7, 9], [1, 4, 5, 3], [2, 3, 1, 1], [4, 2, 28, 28]]
+        .into_iter()
+        .enumerate()
+    {
+        let seed = 100 + 10 * index as u64;
+        let x = host_random(shape, seed, &device);
+        let frozen = |seed| {
+            let mut norm = norm(shape[1], seed, &device);
+            norm.training = Param::from_bool(false);
+            norm
+        };
+        let (fused_norm, burn_norm) = (frozen(seed + 5), frozen(seed + 5));
+        let fused = run_with_grads(
+            &x,
+            3,
+            |x| batch_norm(&fused_norm, x),
+            |grads| parameter_grads(&fused_norm, grads),
+        );
+        let burn = without_fused(|| {
+            run_with_grads(
+                &x,
+                3,
+                |x| batch_norm(&burn_norm, x),
+                |grads| parameter_grads(&burn_norm, grads),
+            )
+        });
+        for (name, (a, e)) in ["output", "input grad", "gamma grad", "beta grad"]
+            .iter()
+            .zip(fused.iter().zip(&burn))
+        {
+            assert_close(&format!("eval case {index} {name}"), a, e);
+        }
+        assert_eq!(
+            running(&fused_norm),
+            running(&burn_norm),
+            "eval case {index}"
+        );
+    }
+    let mut norm = norm(2, 7, &device);
+    norm.training = Param::from_bool(false);
+    let x = Tensor::<4>::from_floats(
+        [[[[f32::INFINITY, 1.0]], [[-2.0, f32::NEG_INFINITY]]]],
+        &device,
+    )
+    .require_grad();
+    let grads = batch_norm(&norm, x.clone()).sum().backward();
+    let input_grad = values(x.grad(&grads).unwrap());
+    assert!(input_grad.iter().all(|g| g.is_finite()), "{input_grad:?}");
+}
+
+/// Outside training (no autodiff, or the layer's training flag off) it uses the running
+/// statistics, as Burn's forward, and leaves them alone.
 #[test]
 fn evaluation_uses_the_running_statistics() {
     let device = Device::flex();

@@ -58,9 +58,9 @@ impl<B: LayerKernelBackward> Backward<B, 3> for ConvBackward {
 }
 
 /// BatchNorm's backward step (parents: x, gamma, beta); its state is the input, gamma and the
-/// batch statistics.
+/// statistics used. Holds ε and whether they were the batch's own.
 #[derive(Debug)]
-struct BatchNormBackward(f64);
+struct BatchNormBackward(f64, bool);
 
 impl<B: LayerKernelBackward> Backward<B, 3> for BatchNormBackward {
     type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
@@ -69,7 +69,7 @@ impl<B: LayerKernelBackward> Backward<B, 3> for BatchNormBackward {
         let output_grad = grads.consume::<B>(&ops.node);
         let (x, gamma, statistics) = ops.state;
         let computed =
-            B::layer_batch_norm_train_backward(x, gamma, statistics, self.0, output_grad);
+            B::layer_batch_norm_backward(x, gamma, statistics, self.0, self.1, output_grad);
         for (parent, grad) in ops.parents.into_iter().zip(computed) {
             if let Some(parent) = parent {
                 grads.register::<B>(parent.id, grad);
@@ -306,28 +306,38 @@ impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<
         }
     }
 
-    fn layer_batch_norm_train(
+    fn layer_batch_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running: FloatTensor<Self>,
         epsilon: f64,
+        batch_statistics: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (x, x_node) = x.into_parts();
         let (gamma, gamma_node) = gamma.into_parts();
         let (beta, beta_node) = beta.into_parts();
-        match BatchNormBackward(epsilon)
+        let running = running.into_primitive();
+        match BatchNormBackward(epsilon, batch_statistics)
             .prepare::<C>([x_node, gamma_node, beta_node])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (output, statistics) =
-                    B::layer_batch_norm_train(x.clone(), gamma.clone(), beta, epsilon);
+                let (output, statistics) = B::layer_batch_norm(
+                    x.clone(),
+                    gamma.clone(),
+                    beta,
+                    running,
+                    epsilon,
+                    batch_statistics,
+                );
                 let output = prep.finish((x, gamma, statistics.clone()), output);
                 (output, FloatTensor::<Self>::new(statistics))
             }
             OpsKind::UnTracked(prep) => {
-                let (output, statistics) = B::layer_batch_norm_train(x, gamma, beta, epsilon);
+                let (output, statistics) =
+                    B::layer_batch_norm(x, gamma, beta, running, epsilon, batch_statistics);
                 (prep.finish(output), FloatTensor::<Self>::new(statistics))
             }
         }

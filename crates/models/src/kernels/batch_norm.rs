@@ -1,5 +1,5 @@
 //! BatchNorm as PyTorch trains it: the batch's statistics through one fused op on Flex
-//! ([`LayerKernelOps::layer_batch_norm_train`], two passes forward, two backward) or Burn's
+//! ([`LayerKernelOps::layer_batch_norm`], two passes forward, two backward) or Burn's
 //! `batch_norm_train` elsewhere, and the running statistics updated as `torch.nn.BatchNorm2d`
 //! does — `running = (1 − momentum) · running + momentum · batch`, with the batch's *unbiased*
 //! variance (`m / (m − 1)` times the biased one that normalises the batch, `m` values per
@@ -12,26 +12,40 @@ use super::layers::has_kernels;
 use super::ops::LayerKernelOps;
 
 /// `norm.forward(x)` with PyTorch's running statistics: in training (an autodiff device and
-/// the layer's training flag on) the batch statistics, through the fused kernels when `x` can
-/// use them; in evaluation Burn's forward with the running statistics.
+/// the layer's training flag on) the batch statistics, otherwise the running ones; through the
+/// fused kernels when `x` can use them ([`LayerKernelOps::layer_batch_norm`], in training two
+/// passes forward and two backward, in evaluation one), else Burn's ops.
 pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
-    if !(device.is_autodiff() && norm.training.is_enabled()) {
-        return norm.forward(x);
-    }
+    let training = device.is_autodiff() && norm.training.is_enabled();
     let dims = x.dims();
     let channels = dims[1];
     let per_channel = x.shape().num_elements() / channels.max(1);
     let gamma = norm.gamma.val();
     let beta = norm.beta.val();
     let fused = has_kernels(&x) && gamma.dtype() == DType::F32 && beta.dtype() == DType::F32;
+    if !training && !fused {
+        return norm.forward(x);
+    }
     let (output, mean, variance) = if fused {
-        let (output, statistics) = <Dispatch as LayerKernelOps>::layer_batch_norm_train(
+        let running = Tensor::stack::<2>(
+            vec![
+                norm.running_mean.value_sync().to_device(&device),
+                norm.running_var.value_sync().to_device(&device),
+            ],
+            0,
+        );
+        let (output, statistics) = <Dispatch as LayerKernelOps>::layer_batch_norm(
             x.into_dispatch(),
             gamma.into_dispatch(),
             beta.into_dispatch(),
+            running.into_dispatch(),
             norm.epsilon,
+            training,
         );
+        if !training {
+            return Tensor::from_dispatch(output);
+        }
         let statistics: Tensor<2> = Tensor::from_dispatch(statistics);
         let mean = statistics.clone().narrow(0, 0, 1).reshape([channels]);
         let variance = statistics.narrow(0, 1, 1).reshape([channels]);

@@ -85,15 +85,19 @@ pub trait LayerKernelOps: Backend {
         handoff: PooledHandoff,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
-    /// BatchNorm in training mode on `x` `[N, C, ...]` with the batch's own statistics:
-    /// `(y, statistics)`, the statistics `[2, C]` (each channel's mean, then its biased
-    /// variance, as Burn's `batch_norm_train` returns them). Under autodiff `y` is tracked
-    /// through `x`, `gamma` and `beta`; the statistics are not.
-    fn layer_batch_norm_train(
+    /// BatchNorm on `x` `[N, C, ...]`: `(y, statistics)`, `y = (x − μ)·γ/√(σ² + ε) + β` per
+    /// channel, with the statistics `[2, C]` (each channel's mean, then its variance) it used:
+    /// with `batch_statistics` the batch's own (training; the biased variance, as Burn's
+    /// `batch_norm_train` returns it), otherwise `running` `[2, C]` (evaluation). Under
+    /// autodiff `y` is tracked through `x`, `gamma` and `beta` (and through the batch
+    /// statistics when they are the batch's); the statistics are not.
+    fn layer_batch_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running: FloatTensor<Self>,
         epsilon: f64,
+        batch_statistics: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
@@ -256,13 +260,14 @@ pub trait LayerKernelBackward: LayerKernelOps {
         op: Channelwise,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
-    /// The gradients `(x, gamma, beta)` of [`LayerKernelOps::layer_batch_norm_train`], from its
+    /// The gradients `(x, gamma, beta)` of [`LayerKernelOps::layer_batch_norm`], from its
     /// input, `gamma`, the statistics it returned and the output's gradient.
-    fn layer_batch_norm_train_backward(
+    fn layer_batch_norm_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         statistics: FloatTensor<Self>,
         epsilon: f64,
+        batch_statistics: bool,
         output_grad: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3];
 }

@@ -10,6 +10,9 @@
 //! their digits (`Σx²/m − mean²` in f32 would cancel them).
 use rayon::prelude::*;
 
+use std::mem::MaybeUninit;
+
+use super::lanes::with_avx2;
 use super::parallel::{filled_vec, items_per_task};
 
 /// `[N, C, plane]`: the input's shape with everything after the channels as one plane.
@@ -41,38 +44,83 @@ impl NormDims {
     }
 }
 
-/// Each channel's `(Σ f(a, b))` over its values, in f64, channels over the threads.
-fn channel_sums<const K: usize>(
+/// f64 lanes of the plane sums: LLVM keeps them in vector registers (a single f64 sum waits on
+/// each addition and stays scalar).
+const LANES: usize = 8;
+
+/// `Σ term(a[i], b[i])` in [`LANES`] f64 lanes, then the lanes in order: a fixed order that
+/// vectorises.
+#[inline(always)]
+fn lane_sum(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f64) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let (mut xs, mut ys) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut xs).zip(&mut ys) {
+        for j in 0..LANES {
+            lanes[j] += term(x[j], y[j]);
+        }
+    }
+    let rest: f64 = xs
+        .remainder()
+        .iter()
+        .zip(ys.remainder())
+        .map(|(&x, &y)| term(x, y))
+        .sum();
+    lanes.iter().sum::<f64>() + rest
+}
+
+with_avx2!(sum_and_squares(x: &[f32], sums: &mut [f64; 2]) {
+    sums[0] += lane_sum(x, x, |x, _| x as f64);
+    sums[1] += lane_sum(x, x, |x, _| x as f64 * x as f64);
+});
+
+// `[Σ dy, Σ dy·(x − mean)]` of one plane, added to `sums`.
+with_avx2!(grad_sums(x: &[f32], dy: &[f32], mean: f64, sums: &mut [f64; 2]) {
+    sums[0] += lane_sum(dy, dy, |dy, _| dy as f64);
+    sums[1] += lane_sum(x, dy, |x, dy| dy as f64 * (x as f64 - mean));
+});
+
+// `out = (x − mean)·scale + shift` over one plane.
+with_avx2!(normalise(x: &[f32], out: &mut [MaybeUninit<f32>], affine: [f32; 3]) {
+    let [mean, scale, shift] = affine;
+    for (o, &x) in out.iter_mut().zip(x) {
+        o.write((x - mean) * scale + shift);
+    }
+});
+
+// `out = dy·k + ((x − mean)·a + b)` over one plane.
+with_avx2!(input_grad(x: &[f32], dy: &[f32], out: &mut [MaybeUninit<f32>], terms: [f32; 4]) {
+    let [k, mean, a, b] = terms;
+    for ((o, &x), &dy) in out.iter_mut().zip(x).zip(dy) {
+        o.write(dy * k + ((x - mean) * a + b));
+    }
+});
+
+/// Each channel's sums of `plane_sums` over its planes, in sample order, channels over the
+/// threads.
+fn channel_sums(
     dims: &NormDims,
     a: &[f32],
     b: &[f32],
-    term: impl Fn(usize, f32, f32) -> [f64; K] + Sync,
-) -> Vec<[f64; K]> {
+    plane_sums: impl Fn(usize, &[f32], &[f32], &mut [f64; 2]) + Sync,
+) -> Vec<[f64; 2]> {
     (0..dims.channels)
         .into_par_iter()
         .map(|c| {
-            let mut sums = [0.0f64; K];
+            let mut sums = [0.0f64; 2];
             for n in 0..dims.batch {
-                let (a, b) = (dims.plane_of(a, n, c), dims.plane_of(b, n, c));
-                // Per plane in f32 lanes would lose the f64 benefit; a plane is small
-                // (28 × 28 at most here), so its partial sums stay in f64 registers.
-                for (&a, &b) in a.iter().zip(b) {
-                    for (sum, value) in sums.iter_mut().zip(term(c, a, b)) {
-                        *sum += value;
-                    }
-                }
+                plane_sums(c, dims.plane_of(a, n, c), dims.plane_of(b, n, c), &mut sums);
             }
             sums
         })
         .collect()
 }
 
-/// `out[n, c, i] = f(c, a[n, c, i], b[n, c, i])`, samples over the threads.
+/// `out[n, c] = plane(c, a[n, c], b[n, c])` plane by plane, samples over the threads.
 fn per_channel_map(
     dims: &NormDims,
     a: &[f32],
     b: &[f32],
-    f: impl Fn(usize, f32, f32) -> f32 + Sync,
+    plane: impl Fn(usize, &[f32], &[f32], &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
     let sample = dims.channels * dims.plane;
     let len = dims.batch * sample;
@@ -91,47 +139,55 @@ fn per_channel_map(
                     .zip(a.chunks(dims.plane))
                     .zip(b.chunks(dims.plane));
                 for (index, ((out, a), b)) in planes.enumerate() {
-                    let c = index % dims.channels;
-                    for ((out, &a), &b) in out.iter_mut().zip(a).zip(b) {
-                        out.write(f(c, a, b));
-                    }
+                    plane(index % dims.channels, a, b, out);
                 }
             });
     })
 }
 
-/// The forward: `(y, mean, biased variance)`, the statistics per channel.
+/// The forward: `(y, mean, variance)`, the statistics per channel: `running` (mean, variance)
+/// when given (evaluation), else the batch's own mean and biased variance.
 pub fn batch_norm_forward(
     dims: &NormDims,
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
     epsilon: f64,
+    running: Option<(&[f32], &[f32])>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let m = dims.per_channel() as f64;
-    let sums = channel_sums(dims, x, x, |_, x, _| {
-        let x = x as f64;
-        [x, x * x]
-    });
-    let mut mean = Vec::with_capacity(dims.channels);
-    let mut variance = Vec::with_capacity(dims.channels);
-    let mut scale = Vec::with_capacity(dims.channels);
-    for (c, [sum, squares]) in sums.into_iter().enumerate() {
-        let channel_mean = sum / m;
-        // Rounding can make Σx²/m − mean² a hair negative for a constant channel.
-        let channel_var = (squares / m - channel_mean * channel_mean).max(0.0);
-        let inv_std = 1.0 / (channel_var + epsilon).sqrt();
-        let channel_scale = gamma[c] as f64 * inv_std;
-        mean.push(channel_mean as f32);
-        variance.push(channel_var as f32);
-        scale.push(channel_scale as f32);
-    }
+    let (mean, variance) = match running {
+        Some((mean, variance)) => (mean.to_vec(), variance.to_vec()),
+        None => batch_statistics(dims, x),
+    };
+    let scale: Vec<f32> = variance
+        .iter()
+        .zip(gamma)
+        .map(|(&var, &gamma)| (gamma as f64 / (var as f64 + epsilon).sqrt()) as f32)
+        .collect();
     // Centred first: with a mean far from zero, `x · scale + shift` would cancel digits.
-    let output = per_channel_map(dims, x, x, |c, x, _| (x - mean[c]) * scale[c] + beta[c]);
+    let output = per_channel_map(dims, x, x, |c, x, _, out| {
+        normalise(x, out, [mean[c], scale[c], beta[c]]);
+    });
     (output, mean, variance)
 }
 
-/// The backward: `(dx, dγ, dβ)` from the input, the forward's statistics and `dy`.
+/// Each channel's mean and biased variance over the batch.
+fn batch_statistics(dims: &NormDims, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let m = dims.per_channel() as f64;
+    channel_sums(dims, x, x, |_, x, _, sums| sum_and_squares(x, sums))
+        .into_iter()
+        .map(|[sum, squares]| {
+            let mean = sum / m;
+            // Rounding can make Σx²/m − mean² a hair negative for a constant channel.
+            let variance = (squares / m - mean * mean).max(0.0);
+            (mean as f32, variance as f32)
+        })
+        .unzip()
+}
+
+/// The backward: `(dx, dγ, dβ)` from the input, the forward's statistics and `dy`; with
+/// `batch_statistics` through the batch's statistics, otherwise with them as constants.
+#[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     dims: &NormDims,
     x: &[f32],
@@ -139,6 +195,7 @@ pub fn batch_norm_backward(
     mean: &[f32],
     variance: &[f32],
     epsilon: f64,
+    batch_statistics: bool,
     output_grad: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let m = dims.per_channel() as f64;
@@ -146,10 +203,15 @@ pub fn batch_norm_backward(
         .iter()
         .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
         .collect();
-    let sums = channel_sums(dims, x, output_grad, |c, x, dy| {
-        let dy = dy as f64;
-        [dy, dy * (x as f64 - mean[c] as f64) * inv_std[c]]
+    let sums = channel_sums(dims, x, output_grad, |c, x, dy, sums| {
+        grad_sums(x, dy, mean[c] as f64, sums);
     });
+    // Σ dy·x̂ = Σ dy·(x − μ) / σ.
+    let sums: Vec<[f64; 2]> = sums
+        .iter()
+        .zip(&inv_std)
+        .map(|(&[dy, dy_centred], inv_std)| [dy, dy_centred * inv_std])
+        .collect();
     let beta_grad: Vec<f32> = sums.iter().map(|[dy, _]| *dy as f32).collect();
     let gamma_grad: Vec<f32> = sums.iter().map(|[_, dy_xhat]| *dy_xhat as f32).collect();
     // dx = k · (dy − Σdy/m − x̂ · Σdy x̂/m) with k = γ/σ, as `dy · k + (x − μ) · a + b` per
@@ -163,8 +225,16 @@ pub fn batch_norm_backward(
         a.push((-channel_k * inv_std[c] * sum_dy_xhat / m) as f32);
         b.push((-channel_k * sum_dy / m) as f32);
     }
-    let input_grad = per_channel_map(dims, x, output_grad, |c, x, dy| {
-        dy * k[c] + ((x - mean[c]) * a[c] + b[c])
-    });
+    let input_grad = if batch_statistics {
+        per_channel_map(dims, x, output_grad, |c, x, dy, out| {
+            input_grad(x, dy, out, [k[c], mean[c], a[c], b[c]]);
+        })
+    } else {
+        // Constant statistics: dx = dy · γ/σ (x does not enter: an infinite x keeps a
+        // finite gradient, as in PyTorch).
+        per_channel_map(dims, output_grad, output_grad, |c, dy, _, out| {
+            normalise(dy, out, [0.0, k[c], 0.0]);
+        })
+    };
     (input_grad, gamma_grad, beta_grad)
 }

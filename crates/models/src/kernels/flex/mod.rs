@@ -86,13 +86,16 @@ impl LayerKernelOps for Flex {
         )
     }
 
-    fn layer_batch_norm_train(
+    fn layer_batch_norm(
         x: FlexTensor,
         gamma: FlexTensor,
         beta: FlexTensor,
+        running: FlexTensor,
         epsilon: f64,
+        batch_statistics: bool,
     ) -> (FlexTensor, FlexTensor) {
         let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+        let running = contiguous(running);
         let shape = x.shape();
         let dims = NormDims::new(&shape);
         let (output, mut mean, variance) = batch_norm_forward(
@@ -101,6 +104,7 @@ impl LayerKernelOps for Flex {
             elements(&gamma),
             elements(&beta),
             epsilon,
+            (!batch_statistics).then(|| elements(&running).split_at(dims.channels)),
         );
         mean.extend(variance);
         (
@@ -226,11 +230,12 @@ fn conv_grads(
 impl LayerKernelBackward for Flex {
     type BlockSaved = Arc<BlockSaved>;
 
-    fn layer_batch_norm_train_backward(
+    fn layer_batch_norm_backward(
         x: FlexTensor,
         gamma: FlexTensor,
         statistics: FlexTensor,
         epsilon: f64,
+        batch_statistics: bool,
         output_grad: FlexTensor,
     ) -> [FlexTensor; 3] {
         let (x, gamma) = (contiguous(x), contiguous(gamma));
@@ -245,6 +250,7 @@ impl LayerKernelBackward for Flex {
             mean,
             variance,
             epsilon,
+            batch_statistics,
             elements(&output_grad),
         );
         let per_channel = Shape::new([dims.channels]);
