@@ -11,9 +11,13 @@ use burn::tensor::Tensor;
 pub struct Relu;
 
 impl Relu {
-    /// Applies `max(0, x)` element-wise.
+    /// Applies `max(0, x)` element-wise: the fused kernel where there is one (in place,
+    /// its backward from the output), else Burn's `relu`.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        burn::tensor::activation::relu(input)
+        match crate::fused::pointwise(input, ReluFormula {}) {
+            Ok(output) => output,
+            Err(input) => burn::tensor::activation::relu(input),
+        }
     }
 }
 
@@ -23,6 +27,8 @@ formula!(
     ReluFormula {},
     value: |x| R::select(x.less_eq(0.0), 0.0, x),
     backward: |x, grad| R::select(x.less_eq(0.0), 0.0, grad),
+    // The output is positive exactly where the input is (and NaN where it is).
+    saves_output: |s| true,
 );
 
 parameterless_kind!(
@@ -30,7 +36,7 @@ parameterless_kind!(
     kind: "relu",
     description: "max(0, x); the default, units can die",
     bounded: false,
-    fused_kernel: false,
+    fused_kernel: true,
     formula: ReluFormula = ReluFormula {},
     pointwise: true,
 );
