@@ -319,6 +319,35 @@ mod tests {
         );
     }
 
+    /// When the baseline has the best mean, "against the baseline" and "against the best" are
+    /// one test: Holm's correction counts it once (counted twice, every adjusted p doubled).
+    #[test]
+    fn the_baseline_as_the_best_is_one_test_not_two() {
+        let relu = [0.9170, 0.9120, 0.9210, 0.9150, 0.9190];
+        let prelu = [0.9160, 0.9130, 0.9190, 0.9140, 0.9170];
+        let aprelu = [0.8990, 0.8950, 0.9030, 0.8970, 0.9010];
+        let mut runs = Vec::new();
+        for (seed, ((r, p), a)) in relu.iter().zip(&prelu).zip(&aprelu).enumerate() {
+            runs.push(fake_run("relu", seed as u64, *r));
+            runs.push(fake_run("prelu", seed as u64, *p));
+            runs.push(fake_run("aprelu", seed as u64, *a));
+        }
+        let results = aggregate(&runs);
+        let significance = significance::significance(&runs, &results, "relu");
+        assert_eq!(significance.best, Some(0), "relu has the highest mean");
+        let raw = [
+            stats::paired_t_test(&prelu, &relu).unwrap().p_value,
+            stats::paired_t_test(&aprelu, &relu).unwrap().p_value,
+        ];
+        let expected = stats::holm(&raw);
+        for (row, p) in significance.rows[1..].iter().zip(&expected) {
+            assert_eq!(row.vs_baseline_p_holm, Some(*p), "{}", row.label);
+            assert_eq!(row.vs_best_p_holm, Some(*p), "{}", row.label);
+        }
+        let text = significance::conclusions(&significance);
+        assert!(text.contains("These are 2 paired t-tests"), "{text}");
+    }
+
     /// "Tied with the best" runs down the table: `relu`, steadily 0.3 points below `gelu`, is
     /// separated from it, so `tanh` below it is not tied either, although its own noisy
     /// difference from `gelu` has a large p (per-row p-values made the old column

@@ -130,9 +130,12 @@ pub fn significance(
         })
         .collect();
     // One family: every test the report shows, against the baseline and against the best.
+    // When the best is the baseline the two are one test, counted once.
+    let best_is_baseline = best == Some(baseline);
+    let distinct_vs_best = |r: &SignificanceRow| r.vs_best.filter(|_| !best_is_baseline);
     let raw: Vec<f64> = rows
         .iter()
-        .flat_map(|r| [r.vs_baseline, r.vs_best])
+        .flat_map(|r| [r.vs_baseline, distinct_vs_best(r)])
         .flatten()
         .map(|c| c.p_value)
         .collect();
@@ -140,7 +143,11 @@ pub fn significance(
     for row in &mut rows {
         // In the order `raw` was collected; a missing test takes no adjusted value.
         row.vs_baseline_p_holm = row.vs_baseline.and_then(|_| adjusted.next());
-        row.vs_best_p_holm = row.vs_best.and_then(|_| adjusted.next());
+        row.vs_best_p_holm = if best_is_baseline {
+            row.vs_best.and(row.vs_baseline_p_holm)
+        } else {
+            row.vs_best.and_then(|_| adjusted.next())
+        };
     }
     let mut tied = true;
     for (index, row) in rows.iter_mut().enumerate() {
@@ -270,8 +277,12 @@ pub fn conclusions(significance: &Significance) -> String {
             labels(&worse)
         );
     }
+    let best_is_baseline = significance.baseline.as_deref() == Some(best.label.as_str());
     let tests = rows.iter().filter(|r| r.vs_baseline.is_some()).count()
-        + rows.iter().filter(|r| r.vs_best.is_some()).count();
+        + rows
+            .iter()
+            .filter(|r| r.vs_best.is_some() && !best_is_baseline)
+            .count();
     let _ = write!(
         text,
         "These are {tests} paired t-tests, corrected together with Holm's method: a difference \
