@@ -36,6 +36,38 @@ fn running(norm: &BatchNorm) -> [Vec<f32>; 2] {
     ]
 }
 
+/// `batch_norm` through the kernels against Burn's composite ops on `x`, for two twin layers
+/// from `make`: output, every gradient and the running statistics.
+fn check_against_composite(what: &str, x: &Tensor<4>, make: impl Fn() -> BatchNorm) {
+    let (fused_norm, burn_norm) = (make(), make());
+    let fused = run_with_grads(
+        x,
+        3,
+        |x| batch_norm(&fused_norm, x),
+        |grads| parameter_grads(&fused_norm, grads),
+    );
+    let burn = without_fused(|| {
+        run_with_grads(
+            x,
+            3,
+            |x| batch_norm(&burn_norm, x),
+            |grads| parameter_grads(&burn_norm, grads),
+        )
+    });
+    for (name, (a, e)) in ["output", "input grad", "gamma grad", "beta grad"]
+        .iter()
+        .zip(fused.iter().zip(&burn))
+    {
+        assert_close(&format!("{what} {name}"), a, e);
+    }
+    for (name, (a, e)) in ["running mean", "running var"]
+        .iter()
+        .zip(running(&fused_norm).iter().zip(&running(&burn_norm)))
+    {
+        assert_close(&format!("{what} {name}"), a, e);
+    }
+}
+
 #[test]
 fn fused_batch_norm_matches_burns_composite_op() {
     let device = device();
@@ -51,34 +83,9 @@ fn fused_batch_norm_matches_burns_composite_op() {
     for (index, (shape, offset)) in cases.into_iter().enumerate() {
         let seed = 10 * index as u64;
         let x = host_random(shape, seed, &device).add_scalar(offset);
-        let fused_norm = norm(shape[1], seed + 5, &device);
-        let burn_norm = norm(shape[1], seed + 5, &device);
-        let fused = run_with_grads(
-            &x,
-            3,
-            |x| batch_norm(&fused_norm, x),
-            |grads| parameter_grads(&fused_norm, grads),
-        );
-        let burn = without_fused(|| {
-            run_with_grads(
-                &x,
-                3,
-                |x| batch_norm(&burn_norm, x),
-                |grads| parameter_grads(&burn_norm, grads),
-            )
+        check_against_composite(&format!("case {index}"), &x, || {
+            norm(shape[1], seed + 5, &device)
         });
-        for (name, (a, e)) in ["output", "input grad", "gamma grad", "beta grad"]
-            .iter()
-            .zip(fused.iter().zip(&burn))
-        {
-            assert_close(&format!("case {index} {name}"), a, e);
-        }
-        for (name, (a, e)) in ["running mean", "running var"]
-            .iter()
-            .zip(running(&fused_norm).iter().zip(&running(&burn_norm)))
-        {
-            assert_close(&format!("case {index} {name}"), a, e);
-        }
     }
 }
 
@@ -136,37 +143,11 @@ fn evaluation_gradients_match_burns_composite_op() {
     {
         let seed = 100 + 10 * index as u64;
         let x = host_random(shape, seed, &device);
-        let frozen = |seed| {
-            let mut norm = norm(shape[1], seed, &device);
+        check_against_composite(&format!("eval case {index}"), &x, || {
+            let mut norm = norm(shape[1], seed + 5, &device);
             norm.training = Param::from_bool(false);
             norm
-        };
-        let (fused_norm, burn_norm) = (frozen(seed + 5), frozen(seed + 5));
-        let fused = run_with_grads(
-            &x,
-            3,
-            |x| batch_norm(&fused_norm, x),
-            |grads| parameter_grads(&fused_norm, grads),
-        );
-        let burn = without_fused(|| {
-            run_with_grads(
-                &x,
-                3,
-                |x| batch_norm(&burn_norm, x),
-                |grads| parameter_grads(&burn_norm, grads),
-            )
         });
-        for (name, (a, e)) in ["output", "input grad", "gamma grad", "beta grad"]
-            .iter()
-            .zip(fused.iter().zip(&burn))
-        {
-            assert_close(&format!("eval case {index} {name}"), a, e);
-        }
-        assert_eq!(
-            running(&fused_norm),
-            running(&burn_norm),
-            "eval case {index}"
-        );
     }
     let mut norm = norm(2, 7, &device);
     norm.training = Param::from_bool(false);
