@@ -52,20 +52,20 @@ impl FusedActivationOps for Flex {
     }
 }
 
-/// The spatial max's forward, keeping `conv(x)` when `keep` (else an empty tensor).
+/// The spatial max's forward: the output, the statistics used and, with `keep`, `conv(x)`.
 fn spatial_max_forward(
     input: FlexTensor,
     parameters: FlexTensor,
     running: Option<FlexTensor>,
     epsilon: f32,
     keep: bool,
-) -> (FlexTensor, FlexTensor, FlexTensor) {
+) -> (FlexTensor, FlexTensor, Option<FlexTensor>) {
     let (input, parameters) = (contiguous(input), contiguous(parameters));
     let running = running.map(contiguous);
     let planes = planes(&input);
     let len = input.shape().num_elements();
     let mut output = vec![0.0; len];
-    let mut conv = vec![0.0; if keep { len } else { 0 }];
+    let mut conv = keep.then(|| vec![0.0; len]);
     let statistics = spatial_max::forward(
         elements(&input),
         elements(&parameters),
@@ -73,13 +73,12 @@ fn spatial_max_forward(
         planes,
         epsilon,
         &mut output,
-        keep.then_some(&mut conv[..]),
+        conv.as_deref_mut(),
     );
-    let conv_shape = if keep { input.shape() } else { [0].into() };
     (
         from_vec(output, input.shape()),
         from_vec(statistics, [planes.channels, 2].into()),
-        from_vec(conv, conv_shape),
+        conv.map(|conv| from_vec(conv, input.shape())),
     )
 }
 
@@ -181,7 +180,9 @@ impl FusedActivationBackward for Flex {
         batch_statistics: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let running = (!batch_statistics).then_some(running);
-        spatial_max_forward(input, parameters, running, epsilon, true)
+        let (output, statistics, conv) =
+            spatial_max_forward(input, parameters, running, epsilon, true);
+        (output, statistics, conv.expect("kept"))
     }
 
     fn fused_spatial_max_backward(

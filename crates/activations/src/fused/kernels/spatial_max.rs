@@ -258,7 +258,7 @@ pub(crate) fn forward(
     }
 }
 
-/// The depthwise convolution of every plane into `conv`, and with `moments` each plane's mean
+/// The depthwise convolution of every plane into `conv`, and with `moments_too` each plane's mean
 /// and sum of squared deviations (for [`combine`]).
 fn convolve(
     input: &[f32],
