@@ -14,7 +14,9 @@ use activations::{Activation, ActivationConfig};
 use actlab_models::kernels::conv_block;
 
 mod common;
-use common::{assert_close, device, host_random, run_with_grads, twins, values};
+use common::{
+    assert_close, assert_close_within, device, host_random, run_with_grads, twins, values,
+};
 
 /// The gradients of the convolution's and the activation's parameters, in a fixed order.
 fn parameter_grads(conv: &Conv2d, activation: &Activation, grads: &Gradients) -> Vec<Vec<f32>> {
@@ -39,6 +41,13 @@ fn parameter_grads(conv: &Conv2d, activation: &Activation, grads: &Gradients) ->
         list.push(values(linear.bias.as_ref().unwrap().grad(grads).unwrap()));
     }
     list
+}
+
+/// Whether tensor `index` of a run (the output, the input gradient, then [`parameter_grads`])
+/// is 0 by construction: Meta-ACON's linear biases feed training-mode BatchNorms, which
+/// subtract the batch mean and with it the bias.
+fn zero_by_construction(activation: &Activation, index: usize) -> bool {
+    matches!(activation, Activation::MetaAcon(_)) && (index == 9 || index == 11)
 }
 
 fn layers(conv: &Conv2d, activation: &Activation, pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
@@ -76,7 +85,20 @@ fn per_sample_conv_blocks_match_the_three_layers_run_by_burn() {
             let burn_run = without_fused(|| run_with_grads(&x, 9, separate, params));
             assert_eq!(kernel_run.len(), burn_run.len());
             for (i, (a, e)) in kernel_run.iter().zip(&burn_run).enumerate() {
-                assert_close(&format!("{} case {index} tensor {i}", config.name()), a, e);
+                let label = format!("{} case {index} tensor {i}", config.name());
+                if zero_by_construction(&fused_act, i) {
+                    // Both sides are rounding noise around 0 (up to 3e-5 seen, in either
+                    // sign), which no closeness test of the two can compare.
+                    for v in a.iter().chain(e) {
+                        assert!(v.abs() <= 1e-4, "{label}: {v} should be 0 up to rounding");
+                    }
+                } else if matches!(fused_act, Activation::MetaAcon(_)) && i >= 6 {
+                    // Meta-ACON's network's parameters: their gradients come through its
+                    // BatchNorms' backward, whose cancelling sums leave 2e-5 of rounding.
+                    assert_close_within(&label, a, e, 1e-4);
+                } else {
+                    assert_close(&label, a, e);
+                }
             }
 
             let (conv, fused_act, layers_act) =

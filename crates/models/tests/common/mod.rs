@@ -24,12 +24,17 @@ pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 /// Close within float rounding of sums of `scale`-sized terms (the two sum in different orders).
 pub fn assert_close(what: &str, actual: &[f32], expected: &[f32]) {
+    assert_close_within(what, actual, expected, 2e-5);
+}
+
+/// [`assert_close`] with the tolerance relative to the scale given.
+pub fn assert_close_within(what: &str, actual: &[f32], expected: &[f32], tolerance: f32) {
     assert_eq!(actual.len(), expected.len(), "{what}: length");
     let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
         let same = (a.is_nan() && e.is_nan()) || a == e;
         assert!(
-            same || (a - e).abs() <= 2e-5 * scale,
+            same || (a - e).abs() <= tolerance * scale,
             "{what}[{i}]: kernel {a}, Burn {e} (scale {scale})"
         );
     }

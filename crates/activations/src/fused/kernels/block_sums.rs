@@ -9,27 +9,59 @@ pub(crate) const BLOCK: usize = 1024;
 
 /// `Σ term(a[i], b[i])` in [`LANES`] f32 lanes per [`BLOCK`]-element block, the blocks in f64:
 /// a fixed order (so two runs agree to the bit) that vectorises, where an f64 sum of each
-/// element waits on the previous addition.
+/// element waits on the previous addition. Lane `j` of the last 16 is added to lane `j` of the
+/// first 16 at the end of a block, then [`lanes_total`] sums those 16.
 #[inline(always)]
 pub(crate) fn block_sum(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32 + Copy) -> f64 {
+    const HALF: usize = LANES / 2;
     let mut total = 0.0f64;
     for (a, b) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
-        let mut lanes = [0.0f32; LANES];
+        let (mut low, mut high) = ([0.0f32; HALF], [0.0f32; HALF]);
         let (mut xs, mut ys) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
         for (x, y) in (&mut xs).zip(&mut ys) {
-            for j in 0..LANES {
-                lanes[j] += term(x[j], y[j]);
+            // Fixed-size arrays: no bounds checks, so the lanes stay two vector registers.
+            let x: &[f32; LANES] = x.try_into().expect("exact chunk");
+            let y: &[f32; LANES] = y.try_into().expect("exact chunk");
+            for j in 0..HALF {
+                low[j] += term(x[j], y[j]);
+                high[j] += term(x[HALF + j], y[HALF + j]);
             }
         }
-        let rest: f32 = xs
-            .remainder()
-            .iter()
-            .zip(ys.remainder())
-            .map(|(&x, &y)| term(x, y))
-            .sum();
-        total += lanes.iter().map(|&l| l as f64).sum::<f64>() + rest as f64;
+        // The tail in lanes of its own (indexing the lanes by its position would keep them in
+        // memory through the loop above), then lane by lane into them: independent additions,
+        // where a running sum of the tail is a chain of dependent ones.
+        let mut tail = [0.0f32; LANES];
+        for (t, (&x, &y)) in tail
+            .iter_mut()
+            .zip(xs.remainder().iter().zip(ys.remainder()))
+        {
+            *t = term(x, y);
+        }
+        let mut lanes = [0.0f32; HALF];
+        for j in 0..HALF {
+            lanes[j] = (low[j] + tail[j]) + (high[j] + tail[HALF + j]);
+        }
+        total += lanes_total(lanes);
     }
     total
+}
+
+/// The total of 16 f32 lanes in a fixed order: widened to f64, the upper half added to the
+/// lower half until one is left (4 dependent additions where a running sum takes 16).
+///
+/// Never inlined, on purpose: inlined, LLVM's vectoriser carried this tree's two-lane f64
+/// conversions back into the caller's loop and ran its 32 lanes as 16 pairs of floats
+/// (64-bit loads, no wider), and the sums of FReLU's 196- and 784-value planes cost more than
+/// their arithmetic. One call per block is nothing next to that.
+#[inline(never)]
+pub(crate) fn lanes_total(lanes: [f32; 16]) -> f64 {
+    let mut wide = lanes.map(f64::from);
+    for half in [8, 4, 2, 1] {
+        for j in 0..half {
+            wide[j] += wide[j + half];
+        }
+    }
+    wide[0]
 }
 
 /// `Σ a·b` in the order of [`block_sum`].

@@ -7,6 +7,7 @@
 //! blocks of 1024 elements and the blocks in f64, and the tasks' sums are added in task order.
 
 use super::super::formula::{Formula, LearnedFormula, MAX_PARAMETERS};
+use super::block_sums::lanes_total;
 use super::loops::{CHUNK, Isa, Unary, isa, map_into, simd_loop};
 use rayon::prelude::*;
 use std::marker::PhantomData;
@@ -229,16 +230,21 @@ simd_loop!(run_backward, (x: &[f32], grad: &mut [f32], parameters: &Parameters,
                 gl[j] = F::backward(parameters, v, gv);
             }
         }
-        let mut block = lanes.map(|lanes| lanes.iter().map(|&l| l as f64).sum::<f64>());
-        for (&v, gv) in xs.remainder().iter().zip(gs.into_remainder()) {
+        // The tail in lanes of its own (indexing `lanes` by its position would keep them in
+        // memory through the loop above), joined lane by lane.
+        let mut tail = [[0.0f32; LANES]; MAX_PARAMETERS];
+        for (j, (&v, gv)) in xs.remainder().iter().zip(gs.into_remainder()).enumerate() {
             let terms = F::parameter_backward(parameters, v, *gv);
             for k in 0..F::PARAMETERS {
-                block[k] += terms[k] as f64;
+                tail[k][j] = terms[k];
             }
             *gv = F::backward(parameters, v, *gv);
         }
         for k in 0..F::PARAMETERS {
-            total[k] += block[k];
+            for j in 0..LANES {
+                lanes[k][j] += tail[k][j];
+            }
+            total[k] += lanes_total(lanes[k]);
         }
     }
 });
