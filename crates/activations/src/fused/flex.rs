@@ -64,17 +64,26 @@ fn spatial_max_forward(
     let running = running.map(contiguous);
     let planes = planes(&input);
     let len = input.shape().num_elements();
-    let mut output = vec![0.0; len];
-    let mut conv = keep.then(|| vec![0.0; len]);
+    // Written once each by the kernel: no zeroing pass over two batch-sized buffers.
+    let mut output: Vec<f32> = Vec::with_capacity(len);
+    let mut conv: Option<Vec<f32>> = keep.then(|| Vec::with_capacity(len));
     let statistics = spatial_max::forward(
         elements(&input),
         elements(&parameters),
         running.as_ref().map(elements),
         planes,
         epsilon,
-        &mut output,
-        conv.as_deref_mut(),
+        &mut output.spare_capacity_mut()[..len],
+        conv.as_mut()
+            .map(|conv| &mut conv.spare_capacity_mut()[..len]),
     );
+    // SAFETY: `forward` wrote every element of both.
+    unsafe {
+        output.set_len(len);
+        if let Some(conv) = conv.as_mut() {
+            conv.set_len(len);
+        }
+    }
     (
         from_vec(output, input.shape()),
         from_vec(statistics, [planes.channels, 2].into()),
@@ -198,21 +207,20 @@ impl FusedActivationBackward for Flex {
         let (parameters, statistics) = (contiguous(parameters), contiguous(statistics));
         let grad = contiguous(grad);
         let planes = planes(&input);
-        let mut input_grad = vec![0.0; input.shape().num_elements()];
-        let parameter_grad = spatial_max::backward(
-            elements(&input),
-            elements(&conv),
-            elements(&parameters),
-            elements(&statistics),
-            elements(&grad),
-            planes,
-            epsilon,
-            batch_statistics,
-            &mut input_grad,
-        );
-        (
-            from_vec(input_grad, input.shape()),
-            from_vec(parameter_grad, parameters.shape()),
-        )
+        let mut parameter_grad = Vec::new();
+        let input_grad = new_tensor(input.shape(), |input_grad| {
+            parameter_grad = spatial_max::backward(
+                elements(&input),
+                elements(&conv),
+                elements(&parameters),
+                elements(&statistics),
+                elements(&grad),
+                planes,
+                epsilon,
+                batch_statistics,
+                input_grad,
+            );
+        });
+        (input_grad, from_vec(parameter_grad, parameters.shape()))
     }
 }

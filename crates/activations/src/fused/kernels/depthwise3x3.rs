@@ -9,8 +9,9 @@
 //! page faults of fresh ones) were about a fifth of a FReLU training step.
 
 use super::block_sums::dot;
-use super::loops::{Isa, Plain, copy_short, simd_loop};
+use super::loops::{Isa, Plain, as_uninit, copy_short, simd_loop};
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 /// One thread's buffers for the wide layout, reused plane after plane.
 #[derive(Default)]
@@ -89,15 +90,15 @@ impl Scratch {
     }
 
     /// The depthwise convolution of the plane last [`pad`](Self::pad)ded, into `out`
-    /// (`height × width`): `out[i][j] = bias + Σ w[a][b]·x[i + a − 1][j + b − 1]`, the taps
-    /// added in row-major order.
+    /// (`height × width`, every element written): `out[i][j] = bias + Σ w[a][b]·x[i + a − 1][j
+    /// + b − 1]`, the taps added in row-major order.
     pub(crate) fn convolve(
         &mut self,
         isa: Isa,
         width: usize,
         weights: &[f32; 9],
         bias: f32,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
     ) {
         self.wide.resize(wide_len(out.len(), width), 0.0);
         convolve(
@@ -180,12 +181,12 @@ fn weighted_taps(first: f32, weights: &[f32; 9], taps: [&[f32]; 9], out: &mut [f
 // `Scratch::convolve`: computed `width + 2` wide into `wide_out` (two junk columns per row),
 // then the valid columns copied out.
 simd_loop!(convolve, (xp: &[f32], width: usize, weights: &[f32; 9], bias: f32,
-    wide_out: &mut [f32], out: &mut [f32]), _plain: Plain, {
+    wide_out: &mut [f32], out: &mut [MaybeUninit<f32>]), _plain: Plain, {
     let wide = width + 2;
     let len = wide_out.len();
     weighted_taps(bias, weights, taps(xp, len, |a, b| a * wide + b), wide_out);
     for (row, source) in out.chunks_exact_mut(width).zip(wide_out.chunks_exact(wide)) {
-        copy_short(row, &source[..width]);
+        copy_short(row, as_uninit(&source[..width]));
     }
 });
 

@@ -188,7 +188,7 @@ pub(crate) use simd_loop;
 /// models crate's im2col, a million calls per CNN step: whole blocks of 8, moved in registers,
 /// then the last 8 again (overlapping what is already copied, with the same values).
 #[inline(always)]
-pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
+pub(crate) fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
     const BLOCK: usize = 8;
     let len = src.len();
     assert_eq!(dst.len(), len, "copy_short: lengths");
@@ -197,13 +197,32 @@ pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
         dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s);
         return;
     }
-    let block = |at: usize, dst: &mut [f32]| {
-        let from: &[f32; BLOCK] = src[at..at + BLOCK].try_into().expect("a block");
-        let to: &mut [f32; BLOCK] = (&mut dst[at..at + BLOCK]).try_into().expect("a block");
+    let block = |at: usize, dst: &mut [T]| {
+        let from: &[T; BLOCK] = src[at..at + BLOCK].try_into().expect("a block");
+        let to: &mut [T; BLOCK] = (&mut dst[at..at + BLOCK]).try_into().expect("a block");
         *to = *from;
     };
     for at in (0..len - BLOCK).step_by(BLOCK) {
         block(at, dst);
     }
     block(len - BLOCK, dst);
+}
+
+/// `values` seen as possibly uninitialised (always sound: every `f32` is a valid
+/// `MaybeUninit<f32>`), to copy initialised values into uninitialised memory with
+/// [`copy_short`].
+#[inline(always)]
+pub(crate) fn as_uninit(values: &[f32]) -> &[MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and the view is read-only.
+    unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), values.len()) }
+}
+
+/// `values` once every element has been written.
+///
+/// # Safety
+/// Every element of `values` must be initialised.
+#[inline(always)]
+pub(crate) unsafe fn assume_init(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: the caller guarantees initialisation; the layouts are the same.
+    unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), values.len()) }
 }

@@ -14,9 +14,10 @@
 
 use super::block_sums::{block_sum, dot, sum};
 use super::depthwise3x3::with_scratch;
-use super::loops::{Isa, Plain, isa, simd_loop};
+use super::loops::{Isa, Plain, assume_init, isa, simd_loop};
 
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Values per channel in the parameter rows: nine weights, bias, `γ`, `β`.
 pub(crate) const ROW: usize = 12;
@@ -136,9 +137,10 @@ simd_loop!(funnel_in_place, (x: &[f32], c: Channel, out: &mut [f32]), _plain: Pl
 });
 
 // As `funnel_in_place`, with the convolution kept in `conv`.
-simd_loop!(funnel, (x: &[f32], conv: &[f32], c: Channel, out: &mut [f32]), _plain: Plain, {
+simd_loop!(funnel, (x: &[f32], conv: &[f32], c: Channel, out: &mut [MaybeUninit<f32>]),
+    _plain: Plain, {
     for ((o, &v), &z) in out.iter_mut().zip(x).zip(conv) {
-        *o = maximum(v, c.normalise(z) * c.gamma + c.beta);
+        o.write(maximum(v, c.normalise(z) * c.gamma + c.beta));
     }
 });
 
@@ -170,7 +172,8 @@ simd_loop!(all_finite, (x: &[f32], finite: &mut bool), _plain: Plain, {
 // a NaN input, must not enter), `g_c` the condition's share, into `wide_grad` (as in
 // `convolve_transposed`, its junk columns zero); returns that gradient's sum in `bias`.
 simd_loop!(condition_gradient, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, width: usize,
-    coefficients: [f32; 3], batch_statistics: bool, to_x: &mut [f32], wide_grad: &mut [f32],
+    coefficients: [f32; 3], batch_statistics: bool, to_x: &mut [MaybeUninit<f32>],
+    wide_grad: &mut [f32],
     bias: &mut f64), _plain: Plain, {
     let [scale, mean_grad, mean_normalised] = coefficients;
     let wide = width + 2;
@@ -184,7 +187,7 @@ simd_loop!(condition_gradient, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, 
         for ((o, tx), ((&v, &g), &z)) in out.iter_mut().zip(tx).zip(x.iter().zip(g).zip(z)) {
             let n = c.normalise(z);
             let (to_condition, direct) = shares(v, n * c.gamma + c.beta, g);
-            *tx = direct;
+            tx.write(direct);
             *o = if batch_statistics {
                 scale * (to_condition - mean_grad - n * mean_normalised)
             } else {
@@ -198,15 +201,16 @@ simd_loop!(condition_gradient, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, 
 /// The forward, `out = max(x, γ·(conv(x) − μ)·σ⁻¹ + β)`, plane by plane in parallel; returns
 /// the statistics it used `[C, 2]`: `running` (mean, variance per channel), or without them the
 /// batch's own mean and biased variance of `conv(x)`. With `conv` the convolution is kept there
-/// for the backward, which then never computes it again.
+/// for the backward, which then never computes it again. Every element of `out` (and `conv`)
+/// is written.
 pub(crate) fn forward(
     input: &[f32],
     parameters: &[f32],
     running: Option<&[f32]>,
     planes: Planes,
     epsilon: f32,
-    out: &mut [f32],
-    conv: Option<&mut [f32]>,
+    out: &mut [MaybeUninit<f32>],
+    conv: Option<&mut [MaybeUninit<f32>]>,
 ) -> Vec<f32> {
     let isa = isa();
     let plane = planes.plane();
@@ -224,6 +228,8 @@ pub(crate) fn forward(
                     scratch.pad(x, planes.width);
                     scratch.convolve(isa, planes.width, &c.weights, c.bias, out);
                 });
+                // SAFETY: `convolve` wrote every element of the plane.
+                let out = unsafe { assume_init(out) };
                 funnel_in_place(isa, x, c, out, ());
             });
         return running.to_vec();
@@ -237,6 +243,8 @@ pub(crate) fn forward(
     match conv {
         Some(conv) => {
             let statistics = statistics(convolve(input, parameters, planes, batch, conv));
+            // SAFETY: `convolve` wrote every element.
+            let conv = unsafe { assume_init(conv) };
             out.par_chunks_mut(plane)
                 .zip(input.par_chunks(plane).zip(conv.par_chunks(plane)))
                 .enumerate()
@@ -247,6 +255,8 @@ pub(crate) fn forward(
         }
         None => {
             let statistics = statistics(convolve(input, parameters, planes, batch, out));
+            // SAFETY: `convolve` wrote every element.
+            let out = unsafe { assume_init(out) };
             out.par_chunks_mut(plane)
                 .zip(input.par_chunks(plane))
                 .enumerate()
@@ -258,14 +268,14 @@ pub(crate) fn forward(
     }
 }
 
-/// The depthwise convolution of every plane into `conv`, and with `moments_too` each plane's mean
-/// and sum of squared deviations (for [`combine`]).
+/// The depthwise convolution of every plane into `conv` (every element written), and with
+/// `moments_too` each plane's mean and sum of squared deviations (for [`combine`]).
 fn convolve(
     input: &[f32],
     parameters: &[f32],
     planes: Planes,
     moments_too: bool,
-    conv: &mut [f32],
+    conv: &mut [MaybeUninit<f32>],
 ) -> Vec<[f64; 2]> {
     let isa = isa();
     let plane = planes.plane();
@@ -279,6 +289,8 @@ fn convolve(
                 scratch.pad(x, planes.width);
                 scratch.convolve(isa, planes.width, weights, row[9], conv);
             });
+            // SAFETY: `convolve` wrote every element of the plane.
+            let conv = unsafe { assume_init(conv) };
             let mut moments_of_plane = [0.0; 2];
             if moments_too {
                 moments(isa, conv, &mut moments_of_plane, ());
@@ -303,7 +315,7 @@ pub(crate) fn backward(
     planes: Planes,
     epsilon: f32,
     batch_statistics: bool,
-    input_grad: &mut [f32],
+    input_grad: &mut [MaybeUninit<f32>],
 ) -> Vec<f32> {
     let isa = isa();
     let plane = planes.plane();
@@ -363,6 +375,8 @@ pub(crate) fn backward(
                     &mut bias,
                     (),
                 );
+                // SAFETY: `condition_gradient` wrote every element of the plane.
+                let dx = unsafe { assume_init(dx) };
                 scratch.convolve_transposed(isa, planes.width, &c.weights, dx);
                 scratch.pad(x, planes.width);
                 // See `depthwise3x3::weight_sums`.
