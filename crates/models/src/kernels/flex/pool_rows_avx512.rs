@@ -105,9 +105,16 @@ pub(super) unsafe fn unpool_rows(
         // SAFETY (block): every access is masked or copied to the caller's lengths.
         unsafe {
             let g = _mm512_maskz_loadu_ps(in_mask, grad.add(done));
-            let mut bytes = [0u8; 16];
-            std::ptr::copy_nonoverlapping(winners.add(done), bytes.as_mut_ptr(), count);
-            let winner = _mm512_cvtepu8_epi32(_mm_loadu_si128(bytes.as_ptr().cast()));
+            // A whole 16 loads directly; a copy of a variable count is a `memcpy` call (it was
+            // 1.4% of a FReLU CNN step when every block went through it).
+            let packed = if count == 16 {
+                _mm_loadu_si128(winners.add(done).cast())
+            } else {
+                let mut bytes = [0u8; 16];
+                std::ptr::copy_nonoverlapping(winners.add(done), bytes.as_mut_ptr(), count);
+                _mm_loadu_si128(bytes.as_ptr().cast())
+            };
+            let winner = _mm512_cvtepu8_epi32(packed);
             let to = |position: i32| {
                 let wins = _mm512_cmpeq_epi32_mask(winner, _mm512_set1_epi32(position));
                 _mm512_maskz_mov_ps(wins, g)
