@@ -1,5 +1,6 @@
 //! Sums of a plane in a fixed order that vectorises: f32 lanes within a block, the blocks in
-//! f64. Inlined into the plane kernels (`simd_loop!`), so they compile for each ISA there.
+//! f64. Inlined into the plane kernels (`simd_loop!`), so they compile for each ISA there; only
+//! the lanes' total ([`lanes_total`]) is a call of its own.
 
 /// f32 lanes of the block sums: two AVX-512 registers, so the additions of a block
 /// overlap instead of waiting on one register.
