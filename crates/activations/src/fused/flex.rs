@@ -63,31 +63,35 @@ fn spatial_max_forward(
     let (input, parameters) = (contiguous(input), contiguous(parameters));
     let running = running.map(contiguous);
     let planes = planes(&input);
-    let len = input.shape().num_elements();
-    // Written once each by the kernel: no zeroing pass over two batch-sized buffers.
-    let mut output: Vec<f32> = Vec::with_capacity(len);
-    let mut conv: Option<Vec<f32>> = keep.then(|| Vec::with_capacity(len));
-    let statistics = spatial_max::forward(
-        elements(&input),
-        elements(&parameters),
-        running.as_ref().map(elements),
-        planes,
-        epsilon,
-        &mut output.spare_capacity_mut()[..len],
-        conv.as_mut()
-            .map(|conv| &mut conv.spare_capacity_mut()[..len]),
-    );
-    // SAFETY: `forward` wrote every element of both.
-    unsafe {
-        output.set_len(len);
-        if let Some(conv) = conv.as_mut() {
-            conv.set_len(len);
+    // Written once each by the kernel (`new_tensor`): no zeroing pass over two batch-sized
+    // buffers.
+    let mut statistics = Vec::new();
+    let mut conv = None;
+    let output = new_tensor(input.shape(), |out| {
+        let run = |out: &mut [std::mem::MaybeUninit<f32>],
+                   conv: Option<&mut [std::mem::MaybeUninit<f32>]>| {
+            spatial_max::forward(
+                elements(&input),
+                elements(&parameters),
+                running.as_ref().map(elements),
+                planes,
+                epsilon,
+                out,
+                conv,
+            )
+        };
+        if keep {
+            conv = Some(new_tensor(input.shape(), |conv| {
+                statistics = run(out, Some(conv));
+            }));
+        } else {
+            statistics = run(out, None);
         }
-    }
+    });
     (
-        from_vec(output, input.shape()),
+        output,
         from_vec(statistics, [planes.channels, 2].into()),
-        conv.map(|conv| from_vec(conv, input.shape())),
+        conv,
     )
 }
 
