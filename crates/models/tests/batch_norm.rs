@@ -37,8 +37,12 @@ fn running(norm: &BatchNorm) -> [Vec<f32>; 2] {
 }
 
 /// `batch_norm` through the kernels against Burn's composite ops on `x`, for two twin layers
-/// from `make`: output, every gradient and the running statistics.
-fn check_against_composite(what: &str, x: &Tensor<4>, make: impl Fn() -> BatchNorm) {
+/// from `make`: output, every gradient and the running statistics; returns the two layers.
+fn check_against_composite(
+    what: &str,
+    x: &Tensor<4>,
+    make: impl Fn() -> BatchNorm,
+) -> (BatchNorm, BatchNorm) {
     let (fused_norm, burn_norm) = (make(), make());
     let fused = run_with_grads(
         x,
@@ -66,6 +70,7 @@ fn check_against_composite(what: &str, x: &Tensor<4>, make: impl Fn() -> BatchNo
     {
         assert_close(&format!("{what} {name}"), a, e);
     }
+    (fused_norm, burn_norm)
 }
 
 #[test]
@@ -83,7 +88,7 @@ fn fused_batch_norm_matches_burns_composite_op() {
     for (index, (shape, offset)) in cases.into_iter().enumerate() {
         let seed = 10 * index as u64;
         let x = host_random(shape, seed, &device).add_scalar(offset);
-        check_against_composite(&format!("case {index}"), &x, || {
+        let _ = check_against_composite(&format!("case {index}"), &x, || {
             norm(shape[1], seed + 5, &device)
         });
     }
@@ -143,11 +148,18 @@ fn evaluation_gradients_match_burns_composite_op() {
     {
         let seed = 100 + 10 * index as u64;
         let x = host_random(shape, seed, &device);
-        check_against_composite(&format!("eval case {index}"), &x, || {
-            let mut norm = norm(shape[1], seed + 5, &device);
-            norm.training = Param::from_bool(false);
-            norm
-        });
+        let (fused_norm, burn_norm) =
+            check_against_composite(&format!("eval case {index}"), &x, || {
+                let mut norm = norm(shape[1], seed + 5, &device);
+                norm.training = Param::from_bool(false);
+                norm
+            });
+        // Evaluation leaves the running statistics exactly as they were.
+        assert_eq!(
+            running(&fused_norm),
+            running(&burn_norm),
+            "eval case {index}"
+        );
     }
     let mut norm = norm(2, 7, &device);
     norm.training = Param::from_bool(false);
