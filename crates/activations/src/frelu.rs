@@ -1,6 +1,6 @@
 use crate::InvalidConfig;
 use crate::fused::{self, Pointwise};
-use crate::kind::ActivationKind;
+use crate::kind::{ActivationKind, SpatialMax};
 use burn::module::Module;
 use crate::aprelu::BatchNorm1d;
 use burn::nn::PaddingConfig2d;
@@ -93,15 +93,27 @@ impl FRelu {
     /// The forward as one fused op on Flex ([`fused::spatial_max`]), with the running
     /// statistics updated as [`BatchNorm1d::forward`] updates them; `None` elsewhere.
     fn fused(&self, x: &Tensor<4>) -> Option<Tensor<4>> {
+        let op = self.spatial_max_inputs(x);
+        let (output, statistics) =
+            fused::spatial_max(x, &op.parameters, &op.running, op.epsilon, op.batch)?;
+        if let Some(statistics) = statistics {
+            (op.record)(statistics);
+        }
+        Some(output)
+    }
+
+    /// The fused op's inputs for `x` `[N, C, H, W]` ([`ActivationKind::spatial_max`]).
+    fn spatial_max_inputs(&self, x: &Tensor<4>) -> SpatialMax<'_> {
         let [n, channels, h, w] = x.dims();
         let bn = &self.bn_frelu;
         let rows = n * h * w;
+        let device = x.device();
         // As BatchNorm1d over the N·H·W rows: batch statistics while training, unless a
         // single row has no variance.
-        let batch = x.device().is_autodiff() && bn.training.is_enabled() && rows > 1;
+        let batch = device.is_autodiff() && bn.training.is_enabled() && rows > 1;
         let bias = match &self.conv_frelu.bias {
             Some(bias) => bias.val(),
-            None => Tensor::zeros([channels], &x.device()),
+            None => Tensor::zeros([channels], &device),
         };
         let parameters = Tensor::cat(
             vec![
@@ -114,21 +126,19 @@ impl FRelu {
         );
         let running = Tensor::stack::<2>(
             vec![
-                bn.running_mean.value_sync().to_device(&x.device()),
-                bn.running_var.value_sync().to_device(&x.device()),
+                bn.running_mean.value_sync().to_device(&device),
+                bn.running_var.value_sync().to_device(&device),
             ],
             1,
         );
-        let (output, statistics) =
-            fused::spatial_max(x, &parameters, &running, bn.epsilon as f32, batch)?;
-        if let Some(statistics) = statistics {
+        let record = move |statistics: Tensor<2>| {
             let statistics = statistics.detach();
             let mean = statistics.clone().slice([0..channels, 0..1]).reshape([channels]);
             let var = statistics.slice([0..channels, 1..2]).reshape([channels]);
             let unbiased = var.mul_scalar(rows as f64 / (rows as f64 - 1.0));
             let momentum = bn.momentum;
-            let running_mean = bn.running_mean.value_sync().to_device(&x.device());
-            let running_var = bn.running_var.value_sync().to_device(&x.device());
+            let running_mean = bn.running_mean.value_sync().to_device(&device);
+            let running_var = bn.running_var.value_sync().to_device(&device);
             bn.running_mean.update(
                 (running_mean.mul_scalar(1.0 - momentum) + mean.mul_scalar(momentum)).detach(),
             );
@@ -136,8 +146,14 @@ impl FRelu {
                 (running_var.mul_scalar(1.0 - momentum) + unbiased.mul_scalar(momentum))
                     .detach(),
             );
+        };
+        SpatialMax {
+            parameters,
+            running,
+            epsilon: bn.epsilon as f32,
+            batch,
+            record: Box::new(record),
         }
-        Some(output)
     }
 }
 
@@ -174,6 +190,10 @@ impl ActivationKind for FRelu {
     }
     fn formula(&self) -> Option<Pointwise> {
         None
+    }
+    fn spatial_max(&self, input: &Tensor<4>) -> Option<SpatialMax<'_>> {
+        let channels = self.conv_frelu.weight.dims()[0];
+        (input.dims()[1] == channels).then(|| self.spatial_max_inputs(input))
     }
 }
 

@@ -108,6 +108,16 @@ pub trait ActivationKind: Sized {
         None
     }
 
+    /// For a kind whose output is [`fused::spatial_max`](crate::fused::spatial_max) of its
+    /// input (FReLU): that op's inputs for `input` `[N, C, H, W]`, so that other crates' fused
+    /// layers can run it with what follows (the models crate's FReLU + max-pool,
+    /// [`fused::planes`](crate::fused::planes)). `None` for the others, or when the module
+    /// does not fit the input.
+    fn spatial_max(&self, input: &Tensor<4>) -> Option<SpatialMax<'_>> {
+        let _ = input;
+        None
+    }
+
     /// The coefficients this module computes per sample and channel from `input` (APReLU's
     /// `α`, Meta-ACON's `β`, DyReLU's `a¹` and `a²`), for inspection. Empty for kinds whose
     /// parameters do not depend on the input.
@@ -147,6 +157,23 @@ pub struct PerSample<'a> {
     /// [`fused::aprelu_squeeze`](crate::fused::aprelu_squeeze)) → the parameters
     /// `[N·C, op.parameter_count()]`, tracked by autodiff.
     pub parameters: Box<dyn Fn(Tensor<2>) -> Tensor<2> + 'a>,
+}
+
+/// The inputs of a kind's [`fused::spatial_max`](crate::fused::spatial_max)
+/// ([`ActivationKind::spatial_max`]).
+pub struct SpatialMax<'a> {
+    /// `[C, ROW]`: each channel's nine weights, bias, `γ`, `β`
+    /// ([`fused::planes::ROW`](crate::fused::planes::ROW)), tracked by autodiff.
+    pub parameters: Tensor<2>,
+    /// `[C, 2]`: the running mean and variance, used when `batch` is false.
+    pub running: Tensor<2>,
+    /// The BatchNorm's `ε`.
+    pub epsilon: f32,
+    /// Whether the statistics are the batch's own (training).
+    pub batch: bool,
+    /// Records the batch statistics the op returned (`[C, 2]`: mean, biased variance) in the
+    /// module's running estimates, as its own forward does.
+    pub record: Box<dyn Fn(Tensor<2>) + 'a>,
 }
 
 /// The channel means `[N, C]` from a summary `[N, 2C]` of the means of `max(x, 0)` and

@@ -45,7 +45,7 @@ pub(crate) mod test_util;
 pub use allocator::keep_freed_memory;
 pub use fused::Formula;
 pub use interop::UnsupportedBurnActivation;
-pub use kind::{ActivationKind, Coefficients, InvalidConfig, PerSample};
+pub use kind::{ActivationKind, Coefficients, InvalidConfig, PerSample, SpatialMax};
 pub use registry::ParseActivationError;
 
 // The one list of activations: `file: Variant(Config) => Module`, in the order users see them.

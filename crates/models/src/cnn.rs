@@ -196,16 +196,16 @@ impl Cnn {
             if let Some(norm) = &block.norm {
                 pre = kernels::batch_norm(norm, pre);
             }
-            let post = match taps {
+            x = match taps {
                 Some(taps) => {
                     let post = block.activation.forward(pre.clone());
                     taps.push(Tap::new(format!("conv{}", index + 1), pre, post.clone()));
-                    post
+                    kernels::max_pool2d(&self.pool, post)
                 }
-                // Nothing else holds `pre`: a fused activation may overwrite it.
-                None => block.activation.forward(pre),
+                // Nothing else holds `pre`: a fused activation may overwrite it, and one that
+                // is a spatial max (FReLU) pools its output plane by plane.
+                None => kernels::activation_max_pool(&block.activation, &self.pool, pre),
             };
-            x = kernels::max_pool2d(&self.pool, post);
         }
         let [n, c, h, w] = x.dims();
         let flat = x.reshape([n, c * h * w]);

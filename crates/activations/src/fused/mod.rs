@@ -22,6 +22,9 @@
 //!   autodiff) and hand the input back otherwise, so the module falls back to its composite
 //!   formulation (ndarray, other dtypes).
 //!
+//! - [`planes`]: FReLU's spatial max plane by plane, for other crates' fused layers (the
+//!   models' FReLU + max-pool); [`slices`]: the element-wise kernels on slices.
+//!
 //! [`without_fused`] runs a closure with the fused path off on this thread, for comparisons
 //! (`fmnist bench activations`); `ACTIVATIONS_FUSED=0` turns it off for the whole process.
 
@@ -37,6 +40,7 @@ mod kernels;
 pub(crate) mod math;
 mod op;
 mod ops;
+pub mod planes;
 pub mod real;
 pub mod slices;
 

@@ -255,6 +255,19 @@ macro_rules! registry {
                 }
             }
 
+            /// The inputs of the fused spatial max this module computes on `input`
+            /// ([`ActivationKind::spatial_max`](crate::ActivationKind::spatial_max)).
+            pub fn spatial_max(
+                &self,
+                input: &::burn::tensor::Tensor<4>,
+            ) -> Option<$crate::kind::SpatialMax<'_>> {
+                match self {
+                    $(Self::$variant(module) => {
+                        $crate::kind::ActivationKind::spatial_max(module, input)
+                    })*
+                }
+            }
+
             /// The coefficients `[N, C]` computed per sample from `input`, each with its symbol
             /// ([`ActivationKind::per_sample_coefficients`](crate::ActivationKind::per_sample_coefficients)).
             pub fn per_sample_coefficients<const D: usize>(

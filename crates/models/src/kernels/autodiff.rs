@@ -78,6 +78,37 @@ impl<B: LayerKernelBackward> Backward<B, 3> for BatchNormBackward {
     }
 }
 
+/// The spatial max + pooling's backward step (parents: x, the parameters); its state is the
+/// input, the kept convolution, the parameters, the statistics and the winners. Holds ε and
+/// whether the statistics were the batch's own.
+#[derive(Debug)]
+struct SpatialMaxPoolBackward(f32, bool);
+
+impl<B: LayerKernelBackward> Backward<B, 2> for SpatialMaxPoolBackward {
+    type State = ([FloatTensor<B>; 4], <B as LayerKernelBackward>::BlockSaved);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let output_grad = grads.consume::<B>(&ops.node);
+        let ([x, conv, parameters, statistics], saved) = ops.state;
+        let (x_grad, parameter_grad) = B::layer_spatial_max_pool_backward(
+            x,
+            conv,
+            parameters,
+            statistics,
+            saved,
+            output_grad,
+            self.0,
+            self.1,
+        );
+        let [x_node, parameters_node] = ops.parents;
+        for (parent, grad) in [(x_node, x_grad), (parameters_node, parameter_grad)] {
+            if let Some(parent) = parent {
+                grads.register::<B>(parent.id, grad);
+            }
+        }
+    }
+}
+
 /// Max-pooling's backward step; its state is the input.
 #[derive(Debug)]
 struct MaxPoolBackward(Window2d);
@@ -338,6 +369,43 @@ impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<
             OpsKind::UnTracked(prep) => {
                 let (output, statistics) =
                     B::layer_batch_norm(x, gamma, beta, running, epsilon, batch_statistics);
+                (prep.finish(output), FloatTensor::<Self>::new(statistics))
+            }
+        }
+    }
+
+    fn layer_spatial_max_pool(
+        x: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        running: FloatTensor<Self>,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (x, x_node) = x.into_parts();
+        let (parameters, parameters_node) = parameters.into_parts();
+        // Constants of the step: with batch statistics the backward differentiates through
+        // them itself.
+        let running = running.into_primitive();
+        match SpatialMaxPoolBackward(epsilon, batch_statistics)
+            .prepare::<C>([x_node, parameters_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (output, statistics, conv, saved) = B::layer_spatial_max_pool_keeping(
+                    x.clone(),
+                    parameters.clone(),
+                    running,
+                    epsilon,
+                    batch_statistics,
+                );
+                let state = ([x, conv, parameters, statistics.clone()], saved);
+                let output = prep.finish(state, output);
+                (output, FloatTensor::<Self>::new(statistics))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (output, statistics) =
+                    B::layer_spatial_max_pool(x, parameters, running, epsilon, batch_statistics);
                 (prep.finish(output), FloatTensor::<Self>::new(statistics))
             }
         }

@@ -1,5 +1,5 @@
-//! What the models call in place of Burn's layers: [`conv2d`], [`max_pool2d`] and
-//! [`conv_block`] take Burn's modules, use the kernels for f32 on Flex ([`has_kernels`]) and
+//! What the models call in place of Burn's layers: [`conv2d`], [`max_pool2d`],
+//! [`conv_block`] and [`activation_max_pool`] take Burn's modules, use the kernels for f32 on Flex ([`has_kernels`]) and
 //! run the modules' own forward otherwise.
 
 use super::ops::{BlockActivation, LayerKernelOps, PooledHandoff, Window2d};
@@ -105,12 +105,7 @@ pub fn conv_block(
     pool: &MaxPool2d,
     x: Tensor<4>,
 ) -> Result<Tensor<4>, Tensor<4>> {
-    let pool_fits = pool.kernel_size == [2, 2]
-        && pool.stride == [2, 2]
-        && pool.dilation == [1, 1]
-        && !pool.ceil_mode
-        && symmetric_padding(&pool.padding) == Some([0, 0]);
-    let Some((window, weight, bias)) = conv_parts(conv, &x).filter(|_| pool_fits) else {
+    let Some((window, weight, bias)) = conv_parts(conv, &x).filter(|_| plain_2x2(pool)) else {
         return Err(x);
     };
     let [_, _, height, width] = x.dims();
@@ -168,6 +163,42 @@ pub fn conv_block(
         block_activation,
     );
     Ok(Tensor::from_dispatch(output))
+}
+
+/// `pool.forward(activation.forward(x))`: for an activation that is a spatial max
+/// ([`Activation::spatial_max`]: FReLU) and a 2×2 stride-2 max-pool without padding, dilation
+/// or ceil mode, on `x` f32 on Flex with at least one window per plane, as one op
+/// ([`LayerKernelOps::layer_spatial_max_pool`]) that pools each plane of the activation's output
+/// while it is in cache, with the module's running statistics updated as its own forward
+/// updates them; otherwise the two layers ([`max_pool2d`] after the activation's forward).
+/// Values and gradients are those of the two layers (`tests/spatial_max_pool.rs`).
+pub fn activation_max_pool(activation: &Activation, pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, height, width] = x.dims();
+    let fits = plain_2x2(pool) && height >= 2 && width >= 2 && has_kernels(&x);
+    let op = fits.then(|| activation.spatial_max(&x)).flatten();
+    let Some(op) = op.filter(|op| op.parameters.dtype() == DType::F32) else {
+        return max_pool2d(pool, activation.forward(x));
+    };
+    let (pooled, statistics) = <Dispatch as LayerKernelOps>::layer_spatial_max_pool(
+        x.into_dispatch(),
+        op.parameters.into_dispatch(),
+        op.running.into_dispatch(),
+        op.epsilon,
+        op.batch,
+    );
+    if op.batch {
+        (op.record)(Tensor::from_dispatch(statistics));
+    }
+    Tensor::from_dispatch(pooled)
+}
+
+/// Whether `pool` is a 2×2 stride-2 max-pool without padding, dilation or ceil mode.
+fn plain_2x2(pool: &MaxPool2d) -> bool {
+    pool.kernel_size == [2, 2]
+        && pool.stride == [2, 2]
+        && pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && symmetric_padding(&pool.padding) == Some([0, 0])
 }
 
 /// `pool.forward(x)`, through the kernels when `x` can use them.

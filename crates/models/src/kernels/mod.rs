@@ -45,7 +45,7 @@ mod layers;
 mod ops;
 
 pub use batch_norm::batch_norm;
-pub use layers::{conv_block, conv2d, has_kernels, max_pool2d};
+pub use layers::{activation_max_pool, conv_block, conv2d, has_kernels, max_pool2d};
 pub use ops::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
     LayerKernelOps, PooledHandoff, PooledStash, Window2d,

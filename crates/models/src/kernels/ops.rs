@@ -85,6 +85,19 @@ pub trait LayerKernelOps: Backend {
         handoff: PooledHandoff,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
+    /// FReLU's spatial max ([`activations::fused::spatial_max`]: `x` `[N, C, H, W]`,
+    /// `parameters` `[C, 12]`, `running` `[C, 2]`, `batch_statistics` to use the batch's own),
+    /// then a 2×2 stride-2 max-pool (floor mode), each output plane pooled while it is in
+    /// cache: `(pooled, statistics)`, `[N, C, H / 2, W / 2]` and the statistics used `[C, 2]`
+    /// (untracked). Under autodiff `pooled` is tracked through `x` and `parameters`.
+    fn layer_spatial_max_pool(
+        x: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        running: FloatTensor<Self>,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
     /// BatchNorm on `x` `[N, C, ...]`: `(y, statistics)`, `y = (x − μ)·γ/√(σ² + ε) + β` per
     /// channel, with the statistics `[2, C]` (each channel's mean, then its variance) it used:
     /// with `batch_statistics` the batch's own (training; the biased variance, as Burn's
@@ -258,6 +271,38 @@ pub trait LayerKernelBackward: LayerKernelOps {
         saved: Self::BlockSaved,
         output_grad: FloatTensor<Self>,
         op: Channelwise,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// [`LayerKernelOps::layer_spatial_max_pool`], keeping what its backward needs: `(pooled,
+    /// statistics, conv, saved)`, with the depthwise convolution `conv` and each window's
+    /// winner in `saved`.
+    fn layer_spatial_max_pool_keeping(
+        x: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        running: FloatTensor<Self>,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        Self::BlockSaved,
+    );
+
+    /// The gradients `(x, parameters)` of [`LayerKernelOps::layer_spatial_max_pool`] from
+    /// what [`layer_spatial_max_pool_keeping`](Self::layer_spatial_max_pool_keeping) returned
+    /// and the pooled output's gradient; each plane's gradient at the spatial max is rebuilt
+    /// in cache from the pooled one and the winners.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_spatial_max_pool_backward(
+        x: FloatTensor<Self>,
+        conv: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        statistics: FloatTensor<Self>,
+        saved: Self::BlockSaved,
+        output_grad: FloatTensor<Self>,
+        epsilon: f32,
+        batch_statistics: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The gradients `(x, gamma, beta)` of [`LayerKernelOps::layer_batch_norm`], from its

@@ -9,7 +9,7 @@
 //! page faults of fresh ones) were about a fifth of a FReLU training step.
 
 use super::block_sums::dot;
-use super::loops::{Isa, Plain, as_uninit, copy_short, simd_loop};
+use super::loops::{Isa, Plain, as_uninit, assume_init, copy_short, simd_loop};
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
@@ -28,6 +28,8 @@ pub(crate) struct Scratch {
     gathered: Vec<f32>,
     /// Two planes for a caller's own per-plane values ([`Scratch::planes`]).
     planes: [Vec<f32>; 2],
+    /// A convolution a caller works on in place ([`Scratch::convolve_in_scratch`]).
+    output: Vec<MaybeUninit<f32>>,
 }
 
 thread_local! {
@@ -111,6 +113,31 @@ impl Scratch {
             out,
             (),
         );
+    }
+
+    /// A plane of `len` values for a caller to write (the one
+    /// [`convolve_in_scratch`](Self::convolve_in_scratch) uses).
+    pub(crate) fn output_plane(&mut self, len: usize) -> &mut [MaybeUninit<f32>] {
+        self.output.resize(len, MaybeUninit::uninit());
+        &mut self.output[..len]
+    }
+
+    /// [`convolve`](Self::convolve) into a plane of the scratch (`len` values), returned: for
+    /// a caller that works on the convolution in place and keeps nothing of it.
+    pub(crate) fn convolve_in_scratch(
+        &mut self,
+        isa: Isa,
+        width: usize,
+        weights: &[f32; 9],
+        bias: f32,
+        len: usize,
+    ) -> &mut [f32] {
+        let mut plane = std::mem::take(&mut self.output);
+        plane.resize(len, MaybeUninit::uninit());
+        self.convolve(isa, width, weights, bias, &mut plane[..len]);
+        self.output = plane;
+        // SAFETY: `convolve` wrote every element of the plane.
+        unsafe { assume_init(&mut self.output[..len]) }
     }
 
     /// The transpose of [`convolve`](Self::convolve) (without the bias) of the

@@ -20,11 +20,11 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Values per channel in the parameter rows: nine weights, bias, `γ`, `β`.
-pub(crate) const ROW: usize = 12;
+pub const ROW: usize = 12;
 
-/// The shape of the input.
+/// The shape of the input, `[N, C, H, W]`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Planes {
+pub struct Planes {
     pub samples: usize,
     pub channels: usize,
     pub height: usize,
@@ -34,6 +34,21 @@ pub(crate) struct Planes {
 impl Planes {
     fn plane(&self) -> usize {
         self.height * self.width
+    }
+}
+
+/// The output gradient of the spatial max, one plane at a time: a dense tensor's planes, or
+/// planes another crate's fused layer rebuilds in cache (the models' FReLU + max-pool, from
+/// the pooled gradient and each window's winner), so that no dense gradient goes to memory.
+pub trait PlaneGrads: Sync {
+    /// Calls `f` with the gradient of plane `index` (`len` values, `width` per row).
+    fn with_plane<R>(&self, index: usize, len: usize, f: impl FnOnce(&[f32]) -> R) -> R;
+}
+
+/// A dense gradient `[N, C, H, W]`.
+impl PlaneGrads for [f32] {
+    fn with_plane<R>(&self, index: usize, len: usize, f: impl FnOnce(&[f32]) -> R) -> R {
+        f(&self[index * len..][..len])
     }
 }
 
@@ -300,6 +315,89 @@ fn convolve(
         .collect()
 }
 
+/// [`forward`] with each plane's output handed to `each`, with the item of `outputs` for that
+/// plane, instead of written to a tensor: for a fused layer that consumes the output plane by
+/// plane while it is in cache (the models' FReLU + max-pool); the output plane lives in the
+/// thread's scratch. With `conv` the convolution is kept there for the backward, as in
+/// [`forward`]. Returns the statistics used.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_each<T: Send>(
+    input: &[f32],
+    parameters: &[f32],
+    running: Option<&[f32]>,
+    planes: Planes,
+    epsilon: f32,
+    conv: Option<&mut [MaybeUninit<f32>]>,
+    outputs: impl IndexedParallelIterator<Item = T>,
+    each: impl Fn(T, &[f32]) + Sync,
+) -> Vec<f32> {
+    let isa = isa();
+    let plane = planes.plane();
+    let channel = |index: usize, statistics: &[f32]| {
+        Channel::new(parameters, statistics, index % planes.channels, epsilon)
+    };
+    let (running, conv) = match (running, conv) {
+        (Some(running), None) => {
+            // Evaluation: each plane convolved, normalised, compared and handed on in cache.
+            input
+                .par_chunks(plane)
+                .zip(outputs)
+                .enumerate()
+                .for_each(|(index, (x, item))| {
+                    let c = channel(index, running);
+                    with_scratch(|scratch| {
+                        scratch.pad(x, planes.width);
+                        let out = scratch.convolve_in_scratch(
+                            isa,
+                            planes.width,
+                            &c.weights,
+                            c.bias,
+                            plane,
+                        );
+                        funnel_in_place(isa, x, c, out, ());
+                        each(item, out);
+                    });
+                });
+            return running.to_vec();
+        }
+        (running, Some(conv)) => (running, conv),
+        // Batch statistics with nowhere to keep the convolution: a buffer of this call's.
+        (running, None) => {
+            let mut kept = Vec::with_capacity(input.len());
+            let statistics = forward_each(
+                input,
+                parameters,
+                running,
+                planes,
+                epsilon,
+                Some(&mut kept.spare_capacity_mut()[..input.len()]),
+                outputs,
+                each,
+            );
+            return statistics;
+        }
+    };
+    let per_plane = convolve(input, parameters, planes, running.is_none(), conv);
+    let statistics = running.map_or_else(|| combine(&per_plane, planes), <[f32]>::to_vec);
+    // SAFETY: `convolve` wrote every element.
+    let conv = unsafe { assume_init(conv) };
+    input
+        .par_chunks(plane)
+        .zip(conv.par_chunks(plane))
+        .zip(outputs)
+        .enumerate()
+        .for_each(|(index, ((x, conv), item))| {
+            let c = channel(index, &statistics);
+            with_scratch(|scratch| {
+                let out = scratch.output_plane(plane);
+                funnel(isa, x, conv, c, out, ());
+                // SAFETY: `funnel` wrote every element of the plane.
+                each(item, unsafe { assume_init(out) });
+            });
+        });
+    statistics
+}
+
 /// The backward: the input gradient into `input_grad`, and returns the parameters' gradient
 /// `[C, ROW]` (the nine weights, the bias, `γ`, `β`), from the input, the convolution the
 /// forward kept (`conv`), the statistics it used and the output gradient. With
@@ -311,7 +409,7 @@ pub(crate) fn backward(
     conv: &[f32],
     parameters: &[f32],
     statistics: &[f32],
-    grad: &[f32],
+    grad: &(impl PlaneGrads + ?Sized),
     planes: Planes,
     epsilon: f32,
     batch_statistics: bool,
@@ -324,15 +422,17 @@ pub(crate) fn backward(
     // Pass 1: per plane, the condition's share of the gradient summed, plain and times x̂.
     let first: Vec<[f64; 2]> = input
         .par_chunks(plane)
-        .zip(grad.par_chunks(plane).zip(conv.par_chunks(plane)))
+        .zip(conv.par_chunks(plane))
         .enumerate()
-        .map(|(index, (x, (g, conv)))| {
-            with_scratch(|scratch| {
-                let [normalised, to_condition] = scratch.planes(plane);
-                let mut sums = [0.0; 2];
-                let c = channel(index);
-                split_sums(isa, x, g, conv, c, normalised, to_condition, &mut sums, ());
-                sums
+        .map(|(index, (x, conv))| {
+            grad.with_plane(index, plane, |g| {
+                with_scratch(|scratch| {
+                    let [normalised, to_condition] = scratch.planes(plane);
+                    let mut sums = [0.0; 2];
+                    let c = channel(index);
+                    split_sums(isa, x, g, conv, c, normalised, to_condition, &mut sums, ());
+                    sums
+                })
             })
         })
         .collect();
@@ -348,9 +448,9 @@ pub(crate) fn backward(
     let second: Vec<([f64; 9], f64)> = input_grad
         .par_chunks_mut(plane)
         .zip(input.par_chunks(plane))
-        .zip(grad.par_chunks(plane).zip(conv.par_chunks(plane)))
+        .zip(conv.par_chunks(plane))
         .enumerate()
-        .map(|(index, ((dx, x), (g, conv)))| {
+        .map(|(index, ((dx, x), conv))| {
             let c = channel(index);
             let [sum, sum_normalised] = channel_sums[index % channels];
             let coefficients = [
@@ -358,31 +458,33 @@ pub(crate) fn backward(
                 (sum / count) as f32,
                 (sum_normalised / count) as f32,
             ];
-            with_scratch(|scratch| {
-                let mut bias = 0.0;
-                let wide_grad = scratch.gradient(plane, planes.width);
-                condition_gradient(
-                    isa,
-                    x,
-                    g,
-                    conv,
-                    c,
-                    planes.width,
-                    coefficients,
-                    batch_statistics,
-                    dx,
-                    wide_grad,
-                    &mut bias,
-                    (),
-                );
-                // SAFETY: `condition_gradient` wrote every element of the plane.
-                let dx = unsafe { assume_init(dx) };
-                scratch.convolve_transposed(isa, planes.width, &c.weights, dx);
-                scratch.pad(x, planes.width);
-                // See `depthwise3x3::weight_sums`.
-                let mut finite = false;
-                all_finite(isa, x, &mut finite, ());
-                (scratch.weight_sums(isa, planes.width, finite), bias)
+            grad.with_plane(index, plane, |g| {
+                with_scratch(|scratch| {
+                    let mut bias = 0.0;
+                    let wide_grad = scratch.gradient(plane, planes.width);
+                    condition_gradient(
+                        isa,
+                        x,
+                        g,
+                        conv,
+                        c,
+                        planes.width,
+                        coefficients,
+                        batch_statistics,
+                        dx,
+                        wide_grad,
+                        &mut bias,
+                        (),
+                    );
+                    // SAFETY: `condition_gradient` wrote every element of the plane.
+                    let dx = unsafe { assume_init(dx) };
+                    scratch.convolve_transposed(isa, planes.width, &c.weights, dx);
+                    scratch.pad(x, planes.width);
+                    // See `depthwise3x3::weight_sums`.
+                    let mut finite = false;
+                    all_finite(isa, x, &mut finite, ());
+                    (scratch.weight_sums(isa, planes.width, finite), bias)
+                })
             })
         })
         .collect();

@@ -163,6 +163,22 @@ pub struct BlockSaved {
     pub(super) saved: Vec<f32>,
 }
 
+impl BlockSaved {
+    /// Only the winners, for a pooling whose backward needs no saved value (the spatial max +
+    /// pooling, `spatial_max_pool.rs`).
+    pub(super) fn winners_only(winners: Vec<u8>) -> Self {
+        Self {
+            winners,
+            saved: Vec::new(),
+        }
+    }
+
+    /// Each pooled output's winner (0–3, row-major in its window).
+    pub(super) fn winners(&self) -> &[u8] {
+        &self.winners
+    }
+}
+
 /// The pooled planes of a conv block: the convolution's output planes halved, an odd last row
 /// or column dropped (PyTorch's floor mode).
 #[derive(Clone, Copy, Debug)]

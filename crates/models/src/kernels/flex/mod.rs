@@ -10,6 +10,7 @@ mod parallel;
 mod pool;
 mod pool_rows;
 mod pool_rows_avx512;
+mod spatial_max_pool;
 
 use super::ops::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
@@ -46,6 +47,18 @@ impl LayerKernelOps for Flex {
         let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
         let output = conv2d_forward(&dims, elements(&x), elements(&weight), elements(&bias));
         from_vec(output, dims.output_shape())
+    }
+
+    fn layer_spatial_max_pool(
+        x: FlexTensor,
+        parameters: FlexTensor,
+        running: FlexTensor,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> (FlexTensor, FlexTensor) {
+        let (pooled, statistics, _) =
+            spatial_max_pool::forward(x, parameters, running, epsilon, batch_statistics, false);
+        (pooled, statistics)
     }
 
     fn layer_conv_block(
@@ -229,6 +242,41 @@ fn conv_grads(
 
 impl LayerKernelBackward for Flex {
     type BlockSaved = Arc<BlockSaved>;
+
+    fn layer_spatial_max_pool_keeping(
+        x: FlexTensor,
+        parameters: FlexTensor,
+        running: FlexTensor,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor, Arc<BlockSaved>) {
+        let (pooled, statistics, kept) =
+            spatial_max_pool::forward(x, parameters, running, epsilon, batch_statistics, true);
+        let (conv, saved) = kept.expect("asked to keep");
+        (pooled, statistics, conv, Arc::new(saved))
+    }
+
+    fn layer_spatial_max_pool_backward(
+        x: FlexTensor,
+        conv: FlexTensor,
+        parameters: FlexTensor,
+        statistics: FlexTensor,
+        saved: Arc<BlockSaved>,
+        output_grad: FlexTensor,
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> (FlexTensor, FlexTensor) {
+        spatial_max_pool::backward(
+            x,
+            conv,
+            parameters,
+            statistics,
+            &saved,
+            output_grad,
+            epsilon,
+            batch_statistics,
+        )
+    }
 
     fn layer_batch_norm_backward(
         x: FlexTensor,

@@ -9,8 +9,8 @@ pub(super) fn items_per_task(items: usize) -> usize {
 }
 
 /// A vector of `len` elements, each written once by `fill` (which must write them all).
-pub(super) fn filled_vec(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut values: Vec<f32> = Vec::with_capacity(len);
+pub(super) fn filled_vec<T: Copy>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+    let mut values: Vec<T> = Vec::with_capacity(len);
     fill(&mut values.spare_capacity_mut()[..len]);
     // SAFETY: `fill` initialised the first `len` elements (every caller writes each one).
     unsafe { values.set_len(len) };
