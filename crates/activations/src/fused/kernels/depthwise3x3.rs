@@ -157,11 +157,18 @@ impl Scratch {
     }
 
     /// The nine weight-gradient sums `Σ grad[i][j]·x[i + a − 1][j + b − 1]` of the plane last
-    /// [`pad`](Self::pad)ded and the [`gradient`](Self::gradient).
-    pub(crate) fn weight_sums(&self, isa: Isa, width: usize, finite: bool) -> [f64; 9] {
+    /// [`pad`](Self::pad)ded and the [`gradient`](Self::gradient): flat over the wide layout,
+    /// and again row by row when one of them is not finite. An infinite or NaN input, the one
+    /// case the flat sums get wrong, makes at least one of them non-finite (it enters every
+    /// tap, times a gradient value or a junk column's 0), so this is the row-by-row result
+    /// exactly then, without a pass that looks for such inputs.
+    pub(crate) fn weight_sums(&self, isa: Isa, width: usize) -> [f64; 9] {
         let mut sums = [0.0; 9];
         let gradient = &self.margin[margin_front(width)..][..self.gradient_len];
-        weight_sums(isa, &self.padded, gradient, width, finite, &mut sums, ());
+        weight_sums(isa, &self.padded, gradient, width, true, &mut sums, ());
+        if !sums.iter().all(|sum| sum.is_finite()) {
+            weight_sums(isa, &self.padded, gradient, width, false, &mut sums, ());
+        }
         sums
     }
 }
