@@ -22,7 +22,9 @@ use burn::tensor::{Device, Tensor};
 /// (`[N, C, H, W]`): the models refuse it in dense slots
 /// ([`ActivationKind::check_slot`]). `activation = "frelu"`: it has no parameters to set.
 ///
-/// On Flex and the Cube backends the whole of it is one fused op ([`fused::spatial_max`]);
+/// On Flex and the Cube backends the whole of it is one fused op ([`fused::spatial_max`]; the
+/// `actlab-models` CNN also pools its output plane by plane, through
+/// [`ActivationKind::spatial_max`]);
 /// elsewhere (ndarray) Burn's grouped convolution, this crate's BatchNorm1d and a
 /// tie-splitting maximum.
 #[derive(Module, Debug)]

@@ -18,12 +18,16 @@
 //! - APReLU's conv block, whose slopes need the whole convolution output: the squeeze in the
 //!   convolution's output pass, the excitation by Burn, then the apply and the pooling in one
 //!   pass; its backward builds each sample's output gradient once, in cache
-//!   ([`PooledHandoff`]).
+//!   ([`PooledHandoff`]);
+//! - FReLU's spatial max and the 2×2 max-pool after it: each plane of the activation's output
+//!   pooled while it is in cache, and in the backward each plane's gradient rebuilt from the
+//!   pooled one and the winners ([`activation_max_pool`]).
 //!
 //! # Map
 //! - [`LayerKernelOps`]: the backend extension (`#[backend_extension]`), implemented for Flex
-//!   (`flex/`: `conv.rs` with `conv/im2col.rs`, `pool.rs`, `block.rs`, `aprelu_block.rs`, and
-//!   the 2×2 pooling rows they use, `pool_rows.rs` with `pool_rows_avx512.rs`) and for
+//!   (`flex/`: `conv.rs` with `conv/im2col.rs`, `pool.rs`, `block.rs`, `aprelu_block.rs`,
+//!   `spatial_max_pool.rs`, and the 2×2 pooling rows they use, `pool_rows.rs` with
+//!   `pool_rows_avx512.rs`) and for
 //!   `Autodiff<B>` with a handwritten backward (`autodiff.rs`) that calls
 //!   [`LayerKernelBackward`].
 //! - [`conv2d`], [`max_pool2d`] and [`conv_block`]: what the CNN calls in place of
