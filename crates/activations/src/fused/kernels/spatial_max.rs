@@ -35,6 +35,16 @@ impl Planes {
     fn plane(&self) -> usize {
         self.height * self.width
     }
+
+    /// Panics unless `input` is `[N, C, H, W]` and `parameters` `[C, ROW]`.
+    fn check(&self, input: &[f32], parameters: &[f32]) {
+        assert_eq!(
+            input.len(),
+            self.samples * self.channels * self.plane(),
+            "[N, C, H, W]"
+        );
+        assert_eq!(parameters.len(), self.channels * ROW, "[C, ROW] parameters");
+    }
 }
 
 /// The output gradient of the spatial max, one plane at a time: a dense tensor's planes, or
@@ -317,13 +327,18 @@ fn convolve(
         .collect()
 }
 
-/// [`forward`] with each plane's output handed to `each`, with the item of `outputs` for that
-/// plane, instead of written to a tensor: for a fused layer that consumes the output plane by
-/// plane while it is in cache (the models' FReLU + max-pool); the output plane lives in the
-/// thread's scratch. With `conv` the convolution is kept there for the backward, as in
-/// [`forward`]. Returns the statistics used.
+/// The forward with each output plane handed to `each`, together with the item of `outputs`
+/// for that plane (`N·C` items in plane order), instead of written to a tensor: for a fused
+/// layer that consumes the output plane by plane while it is in cache (the models' FReLU +
+/// max-pool); the plane lives in the thread's scratch. The statistics are `running` `[C, 2]`
+/// (mean, variance) or, without them, the batch's own; with `conv` (as long as `input`) the
+/// depthwise convolution is kept there for [`backward`], every element written. Returns the
+/// statistics used, `[C, 2]` row-major (the batch's mean and biased variance when computed).
+///
+/// # Panics
+/// When the lengths do not match `planes`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward_each<T: Send>(
+pub fn forward_each<T: Send>(
     input: &[f32],
     parameters: &[f32],
     running: Option<&[f32]>,
@@ -333,6 +348,9 @@ pub(crate) fn forward_each<T: Send>(
     outputs: impl IndexedParallelIterator<Item = T>,
     each: impl Fn(T, &[f32]) + Sync,
 ) -> Vec<f32> {
+    planes.check(input, parameters);
+    assert!(conv.as_ref().is_none_or(|conv| conv.len() == input.len()));
+    assert!(running.is_none_or(|running| running.len() == 2 * planes.channels));
     let isa = isa();
     let plane = planes.plane();
     let (running, conv) = match (running, conv) {
@@ -403,9 +421,14 @@ pub(crate) fn forward_each<T: Send>(
 /// `[C, ROW]` (the nine weights, the bias, `γ`, `β`), from the input, the convolution the
 /// forward kept (`conv`), the statistics it used and the output gradient. With
 /// `batch_statistics` the statistics are the batch's own, and the gradient flows through them
-/// as through a training-mode BatchNorm; otherwise they are constants (evaluation).
+/// as through a training-mode BatchNorm; otherwise they are constants (evaluation). `grad`
+/// gives the output gradient plane by plane (a dense `[f32]`, or planes rebuilt by the caller).
+/// Every element of `input_grad` is written; the reductions have a fixed order.
+///
+/// # Panics
+/// When the lengths do not match `planes`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward(
+pub fn backward(
     input: &[f32],
     conv: &[f32],
     parameters: &[f32],
@@ -416,6 +439,9 @@ pub(crate) fn backward(
     batch_statistics: bool,
     input_grad: &mut [MaybeUninit<f32>],
 ) -> Vec<f32> {
+    planes.check(input, parameters);
+    assert!(conv.len() == input.len() && input_grad.len() == input.len());
+    assert_eq!(statistics.len(), 2 * planes.channels);
     let isa = isa();
     let plane = planes.plane();
     let channels = planes.channels;
