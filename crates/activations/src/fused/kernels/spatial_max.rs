@@ -19,9 +19,6 @@ use super::loops::{Isa, Plain, assume_init, isa, simd_loop};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-mod each;
-pub use each::forward_each;
-
 /// Values per channel in the parameter rows: nine weights, bias, `γ`, `β`.
 pub const ROW: usize = 12;
 
@@ -35,12 +32,12 @@ pub struct Planes {
 }
 
 impl Planes {
-    fn plane(&self) -> usize {
+    pub(super) fn plane(&self) -> usize {
         self.height * self.width
     }
 
     /// Panics unless `input` is `[N, C, H, W]` and `parameters` `[C, ROW]`.
-    fn check(&self, input: &[f32], parameters: &[f32]) {
+    pub(super) fn check(&self, input: &[f32], parameters: &[f32]) {
         assert_eq!(
             input.len(),
             self.samples * self.channels * self.plane(),
@@ -67,9 +64,9 @@ impl PlaneGrads for [f32] {
 
 /// One channel's parameters and statistics, unpacked.
 #[derive(Clone, Copy)]
-struct Channel {
-    weights: [f32; 9],
-    bias: f32,
+pub(super) struct Channel {
+    pub(super) weights: [f32; 9],
+    pub(super) bias: f32,
     gamma: f32,
     beta: f32,
     mean: f32,
@@ -95,7 +92,12 @@ impl Channel {
 
 /// Every channel's [`Channel`], unpacked once per call (a square root and a division each,
 /// which per plane were 0.6% of a FReLU step).
-fn unpack(parameters: &[f32], statistics: &[f32], planes: Planes, epsilon: f32) -> Vec<Channel> {
+pub(super) fn unpack(
+    parameters: &[f32],
+    statistics: &[f32],
+    planes: Planes,
+    epsilon: f32,
+) -> Vec<Channel> {
     (0..planes.channels)
         .map(|channel| Channel::new(parameters, statistics, channel, epsilon))
         .collect()
@@ -112,7 +114,7 @@ simd_loop!(moments, (values: &[f32], out: &mut [f64; 2]), _plain: Plain, {
 /// The mean and the biased variance `[C, 2]` of the convolution over the batch, from each
 /// plane's mean and sum of squared deviations (in f64), combined plane by plane in sample
 /// order with Chan et al.'s formula (stable, and no plane kept).
-fn combine(per_plane: &[[f64; 2]], planes: Planes) -> Vec<f32> {
+pub(super) fn combine(per_plane: &[[f64; 2]], planes: Planes) -> Vec<f32> {
     // Per channel: (count, mean, sum of squared deviations).
     let mut totals = vec![(0.0f64, 0.0f64, 0.0f64); planes.channels];
     for (index, &[mean, squares]) in per_plane.iter().enumerate() {
@@ -166,14 +168,14 @@ impl Channel {
 }
 
 // One plane's `out = max(x, γ·(out − μ)·σ⁻¹ + β)`, where `out` holds the plane's convolution.
-simd_loop!(funnel_in_place, (x: &[f32], c: Channel, out: &mut [f32]), _plain: Plain, {
+simd_loop!(pub(super) funnel_in_place, (x: &[f32], c: Channel, out: &mut [f32]), _plain: Plain, {
     for (o, &v) in out.iter_mut().zip(x) {
         *o = maximum(v, c.normalise(*o) * c.gamma + c.beta);
     }
 });
 
 // As `funnel_in_place`, with the convolution kept in `conv`.
-simd_loop!(funnel, (x: &[f32], conv: &[f32], c: Channel, out: &mut [MaybeUninit<f32>]),
+simd_loop!(pub(super) funnel, (x: &[f32], conv: &[f32], c: Channel, out: &mut [MaybeUninit<f32>]),
     _plain: Plain, {
     for ((o, &v), &z) in out.iter_mut().zip(x).zip(conv) {
         o.write(maximum(v, c.normalise(z) * c.gamma + c.beta));
@@ -300,7 +302,7 @@ pub(crate) fn forward(
 
 /// The depthwise convolution of every plane into `conv` (every element written), and with
 /// `moments_too` each plane's mean and sum of squared deviations (for [`combine`]).
-fn convolve(
+pub(super) fn convolve(
     input: &[f32],
     parameters: &[f32],
     planes: Planes,

@@ -1,7 +1,7 @@
 //! The spatial max's forward with each output plane handed to a consumer instead of written
 //! to a tensor ([`forward_each`]), for other crates' fused layers (`fused::planes`).
 
-use super::{Planes, combine, convolve, funnel, funnel_in_place, unpack};
+use super::spatial_max::{Planes, combine, convolve, funnel, funnel_in_place, unpack};
 use crate::fused::kernels::depthwise3x3::with_scratch;
 use crate::fused::kernels::loops::{assume_init, isa};
 use rayon::prelude::*;
@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 /// layer that consumes the output plane by plane while it is in cache (the models' FReLU +
 /// max-pool); the plane lives in the thread's scratch. The statistics are `running` `[C, 2]`
 /// (mean, variance) or, without them, the batch's own; with `conv` (as long as `input`) the
-/// depthwise convolution is kept there for [`backward`](super::backward), every element written. Returns the
+/// depthwise convolution is kept there for [`backward`](super::spatial_max::backward), every element written. Returns the
 /// statistics used, `[C, 2]` row-major (the batch's mean and biased variance when computed).
 ///
 /// # Panics
