@@ -14,7 +14,7 @@ use activations::{Activation, ActivationConfig, AprRelu};
 use actlab_models::kernels::conv_block;
 
 mod common;
-use common::{assert_close, device, host_random, run_with_grads, twins, values};
+use common::{assert_close, device, device_rng_turn, host_random, run_with_grads, twins, values};
 
 /// The module inside an APReLU activation.
 fn aprelu(activation: &Activation) -> &AprRelu {
@@ -71,6 +71,7 @@ fn layers(conv: &Conv2d, activation: &Activation, pool: &MaxPool2d, x: Tensor<4>
 
 #[test]
 fn aprelu_conv_block_matches_the_three_layers_run_by_burn() {
+    let _turn = device_rng_turn();
     let device = device();
     let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
     // (batch, in, out, kernel, stride, padding, height, width): even and odd output planes,
@@ -83,6 +84,7 @@ fn aprelu_conv_block_matches_the_three_layers_run_by_burn() {
     for (index, (batch, c_in, c_out, kernel, stride, padding, h, w)) in
         cases.into_iter().enumerate()
     {
+        device.seed(20 + index as u64);
         let conv = Conv2dConfig::new([c_in, c_out], kernel)
             .with_stride(stride)
             .with_padding(PaddingConfig2d::Explicit(
@@ -149,6 +151,7 @@ fn aprelu_conv_block_matches_the_three_layers_run_by_burn() {
 /// report it), as is a block with the kernels off.
 #[test]
 fn aprelu_conv_blocks_the_kernels_do_not_take_fall_back() {
+    let _turn = device_rng_turn();
     let device = device();
     let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
     let conv = Conv2dConfig::new([2, 3], [3, 3])

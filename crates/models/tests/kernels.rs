@@ -14,16 +14,11 @@ use actlab_models::kernels::{conv_block, conv2d, max_pool2d};
 use actlab_models::{CnnConfig, ModelConfig};
 
 mod common;
-use common::{assert_close, device, host_random, run_with_grads, values};
-
-/// Tests that seed the device RNG and draw from it take turns: the RNG is shared by the test
-/// threads, and one test's draws landing in another's stream change that test's data (and so
-/// its ReLU masks near zero) from run to run.
-static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use common::{assert_close, device, device_rng_turn, host_random, run_with_grads, values};
 
 #[test]
 fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
-    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = device_rng_turn();
     let device = device();
     // (in, out, kernel, stride, padding [top, left, bottom, right], dilation, bias, height, width)
     let cases = [
@@ -71,7 +66,7 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
 
 #[test]
 fn max_pool2d_matches_burn_with_overlap_padding_and_odd_sizes() {
-    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = device_rng_turn();
     let device = device();
     // (kernel, stride, padding, dilation, height, width)
     let cases = [
@@ -138,7 +133,7 @@ fn max_pool2d_follows_pytorch_on_ties_nan_and_minus_infinity() {
 
 #[test]
 fn layers_the_kernels_do_not_cover_fall_back_to_burn() {
-    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = device_rng_turn();
     let device = device();
     let x: Tensor<4> = Tensor::random([2, 4, 7, 7], Distribution::Normal(0.0, 1.0), &device);
     let grouped = Conv2dConfig::new([4, 4], [3, 3])
@@ -357,7 +352,7 @@ fn conv_block_follows_pytorch_on_ties_nan_and_minus_infinity() {
 
 #[test]
 fn a_cnn_training_step_gives_the_same_loss_and_gradients_with_and_without_kernels() {
-    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = device_rng_turn();
     let device = device();
     for activation in ["relu", "gelu", "prelu", "aprelu"] {
         device.seed(3);
@@ -397,7 +392,7 @@ fn a_cnn_training_step_gives_the_same_loss_and_gradients_with_and_without_kernel
 /// BatchNorm and the residual additions in between.
 #[test]
 fn a_resnet_training_step_gives_the_same_loss_and_gradients_with_and_without_kernels() {
-    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = device_rng_turn();
     let device = device();
     for activation in ["relu", "prelu", "aprelu"] {
         device.seed(5);

@@ -12,7 +12,7 @@ use activations::{Activation, ActivationConfig};
 use actlab_models::kernels::activation_max_pool;
 
 mod common;
-use common::{assert_close, device, host_random, run_with_grads, twins, values};
+use common::{assert_close, device, device_rng_turn, host_random, run_with_grads, twins, values};
 
 /// The gradients of FReLU's parameters: the depthwise weights and bias, then γ and β.
 fn parameter_grads(activation: &Activation, grads: &Gradients) -> Vec<Vec<f32>> {
@@ -55,6 +55,7 @@ fn layers(
 
 #[test]
 fn frelu_and_max_pool_as_one_op_match_the_two_layers_run_by_burn() {
+    let _turn = device_rng_turn();
     let device = device();
     let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
     let config: ActivationConfig = "frelu".parse().unwrap();
@@ -65,6 +66,7 @@ fn frelu_and_max_pool_as_one_op_match_the_two_layers_run_by_burn() {
             .into_iter()
             .enumerate()
     {
+        device.seed(50 + index as u64);
         let (fused_act, layers_act) = twins(&config, channels, &device);
         let x = host_random([batch, channels, h, w], 70 + index as u64, &device);
         let fused = |x| activation_max_pool(&fused_act, &pool, x);

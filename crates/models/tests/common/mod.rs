@@ -40,6 +40,17 @@ pub fn assert_close_within(what: &str, actual: &[f32], expected: &[f32], toleran
     }
 }
 
+/// The device RNG, for a test that seeds it and draws modules' parameters from it: the RNG is
+/// shared by the test threads, and one test's draws landing in another's stream change that
+/// test's parameters from run to run (its ReLU masks near zero, or a draw whose BatchNorm over
+/// three samples amplifies rounding past the tolerance: one run in a few hundred). Hold the
+/// turn while seeding and drawing.
+#[allow(dead_code)] // tests/batch_norm.rs draws on the host only
+pub fn device_rng_turn() -> std::sync::MutexGuard<'static, ()> {
+    static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Standard-normal-ish values from a seed, drawn on the host: the device RNG is shared by the
 /// test threads, so two draws with the same seed can differ when another test draws in between.
 pub fn host_random<const D: usize>(dims: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
