@@ -101,3 +101,42 @@ fn frelu_and_max_pool_as_one_op_match_the_two_layers_run_by_burn() {
         assert_close(&label, &values(actual), &values(expected));
     }
 }
+
+/// Ties between `x` and the condition (here `γ = β = 0`, so the condition is 0, and a third of
+/// the inputs exactly 0, often a window's winner): each side gets half the gradient, as
+/// `torch.max(a, b)` gives it. The fused backward's first pass reads codes the forward kept at
+/// the winners, which carry no half shares; a tie there must send the plane back to its dense
+/// gradient.
+#[test]
+fn ties_at_the_spatial_max_split_the_gradient_as_the_two_layers_do() {
+    use activations::burn::module::Param;
+    use activations::burn::tensor::Tensor;
+    let _turn = device_rng_turn();
+    let device = device();
+    device.seed(60);
+    let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    let config: ActivationConfig = "frelu".parse().unwrap();
+    let (channels, zeroed) = (4, |activation: Activation| {
+        let Activation::Frelu(mut module) = activation else {
+            unreachable!("built as frelu");
+        };
+        let zeros = Tensor::<1>::zeros([4], &device);
+        module.bn_frelu.gamma = Param::from_tensor(zeros.clone());
+        module.bn_frelu.beta = Param::from_tensor(zeros);
+        Activation::Frelu(module)
+    });
+    let (fused_act, layers_act) = twins(&config, channels, &device);
+    let (fused_act, layers_act) = (zeroed(fused_act), zeroed(layers_act));
+    // Values in (−3.4, 3.4) shifted down: about a third at or above 0, clamped to exactly 0.
+    let x = host_random([3, channels, 8, 6], 77, &device)
+        .sub_scalar(1.5)
+        .clamp_max(0.0);
+    let fused = |x| activation_max_pool(&fused_act, &pool, x);
+    let kernel_run = run_with_grads(&x, 13, fused, |g| parameter_grads(&fused_act, g));
+    let separate = |x| layers(&layers_act, &pool, x);
+    let params = |g: &Gradients| parameter_grads(&layers_act, g);
+    let burn_run = without_fused(|| run_with_grads(&x, 13, separate, params));
+    for (i, (a, e)) in kernel_run.iter().zip(&burn_run).enumerate() {
+        assert_close(&format!("ties: tensor {i}"), a, e);
+    }
+}

@@ -116,10 +116,12 @@ impl Scratch {
     }
 
     /// A plane of `len` values for a caller to write (the one
-    /// [`convolve_in_scratch`](Self::convolve_in_scratch) uses).
-    pub(crate) fn output_plane(&mut self, len: usize) -> &mut [MaybeUninit<f32>] {
+    /// [`convolve_in_scratch`](Self::convolve_in_scratch) uses), and the first of
+    /// [`planes`](Self::planes) beside it.
+    pub(crate) fn output_plane(&mut self, len: usize) -> (&mut [MaybeUninit<f32>], &mut [f32]) {
         self.output.resize(len, MaybeUninit::uninit());
-        &mut self.output[..len]
+        self.planes[0].resize(len, 0.0);
+        (&mut self.output[..len], &mut self.planes[0][..len])
     }
 
     /// [`convolve`](Self::convolve) into a plane of the scratch (`len` values), returned: for

@@ -53,6 +53,16 @@ impl Planes {
 pub trait PlaneGrads: Sync {
     /// Calls `f` with the gradient of plane `index` (`len` values, `width` per row).
     fn with_plane<R>(&self, index: usize, len: usize, f: impl FnOnce(&[f32]) -> R) -> R;
+
+    /// Calls `f` with plane `index`'s gradient at its only positions that can be non-zero (the
+    /// pooling's winners) and the forward's codes there (the planes `forward_each` hands its
+    /// consumer with them, gathered at the same positions), when the caller kept them. The
+    /// first pass of the backward then reads those instead of the dense plane (whose other
+    /// positions add exact zeros to its sums). `None`, the default: the dense plane.
+    fn with_kept<R>(&self, index: usize, f: impl FnOnce(&[f32], &[f32]) -> R) -> Option<R> {
+        let _ = (index, f);
+        None
+    }
 }
 
 /// A dense gradient `[N, C, H, W]`.
@@ -180,6 +190,36 @@ simd_loop!(pub(super) funnel, (x: &[f32], conv: &[f32], c: Channel, out: &mut [M
     for ((o, &v), &z) in out.iter_mut().zip(x).zip(conv) {
         o.write(maximum(v, c.normalise(z) * c.gamma + c.beta));
     }
+});
+
+// As `funnel`, with each position's code for the backward's first pass in `codes`: `x̂` where
+// the condition strictly wins, NaN where `x` does, +∞ on a tie or NaN (whose half shares the
+// codes do not carry: the sums of `kept_sums` then come out non-finite, and the plane is summed
+// again from its dense gradient). With the batch's statistics finite, every `x̂` of the channel
+// is finite, so the codes are unambiguous.
+simd_loop!(pub(super) funnel_coded, (x: &[f32], conv: &[f32], c: Channel,
+    out: &mut [MaybeUninit<f32>], codes: &mut [f32]), _plain: Plain, {
+    for ((o, code), (&v, &z)) in out.iter_mut().zip(codes.iter_mut()).zip(x.iter().zip(conv)) {
+        let n = c.normalise(z);
+        let condition = n * c.gamma + c.beta;
+        o.write(maximum(v, condition));
+        *code = if condition > v {
+            n
+        } else if condition < v {
+            f32::NAN
+        } else {
+            f32::INFINITY
+        };
+    }
+});
+
+// `split_sums` from the gradient at the winners and their codes (`funnel_coded`): the
+// condition's share is `g` where the code is a number, 0 where it is NaN.
+simd_loop!(kept_sums, (g: &[f32], codes: &[f32], sums: &mut [f64; 2]), _plain: Plain, {
+    #[allow(clippy::eq_op)] // NaN, the one value unequal to itself, marks x's wins
+    let condition_wins = |code: f32| code == code;
+    sums[0] = block_sum(g, codes, |g, code| if condition_wins(code) { g } else { 0.0 });
+    sums[1] = block_sum(g, codes, |g, code| if condition_wins(code) { g * code } else { 0.0 });
 });
 
 // One plane's `[Σ condition's share of g, Σ condition's share·x̂]` (the normalisation's backward
@@ -362,12 +402,30 @@ pub fn backward(
     let channels = planes.channels;
     let table = unpack(parameters, statistics, planes, epsilon);
     let channel = |index: usize| table[index % channels];
+    // The codes the caller kept hold every x̂ at the winners only when all are finite.
+    let codes_hold: Vec<bool> = statistics
+        .chunks_exact(2)
+        .map(|s| batch_statistics && s.iter().all(|v| v.is_finite()))
+        .collect();
     // Pass 1: per plane, the condition's share of the gradient summed, plain and times x̂.
     let first: Vec<[f64; 2]> = input
         .par_chunks(plane)
         .zip(conv.par_chunks(plane))
         .enumerate()
         .map(|(index, (x, conv))| {
+            let kept = codes_hold[index % channels]
+                .then(|| {
+                    grad.with_kept(index, |g, codes| {
+                        let mut sums = [0.0; 2];
+                        kept_sums(isa, g, codes, &mut sums, ());
+                        sums
+                    })
+                })
+                .flatten()
+                .filter(|sums| sums.iter().all(|s| s.is_finite()));
+            if let Some(sums) = kept {
+                return sums;
+            }
             grad.with_plane(index, plane, |g| {
                 with_scratch(|scratch| {
                     let [normalised, to_condition] = scratch.planes(plane);

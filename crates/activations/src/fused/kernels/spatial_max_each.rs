@@ -1,7 +1,9 @@
 //! The spatial max's forward with each output plane handed to a consumer instead of written
 //! to a tensor ([`forward_each`]), for other crates' fused layers (`fused::planes`).
 
-use super::spatial_max::{Planes, combine, convolve, funnel, funnel_in_place, unpack};
+use super::spatial_max::{
+    Planes, combine, convolve, funnel, funnel_coded, funnel_in_place, unpack,
+};
 use crate::fused::kernels::depthwise3x3::with_scratch;
 use crate::fused::kernels::loops::{assume_init, isa};
 use rayon::prelude::*;
@@ -12,8 +14,14 @@ use std::mem::MaybeUninit;
 /// layer that consumes the output plane by plane while it is in cache (the models' FReLU +
 /// max-pool); the plane lives in the thread's scratch. The statistics are `running` `[C, 2]`
 /// (mean, variance) or, without them, the batch's own; with `conv` (as long as `input`) the
-/// depthwise convolution is kept there for [`backward`](super::spatial_max::backward), every element written. Returns the
-/// statistics used, `[C, 2]` row-major (the batch's mean and biased variance when computed).
+/// depthwise convolution is kept there for [`backward`](super::spatial_max::backward), every
+/// element written. Returns the statistics used, `[C, 2]` row-major (the batch's mean and
+/// biased variance when computed).
+///
+/// With the batch's statistics and `conv`, `each` also gets a plane of codes for the backward's
+/// first pass: a consumer that keeps them at the only positions whose gradient can be non-zero
+/// hands them back through [`PlaneGrads::with_kept`](super::spatial_max::PlaneGrads), and the
+/// first pass then reads those instead of the dense gradient, `x` and the convolution.
 ///
 /// # Panics
 /// When the lengths do not match `planes`.
@@ -26,7 +34,7 @@ pub fn forward_each<T: Send>(
     epsilon: f32,
     conv: Option<&mut [MaybeUninit<f32>]>,
     outputs: impl IndexedParallelIterator<Item = T>,
-    each: impl Fn(T, &[f32]) + Sync,
+    each: impl Fn(T, &[f32], Option<&[f32]>) + Sync,
 ) -> Vec<f32> {
     planes.check(input, parameters);
     assert!(conv.as_ref().is_none_or(|conv| conv.len() == input.len()));
@@ -53,7 +61,7 @@ pub fn forward_each<T: Send>(
                             plane,
                         );
                         funnel_in_place(isa, x, c, out, ());
-                        each(item, out);
+                        each(item, out, None);
                     });
                 });
             return running.to_vec();
@@ -75,7 +83,8 @@ pub fn forward_each<T: Send>(
             return statistics;
         }
     };
-    let per_plane = convolve(input, parameters, planes, running.is_none(), conv);
+    let batch = running.is_none();
+    let per_plane = convolve(input, parameters, planes, batch, conv);
     let statistics = running.map_or_else(|| combine(&per_plane, planes), <[f32]>::to_vec);
     let channels = unpack(parameters, &statistics, planes, epsilon);
     // SAFETY: `convolve` wrote every element.
@@ -88,10 +97,16 @@ pub fn forward_each<T: Send>(
         .for_each(|(index, ((x, conv), item))| {
             let c = channels[index % planes.channels];
             with_scratch(|scratch| {
-                let out = scratch.output_plane(plane);
-                funnel(isa, x, conv, c, out, ());
-                // SAFETY: `funnel` wrote every element of the plane.
-                each(item, unsafe { assume_init(out) });
+                let (out, codes) = scratch.output_plane(plane);
+                if batch {
+                    funnel_coded(isa, x, conv, c, out, codes, ());
+                    // SAFETY: `funnel_coded` wrote every element of the plane.
+                    each(item, unsafe { assume_init(out) }, Some(codes));
+                } else {
+                    funnel(isa, x, conv, c, out, ());
+                    // SAFETY: `funnel` wrote every element of the plane.
+                    each(item, unsafe { assume_init(out) }, None);
+                }
             });
         });
     statistics

@@ -164,13 +164,10 @@ pub struct BlockSaved {
 }
 
 impl BlockSaved {
-    /// Only the winners, for a pooling whose backward needs no saved value (the spatial max +
-    /// pooling, `spatial_max_pool.rs`).
-    pub(super) fn winners_only(winners: Vec<u8>) -> Self {
-        Self {
-            winners,
-            saved: Vec::new(),
-        }
+    /// The winners and, for each, a value the backward reads there (empty when it reads none):
+    /// the spatial max + pooling's (`spatial_max_pool.rs`).
+    pub(super) fn winners_and(winners: Vec<u8>, saved: Vec<f32>) -> Self {
+        Self { winners, saved }
     }
 
     /// Each pooled output's winner (0–3, row-major in its window).

@@ -16,6 +16,7 @@ use activations::fused::flex_storage::{contiguous, elements, from_vec};
 use activations::fused::planes::{
     PlaneGrads, Planes, spatial_max_backward, spatial_max_forward_each,
 };
+use rayon::iter::Either;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -52,10 +53,16 @@ pub(super) fn forward(
     let running_values = (!batch_statistics).then(|| elements(&running));
     let run = |conv: Option<&mut [MaybeUninit<f32>]>,
                pooled: &mut [MaybeUninit<f32>],
-               winners: &mut [MaybeUninit<u8>]| {
+               winners: &mut [MaybeUninit<u8>],
+               kept_codes: Option<&mut [MaybeUninit<f32>]>| {
+        let kept_codes = match kept_codes {
+            Some(kept) => Either::Left(kept.par_chunks_mut(out_plane).map(Some)),
+            None => Either::Right((0..total / out_plane).into_par_iter().map(|_| None)),
+        };
         let outputs = pooled
             .par_chunks_mut(out_plane)
-            .zip(winners.par_chunks_mut(out_plane));
+            .zip(winners.par_chunks_mut(out_plane))
+            .zip(kept_codes);
         spatial_max_forward_each(
             elements(&x),
             elements(&parameters),
@@ -64,27 +71,41 @@ pub(super) fn forward(
             epsilon,
             conv,
             outputs,
-            |(pooled, winners), plane| pool_plane(simd, plane, planes.width, pooled, winners),
+            |((pooled, winners), kept), plane, codes| {
+                let codes = codes.zip(kept);
+                pool_plane(simd, plane, codes, planes.width, pooled, winners);
+            },
         )
     };
     let mut statistics = Vec::new();
     let mut winners = Vec::new();
     let mut conv = None;
+    let mut codes = Vec::new();
     let pooled = filled_vec(total, |pooled| {
         winners = filled_vec(total, |winners| {
-            if keep {
+            if !keep {
+                statistics = run(None, pooled, winners, None);
+            } else if !batch_statistics {
                 conv = Some(filled_vec(elements(&x).len(), |conv| {
-                    statistics = run(Some(conv), pooled, winners);
+                    statistics = run(Some(conv), pooled, winners, None);
                 }));
             } else {
-                statistics = run(None, pooled, winners);
+                // The spatial max's codes at the winners, for the backward's first pass.
+                codes = filled_vec(total, |codes| {
+                    conv = Some(filled_vec(elements(&x).len(), |conv| {
+                        statistics = run(Some(conv), pooled, winners, Some(codes));
+                    }));
+                });
             }
         });
     });
     let (n, c) = (planes.samples, planes.channels);
     let pooled = from_vec(pooled, [n, c, out_height, out_width].into());
     let statistics = from_vec(statistics, [c, 2].into());
-    let kept = conv.map(|conv| (from_vec(conv, x.shape()), BlockSaved::winners_only(winners)));
+    let kept = conv.map(|conv| {
+        let saved = BlockSaved::winners_and(winners, codes);
+        (from_vec(conv, x.shape()), saved)
+    });
     (pooled, statistics, kept)
 }
 
@@ -96,35 +117,58 @@ thread_local! {
 }
 
 /// Max-pools one output plane of the spatial max (`width` wide) into `pooled`, keeping each
-/// window's winner.
+/// window's winner and, with `codes`, the spatial max's code there (into the second slice).
 fn pool_plane(
     simd: bool,
     plane: &[f32],
+    codes: Option<(&[f32], &mut [MaybeUninit<f32>])>,
     width: usize,
     pooled: &mut [MaybeUninit<f32>],
     winners: &mut [MaybeUninit<u8>],
 ) {
     let out_width = width / 2;
-    SAVED_ROW.with(|saved| {
-        let mut saved = saved.borrow_mut();
-        saved.resize(out_width, MaybeUninit::uninit());
-        for (row, (pooled, winners)) in pooled
-            .chunks_mut(out_width)
-            .zip(winners.chunks_mut(out_width))
-            .enumerate()
-        {
-            let top = &plane[2 * row * width..][..width];
-            let bottom = &plane[(2 * row + 1) * width..][..width];
-            let row = KeepRow {
-                post: [top, bottom],
-                pre: [top, bottom],
-                pooled,
-                winners,
-                saved: &mut saved[..],
-            };
-            keep_row(simd, row, true);
+    fn rows(plane: &[f32], row: usize, width: usize) -> [&[f32]; 2] {
+        let top = &plane[2 * row * width..][..width];
+        [top, &plane[(2 * row + 1) * width..][..width]]
+    }
+    let pooled_rows = pooled
+        .chunks_mut(out_width)
+        .zip(winners.chunks_mut(out_width))
+        .enumerate();
+    match codes {
+        Some((codes, kept)) => {
+            for ((row, (pooled, winners)), saved) in pooled_rows.zip(kept.chunks_mut(out_width)) {
+                let pre = rows(codes, row, width);
+                let (post, saved) = (rows(plane, row, width), saved);
+                keep_row(
+                    simd,
+                    KeepRow {
+                        post,
+                        pre,
+                        pooled,
+                        winners,
+                        saved,
+                    },
+                    false,
+                );
+            }
         }
-    });
+        None => SAVED_ROW.with(|saved| {
+            let mut saved = saved.borrow_mut();
+            saved.resize(out_width, MaybeUninit::uninit());
+            for (row, (pooled, winners)) in pooled_rows {
+                let post = rows(plane, row, width);
+                let row = KeepRow {
+                    post,
+                    pre: post,
+                    pooled,
+                    winners,
+                    saved: &mut saved[..],
+                };
+                keep_row(simd, row, true);
+            }
+        }),
+    }
 }
 
 /// The spatial max's output gradient, plane by plane, from the pooled gradient and the
@@ -133,6 +177,8 @@ fn pool_plane(
 struct PooledPlanes<'a> {
     grad: &'a [f32],
     winners: &'a [u8],
+    /// The spatial max's codes at the winners, when the forward kept them (else empty).
+    codes: &'a [f32],
     height: usize,
     width: usize,
     simd: bool,
@@ -165,6 +211,12 @@ impl PlaneGrads for PooledPlanes<'_> {
             f(dense)
         })
     }
+
+    fn with_kept<R>(&self, index: usize, f: impl FnOnce(&[f32], &[f32]) -> R) -> Option<R> {
+        let out_plane = self.height / 2 * (self.width / 2);
+        let codes = self.codes.get(index * out_plane..)?.get(..out_plane)?;
+        Some(f(&self.grad[index * out_plane..][..out_plane], codes))
+    }
 }
 
 /// The backward: `(x's gradient, the parameters' gradient)`, from what [`forward`] kept.
@@ -185,6 +237,7 @@ pub(super) fn backward(
     let grads = PooledPlanes {
         grad: elements(&output_grad),
         winners: saved.winners(),
+        codes: &saved.saved,
         height: planes.height,
         width: planes.width,
         simd: pool_rows_avx512::available(),
@@ -193,6 +246,10 @@ pub(super) fn backward(
         grads.grad.len(),
         grads.winners.len(),
         "one winner per pooled output"
+    );
+    assert!(
+        grads.codes.is_empty() || grads.codes.len() == grads.grad.len(),
+        "codes for every pooled output or none"
     );
     let mut parameter_grad = Vec::new();
     let x_grad = filled_vec(elements(&x).len(), |x_grad| {
