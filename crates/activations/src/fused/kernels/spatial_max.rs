@@ -242,11 +242,10 @@ simd_loop!(split_sums, (x: &[f32], g: &[f32], conv: &[f32], c: Channel,
 // and the gradient reaching the convolution, `scale·(g_c − mean_grad − x̂·mean_normalised)`
 // (training: through the batch statistics) or `scale·g_c` (evaluation, where `x̂`, NaN next to
 // a NaN input, must not enter), `g_c` the condition's share, into `wide_grad` (as in
-// `convolve_transposed`, its junk columns zero); returns that gradient's sum in `bias`.
+// `convolve_transposed`, its junk columns zero).
 simd_loop!(condition_gradient, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, width: usize,
     coefficients: [f32; 3], batch_statistics: bool, to_x: &mut [MaybeUninit<f32>],
-    wide_grad: &mut [f32],
-    bias: &mut f64), _plain: Plain, {
+    wide_grad: &mut [f32]), _plain: Plain, {
     let [scale, mean_grad, mean_normalised] = coefficients;
     let wide = width + 2;
     for ((out, tx), ((x, g), z)) in wide_grad
@@ -267,7 +266,6 @@ simd_loop!(condition_gradient, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, 
             };
         }
     }
-    *bias = sum(wide_grad);
 });
 
 /// The forward, `out = max(x, γ·(conv(x) − μ)·σ⁻¹ + β)`, plane by plane in parallel; returns
@@ -446,7 +444,7 @@ pub fn backward(
     let count = (planes.samples * plane) as f64;
     // Pass 2: the input's share of the gradient, the gradient reaching conv(x), the
     // convolution's input and weight gradients.
-    let second: Vec<([f64; 9], f64)> = input_grad
+    let second: Vec<[f64; 9]> = input_grad
         .par_chunks_mut(plane)
         .zip(input.par_chunks(plane))
         .zip(conv.par_chunks(plane))
@@ -461,7 +459,6 @@ pub fn backward(
             ];
             grad.with_plane(index, plane, |g| {
                 with_scratch(|scratch| {
-                    let mut bias = 0.0;
                     let wide_grad = scratch.gradient(plane, planes.width);
                     condition_gradient(
                         isa,
@@ -474,29 +471,38 @@ pub fn backward(
                         batch_statistics,
                         dx,
                         wide_grad,
-                        &mut bias,
                         (),
                     );
                     // SAFETY: `condition_gradient` wrote every element of the plane.
                     let dx = unsafe { assume_init(dx) };
                     scratch.convolve_transposed(isa, planes.width, &c.weights, dx);
                     scratch.pad(x, planes.width);
-                    (scratch.weight_sums(isa, planes.width), bias)
+                    scratch.weight_sums(isa, planes.width)
                 })
             })
         })
         .collect();
     let mut totals = vec![0.0f64; channels * ROW];
-    for (index, (weights, bias)) in second.iter().enumerate() {
+    for (index, weights) in second.iter().enumerate() {
         let row = &mut totals[(index % channels) * ROW..][..ROW];
         for (t, w) in row.iter_mut().zip(weights) {
             *t += w;
         }
-        row[9] += bias;
     }
-    for (channel, [sum, sum_normalised]) in channel_sums.iter().enumerate() {
-        totals[channel * ROW + 10] = *sum_normalised;
-        totals[channel * ROW + 11] = *sum;
+    for (channel, &[sum, sum_normalised]) in channel_sums.iter().enumerate() {
+        let row = &mut totals[channel * ROW..][..ROW];
+        // The bias's gradient, Σ of the gradient reaching conv(x) over the channel, from the
+        // first pass's sums instead of a sum per plane: `scale·Σ g_c` with fixed statistics;
+        // with the batch's, `scale·(Σ g_c − count·mean_grad − mean_normalised·Σ x̂)`, zero
+        // because `Σ x̂` is (a BatchNorm follows the bias), NaN when a sum is.
+        let scale = f64::from(table[channel].gamma * table[channel].inverse_std);
+        row[9] = if batch_statistics {
+            0.0 * (sum + sum_normalised) * scale
+        } else {
+            scale * sum
+        };
+        row[10] = sum_normalised;
+        row[11] = sum;
     }
     totals.into_iter().map(|t| t as f32).collect()
 }
