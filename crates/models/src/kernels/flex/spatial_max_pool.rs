@@ -1,10 +1,11 @@
 //! FReLU's spatial max followed by a 2×2 stride-2 max-pool (the CNN's FReLU blocks), each
 //! output plane pooled while it is in cache: the forward hands every plane of the spatial max
 //! ([`activations::fused::planes`]) to the pooling rows (`pool_rows.rs`), which keep each
-//! window's winner; the backward rebuilds each plane's gradient at the spatial max from the
-//! pooled gradient and the winners, in a per-thread buffer, for both of the spatial max's
-//! backward passes. Run as two layers, FReLU's output and its dense (three-quarters zero)
-//! gradient each went to memory and were read back twice.
+//! window's winner (and, in training, the spatial max's code there); the backward's first pass
+//! reads the pooled gradient with those codes, and its second rebuilds each plane's gradient
+//! at the spatial max from the pooled gradient and the winners, in a per-thread buffer. Run as
+//! two layers, FReLU's output and its dense (three-quarters zero) gradient each went to memory
+//! and were read back twice.
 
 use super::block::BlockSaved;
 use super::parallel::filled_vec;
