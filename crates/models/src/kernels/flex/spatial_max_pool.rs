@@ -73,7 +73,13 @@ pub(super) fn forward(
             conv,
             outputs,
             |((pooled, winners), kept), plane, codes| {
-                let codes = codes.zip(kept);
+                // Codes come with the batch's statistics and a kept convolution, exactly when
+                // there is a buffer to keep them in (which must then be written in full).
+                let codes = match (codes, kept) {
+                    (Some(codes), Some(kept)) => Some((codes, kept)),
+                    (_, None) => None,
+                    (None, Some(_)) => unreachable!("the spatial max hands over codes here"),
+                };
                 pool_plane(simd, plane, codes, planes.width, pooled, winners);
             },
         )
