@@ -4,6 +4,7 @@
 use super::flex_storage::{contiguous, elements, elements_mut, from_vec, new_tensor, owned_copy};
 use super::kernels::channel::ChannelLayout;
 use super::kernels::spatial_max::{self, Planes};
+use super::kernels::spatial_max_backward;
 use super::kernels::squeeze::{self, SampleChannels};
 use super::op::{Channelwise, Pointwise};
 use super::ops::{FusedActivationBackward, FusedActivationOps};
@@ -213,7 +214,7 @@ impl FusedActivationBackward for Flex {
         let planes = planes(&input);
         let mut parameter_grad = Vec::new();
         let input_grad = new_tensor(input.shape(), |input_grad| {
-            parameter_grad = spatial_max::backward(
+            parameter_grad = spatial_max_backward::backward(
                 elements(&input),
                 elements(&conv),
                 elements(&parameters),

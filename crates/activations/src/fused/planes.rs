@@ -5,5 +5,6 @@
 //! neither FReLU's output nor its dense gradient goes to memory. Both spread the planes over
 //! rayon's threads; the callbacks run on those threads.
 
-pub use super::kernels::spatial_max::{PlaneGrads, Planes, ROW, backward as spatial_max_backward};
+pub use super::kernels::spatial_max::{Planes, ROW};
+pub use super::kernels::spatial_max_backward::{PlaneGrads, backward as spatial_max_backward};
 pub use super::kernels::spatial_max_each::forward_each as spatial_max_forward_each;

@@ -7,6 +7,7 @@
 //!   channel (PReLU) or by sample and channel (APReLU's apply).
 //! - `squeeze.rs`: APReLU's squeeze (per-channel means of the two signs) and its backward.
 //! - `spatial_max.rs`: `max(x, BN(depthwise 3×3 conv(x)))` (FReLU's funnel condition).
+//! - `spatial_max_backward.rs`: its backward.
 //! - `spatial_max_each.rs`: its forward handing each output plane to a consumer in cache.
 
 pub(crate) mod block_sums;
@@ -15,5 +16,6 @@ pub(crate) mod depthwise3x3;
 pub(crate) mod loops;
 pub(crate) mod pointwise;
 pub(crate) mod spatial_max;
+pub(crate) mod spatial_max_backward;
 pub(crate) mod spatial_max_each;
 pub(crate) mod squeeze;

@@ -14,13 +14,13 @@ use std::mem::MaybeUninit;
 /// layer that consumes the output plane by plane while it is in cache (the models' FReLU +
 /// max-pool); the plane lives in the thread's scratch. The statistics are `running` `[C, 2]`
 /// (mean, variance) or, without them, the batch's own; with `conv` (as long as `input`) the
-/// depthwise convolution is kept there for [`backward`](super::spatial_max::backward), every
+/// depthwise convolution is kept there for [`backward`](super::spatial_max_backward::backward), every
 /// element written. Returns the statistics used, `[C, 2]` row-major (the batch's mean and
 /// biased variance when computed).
 ///
 /// With the batch's statistics and `conv`, `each` also gets a plane of codes for the backward's
 /// first pass: a consumer that keeps them at the only positions whose gradient can be non-zero
-/// hands them back through [`PlaneGrads::with_kept`](super::spatial_max::PlaneGrads), and the
+/// hands them back through [`PlaneGrads::with_kept`](super::spatial_max_backward::PlaneGrads), and the
 /// first pass then reads those instead of the dense gradient, `x` and the convolution.
 ///
 /// # Panics
