@@ -1,14 +1,18 @@
 //! One plane's 3×3 convolution with zero padding 1 (FReLU's depthwise condition), its transpose
 //! and its weight-gradient sums, as plane kernels (`simd_loop!`) over a "wide" layout: each row
-//! `width + 2` values, the plane inside a border of zeros one pixel wide, so every tap of the
-//! kernel is one flat slice and each output's nine taps are gathered in one vectorised pass
-//! (three short axpys per row left 14-pixel rows scalar).
+//! [`stride`] values, the plane inside a border of zeros at least one pixel wide, so every tap
+//! of the kernel is one flat slice and each output's nine taps are gathered in one vectorised
+//! pass (three short axpys per row left 14-pixel rows scalar). With AVX-512 the convolution
+//! and its transpose run `depthwise3x3_avx512.rs`'s row-blocked correlation instead, the same
+//! sums in the same order (a test compares the bits).
 //!
 //! The buffers of that layout live in a per-thread [`Scratch`], kept across calls, so the
 //! per-plane passes allocate nothing: allocating, zeroing and freeing them per plane (and the
 //! page faults of fresh ones) were about a fifth of a FReLU training step.
 
 use super::block_sums::dot;
+#[cfg(target_arch = "x86_64")]
+use super::depthwise3x3_avx512::{correlate, correlate_descending_add};
 use super::loops::{Isa, Plain, as_uninit, assume_init, copy_short, simd_loop};
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -18,7 +22,7 @@ use std::mem::MaybeUninit;
 pub(crate) struct Scratch {
     /// The input plane inside its zero border ([`Scratch::pad`]).
     padded: Vec<f32>,
-    /// A plane `width + 2` wide: the convolution's output.
+    /// A plane laid out wide: the convolution's output (the flat loop's).
     wide: Vec<f32>,
     /// The gradient reaching the convolution's output, laid out wide, inside the zero margin
     /// the transpose's taps reach into ([`Scratch::gradient`]), and its length.
@@ -54,17 +58,23 @@ fn bordered(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     buffer
 }
 
+/// Values per row of the wide layout: the row and its zero border, rounded up to whole
+/// 16-lane vectors, so that the AVX-512 correlation's rows start a vector apart.
+pub(crate) fn stride(width: usize) -> usize {
+    (width + 2).div_ceil(16) * 16
+}
+
 /// Values in a plane `height × width` laid out wide (see the module).
 pub(crate) fn wide_len(plane: usize, width: usize) -> usize {
-    plane / width * (width + 2)
+    plane / width * stride(width)
 }
 
 impl Scratch {
-    /// Puts plane `x` (`width` wide) inside a border of zeros one pixel wide into
-    /// the padded buffer: `(height + 2) × (width + 2)`, plus two spare zeros for the last
-    /// taps' reach.
+    /// Puts plane `x` (`width` wide) inside a border of zeros into the padded buffer:
+    /// `(height + 2)` rows of [`stride`] values, row `i + 1` holding `x`'s row `i` from column 1,
+    /// plus two spare zeros for the last taps' reach.
     pub(crate) fn pad(&mut self, x: &[f32], width: usize) {
-        let (height, wide) = (x.len() / width, width + 2);
+        let (height, wide) = (x.len() / width, stride(width));
         let out = bordered(&mut self.padded, (height + 2) * wide + 2);
         for (i, row) in x.chunks_exact(width).enumerate() {
             copy_short(&mut out[(i + 1) * wide + 1..][..width], row);
@@ -102,6 +112,12 @@ impl Scratch {
         bias: f32,
         out: &mut [MaybeUninit<f32>],
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if let Isa::Avx512 = isa {
+            // SAFETY: `isa()` chose AVX-512 only after detecting it.
+            unsafe { correlate(&self.padded, stride(width), width, weights, bias, out) };
+            return;
+        }
         self.wide.resize(wide_len(out.len(), width), 0.0);
         convolve(
             isa,
@@ -153,8 +169,21 @@ impl Scratch {
         out: &mut [f32],
     ) {
         let len = self.gradient_len;
-        self.gathered.resize(len, 0.0);
         let margin = &self.margin[..margin_len(len, width)];
+        #[cfg(target_arch = "x86_64")]
+        if let Isa::Avx512 = isa {
+            // The flat loop's gathered taps, each output's read from `margin` one row and one
+            // column further on: the forward's correlation of that view with the kernel turned
+            // around, in the descending order that adds the weights in their own order.
+            let stride = stride(width);
+            let mut turned = *weights;
+            turned.reverse();
+            let view = &margin[stride + 1..];
+            // SAFETY: `isa()` chose AVX-512 only after detecting it.
+            unsafe { correlate_descending_add(view, stride, width, &turned, 0.0, out) };
+            return;
+        }
+        self.gathered.resize(len, 0.0);
         convolve_transposed(isa, margin, width, weights, &mut self.gathered, out, ());
     }
 
@@ -178,13 +207,13 @@ impl Scratch {
 /// Zeros before the gradient in its margin, for the transpose's taps that reach back two rows
 /// and two columns.
 fn margin_front(width: usize) -> usize {
-    2 * (width + 2) + 2
+    2 * stride(width) + 2
 }
 
 /// The margin around a wide gradient of `len` values: the front, and after it the last row's
-/// reach forward.
+/// reach forward (a row and a value, the AVX-512 correlation's last vector included).
 fn margin_len(len: usize, width: usize) -> usize {
-    margin_front(width) + len + width + 3
+    margin_front(width) + len + stride(width) + 1
 }
 
 /// The nine taps of a 3×3 kernel over a flat plane `wide` values wide: the slices `len` long
@@ -214,11 +243,11 @@ fn weighted_taps(first: f32, weights: &[f32; 9], taps: [&[f32]; 9], out: &mut [f
     }
 }
 
-// `Scratch::convolve`: computed `width + 2` wide into `wide_out` (two junk columns per row),
+// `Scratch::convolve`: computed [`stride`] wide into `wide_out` (junk columns after each row),
 // then the valid columns copied out.
 simd_loop!(convolve, (xp: &[f32], width: usize, weights: &[f32; 9], bias: f32,
     wide_out: &mut [f32], out: &mut [MaybeUninit<f32>]), _plain: Plain, {
-    let wide = width + 2;
+    let wide = stride(width);
     let len = wide_out.len();
     weighted_taps(bias, weights, taps(xp, len, |a, b| a * wide + b), wide_out);
     for (row, source) in out.chunks_exact_mut(width).zip(wide_out.chunks_exact(wide)) {
@@ -232,7 +261,7 @@ simd_loop!(convolve, (xp: &[f32], width: usize, weights: &[f32; 9], bias: f32,
 // padded plane's `m' + wide + 1`: row `r`, column `j` of the input at `r·wide + j`.
 simd_loop!(convolve_transposed, (margin: &[f32], width: usize, weights: &[f32; 9],
     gathered: &mut [f32], out: &mut [f32]), _plain: Plain, {
-    let wide = width + 2;
+    let wide = stride(width);
     let len = gathered.len();
     weighted_taps(0.0, weights, taps(margin, len, |a, b| (3 - a) * wide + 3 - b), gathered);
     for (row, source) in out.chunks_exact_mut(width).zip(gathered.chunks_exact(wide)) {
@@ -247,7 +276,7 @@ simd_loop!(convolve_transposed, (margin: &[f32], width: usize, weights: &[f32; 9
 // infinite or NaN input would put a NaN into taps that never read that input.
 simd_loop!(weight_sums, (xp: &[f32], wide_grad: &[f32], width: usize, finite: bool,
     sums: &mut [f64; 9]), _plain: Plain, {
-    let wide = width + 2;
+    let wide = stride(width);
     let len = wide_grad.len();
     for a in 0..3 {
         for b in 0..3 {
@@ -264,3 +293,98 @@ simd_loop!(weight_sums, (xp: &[f32], wide_grad: &[f32], width: usize, finite: bo
         }
     }
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fused::kernels::loops::isa;
+
+    /// Values in [-2, 2) from a fixed sequence, a tenth of them exactly zero.
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
+                if unit < 0.1 { 0.0 } else { 4.0 * unit - 2.0 }
+            })
+            .collect()
+    }
+
+    /// The convolution and the transpose's addition of one ISA, `(convolution, input gradient)`.
+    fn run(isa: Isa, height: usize, width: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let plane = height * width;
+        let x = values(plane, seed);
+        let gradient = values(plane, seed + 1);
+        let weights: [f32; 9] = values(9, seed + 2).try_into().expect("nine");
+        let mut scratch = Scratch::default();
+        scratch.pad(&x, width);
+        let mut conv = vec![MaybeUninit::uninit(); plane];
+        scratch.convolve(isa, width, &weights, 0.375, &mut conv);
+        // SAFETY: `convolve` wrote every element.
+        let conv = unsafe { assume_init(&mut conv) }.to_vec();
+        let wide = scratch.gradient(plane, width);
+        wide.fill(0.0);
+        for (row, source) in wide
+            .chunks_exact_mut(stride(width))
+            .zip(gradient.chunks(width))
+        {
+            row[..width].copy_from_slice(source);
+        }
+        let mut input_grad = values(plane, seed + 3);
+        scratch.convolve_transposed(isa, width, &weights, &mut input_grad);
+        (conv, input_grad)
+    }
+
+    #[test]
+    fn every_isa_convolves_to_the_same_bits_as_the_flat_loop() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let shapes = [
+            (1, 1),
+            (2, 3),
+            (5, 7),
+            (14, 14),
+            (28, 28),
+            (9, 17),
+            (3, 30),
+            (13, 16),
+        ];
+        for (case, &(height, width)) in shapes.iter().enumerate() {
+            let (conv, input_grad) = run(Isa::Baseline, height, width, case as u64);
+            let (fast_conv, fast_input_grad) = run(isa(), height, width, case as u64);
+            assert_eq!(
+                bits(&conv),
+                bits(&fast_conv),
+                "convolution, {height}×{width}"
+            );
+            assert_eq!(
+                bits(&input_grad),
+                bits(&fast_input_grad),
+                "transpose, {height}×{width}"
+            );
+            // The flat loop's own sums, written out.
+            let x = values(height * width, case as u64);
+            let weights = values(9, case as u64 + 2);
+            let at = |i: isize, j: isize| {
+                let inside = (0..height as isize).contains(&i) && (0..width as isize).contains(&j);
+                if inside {
+                    x[i as usize * width + j as usize]
+                } else {
+                    0.0
+                }
+            };
+            for i in 0..height {
+                for j in 0..width {
+                    let mut sum = 0.375f32;
+                    for (t, weight) in weights.iter().enumerate() {
+                        let (a, b) = (t as isize / 3, t as isize % 3);
+                        sum += weight * at(i as isize + a - 1, j as isize + b - 1);
+                    }
+                    assert_eq!(sum.to_bits(), conv[i * width + j].to_bits(), "({i}, {j})");
+                }
+            }
+        }
+    }
+}

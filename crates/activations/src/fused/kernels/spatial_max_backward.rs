@@ -5,7 +5,7 @@
 //! convolution's transpose and weight sums. Reductions in the fixed order of `block_sums.rs`.
 
 use super::block_sums::{block_sum, dot, sum};
-use super::depthwise3x3::with_scratch;
+use super::depthwise3x3::{stride, with_scratch};
 use super::loops::{Isa, Plain, assume_init, isa, simd_loop};
 use super::spatial_max::{Channel, Planes, ROW, shares, unpack};
 
@@ -71,7 +71,7 @@ simd_loop!(condition_gradient, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, 
     coefficients: [f32; 3], batch_statistics: bool, to_x: &mut [MaybeUninit<f32>],
     wide_grad: &mut [f32]), _plain: Plain, {
     let [scale, mean_grad, mean_normalised] = coefficients;
-    let wide = width + 2;
+    let wide = stride(width);
     for ((out, tx), ((x, g), z)) in wide_grad
         .chunks_exact_mut(wide)
         .zip(to_x.chunks_exact_mut(width))
