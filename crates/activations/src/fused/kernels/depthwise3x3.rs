@@ -12,7 +12,9 @@
 
 use super::block_sums::dot;
 #[cfg(target_arch = "x86_64")]
-use super::depthwise3x3_avx512::{correlate, correlate_descending_add};
+use super::depthwise3x3_avx512::{
+    correlate, correlate_descending_add, weight_sums as avx512_weight_sums,
+};
 use super::loops::{Isa, Plain, as_uninit, assume_init, copy_short, simd_loop};
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -28,6 +30,10 @@ pub(crate) struct Scratch {
     /// the transpose's taps reach into ([`Scratch::gradient`]), and its length.
     margin: Vec<f32>,
     gradient_len: usize,
+    /// The gradient's row stride: `width` (AVX-512) or [`stride`] (laid out wide).
+    gradient_stride: usize,
+    /// The gradient as a plane, for the AVX-512 kernels.
+    plane_gradient: Vec<f32>,
     /// The transpose's gathered taps.
     gathered: Vec<f32>,
     /// Two planes for a caller's own per-plane values ([`Scratch::planes`]).
@@ -73,7 +79,7 @@ impl Scratch {
     /// Puts plane `x` (`width` wide) inside a border of zeros into the padded buffer:
     /// `(height + 2)` rows of [`stride`] values, row `i + 1` holding `x`'s row `i` from column 1,
     /// plus two spare zeros for the last taps' reach.
-    pub(crate) fn pad(&mut self, x: &[f32], width: usize) {
+    fn pad(&mut self, x: &[f32], width: usize) {
         let (height, wide) = (x.len() / width, stride(width));
         let out = bordered(&mut self.padded, (height + 2) * wide + 2);
         for (i, row) in x.chunks_exact(width).enumerate() {
@@ -83,14 +89,22 @@ impl Scratch {
 
     /// Where the gradient reaching the convolution's output goes, for
     /// [`convolve_transposed`](Self::convolve_transposed) and
-    /// [`weight_sums`](Self::weight_sums): a plane of `plane` values `width` wide laid out wide,
-    /// whose every value the caller writes, the junk columns as zeros. It lies inside the zero
-    /// margin the transpose's taps reach into: no copy into it.
-    pub(crate) fn gradient(&mut self, plane: usize, width: usize) -> &mut [f32] {
+    /// [`weight_sums`](Self::weight_sums), and its row stride: a plane of `plane` values `width`
+    /// wide whose every value the caller writes. With AVX-512 the plane itself (stride
+    /// `width`); otherwise laid out wide, the junk columns for the caller to zero, inside the
+    /// zero margin the transpose's taps reach into (no copy into it).
+    pub(crate) fn gradient(&mut self, isa: Isa, plane: usize, width: usize) -> (&mut [f32], usize) {
+        if avx512(isa) {
+            self.gradient_len = plane;
+            self.gradient_stride = width;
+            self.plane_gradient.resize(plane, 0.0);
+            return (&mut self.plane_gradient[..plane], width);
+        }
         let len = wide_len(plane, width);
         self.gradient_len = len;
+        self.gradient_stride = stride(width);
         let margin = bordered(&mut self.margin, margin_len(len, width));
-        &mut margin[margin_front(width)..][..len]
+        (&mut margin[margin_front(width)..][..len], stride(width))
     }
 
     /// Two planes of `len` values (their contents left from the last use).
@@ -101,12 +115,13 @@ impl Scratch {
         })
     }
 
-    /// The depthwise convolution of the plane last [`pad`](Self::pad)ded, into `out`
-    /// (`height × width`, every element written): `out[i][j] = bias + Σ w[a][b]·x[i + a − 1][j
-    /// + b − 1]`, the taps added in row-major order.
+    /// The depthwise convolution of plane `x` (`height × width`) into `out` (as large, every
+    /// element written): `out[i][j] = bias + Σ w[a][b]·x[i + a − 1][j + b − 1]`, `x` zero
+    /// outside the plane, the taps added in row-major order.
     pub(crate) fn convolve(
         &mut self,
         isa: Isa,
+        x: &[f32],
         width: usize,
         weights: &[f32; 9],
         bias: f32,
@@ -115,9 +130,10 @@ impl Scratch {
         #[cfg(target_arch = "x86_64")]
         if let Isa::Avx512 = isa {
             // SAFETY: `isa()` chose AVX-512 only after detecting it.
-            unsafe { correlate(&self.padded, stride(width), width, weights, bias, out) };
+            unsafe { correlate(x, width, weights, bias, out) };
             return;
         }
+        self.pad(x, width);
         self.wide.resize(wide_len(out.len(), width), 0.0);
         convolve(
             isa,
@@ -140,19 +156,20 @@ impl Scratch {
         (&mut self.output[..len], &mut self.planes[0][..len])
     }
 
-    /// [`convolve`](Self::convolve) into a plane of the scratch (`len` values), returned: for
-    /// a caller that works on the convolution in place and keeps nothing of it.
+    /// [`convolve`](Self::convolve) into a plane of the scratch, returned: for a caller that
+    /// works on the convolution in place and keeps nothing of it.
     pub(crate) fn convolve_in_scratch(
         &mut self,
         isa: Isa,
+        x: &[f32],
         width: usize,
         weights: &[f32; 9],
         bias: f32,
-        len: usize,
     ) -> &mut [f32] {
+        let len = x.len();
         let mut plane = std::mem::take(&mut self.output);
         plane.resize(len, MaybeUninit::uninit());
-        self.convolve(isa, width, weights, bias, &mut plane[..len]);
+        self.convolve(isa, x, width, weights, bias, &mut plane[..len]);
         self.output = plane;
         // SAFETY: `convolve` wrote every element of the plane.
         unsafe { assume_init(&mut self.output[..len]) }
@@ -169,31 +186,41 @@ impl Scratch {
         out: &mut [f32],
     ) {
         let len = self.gradient_len;
-        let margin = &self.margin[..margin_len(len, width)];
         #[cfg(target_arch = "x86_64")]
         if let Isa::Avx512 = isa {
-            // The flat loop's gathered taps, each output's read from `margin` one row and one
-            // column further on: the forward's correlation of that view with the kernel turned
-            // around, in the descending order that adds the weights in their own order.
-            let stride = stride(width);
+            debug_assert_eq!(self.gradient_stride, width, "`gradient` with another ISA");
+            // Each input's taps are the outputs' it reached: the convolution's correlation of
+            // the gradient with the kernel turned around, in the descending order that adds the
+            // weights in their own order (the flat loop's).
             let mut turned = *weights;
             turned.reverse();
-            let view = &margin[stride + 1..];
             // SAFETY: `isa()` chose AVX-512 only after detecting it.
-            unsafe { correlate_descending_add(view, stride, width, &turned, 0.0, out) };
+            unsafe {
+                correlate_descending_add(&self.plane_gradient[..len], width, &turned, 0.0, out)
+            };
             return;
         }
+        let margin = &self.margin[..margin_len(len, width)];
         self.gathered.resize(len, 0.0);
         convolve_transposed(isa, margin, width, weights, &mut self.gathered, out, ());
     }
 
-    /// The nine weight-gradient sums `Σ grad[i][j]·x[i + a − 1][j + b − 1]` of the plane last
-    /// [`pad`](Self::pad)ded and the [`gradient`](Self::gradient): flat over the wide layout,
+    /// The nine weight-gradient sums `Σ grad[i][j]·x[i + a − 1][j + b − 1]` of plane `x` and the
+    /// [`gradient`](Self::gradient), `x` zero outside the plane. With AVX-512, in registers
+    /// straight from both planes (an order of its own); otherwise flat over the wide layout,
     /// and again row by row when one of them is not finite. An infinite or NaN input, the one
     /// case the flat sums get wrong, makes at least one of them non-finite (it enters every
     /// tap, times a gradient value or a junk column's 0), so this is the row-by-row result
     /// exactly then, without a pass that looks for such inputs.
-    pub(crate) fn weight_sums(&self, isa: Isa, width: usize) -> [f64; 9] {
+    pub(crate) fn weight_sums(&mut self, isa: Isa, x: &[f32], width: usize) -> [f64; 9] {
+        #[cfg(target_arch = "x86_64")]
+        if let Isa::Avx512 = isa {
+            debug_assert_eq!(self.gradient_stride, width, "`gradient` with another ISA");
+            let gradient = &self.plane_gradient[..self.gradient_len];
+            // SAFETY: `isa()` chose AVX-512 only after detecting it.
+            return unsafe { avx512_weight_sums(x, gradient, width) };
+        }
+        self.pad(x, width);
         let mut sums = [0.0; 9];
         let gradient = &self.margin[margin_front(width)..][..self.gradient_len];
         weight_sums(isa, &self.padded, gradient, width, true, &mut sums, ());
@@ -204,6 +231,16 @@ impl Scratch {
     }
 }
 
+/// Whether the AVX-512 kernels run (they read the planes as they are, without the wide layout).
+fn avx512(isa: Isa) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if let Isa::Avx512 = isa {
+        return true;
+    }
+    let _ = isa;
+    false
+}
+
 /// Zeros before the gradient in its margin, for the transpose's taps that reach back two rows
 /// and two columns.
 fn margin_front(width: usize) -> usize {
@@ -211,7 +248,7 @@ fn margin_front(width: usize) -> usize {
 }
 
 /// The margin around a wide gradient of `len` values: the front, and after it the last row's
-/// reach forward (a row and a value, the AVX-512 correlation's last vector included).
+/// reach forward.
 fn margin_len(len: usize, width: usize) -> usize {
     margin_front(width) + len + stride(width) + 1
 }
@@ -313,29 +350,51 @@ mod tests {
             .collect()
     }
 
-    /// The convolution and the transpose's addition of one ISA, `(convolution, input gradient)`.
-    fn run(isa: Isa, height: usize, width: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    /// One ISA's convolution, the transpose's addition and the weight sums.
+    fn run(isa: Isa, height: usize, width: usize, seed: u64) -> (Vec<f32>, Vec<f32>, [f64; 9]) {
         let plane = height * width;
         let x = values(plane, seed);
         let gradient = values(plane, seed + 1);
         let weights: [f32; 9] = values(9, seed + 2).try_into().expect("nine");
         let mut scratch = Scratch::default();
-        scratch.pad(&x, width);
         let mut conv = vec![MaybeUninit::uninit(); plane];
-        scratch.convolve(isa, width, &weights, 0.375, &mut conv);
+        scratch.convolve(isa, &x, width, &weights, 0.375, &mut conv);
         // SAFETY: `convolve` wrote every element.
         let conv = unsafe { assume_init(&mut conv) }.to_vec();
-        let wide = scratch.gradient(plane, width);
+        let (wide, stride) = scratch.gradient(isa, plane, width);
         wide.fill(0.0);
-        for (row, source) in wide
-            .chunks_exact_mut(stride(width))
-            .zip(gradient.chunks(width))
-        {
+        for (row, source) in wide.chunks_mut(stride).zip(gradient.chunks(width)) {
             row[..width].copy_from_slice(source);
         }
         let mut input_grad = values(plane, seed + 3);
         scratch.convolve_transposed(isa, width, &weights, &mut input_grad);
-        (conv, input_grad)
+        let sums = scratch.weight_sums(isa, &x, width);
+        (conv, input_grad, sums)
+    }
+
+    #[test]
+    fn every_isa_finds_the_same_non_finite_weight_sums() {
+        // An infinite input at the end of a row: only the taps that read it (times a gradient
+        // value, or a border's zero) are non-finite, in both orders.
+        for (height, width) in [(5, 7), (14, 14), (3, 30), (4, 16)] {
+            let plane = height * width;
+            let mut x = values(plane, 7);
+            x[2 * width - 1] = f32::INFINITY;
+            let gradient = values(plane, 8);
+            let sums = |isa: Isa| {
+                let mut scratch = Scratch::default();
+                let (wide, stride) = scratch.gradient(isa, plane, width);
+                wide.fill(0.0);
+                for (row, source) in wide.chunks_mut(stride).zip(gradient.chunks(width)) {
+                    row[..width].copy_from_slice(source);
+                }
+                scratch.weight_sums(isa, &x, width)
+            };
+            let (flat, fast) = (sums(Isa::Baseline), sums(isa()));
+            let kind = |v: f64| (v.is_nan(), v.is_infinite().then_some(v));
+            assert_eq!(flat.map(kind), fast.map(kind), "{height}×{width}");
+            assert!(flat.iter().any(|v| v.is_finite()) && !flat.iter().all(|v| v.is_finite()));
+        }
     }
 
     #[test]
@@ -352,8 +411,8 @@ mod tests {
             (13, 16),
         ];
         for (case, &(height, width)) in shapes.iter().enumerate() {
-            let (conv, input_grad) = run(Isa::Baseline, height, width, case as u64);
-            let (fast_conv, fast_input_grad) = run(isa(), height, width, case as u64);
+            let (conv, input_grad, sums) = run(Isa::Baseline, height, width, case as u64);
+            let (fast_conv, fast_input_grad, fast_sums) = run(isa(), height, width, case as u64);
             assert_eq!(
                 bits(&conv),
                 bits(&fast_conv),
@@ -364,6 +423,28 @@ mod tests {
                 bits(&fast_input_grad),
                 "transpose, {height}×{width}"
             );
+            // The weight sums in an order of their own (AVX-512): against the exact sums.
+            let x = values(height * width, case as u64);
+            let gradient = values(height * width, case as u64 + 1);
+            for (t, (&sum, &fast)) in sums.iter().zip(&fast_sums).enumerate() {
+                let (a, b) = (t as isize / 3 - 1, t as isize % 3 - 1);
+                let mut exact = 0.0f64;
+                for i in 0..height as isize {
+                    for j in 0..width as isize {
+                        let (xi, xj) = (i + a, j + b);
+                        if (0..height as isize).contains(&xi) && (0..width as isize).contains(&xj) {
+                            let g = gradient[i as usize * width + j as usize];
+                            exact += f64::from(g) * f64::from(x[xi as usize * width + xj as usize]);
+                        }
+                    }
+                }
+                for value in [sum, fast] {
+                    assert!(
+                        (value - exact).abs() <= 1e-5 * (1.0 + exact.abs()),
+                        "tap {t}"
+                    );
+                }
+            }
             // The flat loop's own sums, written out.
             let x = values(height * width, case as u64);
             let weights = values(9, case as u64 + 2);

@@ -213,8 +213,7 @@ pub(crate) fn forward(
             .for_each(|(index, (out, x))| {
                 let c = channels[index % planes.channels];
                 with_scratch(|scratch| {
-                    scratch.pad(x, planes.width);
-                    scratch.convolve(isa, planes.width, &c.weights, c.bias, out);
+                    scratch.convolve(isa, x, planes.width, &c.weights, c.bias, out);
                 });
                 // SAFETY: `convolve` wrote every element of the plane.
                 let out = unsafe { assume_init(out) };
@@ -276,8 +275,7 @@ pub(super) fn convolve(
             let row = &parameters[(index % planes.channels) * ROW..][..ROW];
             let weights: &[f32; 9] = row[..9].try_into().expect("nine weights");
             with_scratch(|scratch| {
-                scratch.pad(x, planes.width);
-                scratch.convolve(isa, planes.width, weights, row[9], conv);
+                scratch.convolve(isa, x, planes.width, weights, row[9], conv);
             });
             // SAFETY: `convolve` wrote every element of the plane.
             let conv = unsafe { assume_init(conv) };

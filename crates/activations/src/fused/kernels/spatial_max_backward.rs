@@ -5,7 +5,7 @@
 //! convolution's transpose and weight sums. Reductions in the fixed order of `block_sums.rs`.
 
 use super::block_sums::{block_sum, dot, sum};
-use super::depthwise3x3::{stride, with_scratch};
+use super::depthwise3x3::with_scratch;
 use super::loops::{Isa, Plain, assume_init, isa, simd_loop};
 use super::spatial_max::{Channel, Planes, ROW, shares, unpack};
 
@@ -65,21 +65,15 @@ simd_loop!(split_sums, (x: &[f32], g: &[f32], conv: &[f32], c: Channel,
 // One plane's split of the output gradient `g` at the maximum: the input's share into `to_x`,
 // and the gradient reaching the convolution, `scale·(g_c − mean_grad − x̂·mean_normalised)`
 // (training: through the batch statistics) or `scale·g_c` (evaluation, where `x̂`, NaN next to
-// a NaN input, must not enter), `g_c` the condition's share, into `wide_grad` (as in
-// `convolve_transposed`, its junk columns zero).
-simd_loop!(condition_gradient, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, width: usize,
-    coefficients: [f32; 3], batch_statistics: bool, to_x: &mut [MaybeUninit<f32>],
-    wide_grad: &mut [f32]), _plain: Plain, {
+// a NaN input, must not enter), `g_c` the condition's share, into `wide_grad`: rows of
+// `[width, stride]` (`Scratch::gradient`'s layout; over the whole plane at once when the stride
+// is the width, otherwise row by row with the junk columns zeroed).
+simd_loop!(condition_gradient, (x: &[f32], g: &[f32], conv: &[f32], c: Channel,
+    layout: [usize; 2], coefficients: [f32; 3], batch_statistics: bool,
+    to_x: &mut [MaybeUninit<f32>], wide_grad: &mut [f32]), _plain: Plain, {
     let [scale, mean_grad, mean_normalised] = coefficients;
-    let wide = stride(width);
-    for ((out, tx), ((x, g), z)) in wide_grad
-        .chunks_exact_mut(wide)
-        .zip(to_x.chunks_exact_mut(width))
-        .zip(x.chunks_exact(width).zip(g.chunks_exact(width)).zip(conv.chunks_exact(width)))
-    {
-        let (out, junk) = out.split_at_mut(width);
-        junk.fill(0.0);
-        for ((o, tx), ((&v, &g), &z)) in out.iter_mut().zip(tx).zip(x.iter().zip(g).zip(z)) {
+    let split = |out: &mut [f32], to_x: &mut [MaybeUninit<f32>], x: &[f32], g: &[f32], z: &[f32]| {
+        for ((o, tx), ((&v, &g), &z)) in out.iter_mut().zip(to_x).zip(x.iter().zip(g).zip(z)) {
             let n = c.normalise(z);
             let (to_condition, direct) = shares(v, n * c.gamma + c.beta, g);
             tx.write(direct);
@@ -89,6 +83,20 @@ simd_loop!(condition_gradient, (x: &[f32], g: &[f32], conv: &[f32], c: Channel, 
                 scale * to_condition
             };
         }
+    };
+    let [width, wide] = layout;
+    if wide == width {
+        split(wide_grad, to_x, x, g, conv);
+        return;
+    }
+    for ((out, tx), ((x, g), z)) in wide_grad
+        .chunks_exact_mut(wide)
+        .zip(to_x.chunks_exact_mut(width))
+        .zip(x.chunks_exact(width).zip(g.chunks_exact(width)).zip(conv.chunks_exact(width)))
+    {
+        let (out, junk) = out.split_at_mut(width);
+        junk.fill(0.0);
+        split(out, tx, x, g, z);
     }
 });
 
@@ -181,14 +189,15 @@ pub fn backward(
             ];
             grad.with_plane(index, plane, |g| {
                 with_scratch(|scratch| {
-                    let wide_grad = scratch.gradient(plane, planes.width);
+                    let (wide_grad, stride) = scratch.gradient(isa, plane, planes.width);
+                    let layout = [planes.width, stride];
                     condition_gradient(
                         isa,
                         x,
                         g,
                         conv,
                         c,
-                        planes.width,
+                        layout,
                         coefficients,
                         batch_statistics,
                         dx,
@@ -198,8 +207,7 @@ pub fn backward(
                     // SAFETY: `condition_gradient` wrote every element of the plane.
                     let dx = unsafe { assume_init(dx) };
                     scratch.convolve_transposed(isa, planes.width, &c.weights, dx);
-                    scratch.pad(x, planes.width);
-                    scratch.weight_sums(isa, planes.width)
+                    scratch.weight_sums(isa, x, planes.width)
                 })
             })
         })

@@ -52,14 +52,8 @@ pub fn forward_each<T: Send>(
                 .for_each(|(index, (x, item))| {
                     let c = channels[index % planes.channels];
                     with_scratch(|scratch| {
-                        scratch.pad(x, planes.width);
-                        let out = scratch.convolve_in_scratch(
-                            isa,
-                            planes.width,
-                            &c.weights,
-                            c.bias,
-                            plane,
-                        );
+                        let out =
+                            scratch.convolve_in_scratch(isa, x, planes.width, &c.weights, c.bias);
                         funnel_in_place(isa, x, c, out, ());
                         each(item, out, None);
                     });
