@@ -99,14 +99,20 @@ impl ModelConfig {
             .unwrap_or_else(|| self.activation().name().into())
     }
 
-    /// The slots' kinds in order without repeats, joined by `+` (`pau+frelu+acon_c`), when no
-    /// slot uses the `activation` key's kind (every slot overridden, so `activation` does not
-    /// describe the network); `None` when one does (a FReLU CNN keeps ReLU in its dense slots
-    /// and is still `frelu`).
+    /// The slots' kinds in order without repeats, joined by `+` (`pau+frelu+acon_c`), when the
+    /// `activation` key's kind does not describe the network: no slot uses it, or, in a CNN, no
+    /// convolutional slot does (its dense slots are secondary: both conv slots overridden with
+    /// `frelu` and ReLU left in the dense one is `frelu+relu`, not `relu`). `None` when it does
+    /// (a FReLU CNN made with `activation = "frelu"` keeps ReLU in its dense slots and is still
+    /// `frelu`).
     pub fn mixed_label(&self) -> Option<String> {
         let main = self.activation().name();
         let slots = self.slot_configs()?;
-        if slots.is_empty() || slots.iter().any(|slot| slot.name() == main) {
+        let describing = match self {
+            Self::Cnn(c) => c.conv_slots().ok()?,
+            _ => slots.clone(),
+        };
+        if slots.is_empty() || describing.iter().any(|slot| slot.name() == main) {
             return None;
         }
         let mut kinds: Vec<&str> = Vec::new();

@@ -162,6 +162,11 @@ fn a_run_is_named_by_its_activation_key_when_a_slot_uses_it() {
         parse("[model]\nkind = \"resnet\"\nstage_activations = [\"prelu\", \"prelu\", \"elu\"]")
             .unwrap();
     assert_eq!(resnet.label(), "prelu+elu");
+    // Both conv slots overridden, the key's ReLU left in the dense slot only: not a relu run.
+    let conv_only = parse("[model]\nconv_activations = [\"frelu\", \"frelu\"]").unwrap();
+    assert_eq!(conv_only.label(), "frelu+relu");
+    let one_conv = parse("[model]\nconv_activations = [\"relu\", \"frelu\"]").unwrap();
+    assert_eq!(one_conv.label(), "relu");
     // A list of the wrong length is validate's to name; the label falls back to the key.
     let mut broken = ModelConfig::default();
     if let ModelConfig::Cnn(cnn) = &mut broken {
