@@ -104,12 +104,13 @@ impl TrainArgs {
             return Ok(());
         }
         println!(
-            "{}: test accuracy {:.2}% (loss {:.4}) after {} epochs on {}, {:.0} training images/s; \
-             run directory {}",
+            "{}: test accuracy {:.2}% (loss {:.4}) after {} epoch{} on {}, {:.0} training \
+             images/s; run directory {}",
             summary.activation,
             100.0 * summary.test_accuracy,
             summary.test_loss,
             summary.epochs,
+            if summary.epochs == 1 { "" } else { "s" },
             summary.backend,
             summary.train_images_per_second,
             out.display()
