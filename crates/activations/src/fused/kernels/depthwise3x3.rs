@@ -1,10 +1,10 @@
 //! One plane's 3×3 convolution with zero padding 1 (FReLU's depthwise condition), its transpose
-//! and its weight-gradient sums, as plane kernels (`simd_loop!`) over a "wide" layout: each row
-//! [`stride`] values, the plane inside a border of zeros at least one pixel wide, so every tap
-//! of the kernel is one flat slice and each output's nine taps are gathered in one vectorised
-//! pass (three short axpys per row left 14-pixel rows scalar). With AVX-512 the convolution
-//! and its transpose run `depthwise3x3_avx512.rs`'s row-blocked correlation instead, the same
-//! sums in the same order (a test compares the bits).
+//! and its weight-gradient sums. With AVX-512 or AVX2 they run `depthwise3x3_simd.rs`'s
+//! row-blocked kernels, which read the planes as they are. Elsewhere they are plane kernels
+//! (`simd_loop!`) over a "wide" layout: each row [`stride`] values, the plane inside a border
+//! of zeros one pixel wide, so every tap of the kernel is one flat slice and each output's nine
+//! taps are gathered in one vectorised pass (three short axpys per row left 14-pixel rows
+//! scalar). Both give the convolution and its transpose the same bits (a test compares them).
 //!
 //! The buffers of that layout live in a per-thread [`Scratch`], kept across calls, so the
 //! per-plane passes allocate nothing: allocating, zeroing and freeing them per plane (and the
@@ -12,9 +12,7 @@
 
 use super::block_sums::dot;
 #[cfg(target_arch = "x86_64")]
-use super::depthwise3x3_avx512::{
-    correlate, correlate_descending_add, weight_sums as avx512_weight_sums,
-};
+use super::depthwise3x3_simd::{self as simd, Registers};
 use super::loops::{Isa, Plain, as_uninit, assume_init, copy_short, simd_loop};
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -30,9 +28,9 @@ pub(crate) struct Scratch {
     /// the transpose's taps reach into ([`Scratch::gradient`]), and its length.
     margin: Vec<f32>,
     gradient_len: usize,
-    /// The gradient's row stride: `width` (AVX-512) or [`stride`] (laid out wide).
+    /// The gradient's row stride: `width` (a plane) or [`stride`] (laid out wide).
     gradient_stride: usize,
-    /// The gradient as a plane, for the AVX-512 kernels.
+    /// The gradient as a plane, for the row-blocked kernels.
     plane_gradient: Vec<f32>,
     /// The transpose's gathered taps.
     gathered: Vec<f32>,
@@ -64,10 +62,9 @@ fn bordered(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     buffer
 }
 
-/// Values per row of the wide layout: the row and its zero border, rounded up to whole
-/// 16-lane vectors, so that the AVX-512 correlation's rows start a vector apart.
+/// Values per row of the wide layout: the row and its two border columns.
 pub(crate) fn stride(width: usize) -> usize {
-    (width + 2).div_ceil(16) * 16
+    width + 2
 }
 
 /// Values in a plane `height × width` laid out wide (see the module).
@@ -90,11 +87,11 @@ impl Scratch {
     /// Where the gradient reaching the convolution's output goes, for
     /// [`convolve_transposed`](Self::convolve_transposed) and
     /// [`weight_sums`](Self::weight_sums), and its row stride: a plane of `plane` values `width`
-    /// wide whose every value the caller writes. With AVX-512 the plane itself (stride
-    /// `width`); otherwise laid out wide, the junk columns for the caller to zero, inside the
+    /// wide whose every value the caller writes. For the row-blocked kernels the plane itself
+    /// (stride `width`); otherwise laid out wide, the junk columns for the caller to zero, inside the
     /// zero margin the transpose's taps reach into (no copy into it).
     pub(crate) fn gradient(&mut self, isa: Isa, plane: usize, width: usize) -> (&mut [f32], usize) {
-        if avx512(isa) {
+        if in_place(isa) {
             self.gradient_len = plane;
             self.gradient_stride = width;
             self.plane_gradient.resize(plane, 0.0);
@@ -128,9 +125,8 @@ impl Scratch {
         out: &mut [MaybeUninit<f32>],
     ) {
         #[cfg(target_arch = "x86_64")]
-        if let Isa::Avx512 = isa {
-            // SAFETY: `isa()` chose AVX-512 only after detecting it.
-            unsafe { correlate(x, width, weights, bias, out) };
+        if let Some(registers) = Registers::of(isa) {
+            simd::correlate(registers, x, width, weights, bias, out);
             return;
         }
         self.pad(x, width);
@@ -187,17 +183,13 @@ impl Scratch {
     ) {
         let len = self.gradient_len;
         #[cfg(target_arch = "x86_64")]
-        if let Isa::Avx512 = isa {
+        if let Some(registers) = Registers::of(isa) {
             debug_assert_eq!(self.gradient_stride, width, "`gradient` with another ISA");
             // Each input's taps are the outputs' it reached: the convolution's correlation of
             // the gradient with the kernel turned around, in the descending order that adds the
             // weights in their own order (the flat loop's).
-            let mut turned = *weights;
-            turned.reverse();
-            // SAFETY: `isa()` chose AVX-512 only after detecting it.
-            unsafe {
-                correlate_descending_add(&self.plane_gradient[..len], width, &turned, 0.0, out)
-            };
+            let gradient = &self.plane_gradient[..len];
+            simd::correlate_descending_add(registers, gradient, width, weights, 0.0, out);
             return;
         }
         let margin = &self.margin[..margin_len(len, width)];
@@ -206,19 +198,18 @@ impl Scratch {
     }
 
     /// The nine weight-gradient sums `Σ grad[i][j]·x[i + a − 1][j + b − 1]` of plane `x` and the
-    /// [`gradient`](Self::gradient), `x` zero outside the plane. With AVX-512, in registers
-    /// straight from both planes (an order of its own); otherwise flat over the wide layout,
+    /// [`gradient`](Self::gradient), `x` zero outside the plane. Row-blocked, in registers
+    /// straight from both planes (an order of its own per instruction set); otherwise flat over the wide layout,
     /// and again row by row when one of them is not finite. An infinite or NaN input, the one
     /// case the flat sums get wrong, makes at least one of them non-finite (it enters every
     /// tap, times a gradient value or a junk column's 0), so this is the row-by-row result
     /// exactly then, without a pass that looks for such inputs.
     pub(crate) fn weight_sums(&mut self, isa: Isa, x: &[f32], width: usize) -> [f64; 9] {
         #[cfg(target_arch = "x86_64")]
-        if let Isa::Avx512 = isa {
+        if let Some(registers) = Registers::of(isa) {
             debug_assert_eq!(self.gradient_stride, width, "`gradient` with another ISA");
             let gradient = &self.plane_gradient[..self.gradient_len];
-            // SAFETY: `isa()` chose AVX-512 only after detecting it.
-            return unsafe { avx512_weight_sums(x, gradient, width) };
+            return simd::weight_sums(registers, x, gradient, width);
         }
         self.pad(x, width);
         let mut sums = [0.0; 9];
@@ -231,10 +222,11 @@ impl Scratch {
     }
 }
 
-/// Whether the AVX-512 kernels run (they read the planes as they are, without the wide layout).
-fn avx512(isa: Isa) -> bool {
+/// Whether the row-blocked kernels run (they read the planes as they are, without the wide
+/// layout).
+fn in_place(isa: Isa) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if let Isa::Avx512 = isa {
+    if Registers::of(isa).is_some() {
         return true;
     }
     let _ = isa;
@@ -334,7 +326,24 @@ simd_loop!(weight_sums, (xp: &[f32], wide_grad: &[f32], width: usize, finite: bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fused::kernels::loops::isa;
+
+    /// Every instruction set of this machine with row-blocked kernels.
+    fn fast_isas() -> Vec<Isa> {
+        #[allow(unused_mut)]
+        let mut isas = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                isas.push(Isa::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                isas.push(Isa::Avx2);
+            }
+        }
+        isas
+    }
 
     /// Values in [-2, 2) from a fixed sequence, a tenth of them exactly zero.
     fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -390,9 +399,11 @@ mod tests {
                 }
                 scratch.weight_sums(isa, &x, width)
             };
-            let (flat, fast) = (sums(Isa::Baseline), sums(isa()));
+            let flat = sums(Isa::Baseline);
             let kind = |v: f64| (v.is_nan(), v.is_infinite().then_some(v));
-            assert_eq!(flat.map(kind), fast.map(kind), "{height}×{width}");
+            for isa in fast_isas() {
+                assert_eq!(flat.map(kind), sums(isa).map(kind), "{height}×{width}");
+            }
             assert!(flat.iter().any(|v| v.is_finite()) && !flat.iter().all(|v| v.is_finite()));
         }
     }
@@ -412,21 +423,25 @@ mod tests {
         ];
         for (case, &(height, width)) in shapes.iter().enumerate() {
             let (conv, input_grad, sums) = run(Isa::Baseline, height, width, case as u64);
-            let (fast_conv, fast_input_grad, fast_sums) = run(isa(), height, width, case as u64);
-            assert_eq!(
-                bits(&conv),
-                bits(&fast_conv),
-                "convolution, {height}×{width}"
-            );
-            assert_eq!(
-                bits(&input_grad),
-                bits(&fast_input_grad),
-                "transpose, {height}×{width}"
-            );
-            // The weight sums in an order of their own (AVX-512): against the exact sums.
+            let mut all_sums = vec![sums];
+            for isa in fast_isas() {
+                let (fast_conv, fast_input_grad, fast_sums) = run(isa, height, width, case as u64);
+                assert_eq!(
+                    bits(&conv),
+                    bits(&fast_conv),
+                    "convolution, {height}×{width}"
+                );
+                assert_eq!(
+                    bits(&input_grad),
+                    bits(&fast_input_grad),
+                    "transpose, {height}×{width}"
+                );
+                all_sums.push(fast_sums);
+            }
+            // The weight sums in an order of their own (row-blocked): against the exact sums.
             let x = values(height * width, case as u64);
             let gradient = values(height * width, case as u64 + 1);
-            for (t, (&sum, &fast)) in sums.iter().zip(&fast_sums).enumerate() {
+            for t in 0..9 {
                 let (a, b) = (t as isize / 3 - 1, t as isize % 3 - 1);
                 let mut exact = 0.0f64;
                 for i in 0..height as isize {
@@ -438,7 +453,7 @@ mod tests {
                         }
                     }
                 }
-                for value in [sum, fast] {
+                for value in all_sums.iter().map(|sums| sums[t]) {
                     assert!(
                         (value - exact).abs() <= 1e-5 * (1.0 + exact.abs()),
                         "tap {t}"

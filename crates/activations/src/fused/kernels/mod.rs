@@ -7,7 +7,7 @@
 //!   channel (PReLU) or by sample and channel (APReLU's apply).
 //! - `squeeze.rs`: APReLU's squeeze (per-channel means of the two signs) and its backward.
 //! - `depthwise3x3.rs`: one plane's 3×3 convolution, its transpose and weight sums (with
-//!   `depthwise3x3_avx512.rs`, its AVX-512 correlation blocked over rows).
+//!   `depthwise3x3_simd.rs`, the same in AVX-512 or AVX2 registers, blocked over rows).
 //! - `spatial_max.rs`: `max(x, BN(depthwise 3×3 conv(x)))` (FReLU's funnel condition).
 //! - `spatial_max_backward.rs`: its backward.
 //! - `spatial_max_each.rs`: its forward handing each output plane to a consumer in cache.
@@ -16,7 +16,7 @@ pub(crate) mod block_sums;
 pub(crate) mod channel;
 pub(crate) mod depthwise3x3;
 #[cfg(target_arch = "x86_64")]
-mod depthwise3x3_avx512;
+mod depthwise3x3_simd;
 pub(crate) mod loops;
 pub(crate) mod pointwise;
 pub(crate) mod spatial_max;
