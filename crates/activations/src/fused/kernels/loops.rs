@@ -37,8 +37,8 @@ impl<C: Fn(f32, f32) -> f32 + Copy + Send + Sync> Binary for Closure<C> {
     }
 }
 
-/// Which instruction set a chunk is compiled for, detected once per call.
-#[derive(Clone, Copy)]
+/// Which instruction set a chunk is compiled for ([`isa`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Isa {
     #[cfg(target_arch = "x86_64")]
     Avx512,
@@ -47,7 +47,32 @@ pub(crate) enum Isa {
     Baseline,
 }
 
+/// The environment variable that picks a lower instruction set than the best one detected.
+pub(crate) const ISA_VARIABLE: &str = "ACTLAB_ISA";
+
+/// The instruction set the Flex kernels run: the best this CPU has, or a lower one named by
+/// `ACTLAB_ISA` (`avx2`, `baseline`), so that the tests and benchmarks can run every path on one
+/// machine. Chosen once per process; a name this CPU cannot run, or an unknown one, is reported
+/// once on stderr and the detected set is used.
 pub(crate) fn isa() -> Isa {
+    static CHOSEN: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let detected = detect();
+        let Some(name) = std::env::var_os(ISA_VARIABLE) else {
+            return detected;
+        };
+        let name = name.to_string_lossy().to_ascii_lowercase();
+        match choose(&name, detected) {
+            Ok(isa) => isa,
+            Err(why) => {
+                eprintln!("{ISA_VARIABLE}={name}: {why}; using {}", isa_name(detected));
+                detected
+            }
+        }
+    })
+}
+
+fn detect() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -59,6 +84,67 @@ pub(crate) fn isa() -> Isa {
         }
     }
     Isa::Baseline
+}
+
+/// The instruction sets from the best down, with their names.
+fn ladder() -> Vec<(Isa, &'static str)> {
+    #[allow(unused_mut)]
+    let mut ladder = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    ladder.extend([(Isa::Avx512, "avx512"), (Isa::Avx2, "avx2")]);
+    ladder.push((Isa::Baseline, "baseline"));
+    ladder
+}
+
+fn isa_name(isa: Isa) -> &'static str {
+    ladder()
+        .into_iter()
+        .find(|&(rung, _)| rung == isa)
+        .map_or("baseline", |(_, name)| name)
+}
+
+/// The set named `name` if `detected` includes it (it is `detected` or below it).
+fn choose(name: &str, detected: Isa) -> Result<Isa, String> {
+    let ladder = ladder();
+    let names: Vec<&str> = ladder.iter().map(|&(_, name)| name).collect();
+    let wanted = ladder
+        .iter()
+        .position(|&(_, rung)| rung == name)
+        .ok_or_else(|| format!("unknown instruction set (one of {})", names.join(", ")))?;
+    let best = ladder
+        .iter()
+        .position(|&(rung, _)| rung == detected)
+        .unwrap_or(0);
+    if wanted < best {
+        return Err("this CPU does not have it".into());
+    }
+    Ok(ladder[wanted].0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lower_instruction_set_can_be_chosen_and_a_higher_or_unknown_one_cannot() {
+        assert_eq!(choose("baseline", Isa::Baseline), Ok(Isa::Baseline));
+        assert!(
+            choose("avx", Isa::Baseline)
+                .unwrap_err()
+                .contains("unknown")
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(choose("avx2", Isa::Avx512), Ok(Isa::Avx2));
+            assert_eq!(choose("baseline", Isa::Avx2), Ok(Isa::Baseline));
+            assert!(
+                choose("avx512", Isa::Avx2)
+                    .unwrap_err()
+                    .contains("does not have")
+            );
+            assert_eq!(choose("avx512", Isa::Avx512), Ok(Isa::Avx512));
+        }
+    }
 }
 
 /// Lets `simd_loop!` compile the plane kernels, which have no formula, for each ISA.
