@@ -67,6 +67,12 @@ pub fn fused_enabled() -> bool {
     from_env && !DISABLED_HERE.with(Cell::get)
 }
 
+/// The instruction set the Flex kernels run: `"avx512"`, `"avx2"` or `"baseline"` (portable
+/// code), the best this CPU has unless `ACTIVATIONS_ISA` names a lower one.
+pub fn kernel_isa() -> &'static str {
+    kernels::loops::isa_name(kernels::loops::isa())
+}
+
 /// Runs `f` with the fused kernels off on this thread, so the modules use their composite
 /// formulation (Burn's built-in ops), e.g. to compare the two.
 pub fn without_fused<R>(f: impl FnOnce() -> R) -> R {

@@ -151,8 +151,16 @@ pub(crate) fn print_json(rows: &impl serde::Serialize) -> anyhow::Result<()> {
 }
 
 pub(crate) fn backend_note(backend: Backend) -> String {
+    // Which of the activations' kernel paths ran (ACTIVATIONS_ISA can pick a lower one).
+    let isa = match backend {
+        Backend::Flex => format!(
+            " (activation kernels: {})",
+            ::activations::fused::kernel_isa()
+        ),
+        _ => String::new(),
+    };
     format!(
-        "Backend: {backend}, on a machine with {} CPU threads.",
+        "Backend: {backend}{isa}, on a machine with {} CPU threads.",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     )
 }

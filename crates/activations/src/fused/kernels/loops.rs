@@ -48,20 +48,21 @@ pub(crate) enum Isa {
 }
 
 /// The environment variable that picks a lower instruction set than the best one detected.
-pub(crate) const ISA_VARIABLE: &str = "ACTLAB_ISA";
+pub(crate) const ISA_VARIABLE: &str = "ACTIVATIONS_ISA";
 
 /// The instruction set the Flex kernels run: the best this CPU has, or a lower one named by
-/// `ACTLAB_ISA` (`avx2`, `baseline`), so that the tests and benchmarks can run every path on one
-/// machine. Chosen once per process; a name this CPU cannot run, or an unknown one, is reported
-/// once on stderr and the detected set is used.
+/// `ACTIVATIONS_ISA` (`avx2`, `baseline`), so that the tests and benchmarks can run every path on one
+/// machine. Chosen once per process; unset or empty: the detected set; a name this CPU cannot
+/// run, or an unknown one, is reported once on stderr and the detected set is used.
 pub(crate) fn isa() -> Isa {
     static CHOSEN: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
     *CHOSEN.get_or_init(|| {
         let detected = detect();
-        let Some(name) = std::env::var_os(ISA_VARIABLE) else {
-            return detected;
-        };
+        let name = std::env::var_os(ISA_VARIABLE).unwrap_or_default();
         let name = name.to_string_lossy().to_ascii_lowercase();
+        if name.is_empty() {
+            return detected;
+        }
         match choose(&name, detected) {
             Ok(isa) => isa,
             Err(why) => {
@@ -96,7 +97,7 @@ fn ladder() -> Vec<(Isa, &'static str)> {
     ladder
 }
 
-fn isa_name(isa: Isa) -> &'static str {
+pub(crate) fn isa_name(isa: Isa) -> &'static str {
     ladder()
         .into_iter()
         .find(|&(rung, _)| rung == isa)
