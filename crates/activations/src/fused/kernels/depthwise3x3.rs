@@ -192,6 +192,11 @@ impl Scratch {
             simd::correlate_descending_add(registers, gradient, width, weights, 0.0, out);
             return;
         }
+        debug_assert_eq!(
+            self.gradient_stride,
+            stride(width),
+            "`gradient` with another ISA"
+        );
         let margin = &self.margin[..margin_len(len, width)];
         self.gathered.resize(len, 0.0);
         convolve_transposed(isa, margin, width, weights, &mut self.gathered, out, ());
@@ -211,6 +216,11 @@ impl Scratch {
             let gradient = &self.plane_gradient[..self.gradient_len];
             return simd::weight_sums(registers, x, gradient, width);
         }
+        debug_assert_eq!(
+            self.gradient_stride,
+            stride(width),
+            "`gradient` with another ISA"
+        );
         self.pad(x, width);
         let mut sums = [0.0; 9];
         let gradient = &self.margin[margin_front(width)..][..self.gradient_len];
