@@ -450,8 +450,8 @@ unsafe fn sums<V: Lanes, const ROWS: usize>(x: &[f32], grad: &[f32], width: usiz
             for column in (0..width).step_by(V::LANES) {
                 // Only the lanes with a gradient: past the row's end, `x`'s next values would
                 // meet its zeros (and an infinite one would make a NaN there).
-                let valid = shift_masks::<V>(column, width)[1];
                 let mut masks = shift_masks::<V>(column, width);
+                let valid = masks[1];
                 for mask in &mut masks {
                     *mask = V::and(*mask, valid);
                 }
