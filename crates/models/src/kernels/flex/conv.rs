@@ -7,9 +7,12 @@ use super::parallel::{filled_vec, items_per_task};
 mod dims;
 // im2col and col2im, the patch copies around the GEMMs.
 mod im2col;
+// A direct 3×3 convolution for the narrow layers, without patch copies (AVX-512).
+mod direct3x3;
 
 use activations::fused::slices;
 pub(super) use dims::ConvDims;
+use direct3x3::{Direct3x3, lane_totals};
 use im2col::{col2im, im2col};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -118,6 +121,8 @@ pub(super) struct SampleConv<'a> {
     dims: &'a ConvDims,
     kernel: Matrix<'a>,
     bias: &'a [f32],
+    /// The direct path and the kernel laid out for it, where it applies (no patches then).
+    direct: Option<(Direct3x3, Vec<f32>)>,
 }
 
 impl<'a> SampleConv<'a> {
@@ -127,19 +132,30 @@ impl<'a> SampleConv<'a> {
             dims.out_channels,
             "conv2d: one bias per output channel"
         );
+        let direct = Direct3x3::new(dims).map(|direct| {
+            let weights = Direct3x3::forward_weights(weight, dims.out_channels);
+            (direct, weights)
+        });
         Self {
             dims,
             kernel: Matrix::rows(weight, dims.out_channels, dims.patch_len()),
             bias,
+            direct,
         }
     }
 
-    /// A patch buffer for [`run`](Self::run).
+    /// A patch buffer for [`run`](Self::run) (empty on the direct path).
     pub(super) fn patch_buffer(&self) -> Vec<f32> {
+        if self.direct.is_some() {
+            return Vec::new();
+        }
         vec![0.0f32; self.dims.patch_len() * self.dims.positions()]
     }
 
     pub(super) fn run(&self, x: &[f32], col: &mut [f32], out: &mut [MaybeUninit<f32>]) {
+        if let Some((direct, weights)) = &self.direct {
+            return direct.forward(x, weights, Some(self.bias), out);
+        }
         let (patch_len, positions) = (self.dims.patch_len(), self.dims.positions());
         im2col(self.dims, x, col);
         // The bias is the initial value that the product is added to.
@@ -290,11 +306,29 @@ pub(super) fn conv2d_backward(
     let samples = items_per_task(dims.batch);
     let kernel_t = Matrix::transposed(weight, patch_len, dims.out_channels);
     let parameters = output_grad.parameter_len();
+    let direct = Direct3x3::new(dims);
+    let direct_weights = match &direct {
+        Some(_) if wanted.x => Direct3x3::transposed_weights(weight, dims.out_channels),
+        _ => Vec::new(),
+    };
 
     // One task: samples `first..` of its chunk, writing their input gradients into `dx`.
     let task = |first: usize, mut dx: Option<&mut [f32]>| {
         let count = samples.min(dims.batch - first);
         let mut sums = ParamGrads::zeros(dims, wanted, parameters);
+        if let Some(direct) = &direct {
+            return direct_task(
+                dims,
+                direct,
+                &direct_weights,
+                x,
+                output_grad,
+                first,
+                count,
+                dx,
+                sums,
+            );
+        }
         let patches_len = |wanted: bool| if wanted { patch_len * positions } else { 0 };
         let mut col = vec![0.0f32; patches_len(wanted.weight)];
         let mut dcol = vec![0.0f32; patches_len(dx.is_some())];
@@ -342,4 +376,45 @@ pub(super) fn conv2d_backward(
         .reduce(ParamGrads::add)
         .unwrap_or_else(|| ParamGrads::zeros(dims, wanted, parameters));
     (dx, total)
+}
+
+/// One backward task on the direct path ([`Direct3x3`]): samples `first..first + count`, the
+/// weight gradient through per-task lane partials, the input gradient as a direct convolution
+/// of the output gradient with the turned-around kernel (`transposed`).
+#[allow(clippy::too_many_arguments)]
+fn direct_task(
+    dims: &ConvDims,
+    direct: &Direct3x3,
+    transposed: &[f32],
+    x: &[f32],
+    output_grad: &impl OutputGrad,
+    first: usize,
+    count: usize,
+    mut dx: Option<&mut [f32]>,
+    mut sums: ParamGrads,
+) -> ParamGrads {
+    let positions = dims.positions();
+    let mut partials = vec![0.0f32; sums.weight.len() * 16];
+    let mut rebuilt = Vec::new();
+    for index in 0..count {
+        let sample = first + index;
+        let grad = output_grad.sample(sample, &mut rebuilt, &mut sums.parameter);
+        if !sums.weight.is_empty() {
+            let x = &x[sample * dims.input_len()..][..dims.input_len()];
+            direct.weight_grad(x, grad, &mut partials);
+        }
+        for (sum, channel) in sums.bias.iter_mut().zip(grad.chunks(positions)) {
+            *sum += lane_sum(channel);
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
+            // SAFETY: f32 and MaybeUninit<f32> have one layout; only f32 values are written.
+            let dx = unsafe {
+                std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast::<MaybeUninit<f32>>(), dx.len())
+            };
+            direct.forward(grad, transposed, None, dx);
+        }
+    }
+    lane_totals(&partials, &mut sums.weight);
+    sums
 }

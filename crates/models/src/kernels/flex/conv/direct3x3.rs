@@ -1,0 +1,431 @@
+//! A direct 3×3 convolution (stride 1, padding 1, output as large as the input) on AVX-512,
+//! for the narrow layers where im2col's nine-fold patch copy costs a large share of the GEMM
+//! after it (16–64 input channels: the ResNet's 28×28 and 14×14 stages).
+//!
+//! Positions are in the vector lanes, counted over the flattened plane: sixteen consecutive
+//! output positions (they may span rows), and each tap `(dr, dc)` reads the input plane
+//! shifted by `dr · W + dc` with one masked load. The mask drops the lanes whose tap falls in
+//! the padding (a row above or below the plane, a column past either edge — where the flat
+//! shift would wrap into the neighbouring row) and the lanes past the plane; masked lanes are
+//! neither read nor written, so no padded copy of the input exists.
+//!
+//! - forward: `out[co, p] = b[co] + Σ_{ci, t} w[co, ci, t] · x[ci, p + offset_t]`, a tile of
+//!   output channels × position vectors in registers over all input channels and taps;
+//! - input gradient: the same kernel on the output gradient, with the kernel turned around
+//!   (tap `t` ↔ `8 − t`, whose offset is `−offset_t`) and its channel axes swapped;
+//! - weight gradient: `dw[co, ci, t] = Σ_p dy[co, p] · x[ci, p + offset_t]`, the nine taps of
+//!   a few output channels in registers over a sample's positions, added into per-task lane
+//!   partials that are summed across the lanes once per task.
+//!
+//! Sums run in a fixed order (fused multiply-adds, like the GEMM they replace), so results are
+//! bit-identical run to run. `ACTIVATIONS_ISA=avx2` (or `baseline`) turns this path off with
+//! the activation kernels', and the convolution runs im2col + GEMM.
+
+// The tiles index their register arrays in counted loops over const sizes, which LLVM unrolls
+// into registers; iterator adaptors and closures around intrinsics have compiled out of line.
+#![allow(clippy::needless_range_loop)]
+
+use super::dims::ConvDims;
+use std::mem::MaybeUninit;
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+const LANES: usize = 16;
+const TAPS: usize = 9;
+
+/// The tap masks and offsets of one plane size.
+pub(in super::super) struct Direct3x3 {
+    positions: usize,
+    /// Per vector of positions, per tap: the lanes whose tap reads inside the plane.
+    masks: Vec<[u16; TAPS]>,
+    /// Per vector: the lanes that are positions of the plane (all but the last vector's tail).
+    valid: Vec<u16>,
+    /// Per tap: the flat offset `dr · W + dc` of the input it reads.
+    offsets: [isize; TAPS],
+}
+
+impl Direct3x3 {
+    /// The direct path for `dims`, when it applies (a 3×3, stride-1, padding-1 convolution
+    /// with the output as large as the input, at least 14 positions wide and high, so that few
+    /// lanes idle) and the activation kernels run on AVX-512.
+    pub(in super::super) fn new(dims: &ConvDims) -> Option<Self> {
+        let applies = dims.window.kernel == [3, 3]
+            && dims.window.padding == [1, 1]
+            && dims.window.stride == [1, 1]
+            && dims.window.dilation == [1, 1]
+            && dims.out_height == dims.height
+            && dims.out_width == dims.width
+            && dims.height >= 14
+            && dims.width >= 14
+            && dims.in_channels >= 2;
+        (applies && avx512()).then(|| Self::for_plane(dims.height, dims.width))
+    }
+
+    /// The masks for an `height × width` plane (no check of the instruction set).
+    pub(in super::super) fn for_plane(height: usize, width: usize) -> Self {
+        let positions = height * width;
+        let vectors = positions.div_ceil(LANES);
+        let mut offsets = [0isize; TAPS];
+        for (tap, offset) in offsets.iter_mut().enumerate() {
+            let (dr, dc) = (tap as isize / 3 - 1, tap as isize % 3 - 1);
+            *offset = dr * width as isize + dc;
+        }
+        let lane_mask = |vector: usize, keep: &dyn Fn(usize, usize) -> bool| {
+            (0..LANES).fold(0u16, |mask, lane| {
+                let position = vector * LANES + lane;
+                let inside = position < positions && keep(position / width, position % width);
+                mask | (u16::from(inside) << lane)
+            })
+        };
+        let masks = (0..vectors)
+            .map(|vector| {
+                std::array::from_fn(|tap| {
+                    let (dr, dc) = (tap as isize / 3 - 1, tap as isize % 3 - 1);
+                    lane_mask(vector, &|row, col| {
+                        let (row, col) = (row as isize + dr, col as isize + dc);
+                        (0..height as isize).contains(&row) && (0..width as isize).contains(&col)
+                    })
+                })
+            })
+            .collect();
+        let valid = (0..vectors)
+            .map(|vector| lane_mask(vector, &|_, _| true))
+            .collect();
+        Self {
+            positions,
+            masks,
+            valid,
+            offsets,
+        }
+    }
+
+    /// The kernel `weight` (`[C_out, C_in, 3, 3]`) laid out for [`forward`](Self::forward):
+    /// `[tap, C_in, C_out]`.
+    pub(in super::super) fn forward_weights(weight: &[f32], out_channels: usize) -> Vec<f32> {
+        let in_channels = weight.len() / (out_channels * TAPS);
+        let mut laid_out = vec![0.0f32; weight.len()];
+        for (co, filters) in weight.chunks_exact(in_channels * TAPS).enumerate() {
+            for (ci, taps) in filters.chunks_exact(TAPS).enumerate() {
+                for (tap, &value) in taps.iter().enumerate() {
+                    laid_out[(tap * in_channels + ci) * out_channels + co] = value;
+                }
+            }
+        }
+        laid_out
+    }
+
+    /// The kernel laid out for the input gradient as a forward pass over the output gradient:
+    /// the channel axes swapped and the taps turned around, `[tap, C_out, C_in]` with
+    /// `[t, co, ci] = weight[co, ci, 8 − t]`.
+    pub(in super::super) fn transposed_weights(weight: &[f32], out_channels: usize) -> Vec<f32> {
+        let in_channels = weight.len() / (out_channels * TAPS);
+        let mut laid_out = vec![0.0f32; weight.len()];
+        for (co, filters) in weight.chunks_exact(in_channels * TAPS).enumerate() {
+            for (ci, taps) in filters.chunks_exact(TAPS).enumerate() {
+                for (tap, &value) in taps.iter().enumerate() {
+                    laid_out[((TAPS - 1 - tap) * out_channels + co) * in_channels + ci] = value;
+                }
+            }
+        }
+        laid_out
+    }
+
+    /// One sample: `out` (`C_out` planes) = the convolution of `x` (`C_in` planes) with
+    /// `weights` ([`forward_weights`](Self::forward_weights)) plus `bias` (one per output
+    /// channel; none: zero). With [`transposed_weights`](Self::transposed_weights), `x` the
+    /// output gradient and `out` the input gradient's planes, it is the input gradient.
+    pub(in super::super) fn forward(
+        &self,
+        x: &[f32],
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        let in_channels = x.len() / self.positions;
+        let out_channels = out.len() / self.positions;
+        assert_eq!(
+            x.len(),
+            in_channels * self.positions,
+            "direct3x3: input planes"
+        );
+        assert_eq!(
+            out.len(),
+            out_channels * self.positions,
+            "direct3x3: output planes"
+        );
+        assert_eq!(weights.len(), TAPS * in_channels * out_channels, "weights");
+        assert!(bias.is_none_or(|bias| bias.len() == out_channels), "bias");
+        assert!(avx512(), "direct3x3 needs AVX-512");
+        let shape = Shape {
+            plane: self.positions,
+            in_channels,
+            out_channels,
+            offsets: self.offsets,
+        };
+        // SAFETY: AVX-512 is present (asserted); every slice's length was checked against the
+        // shape the tiles index with.
+        unsafe { self.forward_tiles(&shape, x, weights, bias, out) };
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn forward_tiles(
+        &self,
+        shape: &Shape,
+        x: &[f32],
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        let vectors = self.valid.len();
+        let mut first_channel = 0;
+        while first_channel < shape.out_channels {
+            let left = shape.out_channels - first_channel;
+            let channels = [8, 4, 2, 1].into_iter().find(|&c| c <= left).unwrap_or(1);
+            let mut first_vector = 0;
+            while first_vector < vectors {
+                let count = (vectors - first_vector).min(3);
+                let tile = Tile {
+                    first_channel,
+                    first_vector,
+                };
+                // SAFETY: the tile lies inside the shape; AVX-512 is enabled here.
+                unsafe {
+                    macro_rules! run {
+                        ($($c:literal, $v:literal);*) => {
+                            match (channels, count) {
+                                $(($c, $v) => forward_tile::<$c, $v>(self, shape, &tile, x, weights, bias, out),)*
+                                _ => unreachable!("tile sizes"),
+                            }
+                        };
+                    }
+                    run!(8, 3; 8, 2; 8, 1; 4, 3; 4, 2; 4, 1; 2, 3; 2, 2; 2, 1; 1, 3; 1, 2; 1, 1);
+                }
+                first_vector += count;
+            }
+            first_channel += channels;
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn forward_tiles(
+        &self,
+        _: &Shape,
+        _: &[f32],
+        _: &[f32],
+        _: Option<&[f32]>,
+        _: &mut [MaybeUninit<f32>],
+    ) {
+        unreachable!("direct3x3 runs on x86-64 only")
+    }
+
+    /// Lane partials of one sample's weight gradient: adds `Σ_p dy[co, p] · x[ci, p + offset_t]`
+    /// lane by lane into `partials` (`[C_out, C_in, tap, 16]`); [`lane_totals`] sums them.
+    pub(in super::super) fn weight_grad(&self, x: &[f32], dy: &[f32], partials: &mut [f32]) {
+        let in_channels = x.len() / self.positions;
+        let out_channels = dy.len() / self.positions;
+        assert_eq!(
+            x.len(),
+            in_channels * self.positions,
+            "direct3x3: input planes"
+        );
+        assert_eq!(
+            dy.len(),
+            out_channels * self.positions,
+            "direct3x3: gradient planes"
+        );
+        assert_eq!(
+            partials.len(),
+            out_channels * in_channels * TAPS * LANES,
+            "partials"
+        );
+        assert!(avx512(), "direct3x3 needs AVX-512");
+        let shape = Shape {
+            plane: self.positions,
+            in_channels,
+            out_channels,
+            offsets: self.offsets,
+        };
+        // SAFETY: as in `forward`.
+        unsafe { self.weight_grad_tiles(&shape, x, dy, partials) };
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn weight_grad_tiles(&self, shape: &Shape, x: &[f32], dy: &[f32], partials: &mut [f32]) {
+        for ci in 0..shape.in_channels {
+            let mut first_channel = 0;
+            while first_channel < shape.out_channels {
+                let channels = (shape.out_channels - first_channel).min(3);
+                // SAFETY: the channels lie inside the shape; AVX-512 is enabled here.
+                unsafe {
+                    match channels {
+                        3 => weight_grad_tile::<3>(self, shape, ci, first_channel, x, dy, partials),
+                        2 => weight_grad_tile::<2>(self, shape, ci, first_channel, x, dy, partials),
+                        _ => weight_grad_tile::<1>(self, shape, ci, first_channel, x, dy, partials),
+                    }
+                }
+                first_channel += channels;
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn weight_grad_tiles(&self, _: &Shape, _: &[f32], _: &[f32], _: &mut [f32]) {
+        unreachable!("direct3x3 runs on x86-64 only")
+    }
+}
+
+/// Adds each group of 16 lane partials ([`Direct3x3::weight_grad`]) into one value of `sums`,
+/// in a fixed order.
+pub(in super::super) fn lane_totals(partials: &[f32], sums: &mut [f32]) {
+    assert_eq!(
+        partials.len(),
+        sums.len() * LANES,
+        "one group of lanes per sum"
+    );
+    for (sum, lanes) in sums.iter_mut().zip(partials.chunks_exact(LANES)) {
+        let mut halves = [0.0f32; LANES / 2];
+        for (half, pair) in halves.iter_mut().zip(lanes.chunks_exact(2)) {
+            *half = pair[0] + pair[1];
+        }
+        *sum += halves.iter().sum::<f32>();
+    }
+}
+
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        activations::fused::kernel_isa() == "avx512" && is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The sizes a call's tiles index with.
+struct Shape {
+    plane: usize,
+    in_channels: usize,
+    out_channels: usize,
+    offsets: [isize; TAPS],
+}
+
+/// A tile's first output channel and first vector of positions.
+struct Tile {
+    first_channel: usize,
+    first_vector: usize,
+}
+
+/// `CHANNELS` output channels × `VECTORS` vectors of positions, all input channels and taps
+/// summed in registers, then stored with the bias.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn forward_tile<const CHANNELS: usize, const VECTORS: usize>(
+    direct: &Direct3x3,
+    shape: &Shape,
+    tile: &Tile,
+    x: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [MaybeUninit<f32>],
+) {
+    let (plane, first_position) = (shape.plane, tile.first_vector * LANES);
+    let mut sums = [[_mm512_setzero_ps(); VECTORS]; CHANNELS];
+    for tap in 0..TAPS {
+        let mut masks = [0u16; VECTORS];
+        for (v, mask) in masks.iter_mut().enumerate() {
+            *mask = direct.masks[tile.first_vector + v][tap];
+        }
+        // Masked lanes are not read, so the shifted start may lie outside the plane (or `x`).
+        let start = x
+            .as_ptr()
+            .wrapping_add(first_position)
+            .wrapping_offset(shape.offsets[tap]);
+        let tap_weights = &weights[tap * shape.in_channels * shape.out_channels..];
+        for ci in 0..shape.in_channels {
+            let source = start.wrapping_add(ci * plane);
+            let mut inputs = [_mm512_setzero_ps(); VECTORS];
+            for v in 0..VECTORS {
+                // SAFETY: every lane in the mask reads inside channel `ci`'s plane.
+                inputs[v] =
+                    unsafe { _mm512_maskz_loadu_ps(masks[v], source.wrapping_add(v * LANES)) };
+            }
+            let channel_weights =
+                &tap_weights[ci * shape.out_channels + tile.first_channel..][..CHANNELS];
+            for c in 0..CHANNELS {
+                let weight = _mm512_set1_ps(channel_weights[c]);
+                for v in 0..VECTORS {
+                    sums[c][v] = _mm512_fmadd_ps(weight, inputs[v], sums[c][v]);
+                }
+            }
+        }
+    }
+    for c in 0..CHANNELS {
+        let channel = tile.first_channel + c;
+        let offset = _mm512_set1_ps(bias.map_or(0.0, |bias| bias[channel]));
+        let row = &mut out[channel * plane..][..plane];
+        for v in 0..VECTORS {
+            let vector = tile.first_vector + v;
+            // SAFETY: the valid lanes are positions of the plane (`row`).
+            unsafe {
+                _mm512_mask_storeu_ps(
+                    row.as_mut_ptr().cast::<f32>().add(vector * LANES),
+                    direct.valid[vector],
+                    _mm512_add_ps(sums[c][v], offset),
+                );
+            }
+        }
+    }
+}
+
+/// The nine taps' lane sums of `CHANNELS` output channels against input channel `ci` over one
+/// sample's positions, added into `partials`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_grad_tile<const CHANNELS: usize>(
+    direct: &Direct3x3,
+    shape: &Shape,
+    ci: usize,
+    first_channel: usize,
+    x: &[f32],
+    dy: &[f32],
+    partials: &mut [f32],
+) {
+    let plane = shape.plane;
+    let input = x[ci * plane..][..plane].as_ptr();
+    let grads = &dy[first_channel * plane..][..CHANNELS * plane];
+    let mut sums = [[_mm512_setzero_ps(); TAPS]; CHANNELS];
+    for (vector, (masks, &valid)) in direct.masks.iter().zip(&direct.valid).enumerate() {
+        let position = vector * LANES;
+        let mut grad = [_mm512_setzero_ps(); CHANNELS];
+        for (c, grad) in grad.iter_mut().enumerate() {
+            // SAFETY: the valid lanes are positions of the plane.
+            *grad =
+                unsafe { _mm512_maskz_loadu_ps(valid, grads.as_ptr().add(c * plane + position)) };
+        }
+        for tap in 0..TAPS {
+            let source = input
+                .wrapping_add(position)
+                .wrapping_offset(shape.offsets[tap]);
+            // SAFETY: every lane in the mask reads inside the plane.
+            let shifted = unsafe { _mm512_maskz_loadu_ps(masks[tap], source) };
+            for c in 0..CHANNELS {
+                sums[c][tap] = _mm512_fmadd_ps(grad[c], shifted, sums[c][tap]);
+            }
+        }
+    }
+    for c in 0..CHANNELS {
+        let co = first_channel + c;
+        let row = &mut partials[(co * shape.in_channels + ci) * TAPS * LANES..][..TAPS * LANES];
+        for tap in 0..TAPS {
+            let target = row[tap * LANES..][..LANES].as_mut_ptr();
+            // SAFETY: `target` is 16 floats of `partials`.
+            unsafe {
+                _mm512_storeu_ps(target, _mm512_add_ps(_mm512_loadu_ps(target), sums[c][tap]))
+            };
+        }
+    }
+}
