@@ -306,7 +306,7 @@ pub(super) fn conv2d_backward(
     let samples = items_per_task(dims.batch);
     let kernel_t = Matrix::transposed(weight, patch_len, dims.out_channels);
     let parameters = output_grad.parameter_len();
-    let direct = Direct3x3::new(dims);
+    let direct = Direct3x3::for_backward(dims);
     let direct_weights = match &direct {
         Some(_) if wanted.x => Direct3x3::transposed_weights(weight, dims.out_channels),
         _ => Vec::new(),
