@@ -313,7 +313,8 @@ pub(super) fn conv2d_backward(
     };
 
     // One task: samples `first..` of its chunk, writing their input gradients into `dx`.
-    let task = |first: usize, mut dx: Option<&mut [f32]>| {
+    // `dx` is uninitialised: each path writes every element of its samples' gradients.
+    let task = |first: usize, mut dx: Option<&mut [MaybeUninit<f32>]>| {
         let count = samples.min(dims.batch - first);
         let mut sums = ParamGrads::zeros(dims, wanted, parameters);
         if let Some(direct) = &direct {
@@ -351,26 +352,36 @@ pub(super) fn conv2d_backward(
             if let Some(dx) = dx.as_deref_mut() {
                 matmul(&mut dcol, false, &kernel_t, &grad_matrix);
                 let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
+                // col2im adds into zeros.
+                for value in dx.iter_mut() {
+                    value.write(0.0);
+                }
+                // SAFETY: every element was written just above.
+                let dx = unsafe {
+                    std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast::<f32>(), dx.len())
+                };
                 col2im(dims, &mut dcol, dx);
             }
         }
         sums
     };
 
-    let mut dx = wanted
-        .x
-        .then(|| vec![0.0f32; dims.batch * dims.input_len()]);
-    let partials: Vec<ParamGrads> = match dx.as_deref_mut() {
-        Some(dx) => dx
-            .par_chunks_mut(samples * dims.input_len())
-            .enumerate()
-            .map(|(task_index, dx)| task(task_index * samples, Some(dx)))
-            .collect(),
-        None => (0..dims.batch.div_ceil(samples))
+    let mut partials = Vec::new();
+    let dx = wanted.x.then(|| {
+        filled_vec(dims.batch * dims.input_len(), |dx| {
+            partials = dx
+                .par_chunks_mut(samples * dims.input_len())
+                .enumerate()
+                .map(|(task_index, dx)| task(task_index * samples, Some(dx)))
+                .collect();
+        })
+    });
+    if !wanted.x {
+        partials = (0..dims.batch.div_ceil(samples))
             .into_par_iter()
             .map(|task_index| task(task_index * samples, None))
-            .collect(),
-    };
+            .collect();
+    }
     let total = partials
         .into_iter()
         .reduce(ParamGrads::add)
@@ -390,7 +401,7 @@ fn direct_task(
     output_grad: &impl OutputGrad,
     first: usize,
     count: usize,
-    mut dx: Option<&mut [f32]>,
+    mut dx: Option<&mut [MaybeUninit<f32>]>,
     mut sums: ParamGrads,
 ) -> ParamGrads {
     let positions = dims.positions();
@@ -408,10 +419,6 @@ fn direct_task(
         }
         if let Some(dx) = dx.as_deref_mut() {
             let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
-            // SAFETY: f32 and MaybeUninit<f32> have one layout; only f32 values are written.
-            let dx = unsafe {
-                std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast::<MaybeUninit<f32>>(), dx.len())
-            };
             direct.forward(grad, transposed, None, dx);
         }
     }
