@@ -404,22 +404,28 @@ fn direct_task(
     mut dx: Option<&mut [MaybeUninit<f32>]>,
     mut sums: ParamGrads,
 ) -> ParamGrads {
+    // Samples per weight-gradient call: its tiles sum them in registers (see `weight_grad`).
+    const GROUP: usize = 4;
     let positions = dims.positions();
     let mut partials = vec![0.0f32; sums.weight.len() * 16];
-    let mut rebuilt = Vec::new();
-    for index in 0..count {
-        let sample = first + index;
-        let grad = output_grad.sample(sample, &mut rebuilt, &mut sums.parameter);
+    let mut rebuilt: [Vec<f32>; GROUP] = Default::default();
+    for group_start in (0..count).step_by(GROUP) {
+        let group = GROUP.min(count - group_start);
+        let mut pairs: Vec<(&[f32], &[f32])> = Vec::with_capacity(group);
+        for (index, buffer) in (group_start..group_start + group).zip(&mut rebuilt) {
+            let sample = first + index;
+            let grad = output_grad.sample(sample, buffer, &mut sums.parameter);
+            for (sum, channel) in sums.bias.iter_mut().zip(grad.chunks(positions)) {
+                *sum += lane_sum(channel);
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
+                direct.forward(grad, transposed, None, dx);
+            }
+            pairs.push((&x[sample * dims.input_len()..][..dims.input_len()], grad));
+        }
         if !sums.weight.is_empty() {
-            let x = &x[sample * dims.input_len()..][..dims.input_len()];
-            direct.weight_grad(x, grad, &mut partials);
-        }
-        for (sum, channel) in sums.bias.iter_mut().zip(grad.chunks(positions)) {
-            *sum += lane_sum(channel);
-        }
-        if let Some(dx) = dx.as_deref_mut() {
-            let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
-            direct.forward(grad, transposed, None, dx);
+            direct.weight_grad(&pairs, &mut partials);
         }
     }
     lane_totals(&partials, &mut sums.weight);

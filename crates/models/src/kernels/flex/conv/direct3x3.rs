@@ -228,21 +228,28 @@ impl Direct3x3 {
         unreachable!("direct3x3 runs on x86-64 only")
     }
 
-    /// Lane partials of one sample's weight gradient: adds `Σ_p dy[co, p] · x[ci, p + offset_t]`
-    /// lane by lane into `partials` (`[C_out, C_in, tap, 16]`); [`lane_totals`] sums them.
-    pub(in super::super) fn weight_grad(&self, x: &[f32], dy: &[f32], partials: &mut [f32]) {
+    /// Lane partials of a few samples' weight gradient: adds `Σ_p dy[co, p] · x[ci, p +
+    /// offset_t]` over `samples` (`(x, dy)` pairs) lane by lane into `partials` (`[C_out, C_in,
+    /// tap, 16]`); [`lane_totals`] sums them. Each tile sums all the samples in registers
+    /// before it adds to `partials`, so a few samples per call keep that addition rare.
+    pub(in super::super) fn weight_grad(&self, samples: &[(&[f32], &[f32])], partials: &mut [f32]) {
+        let Some(&(x, dy)) = samples.first() else {
+            return;
+        };
         let in_channels = x.len() / self.positions;
         let out_channels = dy.len() / self.positions;
-        assert_eq!(
-            x.len(),
-            in_channels * self.positions,
-            "direct3x3: input planes"
-        );
-        assert_eq!(
-            dy.len(),
-            out_channels * self.positions,
-            "direct3x3: gradient planes"
-        );
+        for &(x, dy) in samples {
+            assert_eq!(
+                x.len(),
+                in_channels * self.positions,
+                "direct3x3: input planes"
+            );
+            assert_eq!(
+                dy.len(),
+                out_channels * self.positions,
+                "direct3x3: gradient planes"
+            );
+        }
         assert_eq!(
             partials.len(),
             out_channels * in_channels * TAPS * LANES,
@@ -256,12 +263,17 @@ impl Direct3x3 {
             offsets: self.offsets,
         };
         // SAFETY: as in `forward`.
-        unsafe { self.weight_grad_tiles(&shape, x, dy, partials) };
+        unsafe { self.weight_grad_tiles(&shape, samples, partials) };
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn weight_grad_tiles(&self, shape: &Shape, x: &[f32], dy: &[f32], partials: &mut [f32]) {
+    unsafe fn weight_grad_tiles(
+        &self,
+        shape: &Shape,
+        samples: &[(&[f32], &[f32])],
+        partials: &mut [f32],
+    ) {
         for ci in 0..shape.in_channels {
             let mut first_channel = 0;
             while first_channel < shape.out_channels {
@@ -269,9 +281,15 @@ impl Direct3x3 {
                 // SAFETY: the channels lie inside the shape; AVX-512 is enabled here.
                 unsafe {
                     match channels {
-                        3 => weight_grad_tile::<3>(self, shape, ci, first_channel, x, dy, partials),
-                        2 => weight_grad_tile::<2>(self, shape, ci, first_channel, x, dy, partials),
-                        _ => weight_grad_tile::<1>(self, shape, ci, first_channel, x, dy, partials),
+                        3 => {
+                            weight_grad_tile::<3>(self, shape, ci, first_channel, samples, partials)
+                        }
+                        2 => {
+                            weight_grad_tile::<2>(self, shape, ci, first_channel, samples, partials)
+                        }
+                        _ => {
+                            weight_grad_tile::<1>(self, shape, ci, first_channel, samples, partials)
+                        }
                     }
                 }
                 first_channel += channels;
@@ -280,7 +298,7 @@ impl Direct3x3 {
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn weight_grad_tiles(&self, _: &Shape, _: &[f32], _: &[f32], _: &mut [f32]) {
+    unsafe fn weight_grad_tiles(&self, _: &Shape, _: &[(&[f32], &[f32])], _: &mut [f32]) {
         unreachable!("direct3x3 runs on x86-64 only")
     }
 }
@@ -389,8 +407,8 @@ unsafe fn forward_tile<const CHANNELS: usize, const VECTORS: usize>(
     }
 }
 
-/// The nine taps' lane sums of `CHANNELS` output channels against input channel `ci` over one
-/// sample's positions, added into `partials`.
+/// The nine taps' lane sums of `CHANNELS` output channels against input channel `ci` over the
+/// samples' positions, added into `partials`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn weight_grad_tile<const CHANNELS: usize>(
@@ -398,30 +416,32 @@ unsafe fn weight_grad_tile<const CHANNELS: usize>(
     shape: &Shape,
     ci: usize,
     first_channel: usize,
-    x: &[f32],
-    dy: &[f32],
+    samples: &[(&[f32], &[f32])],
     partials: &mut [f32],
 ) {
     let plane = shape.plane;
-    let input = x[ci * plane..][..plane].as_ptr();
-    let grads = &dy[first_channel * plane..][..CHANNELS * plane];
     let mut sums = [[_mm512_setzero_ps(); TAPS]; CHANNELS];
-    for (vector, (masks, &valid)) in direct.masks.iter().zip(&direct.valid).enumerate() {
-        let position = vector * LANES;
-        let mut grad = [_mm512_setzero_ps(); CHANNELS];
-        for (c, grad) in grad.iter_mut().enumerate() {
-            // SAFETY: the valid lanes are positions of the plane.
-            *grad =
-                unsafe { _mm512_maskz_loadu_ps(valid, grads.as_ptr().add(c * plane + position)) };
-        }
-        for tap in 0..TAPS {
-            let source = input
-                .wrapping_add(position)
-                .wrapping_offset(shape.offsets[tap]);
-            // SAFETY: every lane in the mask reads inside the plane.
-            let shifted = unsafe { _mm512_maskz_loadu_ps(masks[tap], source) };
-            for c in 0..CHANNELS {
-                sums[c][tap] = _mm512_fmadd_ps(grad[c], shifted, sums[c][tap]);
+    for &(x, dy) in samples {
+        let input = x[ci * plane..][..plane].as_ptr();
+        let grads = &dy[first_channel * plane..][..CHANNELS * plane];
+        for (vector, (masks, &valid)) in direct.masks.iter().zip(&direct.valid).enumerate() {
+            let position = vector * LANES;
+            let mut grad = [_mm512_setzero_ps(); CHANNELS];
+            for (c, grad) in grad.iter_mut().enumerate() {
+                // SAFETY: the valid lanes are positions of the plane.
+                *grad = unsafe {
+                    _mm512_maskz_loadu_ps(valid, grads.as_ptr().add(c * plane + position))
+                };
+            }
+            for tap in 0..TAPS {
+                let source = input
+                    .wrapping_add(position)
+                    .wrapping_offset(shape.offsets[tap]);
+                // SAFETY: every lane in the mask reads inside the plane.
+                let shifted = unsafe { _mm512_maskz_loadu_ps(masks[tap], source) };
+                for c in 0..CHANNELS {
+                    sums[c][tap] = _mm512_fmadd_ps(grad[c], shifted, sums[c][tap]);
+                }
             }
         }
     }
