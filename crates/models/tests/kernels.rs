@@ -43,6 +43,9 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
         (5, 11, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], false, 14, 19),
         (2, 2, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 21, 14),
         (6, 10, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 7, 7),
+        // Stride-2 rows longer than one vector (AVX-512 copies them 16 at a time), 3×3 and 1×1.
+        (2, 3, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true, 5, 40),
+        (4, 6, [1, 1], [2, 2], [0, 0, 0, 0], [1, 1], false, 9, 35),
         (3, 4, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 9, 8),
     ];
     for (index, (c_in, c_out, kernel, stride, [top, left, bottom, right], dilation, bias, h, w)) in

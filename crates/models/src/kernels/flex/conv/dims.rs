@@ -79,6 +79,8 @@ impl ConvDims {
     /// in row `row` of the im2col matrix, output columns `out_range` of output row `out_row`
     /// read input elements `x_start + i · x_step`; every other column is padding (all of them
     /// when `out_range` is empty).
+    // Inlined into the callers' AVX-512 copies, so that their runs' vector code inlines too.
+    #[inline(always)]
     pub(in super::super) fn for_each_tap(
         &self,
         mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, usize),

@@ -25,6 +25,7 @@
 // into registers; iterator adaptors and closures around intrinsics have compiled out of line.
 #![allow(clippy::needless_range_loop)]
 
+use super::avx512;
 use super::dims::ConvDims;
 use std::mem::MaybeUninit;
 
@@ -317,17 +318,6 @@ pub(in super::super) fn lane_totals(partials: &[f32], sums: &mut [f32]) {
             *half = pair[0] + pair[1];
         }
         *sum += halves.iter().sum::<f32>();
-    }
-}
-
-fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        activations::fused::kernel_isa() == "avx512" && is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
