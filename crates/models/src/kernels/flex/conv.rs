@@ -17,19 +17,6 @@ use im2col::{col2im, im2col};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-/// Whether the AVX-512 paths run: the CPU has it and the activation kernels use it
-/// (`ACTIVATIONS_ISA=avx2` or `baseline` turns these off too).
-fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        activations::fused::kernel_isa() == "avx512" && is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// `Σ values` in sixteen interleaved partial sums, which vectorise (a single running sum is a
 /// chain of dependent additions, four cycles each).
 fn lane_sum(values: &[f32]) -> f32 {

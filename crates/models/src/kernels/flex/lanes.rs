@@ -1,4 +1,5 @@
-//! Branch-free selects on f32 lanes and an AVX2 switch, shared by the pooling kernels.
+//! Branch-free selects on f32 lanes and an AVX2 switch, shared by the pooling kernels, and
+//! the AVX-512 switch of the convolutions.
 
 /// PyTorch's comparison for max-pooling: `candidate` wins when greater or NaN.
 #[inline(always)]
@@ -50,3 +51,16 @@ macro_rules! with_avx2 {
 }
 
 pub(super) use with_avx2;
+
+/// Whether the AVX-512 paths run: the CPU has it and the activation kernels use it
+/// (`ACTIVATIONS_ISA=avx2` or `baseline` turns these off too).
+pub(super) fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        activations::fused::kernel_isa() == "avx512" && is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

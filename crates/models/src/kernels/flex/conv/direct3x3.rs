@@ -25,7 +25,7 @@
 // into registers; iterator adaptors and closures around intrinsics have compiled out of line.
 #![allow(clippy::needless_range_loop)]
 
-use super::avx512;
+use super::super::lanes::avx512;
 use super::dims::ConvDims;
 use std::mem::MaybeUninit;
 

@@ -1,7 +1,7 @@
 //! The patch matrix of one sample (im2col) and its adjoint (col2im), for the GEMMs in
 //! `conv.rs`.
 
-use super::avx512;
+use super::super::lanes::avx512;
 use super::dims::ConvDims;
 use activations::fused::slices::copy_short;
 
