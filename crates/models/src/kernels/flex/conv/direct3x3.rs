@@ -174,7 +174,13 @@ impl Direct3x3 {
         };
         // SAFETY: AVX-512 is present (asserted); every slice's length was checked against the
         // shape the tiles index with.
-        unsafe { self.forward_tiles(&shape, x, weights, bias, out) };
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            self.forward_tiles(&shape, x, weights, bias, out)
+        };
+        // `avx512()` is false elsewhere, so the assertion above has stopped the call.
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (shape, x, weights, bias, out);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -217,18 +223,6 @@ impl Direct3x3 {
         }
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn forward_tiles(
-        &self,
-        _: &Shape,
-        _: &[f32],
-        _: &[f32],
-        _: Option<&[f32]>,
-        _: &mut [MaybeUninit<f32>],
-    ) {
-        unreachable!("direct3x3 runs on x86-64 only")
-    }
-
     /// Lane partials of a few samples' weight gradient: adds `Σ_p dy[co, p] · x[ci, p +
     /// offset_t]` over `samples` (`(x, dy)` pairs) lane by lane into `partials` (`[C_out, C_in,
     /// tap, 16]`); [`lane_totals`] sums them. Each tile sums all the samples in registers
@@ -264,7 +258,12 @@ impl Direct3x3 {
             offsets: self.offsets,
         };
         // SAFETY: as in `forward`.
-        unsafe { self.weight_grad_tiles(&shape, samples, partials) };
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            self.weight_grad_tiles(&shape, samples, partials)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (shape, samples, partials);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -296,11 +295,6 @@ impl Direct3x3 {
                 first_channel += channels;
             }
         }
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn weight_grad_tiles(&self, _: &Shape, _: &[(&[f32], &[f32])], _: &mut [f32]) {
-        unreachable!("direct3x3 runs on x86-64 only")
     }
 }
 
