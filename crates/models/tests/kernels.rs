@@ -34,10 +34,11 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
         (2, 3, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], true, 3, 4),
         (2, 2, [5, 3], [1, 1], [2, 1, 2, 1], [1, 1], true, 1, 2),
         (1, 2, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], true, 2, 2),
-        // The direct 3×3 path on AVX-512 (3×3, stride 1, padding 1; the forward from 7×7, the
-        // backward from 14×14): the ResNet's first stage; odd planes whose last vector is
-        // partly outside the plane; output channel counts that leave every tile size (8, 4, 2,
-        // 1 forward; 3, 2, 1 for the weights); no bias; 7×7 and 9×8 (forward only).
+        // The direct 3×3 path on AVX-512 (3×3, stride 1, padding 1; the forward and the input
+        // gradient from 7×7, the weight gradient from 14×14): the ResNet's first stage; odd
+        // planes whose last vector is partly outside the plane; output channel counts that
+        // leave every tile size (8, 4, 2, 1 forward; 3, 2, 1 for the weights); no bias; 7×7 and
+        // 9×8 (weight gradient through im2col).
         (16, 16, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 28, 28),
         (3, 5, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 15, 17),
         (5, 11, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], false, 14, 19),

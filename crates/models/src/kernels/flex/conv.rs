@@ -306,7 +306,8 @@ pub(super) fn conv2d_backward(
     let samples = items_per_task(dims.batch);
     let kernel_t = Matrix::transposed(weight, patch_len, dims.out_channels);
     let parameters = output_grad.parameter_len();
-    let direct = Direct3x3::for_backward(dims);
+    let direct = Direct3x3::new(dims);
+    let direct_weight_grad = Direct3x3::sums_weight_grad(dims);
     let direct_weights = match &direct {
         Some(_) if wanted.x => Direct3x3::transposed_weights(weight, dims.out_channels),
         _ => Vec::new(),
@@ -322,6 +323,7 @@ pub(super) fn conv2d_backward(
                 dims,
                 direct,
                 &direct_weights,
+                direct_weight_grad,
                 x,
                 output_grad,
                 first,
@@ -390,13 +392,15 @@ pub(super) fn conv2d_backward(
 }
 
 /// One backward task on the direct path ([`Direct3x3`]): samples `first..first + count`, the
-/// weight gradient through per-task lane partials, the input gradient as a direct convolution
-/// of the output gradient with the turned-around kernel (`transposed`).
+/// input gradient as a direct convolution of the output gradient with the turned-around kernel
+/// (`transposed`), the weight gradient through per-task lane partials when
+/// `direct_weight_grad` ([`Direct3x3::sums_weight_grad`]), else through im2col and GEMM.
 #[allow(clippy::too_many_arguments)]
 fn direct_task(
     dims: &ConvDims,
     direct: &Direct3x3,
     transposed: &[f32],
+    direct_weight_grad: bool,
     x: &[f32],
     output_grad: &impl OutputGrad,
     first: usize,
@@ -406,8 +410,18 @@ fn direct_task(
 ) -> ParamGrads {
     // Samples per weight-gradient call: its tiles sum them in registers (see `weight_grad`).
     const GROUP: usize = 4;
-    let positions = dims.positions();
-    let mut partials = vec![0.0f32; sums.weight.len() * 16];
+    let (patch_len, positions) = (dims.patch_len(), dims.positions());
+    let direct_sums = direct_weight_grad && !sums.weight.is_empty();
+    let mut partials = vec![
+        0.0f32;
+        if direct_sums {
+            sums.weight.len() * 16
+        } else {
+            0
+        }
+    ];
+    let gemm_sums = !direct_weight_grad && !sums.weight.is_empty();
+    let mut col = vec![0.0f32; if gemm_sums { patch_len * positions } else { 0 }];
     let mut rebuilt: [Vec<f32>; GROUP] = Default::default();
     for group_start in (0..count).step_by(GROUP) {
         let group = GROUP.min(count - group_start);
@@ -422,12 +436,21 @@ fn direct_task(
                 let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
                 direct.forward(grad, transposed, None, dx);
             }
-            pairs.push((&x[sample * dims.input_len()..][..dims.input_len()], grad));
+            let x = &x[sample * dims.input_len()..][..dims.input_len()];
+            if gemm_sums {
+                im2col(dims, x, &mut col);
+                let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
+                let patches_t = Matrix::transposed(&col, positions, patch_len);
+                matmul(&mut sums.weight, true, &grad_matrix, &patches_t);
+            }
+            pairs.push((x, grad));
         }
-        if !sums.weight.is_empty() {
+        if direct_sums {
             direct.weight_grad(&pairs, &mut partials);
         }
     }
-    lane_totals(&partials, &mut sums.weight);
+    if direct_sums {
+        lane_totals(&partials, &mut sums.weight);
+    }
     sums
 }

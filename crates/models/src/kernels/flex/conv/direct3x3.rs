@@ -63,12 +63,11 @@ impl Direct3x3 {
         (applies && avx512()).then(|| Self::for_plane(dims.height, dims.width))
     }
 
-    /// The direct path for `dims`' backward pass: as [`new`](Self::new), on planes of at least
-    /// 14×14. On smaller ones a sample's weight gradient is too short a sum for its lane
-    /// partials (`C_out · C_in · 9` vectors added to memory per sample): the ResNet's 7×7 stage
-    /// trained 10% slower than with im2col and GEMM.
-    pub(in super::super) fn for_backward(dims: &ConvDims) -> Option<Self> {
-        Self::new(dims).filter(|_| dims.height >= 14 && dims.width >= 14)
+    /// Whether [`weight_grad`](Self::weight_grad) should sum `dims`' weight gradient (planes
+    /// of at least 14×14). On smaller ones a sample's sum is too short for its lane partials
+    /// (`C_out · C_in · 9` vectors added to memory per sample); im2col + GEMM does it better.
+    pub(in super::super) fn sums_weight_grad(dims: &ConvDims) -> bool {
+        dims.height >= 14 && dims.width >= 14
     }
 
     /// The masks for an `height × width` plane (no check of the instruction set).
