@@ -273,10 +273,13 @@ impl Direct3x3 {
         samples: &[(&[f32], &[f32])],
         partials: &mut [f32],
     ) {
-        for ci in 0..shape.in_channels {
-            let mut first_channel = 0;
-            while first_channel < shape.out_channels {
-                let channels = (shape.out_channels - first_channel).min(3);
+        // Output channels outermost: a tile's gradient planes (its three channels of every
+        // sample) stay in L1 while the input channels stream past them, a third of the traffic
+        // the other order has.
+        let mut first_channel = 0;
+        while first_channel < shape.out_channels {
+            let channels = (shape.out_channels - first_channel).min(3);
+            for ci in 0..shape.in_channels {
                 // SAFETY: the channels lie inside the shape; AVX-512 is enabled here.
                 unsafe {
                     match channels {
@@ -291,8 +294,8 @@ impl Direct3x3 {
                         }
                     }
                 }
-                first_channel += channels;
             }
+            first_channel += channels;
         }
     }
 }
