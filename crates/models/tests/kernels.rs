@@ -44,6 +44,11 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
         (5, 11, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], false, 14, 19),
         (2, 2, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 21, 14),
         (6, 10, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 7, 7),
+        // Stride 2, 3×3, padding 1 on even planes: the direct forward through phase planes
+        // (the ResNet's stage transitions; odd channel counts, 7×9 and 8×7 outputs).
+        (16, 32, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], false, 28, 28),
+        (3, 5, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true, 14, 18),
+        (2, 11, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true, 16, 14),
         // Stride-2 rows longer than one vector (AVX-512 copies them 16 at a time), 3×3 and 1×1.
         (2, 3, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true, 5, 40),
         (4, 6, [1, 1], [2, 2], [0, 0, 0, 0], [1, 1], false, 9, 35),

@@ -146,14 +146,26 @@ impl<'a> SampleConv<'a> {
 
     /// A patch buffer for [`run`](Self::run) (empty on the direct path).
     pub(super) fn patch_buffer(&self) -> Vec<f32> {
-        if self.direct.is_some() {
-            return Vec::new();
+        if let Some((direct, _)) = &self.direct {
+            // Stride 2: room for the sample's phase planes.
+            return vec![
+                0.0f32;
+                if direct.needs_split() {
+                    self.dims.input_len()
+                } else {
+                    0
+                }
+            ];
         }
         vec![0.0f32; self.dims.patch_len() * self.dims.positions()]
     }
 
     pub(super) fn run(&self, x: &[f32], col: &mut [f32], out: &mut [MaybeUninit<f32>]) {
         if let Some((direct, weights)) = &self.direct {
+            if direct.needs_split() {
+                direct.split_phases(x, col);
+                return direct.forward(col, weights, Some(self.bias), out);
+            }
             return direct.forward(x, weights, Some(self.bias), out);
         }
         let (patch_len, positions) = (self.dims.patch_len(), self.dims.positions());
@@ -306,7 +318,7 @@ pub(super) fn conv2d_backward(
     let samples = items_per_task(dims.batch);
     let kernel_t = Matrix::transposed(weight, patch_len, dims.out_channels);
     let parameters = output_grad.parameter_len();
-    let direct = Direct3x3::new(dims);
+    let direct = Direct3x3::for_backward(dims);
     let direct_weight_grad = Direct3x3::sums_weight_grad(dims);
     let direct_weights = match &direct {
         Some(_) if wanted.x => Direct3x3::transposed_weights(weight, dims.out_channels),

@@ -42,54 +42,61 @@ pub(in super::super) struct Direct3x3 {
     masks: Vec<[u16; TAPS]>,
     /// Per vector: the lanes that are positions of the plane (all but the last vector's tail).
     valid: Vec<u16>,
-    /// Per tap: the flat offset `dr · W + dc` of the input it reads.
+    /// Per tap: the flat offset of the input it reads (`dr · W + dc`; with stride 2, into the
+    /// tap's phase plane, see [`split_phases`](Self::split_phases)).
     offsets: [isize; TAPS],
+    /// Stride 2: the input's width (its rows are split into the four phase planes).
+    stride2_width: Option<usize>,
 }
 
 impl Direct3x3 {
-    /// The direct path for `dims`' forward pass, when it applies (a 3×3, stride-1, padding-1
-    /// convolution with the output as large as the input, at least 7×7, so that few lanes
-    /// idle; at least two input channels) and the activation kernels run on AVX-512.
+    /// The direct path for `dims`' forward pass, when it applies and the activation kernels
+    /// run on AVX-512: a 3×3, padding-1 convolution with at least two input channels and an
+    /// output of at least 7×7 (so that few lanes idle), either stride 1 with the output as
+    /// large as the input or stride 2 on an even-sized input (through its phase planes).
     pub(in super::super) fn new(dims: &ConvDims) -> Option<Self> {
-        let applies = dims.window.kernel == [3, 3]
-            && dims.window.padding == [1, 1]
-            && dims.window.stride == [1, 1]
-            && dims.window.dilation == [1, 1]
+        let window = &dims.window;
+        let common = window.kernel == [3, 3]
+            && window.padding == [1, 1]
+            && window.dilation == [1, 1]
+            && dims.out_height >= 7
+            && dims.out_width >= 7
+            && dims.in_channels >= 2
+            && avx512();
+        let same_size = window.stride == [1, 1]
             && dims.out_height == dims.height
-            && dims.out_width == dims.width
-            && dims.height >= 7
-            && dims.width >= 7
-            && dims.in_channels >= 2;
-        (applies && avx512()).then(|| Self::for_plane(dims.height, dims.width))
-    }
-
-    /// Whether [`weight_grad`](Self::weight_grad) should sum `dims`' weight gradient (planes
-    /// of at least 14×14). On smaller ones a sample's sum is too short for its lane partials
-    /// (`C_out · C_in · 9` vectors added to memory per sample); im2col + GEMM does it better.
-    pub(in super::super) fn sums_weight_grad(dims: &ConvDims) -> bool {
-        dims.height >= 14 && dims.width >= 14
-    }
-
-    /// The masks for an `height × width` plane (no check of the instruction set).
-    pub(in super::super) fn for_plane(height: usize, width: usize) -> Self {
-        let positions = height * width;
-        let vectors = positions.div_ceil(LANES);
-        let mut offsets = [0isize; TAPS];
-        for (tap, offset) in offsets.iter_mut().enumerate() {
-            let (dr, dc) = (tap as isize / 3 - 1, tap as isize % 3 - 1);
-            *offset = dr * width as isize + dc;
+            && dims.out_width == dims.width;
+        let halving = window.stride == [2, 2]
+            && dims.height == 2 * dims.out_height
+            && dims.width == 2 * dims.out_width;
+        if !common || !(same_size || halving) {
+            return None;
         }
+        let (height, width, plane) = (dims.out_height, dims.out_width, dims.positions());
+        let phase_len = (dims.in_channels * plane) as isize;
+        // Per tap, the phase plane it reads and its shift on the output grid: with stride 2,
+        // input row `2r + dr` is row `r` of the even phase (dr = 0) or row `r` (dr = 1) or
+        // `r − 1` (dr = −1) of the odd one; columns likewise.
+        let taps: [(isize, isize, isize); TAPS] = std::array::from_fn(|tap| {
+            let (dr, dc) = (tap as isize / 3 - 1, tap as isize % 3 - 1);
+            if same_size {
+                return (0, dr, dc);
+            }
+            let (phase_row, phase_col) = (dr.abs(), dc.abs());
+            (2 * phase_row + phase_col, dr.min(0), dc.min(0))
+        });
+        let offsets = taps.map(|(phase, dr, dc)| phase * phase_len + dr * width as isize + dc);
+        let vectors = plane.div_ceil(LANES);
         let lane_mask = |vector: usize, keep: &dyn Fn(usize, usize) -> bool| {
             (0..LANES).fold(0u16, |mask, lane| {
                 let position = vector * LANES + lane;
-                let inside = position < positions && keep(position / width, position % width);
+                let inside = position < plane && keep(position / width, position % width);
                 mask | (u16::from(inside) << lane)
             })
         };
         let masks = (0..vectors)
             .map(|vector| {
-                std::array::from_fn(|tap| {
-                    let (dr, dc) = (tap as isize / 3 - 1, tap as isize % 3 - 1);
+                taps.map(|(_, dr, dc)| {
                     lane_mask(vector, &|row, col| {
                         let (row, col) = (row as isize + dr, col as isize + dc);
                         (0..height as isize).contains(&row) && (0..width as isize).contains(&col)
@@ -100,11 +107,60 @@ impl Direct3x3 {
         let valid = (0..vectors)
             .map(|vector| lane_mask(vector, &|_, _| true))
             .collect();
-        Self {
-            positions,
+        Some(Self {
+            positions: plane,
             masks,
             valid,
             offsets,
+            stride2_width: halving.then_some(dims.width),
+        })
+    }
+
+    /// The direct path for `dims`' backward pass: stride 1 only ([`new`](Self::new)'s stride-2
+    /// convolutions keep im2col and GEMM for their gradients).
+    pub(in super::super) fn for_backward(dims: &ConvDims) -> Option<Self> {
+        Self::new(dims).filter(|direct| direct.stride2_width.is_none())
+    }
+
+    /// Whether [`weight_grad`](Self::weight_grad) should sum `dims`' weight gradient (planes
+    /// of at least 14×14). On smaller ones a sample's sum is too short for its lane partials
+    /// (`C_out · C_in · 9` vectors added to memory per sample); im2col + GEMM does it better.
+    pub(in super::super) fn sums_weight_grad(dims: &ConvDims) -> bool {
+        dims.height >= 14 && dims.width >= 14
+    }
+
+    /// Whether [`forward`](Self::forward) reads a sample's phase planes
+    /// ([`split_phases`](Self::split_phases), stride 2) instead of the sample itself.
+    pub(in super::super) fn needs_split(&self) -> bool {
+        self.stride2_width.is_some()
+    }
+
+    /// Stride 2: splits one sample `x` (`C_in × 2H × 2W`) into its four phase planes `[phase,
+    /// C_in, H, W]` in `phases` (phase `2 · (row % 2) + column % 2`), which the taps read.
+    pub(in super::super) fn split_phases(&self, x: &[f32], phases: &mut [f32]) {
+        let width = self
+            .stride2_width
+            .expect("split_phases: a stride-2 convolution");
+        let half = width / 2;
+        assert_eq!(
+            phases.len(),
+            x.len(),
+            "split_phases: one value per input value"
+        );
+        let phase_len = x.len() / 4;
+        for (row_index, row) in x.chunks_exact(width).enumerate() {
+            // Row `y` of channel `c` is row `y / 2` of that channel in phases `2 · (y % 2) + 0/1`.
+            let (channel_row, parity) = (row_index / 2, row_index % 2);
+            let start = channel_row * half;
+            let (even, odd) = (2 * parity, 2 * parity + 1);
+            let even = &mut phases[even * phase_len + start..][..half];
+            for (value, pair) in even.iter_mut().zip(row.chunks_exact(2)) {
+                *value = pair[0];
+            }
+            let odd = &mut phases[odd * phase_len + start..][..half];
+            for (value, pair) in odd.iter_mut().zip(row.chunks_exact(2)) {
+                *value = pair[1];
+            }
         }
     }
 
@@ -150,12 +206,13 @@ impl Direct3x3 {
         bias: Option<&[f32]>,
         out: &mut [MaybeUninit<f32>],
     ) {
-        let in_channels = x.len() / self.positions;
+        let phases = if self.needs_split() { 4 } else { 1 };
+        let in_channels = x.len() / (phases * self.positions);
         let out_channels = out.len() / self.positions;
         assert_eq!(
             x.len(),
-            in_channels * self.positions,
-            "direct3x3: input planes"
+            phases * in_channels * self.positions,
+            "direct3x3: input planes (with stride 2, split by split_phases)"
         );
         assert_eq!(
             out.len(),
