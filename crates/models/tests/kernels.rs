@@ -45,10 +45,12 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
         (2, 2, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 21, 14),
         (6, 10, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 7, 7),
         // Stride 2, 3×3, padding 1 on even planes: the direct forward through phase planes
-        // (the ResNet's stage transitions; odd channel counts, 7×9 and 8×7 outputs).
+        // (the ResNet's stage transitions, with the weight gradient too at 14×14 outputs; odd
+        // channel counts, 7×9 and 8×7 outputs; rows over 32 wide, split without permutations).
         (16, 32, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], false, 28, 28),
         (3, 5, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true, 14, 18),
         (2, 11, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true, 16, 14),
+        (2, 3, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true, 14, 36),
         // Stride-2 rows longer than one vector (AVX-512 copies them 16 at a time), 3×3 and 1×1.
         (2, 3, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true, 5, 40),
         (4, 6, [1, 1], [2, 2], [0, 0, 0, 0], [1, 1], false, 9, 35),

@@ -9,6 +9,8 @@ mod dims;
 mod im2col;
 // A direct 3×3 convolution for the narrow layers, without patch copies (AVX-512).
 mod direct3x3;
+// The four phase planes a stride-2 direct convolution reads.
+mod phases;
 
 use activations::fused::slices;
 pub(super) use dims::ConvDims;
@@ -314,72 +316,13 @@ pub(super) fn conv2d_backward(
     output_grad: &impl OutputGrad,
     wanted: ConvGradients,
 ) -> (Option<Vec<f32>>, ParamGrads) {
-    let (patch_len, positions) = (dims.patch_len(), dims.positions());
     let samples = items_per_task(dims.batch);
-    let kernel_t = Matrix::transposed(weight, patch_len, dims.out_channels);
-    let parameters = output_grad.parameter_len();
-    let direct = Direct3x3::for_backward(dims);
-    let direct_weight_grad = Direct3x3::sums_weight_grad(dims);
-    let direct_weights = match &direct {
-        Some(_) if wanted.x => Direct3x3::transposed_weights(weight, dims.out_channels),
-        _ => Vec::new(),
+    let plan = BackwardPlan::new(dims, weight, wanted);
+    // One task: samples `first..` of its chunk, writing their input gradients into `dx`
+    // (uninitialised: each path writes every element of its samples' gradients).
+    let task = |first: usize, dx: Option<&mut [MaybeUninit<f32>]>| {
+        plan.task(x, output_grad, first, samples.min(dims.batch - first), dx)
     };
-
-    // One task: samples `first..` of its chunk, writing their input gradients into `dx`.
-    // `dx` is uninitialised: each path writes every element of its samples' gradients.
-    let task = |first: usize, mut dx: Option<&mut [MaybeUninit<f32>]>| {
-        let count = samples.min(dims.batch - first);
-        let mut sums = ParamGrads::zeros(dims, wanted, parameters);
-        if let Some(direct) = &direct {
-            return direct_task(
-                dims,
-                direct,
-                &direct_weights,
-                direct_weight_grad,
-                x,
-                output_grad,
-                first,
-                count,
-                dx,
-                sums,
-            );
-        }
-        let patches_len = |wanted: bool| if wanted { patch_len * positions } else { 0 };
-        let mut col = vec![0.0f32; patches_len(wanted.weight)];
-        let mut dcol = vec![0.0f32; patches_len(dx.is_some())];
-        let mut rebuilt = Vec::new();
-        for index in 0..count {
-            let sample = first + index;
-            let grad = output_grad.sample(sample, &mut rebuilt, &mut sums.parameter);
-            let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
-            if wanted.weight {
-                let x = &x[sample * dims.input_len()..][..dims.input_len()];
-                im2col(dims, x, &mut col);
-                let patches_t = Matrix::transposed(&col, positions, patch_len);
-                matmul(&mut sums.weight, true, &grad_matrix, &patches_t);
-            }
-            if wanted.bias {
-                for (sum, channel) in sums.bias.iter_mut().zip(grad.chunks(positions)) {
-                    *sum += lane_sum(channel);
-                }
-            }
-            if let Some(dx) = dx.as_deref_mut() {
-                matmul(&mut dcol, false, &kernel_t, &grad_matrix);
-                let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
-                // col2im adds into zeros.
-                for value in dx.iter_mut() {
-                    value.write(0.0);
-                }
-                // SAFETY: every element was written just above.
-                let dx = unsafe {
-                    std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast::<f32>(), dx.len())
-                };
-                col2im(dims, &mut dcol, dx);
-            }
-        }
-        sums
-    };
-
     let mut partials = Vec::new();
     let dx = wanted.x.then(|| {
         filled_vec(dims.batch * dims.input_len(), |dx| {
@@ -399,70 +342,126 @@ pub(super) fn conv2d_backward(
     let total = partials
         .into_iter()
         .reduce(ParamGrads::add)
-        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted, parameters));
+        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted, output_grad.parameter_len()));
     (dx, total)
 }
 
-/// One backward task on the direct path ([`Direct3x3`]): samples `first..first + count`, the
-/// input gradient as a direct convolution of the output gradient with the turned-around kernel
-/// (`transposed`), the weight gradient through per-task lane partials when
-/// `direct_weight_grad` ([`Direct3x3::sums_weight_grad`]), else through im2col and GEMM.
-#[allow(clippy::too_many_arguments)]
-fn direct_task(
-    dims: &ConvDims,
-    direct: &Direct3x3,
-    transposed: &[f32],
+/// How one convolution's backward runs, chosen once per call: each gradient on the direct
+/// path ([`Direct3x3`]) where it applies and pays, else through im2col and GEMM.
+struct BackwardPlan<'a> {
+    dims: &'a ConvDims,
+    wanted: ConvGradients,
+    /// The kernel transposed, for the GEMM path's input gradient.
+    kernel_t: Matrix<'a>,
+    direct: Option<Direct3x3>,
+    /// The turned-around kernel when the input gradient takes the direct path (stride 1),
+    /// else empty.
+    transposed: Vec<f32>,
+    /// Whether the weight gradient takes the direct path ([`Direct3x3::sums_weight_grad`]).
     direct_weight_grad: bool,
-    x: &[f32],
-    output_grad: &impl OutputGrad,
-    first: usize,
-    count: usize,
-    mut dx: Option<&mut [MaybeUninit<f32>]>,
-    mut sums: ParamGrads,
-) -> ParamGrads {
-    // Samples per weight-gradient call: its tiles sum them in registers (see `weight_grad`).
-    const GROUP: usize = 4;
-    let (patch_len, positions) = (dims.patch_len(), dims.positions());
-    let direct_sums = direct_weight_grad && !sums.weight.is_empty();
-    let mut partials = vec![
-        0.0f32;
-        if direct_sums {
-            sums.weight.len() * 16
-        } else {
-            0
-        }
-    ];
-    let gemm_sums = !direct_weight_grad && !sums.weight.is_empty();
-    let mut col = vec![0.0f32; if gemm_sums { patch_len * positions } else { 0 }];
-    let mut rebuilt: [Vec<f32>; GROUP] = Default::default();
-    for group_start in (0..count).step_by(GROUP) {
-        let group = GROUP.min(count - group_start);
-        let mut pairs: Vec<(&[f32], &[f32])> = Vec::with_capacity(group);
-        for (index, buffer) in (group_start..group_start + group).zip(&mut rebuilt) {
-            let sample = first + index;
-            let grad = output_grad.sample(sample, buffer, &mut sums.parameter);
-            for (sum, channel) in sums.bias.iter_mut().zip(grad.chunks(positions)) {
-                *sum += lane_sum(channel);
-            }
-            if let Some(dx) = dx.as_deref_mut() {
-                let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
-                direct.forward(grad, transposed, None, dx);
-            }
-            let x = &x[sample * dims.input_len()..][..dims.input_len()];
-            if gemm_sums {
-                im2col(dims, x, &mut col);
-                let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
-                let patches_t = Matrix::transposed(&col, positions, patch_len);
-                matmul(&mut sums.weight, true, &grad_matrix, &patches_t);
-            }
-            pairs.push((x, grad));
-        }
-        if direct_sums {
-            direct.weight_grad(&pairs, &mut partials);
+}
+
+impl<'a> BackwardPlan<'a> {
+    fn new(dims: &'a ConvDims, weight: &'a [f32], wanted: ConvGradients) -> Self {
+        let direct = Direct3x3::new(dims);
+        let direct_dx = wanted.x && direct.as_ref().is_some_and(|d| !d.needs_split());
+        let direct_weight_grad =
+            wanted.weight && direct.is_some() && Direct3x3::sums_weight_grad(dims);
+        Self {
+            dims,
+            wanted,
+            kernel_t: Matrix::transposed(weight, dims.patch_len(), dims.out_channels),
+            transposed: if direct_dx {
+                Direct3x3::transposed_weights(weight, dims.out_channels)
+            } else {
+                Vec::new()
+            },
+            direct: direct.filter(|_| direct_dx || direct_weight_grad),
+            direct_weight_grad,
         }
     }
-    if direct_sums {
-        lane_totals(&partials, &mut sums.weight);
+
+    /// Samples `first..first + count`: their parameter gradients summed, their input
+    /// gradients written into `dx`.
+    fn task(
+        &self,
+        x: &[f32],
+        output_grad: &impl OutputGrad,
+        first: usize,
+        count: usize,
+        mut dx: Option<&mut [MaybeUninit<f32>]>,
+    ) -> ParamGrads {
+        // Samples per direct weight-gradient call: its tiles sum them in registers.
+        const GROUP: usize = 4;
+        let dims = self.dims;
+        let (patch_len, positions) = (dims.patch_len(), dims.positions());
+        let mut sums = ParamGrads::zeros(dims, self.wanted, output_grad.parameter_len());
+        let gemm_weight_grad = self.wanted.weight && !self.direct_weight_grad;
+        let gemm_dx = dx.is_some() && self.transposed.is_empty();
+        let buffer = |wanted: bool, len: usize| vec![0.0f32; if wanted { len } else { 0 }];
+        let mut col = buffer(gemm_weight_grad, patch_len * positions);
+        let mut dcol = buffer(gemm_dx, patch_len * positions);
+        let mut partials = buffer(self.direct_weight_grad, sums.weight.len() * 16);
+        // Stride 2: each sample's phase planes, which the direct weight gradient reads.
+        let split =
+            self.direct_weight_grad && self.direct.as_ref().is_some_and(|d| d.needs_split());
+        let mut phases: [Vec<f32>; GROUP] =
+            std::array::from_fn(|_| buffer(split, dims.input_len()));
+        let mut rebuilt: [Vec<f32>; GROUP] = Default::default();
+        for group_start in (0..count).step_by(GROUP) {
+            let group = GROUP.min(count - group_start);
+            let mut pairs: Vec<(&[f32], &[f32])> = Vec::with_capacity(group);
+            let buffers = rebuilt.iter_mut().zip(phases.iter_mut());
+            for (index, (buffer, phases)) in (group_start..group_start + group).zip(buffers) {
+                let sample = first + index;
+                let grad = output_grad.sample(sample, buffer, &mut sums.parameter);
+                for (sum, channel) in sums.bias.iter_mut().zip(grad.chunks(positions)) {
+                    *sum += lane_sum(channel);
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
+                    self.input_grad(grad, &mut dcol, dx);
+                }
+                let x = &x[sample * dims.input_len()..][..dims.input_len()];
+                if gemm_weight_grad {
+                    im2col(dims, x, &mut col);
+                    let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
+                    let patches_t = Matrix::transposed(&col, positions, patch_len);
+                    matmul(&mut sums.weight, true, &grad_matrix, &patches_t);
+                }
+                if let Some(direct) = self.direct.as_ref().filter(|_| self.direct_weight_grad) {
+                    if split {
+                        direct.split_phases(x, phases);
+                        pairs.push((&*phases, grad));
+                    } else {
+                        pairs.push((x, grad));
+                    }
+                }
+            }
+            if let Some(direct) = self.direct.as_ref().filter(|_| self.direct_weight_grad) {
+                direct.weight_grad(&pairs, &mut partials);
+            }
+        }
+        if self.direct_weight_grad {
+            lane_totals(&partials, &mut sums.weight);
+        }
+        sums
     }
-    sums
+
+    /// One sample's input gradient: the direct convolution with the turned-around kernel, or
+    /// the GEMM into `dcol` and col2im.
+    fn input_grad(&self, grad: &[f32], dcol: &mut [f32], dx: &mut [MaybeUninit<f32>]) {
+        if let Some(direct) = self.direct.as_ref().filter(|_| !self.transposed.is_empty()) {
+            return direct.forward(grad, &self.transposed, None, dx);
+        }
+        let grad_matrix = Matrix::rows(grad, self.dims.out_channels, self.dims.positions());
+        matmul(dcol, false, &self.kernel_t, &grad_matrix);
+        // col2im adds into zeros.
+        for value in dx.iter_mut() {
+            value.write(0.0);
+        }
+        // SAFETY: every element was written just above.
+        let dx = unsafe { std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast::<f32>(), dx.len()) };
+        col2im(self.dims, dcol, dx);
+    }
 }

@@ -27,6 +27,7 @@
 
 use super::super::lanes::avx512;
 use super::dims::ConvDims;
+use super::phases::split_phases;
 use std::mem::MaybeUninit;
 
 #[cfg(target_arch = "x86_64")]
@@ -116,17 +117,11 @@ impl Direct3x3 {
         })
     }
 
-    /// The direct path for `dims`' backward pass: stride 1 only ([`new`](Self::new)'s stride-2
-    /// convolutions keep im2col and GEMM for their gradients).
-    pub(in super::super) fn for_backward(dims: &ConvDims) -> Option<Self> {
-        Self::new(dims).filter(|direct| direct.stride2_width.is_none())
-    }
-
-    /// Whether [`weight_grad`](Self::weight_grad) should sum `dims`' weight gradient (planes
+    /// Whether [`weight_grad`](Self::weight_grad) should sum `dims`' weight gradient (outputs
     /// of at least 14×14). On smaller ones a sample's sum is too short for its lane partials
     /// (`C_out · C_in · 9` vectors added to memory per sample); im2col + GEMM does it better.
     pub(in super::super) fn sums_weight_grad(dims: &ConvDims) -> bool {
-        dims.height >= 14 && dims.width >= 14
+        dims.out_height >= 14 && dims.out_width >= 14
     }
 
     /// Whether [`forward`](Self::forward) reads a sample's phase planes
@@ -141,27 +136,7 @@ impl Direct3x3 {
         let width = self
             .stride2_width
             .expect("split_phases: a stride-2 convolution");
-        let half = width / 2;
-        assert_eq!(
-            phases.len(),
-            x.len(),
-            "split_phases: one value per input value"
-        );
-        let phase_len = x.len() / 4;
-        for (row_index, row) in x.chunks_exact(width).enumerate() {
-            // Row `y` of channel `c` is row `y / 2` of that channel in phases `2 · (y % 2) + 0/1`.
-            let (channel_row, parity) = (row_index / 2, row_index % 2);
-            let start = channel_row * half;
-            let (even, odd) = (2 * parity, 2 * parity + 1);
-            let even = &mut phases[even * phase_len + start..][..half];
-            for (value, pair) in even.iter_mut().zip(row.chunks_exact(2)) {
-                *value = pair[0];
-            }
-            let odd = &mut phases[odd * phase_len + start..][..half];
-            for (value, pair) in odd.iter_mut().zip(row.chunks_exact(2)) {
-                *value = pair[1];
-            }
-        }
+        split_phases(x, width, phases);
     }
 
     /// The kernel `weight` (`[C_out, C_in, 3, 3]`) laid out for [`forward`](Self::forward):
@@ -280,20 +255,21 @@ impl Direct3x3 {
     }
 
     /// Lane partials of a few samples' weight gradient: adds `Σ_p dy[co, p] · x[ci, p +
-    /// offset_t]` over `samples` (`(x, dy)` pairs) lane by lane into `partials` (`[C_out, C_in,
+    /// offset_t]` over `samples` (`(x, dy)` pairs; with stride 2, `x` split by `split_phases`) lane by lane into `partials` (`[C_out, C_in,
     /// tap, 16]`); [`lane_totals`] sums them. Each tile sums all the samples in registers
     /// before it adds to `partials`, so a few samples per call keep that addition rare.
     pub(in super::super) fn weight_grad(&self, samples: &[(&[f32], &[f32])], partials: &mut [f32]) {
         let Some(&(x, dy)) = samples.first() else {
             return;
         };
-        let in_channels = x.len() / self.positions;
+        let phases = if self.needs_split() { 4 } else { 1 };
+        let in_channels = x.len() / (phases * self.positions);
         let out_channels = dy.len() / self.positions;
         for &(x, dy) in samples {
             assert_eq!(
                 x.len(),
-                in_channels * self.positions,
-                "direct3x3: input planes"
+                phases * in_channels * self.positions,
+                "direct3x3: input planes (with stride 2, split by split_phases)"
             );
             assert_eq!(
                 dy.len(),
@@ -465,7 +441,8 @@ unsafe fn weight_grad_tile<const CHANNELS: usize>(
     let plane = shape.plane;
     let mut sums = [[_mm512_setzero_ps(); TAPS]; CHANNELS];
     for &(x, dy) in samples {
-        let input = x[ci * plane..][..plane].as_ptr();
+        // From the sample's start: with stride 2 the taps reach into the other phase planes.
+        let input = x.as_ptr().wrapping_add(ci * plane);
         let grads = &dy[first_channel * plane..][..CHANNELS * plane];
         for (vector, (masks, &valid)) in direct.masks.iter().zip(&direct.valid).enumerate() {
             let position = vector * LANES;
