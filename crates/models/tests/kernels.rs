@@ -66,8 +66,8 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
             .with_dilation(dilation)
             .with_bias(bias)
             .init(&device);
-        // Large planes with enough samples that each task's weight gradient sums a group of
-        // four and a shorter one on the direct path.
+        // Large planes with enough samples (six per task) that the direct weight gradient sums
+        // full groups (two samples of 28×28) and shorter ones (a group of up to eight, 14×14).
         let batch = if h * w >= 196 { 22 } else { 3 };
         let x: Tensor<4> =
             Tensor::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device);

@@ -391,10 +391,14 @@ impl<'a> BackwardPlan<'a> {
         count: usize,
         mut dx: Option<&mut [MaybeUninit<f32>]>,
     ) -> ParamGrads {
-        // Samples per direct weight-gradient call: its tiles sum them in registers.
-        const GROUP: usize = 4;
+        // Samples per direct weight-gradient call: its tiles sum them in registers before
+        // adding to memory, and a tile's planes (three gradient channels and one input channel
+        // per sample, 16 bytes a position) should stay within about 32 KiB of L1: 2 samples of
+        // 28×28, 8 of 14×14.
+        const MAX_GROUP: usize = 8;
         let dims = self.dims;
         let (patch_len, positions) = (dims.patch_len(), dims.positions());
+        let group_size = (2048 / positions).clamp(1, MAX_GROUP);
         let mut sums = ParamGrads::zeros(dims, self.wanted, output_grad.parameter_len());
         let gemm_weight_grad = self.wanted.weight && !self.direct_weight_grad;
         let gemm_dx = dx.is_some() && self.transposed.is_empty();
@@ -405,11 +409,11 @@ impl<'a> BackwardPlan<'a> {
         // Stride 2: each sample's phase planes, which the direct weight gradient reads.
         let split =
             self.direct_weight_grad && self.direct.as_ref().is_some_and(|d| d.needs_split());
-        let mut phases: [Vec<f32>; GROUP] =
-            std::array::from_fn(|_| buffer(split, dims.input_len()));
-        let mut rebuilt: [Vec<f32>; GROUP] = Default::default();
-        for group_start in (0..count).step_by(GROUP) {
-            let group = GROUP.min(count - group_start);
+        let mut phases: [Vec<f32>; MAX_GROUP] =
+            std::array::from_fn(|index| buffer(split && index < group_size, dims.input_len()));
+        let mut rebuilt: [Vec<f32>; MAX_GROUP] = Default::default();
+        for group_start in (0..count).step_by(group_size) {
+            let group = group_size.min(count - group_start);
             let mut pairs: Vec<(&[f32], &[f32])> = Vec::with_capacity(group);
             let buffers = rebuilt.iter_mut().zip(phases.iter_mut());
             for (index, (buffer, phases)) in (group_start..group_start + group).zip(buffers) {
