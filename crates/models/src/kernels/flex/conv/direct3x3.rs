@@ -139,6 +139,32 @@ impl Direct3x3 {
         split_phases(x, width, phases);
     }
 
+    /// The shape of a call reading `input_len` values (a sample's planes; with stride 2 split
+    /// by [`split_phases`](Self::split_phases)) against `planes_len` values of output (or
+    /// output-gradient) planes; checks both lengths and the instruction set.
+    fn shape(&self, input_len: usize, planes_len: usize) -> Shape {
+        let phases = if self.needs_split() { 4 } else { 1 };
+        let in_channels = input_len / (phases * self.positions);
+        let out_channels = planes_len / self.positions;
+        assert_eq!(
+            input_len,
+            phases * in_channels * self.positions,
+            "direct3x3: input planes (with stride 2, split by split_phases)"
+        );
+        assert_eq!(
+            planes_len,
+            out_channels * self.positions,
+            "direct3x3: output planes"
+        );
+        assert!(avx512(), "direct3x3 needs AVX-512");
+        Shape {
+            plane: self.positions,
+            in_channels,
+            out_channels,
+            offsets: self.offsets,
+        }
+    }
+
     /// The kernel `weight` (`[C_out, C_in, 3, 3]`) laid out for [`forward`](Self::forward):
     /// `[tap, C_in, C_out]`.
     pub(in super::super) fn forward_weights(weight: &[f32], out_channels: usize) -> Vec<f32> {
@@ -181,28 +207,10 @@ impl Direct3x3 {
         bias: Option<&[f32]>,
         out: &mut [MaybeUninit<f32>],
     ) {
-        let phases = if self.needs_split() { 4 } else { 1 };
-        let in_channels = x.len() / (phases * self.positions);
-        let out_channels = out.len() / self.positions;
-        assert_eq!(
-            x.len(),
-            phases * in_channels * self.positions,
-            "direct3x3: input planes (with stride 2, split by split_phases)"
-        );
-        assert_eq!(
-            out.len(),
-            out_channels * self.positions,
-            "direct3x3: output planes"
-        );
+        let shape = self.shape(x.len(), out.len());
+        let (in_channels, out_channels) = (shape.in_channels, shape.out_channels);
         assert_eq!(weights.len(), TAPS * in_channels * out_channels, "weights");
         assert!(bias.is_none_or(|bias| bias.len() == out_channels), "bias");
-        assert!(avx512(), "direct3x3 needs AVX-512");
-        let shape = Shape {
-            plane: self.positions,
-            in_channels,
-            out_channels,
-            offsets: self.offsets,
-        };
         // SAFETY: AVX-512 is present (asserted); every slice's length was checked against the
         // shape the tiles index with.
         #[cfg(target_arch = "x86_64")]
@@ -262,33 +270,17 @@ impl Direct3x3 {
         let Some(&(x, dy)) = samples.first() else {
             return;
         };
-        let phases = if self.needs_split() { 4 } else { 1 };
-        let in_channels = x.len() / (phases * self.positions);
-        let out_channels = dy.len() / self.positions;
-        for &(x, dy) in samples {
+        let shape = self.shape(x.len(), dy.len());
+        for &(x, dy) in &samples[1..] {
+            let other = self.shape(x.len(), dy.len());
             assert_eq!(
-                x.len(),
-                phases * in_channels * self.positions,
-                "direct3x3: input planes (with stride 2, split by split_phases)"
-            );
-            assert_eq!(
-                dy.len(),
-                out_channels * self.positions,
-                "direct3x3: gradient planes"
+                (other.in_channels, other.out_channels),
+                (shape.in_channels, shape.out_channels),
+                "direct3x3: samples of one shape"
             );
         }
-        assert_eq!(
-            partials.len(),
-            out_channels * in_channels * TAPS * LANES,
-            "partials"
-        );
-        assert!(avx512(), "direct3x3 needs AVX-512");
-        let shape = Shape {
-            plane: self.positions,
-            in_channels,
-            out_channels,
-            offsets: self.offsets,
-        };
+        let weights = shape.out_channels * shape.in_channels * TAPS;
+        assert_eq!(partials.len(), weights * LANES, "partials");
         // SAFETY: as in `forward`.
         #[cfg(target_arch = "x86_64")]
         unsafe {
