@@ -150,7 +150,15 @@ proptest! {
         let path = dir.path().join("x.safetensors");
         std::fs::write(&path, &bytes).unwrap();
         match import_safetensors(fixture_model(), &path) {
-            Ok(_) | Err(ExportError::NotSafetensors { .. } | ExportError::Mismatch { .. }) => {}
+            // A changed data byte can make a value NaN or infinite (an exponent byte of 0x7f or
+            // 0xff): refused by name like the rest.
+            Ok(_)
+            | Err(
+                ExportError::NotSafetensors { .. }
+                | ExportError::Mismatch { .. }
+                | ExportError::Limit { .. }
+                | ExportError::NonFinite { .. },
+            ) => {}
             Err(other) => prop_assert!(false, "{other}"),
         }
     }
