@@ -1,0 +1,44 @@
+//! `keep_freed_memory`: a freed buffer, even one over glibc's largest mmap threshold (an
+//! evaluation batch's 50 MiB activations), is reused by the next allocation of its size
+//! instead of coming back from the OS as fresh pages (one page fault each).
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
+
+/// Page faults this process has taken so far (minor ones: fresh pages, no disk).
+fn page_faults() -> i64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a whole rusage into the pointer it is given.
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
+        usage.assume_init()
+    };
+    usage.ru_minflt
+}
+
+/// Allocates `bytes`, writes every page, frees it; the page faults that took.
+fn touch(bytes: usize) -> i64 {
+    let before = page_faults();
+    let buffer = std::hint::black_box(vec![1u8; bytes]);
+    drop(buffer);
+    page_faults() - before
+}
+
+#[test]
+fn a_freed_large_buffer_is_reused_without_page_faults() {
+    actlab_activations::keep_freed_memory();
+    // Over the 32 MiB threshold, under the 64 MiB a thread's malloc heap can hold (the test
+    // runs on a thread of the harness).
+    const BYTES: usize = 48 << 20;
+    let pages = (BYTES / 4096) as i64;
+    // The first allocation gets its pages from the OS, one fault each, unless the kernel backs
+    // them with transparent huge pages (`enabled = always`), where faults cannot tell reuse.
+    let first = touch(BYTES);
+    if first < pages / 2 {
+        return eprintln!("skipped: {first} page faults for {pages} fresh pages (huge pages?)");
+    }
+    // The second reuses them: glibc would otherwise map 48 MiB afresh (12,288 faults).
+    let second = touch(BYTES);
+    assert!(
+        second < pages / 20,
+        "{second} page faults for a buffer freed just before (of {pages} pages)"
+    );
+}
