@@ -211,7 +211,7 @@ impl ResidualBlock {
         let hidden = kernels::conv2d(&self.conv1, activated);
         let pre = kernels::batch_norm(&self.norm2, hidden);
         let activated = activate(&self.activation2, pre, format!("{name}.2"), taps);
-        kernels::conv2d(&self.conv2, activated) + shortcut
+        kernels::conv2d_residual(&self.conv2, activated, shortcut)
     }
 }
 

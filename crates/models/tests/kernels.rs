@@ -10,7 +10,7 @@ use activations::burn::nn::{PaddingConfig2d, loss::CrossEntropyLossConfig};
 use activations::burn::tensor::{Distribution, Gradients, Int, Tensor, TensorData};
 use activations::fused::without_fused;
 use activations::{Activation, ActivationConfig, LeakyReluConfig, PReluConfig, PauConfig};
-use actlab_models::kernels::{conv_block, conv2d, max_pool2d};
+use actlab_models::kernels::{conv_block, conv2d, conv2d_residual, max_pool2d};
 use actlab_models::{CnnConfig, ModelConfig};
 
 mod common;
@@ -85,6 +85,66 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
             .zip(kernel_run.iter().zip(&burn_run))
         {
             assert_close(&format!("case {index} {name}"), a, e);
+        }
+    }
+}
+
+/// `conv2d_residual` (the addition in the convolution's output pass) against Burn's
+/// `conv.forward(x) + residual`: output and the gradients of x, weight, bias and the residual,
+/// on the direct path, the im2col path and a 1×1 stride-2 projection, at batch 1 and without
+/// bias; a residual that only broadcasts takes Burn's `+`.
+#[test]
+fn conv2d_residual_matches_burns_conv_plus_residual() {
+    let _turn = device_rng_turn();
+    let device = device();
+    // (in, out, kernel, stride, padding, bias, batch, height, width, broadcast residual)
+    let cases = [
+        (16, 16, 3, 1, 1, true, 3, 28, 28, false),
+        (3, 5, 3, 2, 1, true, 2, 9, 8, false),
+        (4, 6, 1, 2, 0, false, 1, 9, 35, false),
+        (6, 10, 3, 1, 1, false, 1, 7, 7, false),
+        (4, 6, 3, 1, 1, true, 2, 5, 6, true),
+    ];
+    for (index, (c_in, c_out, kernel, stride, padding, bias, batch, h, w, broadcast)) in
+        cases.into_iter().enumerate()
+    {
+        device.seed(100 + index as u64);
+        let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(
+                padding, padding, padding, padding,
+            ))
+            .with_bias(bias)
+            .init(&device);
+        let x: Tensor<4> =
+            Tensor::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let out_h = (h + 2 * padding - kernel) / stride + 1;
+        let out_w = (w + 2 * padding - kernel) / stride + 1;
+        let residual_shape = if broadcast {
+            [1, c_out, 1, 1]
+        } else {
+            [batch, c_out, out_h, out_w]
+        };
+        let residual = host_random(residual_shape, 7 + index as u64, &device).require_grad();
+        let params = |grads: &_| {
+            let mut list = vec![values(conv.weight.grad(grads).unwrap())];
+            if let Some(bias) = &conv.bias {
+                list.push(values(bias.grad(grads).unwrap()));
+            }
+            list.push(values(residual.grad(grads).unwrap()));
+            list
+        };
+        let fused = run_with_grads(
+            &x,
+            5,
+            |x| conv2d_residual(&conv, x, residual.clone()),
+            params,
+        );
+        let burn =
+            without_fused(|| run_with_grads(&x, 5, |x| conv.forward(x) + residual.clone(), params));
+        assert_eq!(fused.len(), burn.len());
+        for (slot, (a, e)) in fused.iter().zip(&burn).enumerate() {
+            assert_close(&format!("case {index} value {slot}"), a, e);
         }
     }
 }

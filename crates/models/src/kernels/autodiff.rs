@@ -57,6 +57,30 @@ impl<B: LayerKernelBackward> Backward<B, 3> for ConvBackward {
     }
 }
 
+/// A convolution plus a residual's backward step (parents: x, weight, bias, residual); its
+/// state is the input and the weight. The residual's gradient is the output's.
+#[derive(Debug)]
+struct ConvResidualBackward(Window2d);
+
+impl<B: LayerKernelBackward> Backward<B, 4> for ConvResidualBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let output_grad = grads.consume::<B>(&ops.node);
+        let [x, weight, bias, residual] = ops.parents.map(|p| p.map(|node| node.id));
+        if let Some(residual) = residual {
+            grads.register::<B>(residual, output_grad.clone());
+        }
+        let parents = [x, weight, bias];
+        let wanted = wanted(&parents);
+        if wanted.x || wanted.weight || wanted.bias {
+            let (x, weight) = ops.state;
+            let computed = B::layer_conv2d_backward(x, weight, output_grad, self.0, wanted);
+            register::<B>(grads, parents, computed);
+        }
+    }
+}
+
 /// BatchNorm's backward step (parents: x, gamma, beta); its state is the input, gamma and the
 /// statistics used. Holds ε and whether they were the batch's own.
 #[derive(Debug)]
@@ -334,6 +358,33 @@ impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<
                 prep.finish((x, weight), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::layer_conv2d(x, weight, bias, window)),
+        }
+    }
+
+    fn layer_conv2d_residual(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        window: Window2d,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        let (bias, bias_node) = bias.into_parts();
+        let (residual, residual_node) = residual.into_parts();
+        match ConvResidualBackward(window)
+            .prepare::<C>([x_node, weight_node, bias_node, residual_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let output =
+                    B::layer_conv2d_residual(x.clone(), weight.clone(), bias, residual, window);
+                prep.finish((x, weight), output)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::layer_conv2d_residual(x, weight, bias, residual, window))
+            }
         }
     }
 

@@ -1,4 +1,4 @@
-//! What the models call in place of Burn's layers: [`conv2d`], [`max_pool2d`],
+//! What the models call in place of Burn's layers: [`conv2d`], [`conv2d_residual`], [`max_pool2d`],
 //! [`conv_block`] and [`activation_max_pool`] take Burn's modules, use the kernels for f32 on Flex ([`has_kernels`]) and
 //! run the modules' own forward otherwise.
 
@@ -76,6 +76,36 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
+        window,
+    );
+    Tensor::from_dispatch(output)
+}
+
+/// `conv.forward(x) + residual` (a residual block's second convolution and its shortcut),
+/// with the addition in the convolution's output pass when the kernels can run it
+/// ([`LayerKernelOps::layer_conv2d_residual`]): `x` and `residual` f32 on Flex, a convolution
+/// [`conv2d`] would run, and a residual of the output's shape (else Burn's broadcasting `+`).
+pub fn conv2d_residual(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+    let Some((window, weight, bias)) = conv_parts(conv, &x) else {
+        return conv.forward(x) + residual;
+    };
+    let [batch, _, height, width] = x.dims();
+    let output_shape = [
+        batch,
+        weight.dims()[0],
+        window
+            .output_size(0, height)
+            .expect("conv_parts checked it"),
+        window.output_size(1, width).expect("conv_parts checked it"),
+    ];
+    if residual.dims() != output_shape || !has_kernels(&residual) {
+        return conv2d(conv, x) + residual;
+    }
+    let output = <Dispatch as LayerKernelOps>::layer_conv2d_residual(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        residual.into_dispatch(),
         window,
     );
     Tensor::from_dispatch(output)

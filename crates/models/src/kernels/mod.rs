@@ -31,7 +31,9 @@
 //!   `Autodiff<B>` with a handwritten backward (`autodiff.rs`) that calls
 //!   [`LayerKernelBackward`].
 //! - [`conv2d`], [`max_pool2d`] and [`conv_block`]: what the CNN calls in place of
-//!   `Conv2d::forward`, `MaxPool2d::forward` and the three together. They take Burn's modules,
+//!   `Conv2d::forward`, `MaxPool2d::forward` and the three together; [`conv2d_residual`]: a
+//!   residual block's second convolution with the shortcut added in its output pass (the
+//!   ResNet's). They take Burn's modules,
 //!   so parameters, records and exports are unchanged, use the kernels for f32 on Flex, and
 //!   run the modules' own forward otherwise (other backends and dtypes, groups, asymmetric
 //!   padding, ceil mode; for the block, activations without an element-wise kernel other than
@@ -49,7 +51,9 @@ mod layers;
 mod ops;
 
 pub use batch_norm::batch_norm;
-pub use layers::{activation_max_pool, conv_block, conv2d, has_kernels, max_pool2d};
+pub use layers::{
+    activation_max_pool, conv_block, conv2d, conv2d_residual, has_kernels, max_pool2d,
+};
 pub use ops::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
     LayerKernelOps, PooledHandoff, PooledStash, Window2d,

@@ -42,6 +42,17 @@ pub trait LayerKernelOps: Backend {
         window: Window2d,
     ) -> FloatTensor<Self>;
 
+    /// [`layer_conv2d`](Self::layer_conv2d) plus `residual` (of the output's shape), added
+    /// while each sample's output is in cache: a residual block's second convolution and its
+    /// shortcut in one pass. Under autodiff the residual's gradient is the output's.
+    fn layer_conv2d_residual(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        window: Window2d,
+    ) -> FloatTensor<Self>;
+
     /// Max-pooling of `x` `[N, C, H, W]` (padding counts as -inf, as in PyTorch).
     fn layer_max_pool2d(x: FloatTensor<Self>, window: Window2d) -> FloatTensor<Self>;
 

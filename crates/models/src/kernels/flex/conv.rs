@@ -187,21 +187,37 @@ impl<'a> SampleConv<'a> {
 }
 
 pub(super) fn conv2d_forward(dims: &ConvDims, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
-    conv2d_forward_squeezing(dims, x, weight, bias, false).0
+    conv2d_forward_squeezing(dims, x, weight, bias, Epilogue::None).0
 }
 
-/// The convolution and, when `squeeze`, APReLU's squeeze of its output computed while each
-/// sample's output is in cache (`[N, 2C_out]`: the channel means of `max(z, 0)`, then of
-/// `min(z, 0)`; empty otherwise).
+/// What [`conv2d_forward_squeezing`] does with each sample's output while it is in cache.
+pub(super) enum Epilogue<'a> {
+    None,
+    /// APReLU's squeeze (`[N, 2C_out]`: the channel means of `max(z, 0)`, then of `min(z, 0)`).
+    Squeeze,
+    /// Adds a residual of the output's shape.
+    Residual(&'a [f32]),
+}
+
+/// The convolution and its [`Epilogue`], run while each sample's output is in cache:
+/// `(output, squeeze)` (the squeeze empty unless asked for).
 pub(super) fn conv2d_forward_squeezing(
     dims: &ConvDims,
     x: &[f32],
     weight: &[f32],
     bias: &[f32],
-    squeeze: bool,
+    epilogue: Epilogue,
 ) -> (Vec<f32>, Vec<f32>) {
     let conv = SampleConv::new(dims, weight, bias);
     let samples = items_per_task(dims.batch);
+    let squeeze = matches!(epilogue, Epilogue::Squeeze);
+    let residual = match epilogue {
+        Epilogue::Residual(residual) => {
+            assert_eq!(residual.len(), dims.batch * dims.output_len(), "residual");
+            residual
+        }
+        _ => &[],
+    };
     let summary_len = if squeeze { 2 * dims.out_channels } else { 0 };
     let mut summary = vec![0.0f32; dims.batch * summary_len];
     let output = filled_vec(dims.batch * dims.output_len(), |output| {
@@ -216,7 +232,8 @@ pub(super) fn conv2d_forward_squeezing(
             .par_chunks_mut(samples * dims.output_len())
             .zip(x.par_chunks(samples * dims.input_len()))
             .zip(summaries)
-            .for_each(|((output, x), summaries)| {
+            .enumerate()
+            .for_each(|(task, ((output, x), summaries))| {
                 let mut col = conv.patch_buffer();
                 for (index, (out, x)) in output
                     .chunks_mut(dims.output_len())
@@ -224,6 +241,14 @@ pub(super) fn conv2d_forward_squeezing(
                     .enumerate()
                 {
                     conv.run(x, &mut col, out);
+                    if !residual.is_empty() {
+                        let sample = task * samples + index;
+                        let residual = &residual[sample * dims.output_len()..][..out.len()];
+                        for (value, &add) in out.iter_mut().zip(residual) {
+                            // SAFETY: `run` wrote every element of `out`.
+                            unsafe { *value.assume_init_mut() += add };
+                        }
+                    }
                     if squeeze {
                         // SAFETY: `run` wrote every element of `out`.
                         let out = unsafe {

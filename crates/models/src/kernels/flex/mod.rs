@@ -32,7 +32,8 @@ use batch_norm::{NormDims, batch_norm_backward, batch_norm_forward};
 use block::{BlockAct, BlockSaved, PooledGrad, Pooling, conv_block_forward};
 
 use conv::{
-    ConvDims, DenseGrad, OutputGrad, conv2d_backward, conv2d_forward, conv2d_forward_squeezing,
+    ConvDims, DenseGrad, Epilogue, OutputGrad, conv2d_backward, conv2d_forward,
+    conv2d_forward_squeezing,
 };
 use pool::{PoolDims, max_pool_backward, max_pool_forward};
 
@@ -46,6 +47,27 @@ impl LayerKernelOps for Flex {
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
         let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
         let output = conv2d_forward(&dims, elements(&x), elements(&weight), elements(&bias));
+        from_vec(output, dims.output_shape())
+    }
+
+    fn layer_conv2d_residual(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        residual: FlexTensor,
+        window: Window2d,
+    ) -> FlexTensor {
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let residual = contiguous(residual);
+        let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
+        assert_eq!(
+            residual.shape(),
+            dims.output_shape(),
+            "conv2d_residual: the residual has the output's shape"
+        );
+        let (x, weight, bias) = (elements(&x), elements(&weight), elements(&bias));
+        let epilogue = Epilogue::Residual(elements(&residual));
+        let (output, _) = conv2d_forward_squeezing(&dims, x, weight, bias, epilogue);
         from_vec(output, dims.output_shape())
     }
 
@@ -91,7 +113,7 @@ impl LayerKernelOps for Flex {
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
         let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
         let (x, weight, bias) = (elements(&x), elements(&weight), elements(&bias));
-        let (output, summary) = conv2d_forward_squeezing(&dims, x, weight, bias, true);
+        let (output, summary) = conv2d_forward_squeezing(&dims, x, weight, bias, Epilogue::Squeeze);
         let summary_shape = Shape::new([dims.batch, 2 * dims.out_channels]);
         (
             from_vec(output, dims.output_shape()),
