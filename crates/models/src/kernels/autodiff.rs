@@ -40,6 +40,21 @@ fn register<B: LayerKernelBackward>(
     }
 }
 
+/// The convolution's gradients that its parents (x, weight, bias) want, registered with them.
+fn convolution_grads<B: LayerKernelBackward>(
+    grads: &mut Gradients,
+    parents: [Option<NodeId>; 3],
+    (x, weight): (FloatTensor<B>, FloatTensor<B>),
+    output_grad: FloatTensor<B>,
+    window: Window2d,
+) {
+    let wanted = wanted(&parents);
+    if wanted.x || wanted.weight || wanted.bias {
+        let computed = B::layer_conv2d_backward(x, weight, output_grad, window, wanted);
+        register::<B>(grads, parents, computed);
+    }
+}
+
 /// The convolution's backward step (parents: x, weight, bias). Its state is the input and the
 /// weight.
 #[derive(Debug)]
@@ -50,10 +65,8 @@ impl<B: LayerKernelBackward> Backward<B, 3> for ConvBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let output_grad = grads.consume::<B>(&ops.node);
-        let wanted = wanted(&ops.parents);
-        let (x, weight) = ops.state;
-        let computed = B::layer_conv2d_backward(x, weight, output_grad, self.0, wanted);
-        register::<B>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+        let parents = ops.parents.map(|p| p.map(|node| node.id));
+        convolution_grads::<B>(grads, parents, ops.state, output_grad, self.0);
     }
 }
 
@@ -71,13 +84,7 @@ impl<B: LayerKernelBackward> Backward<B, 4> for ConvResidualBackward {
         if let Some(residual) = residual {
             grads.register::<B>(residual, output_grad.clone());
         }
-        let parents = [x, weight, bias];
-        let wanted = wanted(&parents);
-        if wanted.x || wanted.weight || wanted.bias {
-            let (x, weight) = ops.state;
-            let computed = B::layer_conv2d_backward(x, weight, output_grad, self.0, wanted);
-            register::<B>(grads, parents, computed);
-        }
+        convolution_grads::<B>(grads, [x, weight, bias], ops.state, output_grad, self.0);
     }
 }
 
