@@ -2,7 +2,7 @@
 //! convolution output, through a small network run by Burn, so the block cannot pool while a
 //! sample is in cache as `block.rs` does; it runs in two passes per sample instead:
 //! - the convolution, with the squeeze of each sample's output computed while it is in cache
-//!   (`conv.rs`'s `conv2d_forward_squeezing`); the output goes to memory;
+//!   (`conv.rs`'s `conv2d_forward_then`); the output goes to memory;
 //! - the apply and the pooling ([`channelwise_pool_forward`]): APReLU's apply is a
 //!   channel-wise formula with one slope per sample and channel, so `block.rs`'s channel-wise
 //!   pooling runs with each sample's rows of parameters, keeping each window's winner and

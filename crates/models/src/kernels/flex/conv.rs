@@ -187,10 +187,10 @@ impl<'a> SampleConv<'a> {
 }
 
 pub(super) fn conv2d_forward(dims: &ConvDims, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
-    conv2d_forward_squeezing(dims, x, weight, bias, Epilogue::None).0
+    conv2d_forward_then(dims, x, weight, bias, Epilogue::None).0
 }
 
-/// What [`conv2d_forward_squeezing`] does with each sample's output while it is in cache.
+/// What [`conv2d_forward_then`] does with each sample's output while it is in cache.
 pub(super) enum Epilogue<'a> {
     None,
     /// APReLU's squeeze (`[N, 2C_out]`: the channel means of `max(z, 0)`, then of `min(z, 0)`).
@@ -201,7 +201,7 @@ pub(super) enum Epilogue<'a> {
 
 /// The convolution and its [`Epilogue`], run while each sample's output is in cache:
 /// `(output, squeeze)` (the squeeze empty unless asked for).
-pub(super) fn conv2d_forward_squeezing(
+pub(super) fn conv2d_forward_then(
     dims: &ConvDims,
     x: &[f32],
     weight: &[f32],

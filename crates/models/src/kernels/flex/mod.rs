@@ -32,8 +32,7 @@ use batch_norm::{NormDims, batch_norm_backward, batch_norm_forward};
 use block::{BlockAct, BlockSaved, PooledGrad, Pooling, conv_block_forward};
 
 use conv::{
-    ConvDims, DenseGrad, Epilogue, OutputGrad, conv2d_backward, conv2d_forward,
-    conv2d_forward_squeezing,
+    ConvDims, DenseGrad, Epilogue, OutputGrad, conv2d_backward, conv2d_forward, conv2d_forward_then,
 };
 use pool::{PoolDims, max_pool_backward, max_pool_forward};
 
@@ -67,7 +66,7 @@ impl LayerKernelOps for Flex {
         );
         let (x, weight, bias) = (elements(&x), elements(&weight), elements(&bias));
         let epilogue = Epilogue::Residual(elements(&residual));
-        let (output, _) = conv2d_forward_squeezing(&dims, x, weight, bias, epilogue);
+        let (output, _) = conv2d_forward_then(&dims, x, weight, bias, epilogue);
         from_vec(output, dims.output_shape())
     }
 
@@ -113,7 +112,7 @@ impl LayerKernelOps for Flex {
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
         let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
         let (x, weight, bias) = (elements(&x), elements(&weight), elements(&bias));
-        let (output, summary) = conv2d_forward_squeezing(&dims, x, weight, bias, Epilogue::Squeeze);
+        let (output, summary) = conv2d_forward_then(&dims, x, weight, bias, Epilogue::Squeeze);
         let summary_shape = Shape::new([dims.batch, 2 * dims.out_channels]);
         (
             from_vec(output, dims.output_shape()),
