@@ -202,7 +202,15 @@ impl ResidualBlock {
     }
 
     fn run(&self, x: Tensor<4>, name: &str, taps: &mut Option<Vec<Tap>>) -> Tensor<4> {
-        let pre = kernels::batch_norm(&self.norm1, x.clone());
+        // An identity shortcut adds `x` back: its gradient joins the first BatchNorm's.
+        let handoff = self
+            .shortcut
+            .is_none()
+            .then(kernels::ResidualHandoff::default);
+        let pre = match &handoff {
+            Some(handoff) => kernels::batch_norm_of_residual(&self.norm1, x.clone(), handoff),
+            None => kernels::batch_norm(&self.norm1, x.clone()),
+        };
         let activated = activate(&self.activation1, pre, format!("{name}.1"), taps);
         let shortcut = match &self.shortcut {
             Some(projection) => kernels::conv2d(projection, activated.clone()),
@@ -211,7 +219,7 @@ impl ResidualBlock {
         let hidden = kernels::conv2d(&self.conv1, activated);
         let pre = kernels::batch_norm(&self.norm2, hidden);
         let activated = activate(&self.activation2, pre, format!("{name}.2"), taps);
-        kernels::conv2d_residual(&self.conv2, activated, shortcut)
+        kernels::conv2d_residual(&self.conv2, activated, shortcut, handoff.as_ref())
     }
 }
 

@@ -188,3 +188,72 @@ fn evaluation_uses_the_running_statistics() {
     );
     assert_eq!(running(&norm), before);
 }
+
+/// A residual block's shape, `conv2(relu(conv1(relu(bn(x))))) + x`, with the BatchNorm taking
+/// the residual's gradient for `x` ([`batch_norm_of_residual`] and [`conv2d_residual`] sharing
+/// a handoff): every gradient equals the same graph without the handoff to the bit (the sum is
+/// the one autodiff makes), and Burn's composite ops within rounding; with the handoff given
+/// to a residual that is another tensor, the gradient still reaches `x` through autodiff.
+#[test]
+fn a_residual_handoff_gives_autodiffs_gradients() {
+    use activations::burn::nn::PaddingConfig2d;
+    use activations::burn::nn::conv::{Conv2d, Conv2dConfig};
+    use actlab_models::kernels::{ResidualHandoff, batch_norm_of_residual, conv2d_residual};
+
+    let device = device();
+    let shape = [3, 8, 9, 7];
+    let x = host_random(shape, 21, &device);
+    let conv = |seed: u64| -> Conv2d {
+        let mut conv = Conv2dConfig::new([8, 8], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        conv.weight = Param::from_tensor(host_random([8, 8, 3, 3], seed, &device).mul_scalar(0.2));
+        conv
+    };
+    let (first, second) = (conv(31), conv(32));
+    // 0: with the handoff; 1: without; 2: a handoff whose residual is not the BatchNorm's input.
+    let block = |variant: usize, norm: &BatchNorm, x: Tensor<4>| {
+        let handoff = ResidualHandoff::default();
+        let pre = match variant {
+            1 => batch_norm(norm, x.clone()),
+            _ => batch_norm_of_residual(norm, x.clone(), &handoff),
+        };
+        let hidden = first.forward(pre.clamp_min(0.0)).clamp_min(0.0);
+        let residual = match variant {
+            2 => x.clone().mul_scalar(1.0),
+            _ => x,
+        };
+        conv2d_residual(
+            &second,
+            hidden,
+            residual,
+            (variant != 1).then_some(&handoff),
+        )
+    };
+    let run = |variant: usize| {
+        let norm = norm(8, 41, &device);
+        run_with_grads(
+            &x,
+            3,
+            |x| block(variant, &norm, x),
+            |grads| parameter_grads(&norm, grads),
+        )
+    };
+    let (handed, plain, other) = (run(0), run(1), run(2));
+    let burn = without_fused(|| run(1));
+    for (slot, name) in ["output", "input grad", "gamma grad", "beta grad"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            handed[slot], plain[slot],
+            "{name}: with and without the handoff"
+        );
+        assert_close(
+            &format!("another residual's {name}"),
+            &other[slot],
+            &plain[slot],
+        );
+        assert_close(&format!("Burn's {name}"), &handed[slot], &burn[slot]);
+    }
+}

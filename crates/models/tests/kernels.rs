@@ -137,7 +137,7 @@ fn conv2d_residual_matches_burns_conv_plus_residual() {
         let fused = run_with_grads(
             &x,
             5,
-            |x| conv2d_residual(&conv, x, residual.clone()),
+            |x| conv2d_residual(&conv, x, residual.clone(), None),
             params,
         );
         let burn =

@@ -3,7 +3,7 @@
 
 use super::ops::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
-    LayerKernelOps, PooledHandoff, PooledStash, Window2d,
+    LayerKernelOps, PooledHandoff, PooledStash, ResidualHandoff, Window2d,
 };
 use activations::burn::backend::Autodiff;
 use activations::burn::backend::TensorMetadata;
@@ -71,9 +71,10 @@ impl<B: LayerKernelBackward> Backward<B, 3> for ConvBackward {
 }
 
 /// A convolution plus a residual's backward step (parents: x, weight, bias, residual); its
-/// state is the input and the weight. The residual's gradient is the output's.
+/// state is the input and the weight. The residual's gradient is the output's, left in the
+/// handoff when a BatchNorm of the residual armed it.
 #[derive(Debug)]
-struct ConvResidualBackward(Window2d);
+struct ConvResidualBackward(Window2d, Option<ResidualHandoff>);
 
 impl<B: LayerKernelBackward> Backward<B, 4> for ConvResidualBackward {
     type State = (FloatTensor<B>, FloatTensor<B>);
@@ -82,16 +83,23 @@ impl<B: LayerKernelBackward> Backward<B, 4> for ConvResidualBackward {
         let output_grad = grads.consume::<B>(&ops.node);
         let [x, weight, bias, residual] = ops.parents.map(|p| p.map(|node| node.id));
         if let Some(residual) = residual {
-            grads.register::<B>(residual, output_grad.clone());
+            let handed = match &self.1 {
+                Some(handoff) => handoff.put::<B>(residual, output_grad.clone()),
+                None => Err(output_grad.clone()),
+            };
+            if let Err(grad) = handed {
+                grads.register::<B>(residual, grad);
+            }
         }
         convolution_grads::<B>(grads, [x, weight, bias], ops.state, output_grad, self.0);
     }
 }
 
 /// BatchNorm's backward step (parents: x, gamma, beta); its state is the input, gamma and the
-/// statistics used. Holds ε and whether they were the batch's own.
+/// statistics used. Holds ε, whether they were the batch's own, and the handoff where a
+/// residual convolution of `x` leaves its gradient.
 #[derive(Debug)]
-struct BatchNormBackward(f64, bool);
+struct BatchNormBackward(f64, bool, Option<ResidualHandoff>);
 
 impl<B: LayerKernelBackward> Backward<B, 3> for BatchNormBackward {
     type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
@@ -99,8 +107,16 @@ impl<B: LayerKernelBackward> Backward<B, 3> for BatchNormBackward {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let output_grad = grads.consume::<B>(&ops.node);
         let (x, gamma, statistics) = ops.state;
-        let computed =
-            B::layer_batch_norm_backward(x, gamma, statistics, self.0, self.1, output_grad);
+        let residual_grad = self.2.and_then(|handoff| handoff.take::<B>());
+        let computed = B::layer_batch_norm_backward(
+            x,
+            gamma,
+            statistics,
+            self.0,
+            self.1,
+            output_grad,
+            residual_grad,
+        );
         for (parent, grad) in ops.parents.into_iter().zip(computed) {
             if let Some(parent) = parent {
                 grads.register::<B>(parent.id, grad);
@@ -374,24 +390,31 @@ impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<
         bias: FloatTensor<Self>,
         residual: FloatTensor<Self>,
         window: Window2d,
+        handoff: Option<ResidualHandoff>,
     ) -> FloatTensor<Self> {
         let (x, x_node) = x.into_parts();
         let (weight, weight_node) = weight.into_parts();
         let (bias, bias_node) = bias.into_parts();
         let (residual, residual_node) = residual.into_parts();
-        match ConvResidualBackward(window)
+        match ConvResidualBackward(window, handoff)
             .prepare::<C>([x_node, weight_node, bias_node, residual_node])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let output =
-                    B::layer_conv2d_residual(x.clone(), weight.clone(), bias, residual, window);
+                let output = B::layer_conv2d_residual(
+                    x.clone(),
+                    weight.clone(),
+                    bias,
+                    residual,
+                    window,
+                    None,
+                );
                 prep.finish((x, weight), output)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::layer_conv2d_residual(x, weight, bias, residual, window))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_conv2d_residual(
+                x, weight, bias, residual, window, None,
+            )),
         }
     }
 
@@ -402,12 +425,14 @@ impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<
         running: FloatTensor<Self>,
         epsilon: f64,
         batch_statistics: bool,
+        handoff: Option<ResidualHandoff>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let x_id = x.id();
         let (x, x_node) = x.into_parts();
         let (gamma, gamma_node) = gamma.into_parts();
         let (beta, beta_node) = beta.into_parts();
         let running = running.into_primitive();
-        match BatchNormBackward(epsilon, batch_statistics)
+        match BatchNormBackward(epsilon, batch_statistics, handoff.clone())
             .prepare::<C>([x_node, gamma_node, beta_node])
             .compute_bound()
             .stateful()
@@ -420,13 +445,17 @@ impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<
                     running,
                     epsilon,
                     batch_statistics,
+                    None,
                 );
+                if let Some(handoff) = &handoff {
+                    handoff.arm(x_id);
+                }
                 let output = prep.finish((x, gamma, statistics.clone()), output);
                 (output, FloatTensor::<Self>::new(statistics))
             }
             OpsKind::UnTracked(prep) => {
                 let (output, statistics) =
-                    B::layer_batch_norm(x, gamma, beta, running, epsilon, batch_statistics);
+                    B::layer_batch_norm(x, gamma, beta, running, epsilon, batch_statistics, None);
                 (prep.finish(output), FloatTensor::<Self>::new(statistics))
             }
         }

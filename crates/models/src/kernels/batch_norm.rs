@@ -9,13 +9,34 @@ use activations::burn::nn::BatchNorm;
 use activations::burn::tensor::{DType, Tensor};
 
 use super::layers::has_kernels;
-use super::ops::LayerKernelOps;
+use super::ops::{LayerKernelOps, ResidualHandoff};
 
 /// `norm.forward(x)` with PyTorch's running statistics: in training (an autodiff device and
 /// the layer's training flag on) the batch statistics, otherwise the running ones; through the
 /// fused kernels when `x` can use them ([`LayerKernelOps::layer_batch_norm`], in training two
 /// passes forward and two backward, in evaluation one), else Burn's ops.
 pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    normalise(norm, x, None)
+}
+
+/// [`batch_norm`] of a residual block's input `x` that the block's last convolution adds back
+/// ([`conv2d_residual`](super::conv2d_residual) with the same `handoff`): on the fused path the
+/// backward adds that convolution's gradient for `x` into its own input gradient's pass,
+/// instead of autodiff adding the two in a pass of its own. Values and gradients are those of
+/// [`batch_norm`] and Burn's `+`, to the bit.
+pub fn batch_norm_of_residual<const D: usize>(
+    norm: &BatchNorm,
+    x: Tensor<D>,
+    handoff: &ResidualHandoff,
+) -> Tensor<D> {
+    normalise(norm, x, Some(handoff.clone()))
+}
+
+fn normalise<const D: usize>(
+    norm: &BatchNorm,
+    x: Tensor<D>,
+    handoff: Option<ResidualHandoff>,
+) -> Tensor<D> {
     let device = x.device();
     let training = device.is_autodiff() && norm.training.is_enabled();
     let dims = x.dims();
@@ -42,6 +63,7 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
             running.into_dispatch(),
             norm.epsilon,
             training,
+            handoff,
         );
         if !training {
             return Tensor::from_dispatch(output);

@@ -2,7 +2,7 @@
 //! [`conv_block`] and [`activation_max_pool`] take Burn's modules, use the kernels for f32 on Flex ([`has_kernels`]) and
 //! run the modules' own forward otherwise.
 
-use super::ops::{BlockActivation, LayerKernelOps, PooledHandoff, Window2d};
+use super::ops::{BlockActivation, LayerKernelOps, PooledHandoff, ResidualHandoff, Window2d};
 use activations::Activation;
 use activations::burn::backend::Dispatch;
 use activations::burn::nn::PaddingConfig2d;
@@ -85,7 +85,14 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// with the addition in the convolution's output pass when the kernels can run it
 /// ([`LayerKernelOps::layer_conv2d_residual`]): `x` and `residual` f32 on Flex, a convolution
 /// [`conv2d`] would run, and a residual of the output's shape (else Burn's broadcasting `+`).
-pub fn conv2d_residual(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+/// With the `handoff` of a [`batch_norm_of_residual`](super::batch_norm_of_residual) of the
+/// same `residual`, that BatchNorm's backward adds the residual's gradient (see there).
+pub fn conv2d_residual(
+    conv: &Conv2d,
+    x: Tensor<4>,
+    residual: Tensor<4>,
+    handoff: Option<&ResidualHandoff>,
+) -> Tensor<4> {
     let Some((window, weight, bias)) = conv_parts(conv, &x) else {
         return conv.forward(x) + residual;
     };
@@ -107,6 +114,7 @@ pub fn conv2d_residual(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tens
         bias.into_dispatch(),
         residual.into_dispatch(),
         window,
+        handoff.cloned(),
     );
     Tensor::from_dispatch(output)
 }

@@ -50,11 +50,11 @@ mod flex;
 mod layers;
 mod ops;
 
-pub use batch_norm::batch_norm;
+pub use batch_norm::{batch_norm, batch_norm_of_residual};
 pub use layers::{
     activation_max_pool, conv_block, conv2d, conv2d_residual, has_kernels, max_pool2d,
 };
 pub use ops::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
-    LayerKernelOps, PooledHandoff, PooledStash, Window2d,
+    LayerKernelOps, PooledHandoff, PooledStash, ResidualHandoff, Window2d,
 };

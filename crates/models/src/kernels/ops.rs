@@ -2,6 +2,7 @@
 //! ops exchange, and [`LayerKernelBackward`], the backward kernels its autodiff implementation
 //! calls. Implemented for Flex (`flex/`) and `Autodiff<B>` (`autodiff.rs`).
 
+use activations::burn::backend::autodiff::NodeId;
 use activations::burn::backend::tensor::FloatTensor;
 use activations::burn::backend::{Backend, backend_extension};
 use activations::burn::tensor::Shape;
@@ -44,13 +45,16 @@ pub trait LayerKernelOps: Backend {
 
     /// [`layer_conv2d`](Self::layer_conv2d) plus `residual` (of the output's shape), added
     /// while each sample's output is in cache: a residual block's second convolution and its
-    /// shortcut in one pass. Under autodiff the residual's gradient is the output's.
+    /// shortcut in one pass. Under autodiff the residual's gradient is the output's; with a
+    /// `handoff` that a BatchNorm of the residual armed, it goes to that BatchNorm's backward
+    /// instead ([`ResidualHandoff`]).
     fn layer_conv2d_residual(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         residual: FloatTensor<Self>,
         window: Window2d,
+        handoff: Option<ResidualHandoff>,
     ) -> FloatTensor<Self>;
 
     /// Max-pooling of `x` `[N, C, H, W]` (padding counts as -inf, as in PyTorch).
@@ -114,7 +118,9 @@ pub trait LayerKernelOps: Backend {
     /// with `batch_statistics` the batch's own (training; the biased variance, as Burn's
     /// `batch_norm_train` returns it), otherwise `running` `[2, C]` (evaluation). Under
     /// autodiff `y` is tracked through `x`, `gamma` and `beta` (and through the batch
-    /// statistics when they are the batch's); the statistics are not.
+    /// statistics when they are the batch's); the statistics are not. With a `handoff`, the
+    /// backward also adds the gradient a residual convolution of `x` left there into `x`'s.
+    #[allow(clippy::too_many_arguments)]
     fn layer_batch_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -122,6 +128,7 @@ pub trait LayerKernelOps: Backend {
         running: FloatTensor<Self>,
         epsilon: f64,
         batch_statistics: bool,
+        handoff: Option<ResidualHandoff>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
@@ -152,6 +159,64 @@ impl PooledHandoff {
 impl std::fmt::Debug for PooledHandoff {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PooledHandoff")
+    }
+}
+
+/// Where a residual convolution ([`LayerKernelOps::layer_conv2d_residual`]) leaves its
+/// residual's gradient for the BatchNorm whose input that residual is
+/// ([`LayerKernelOps::layer_batch_norm`]): a pre-activation block's input feeds both, and the
+/// BatchNorm's backward adds the gradient in its input gradient's pass, where autodiff would
+/// add the two in a pass of its own (single-threaded on Flex). The BatchNorm arms it with its
+/// input's autodiff node; a residual convolution whose residual is another tensor, or a
+/// handoff nobody armed, leaves the residual's gradient to autodiff.
+#[derive(Clone, Default)]
+pub struct ResidualHandoff(Arc<Mutex<ResidualSlot>>);
+
+#[derive(Default)]
+struct ResidualSlot {
+    /// The BatchNorm's input, whose gradient its backward completes.
+    armed: Option<NodeId>,
+    grad: Option<Box<dyn Any + Send>>,
+}
+
+impl ResidualHandoff {
+    fn slot(&self) -> std::sync::MutexGuard<'_, ResidualSlot> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The BatchNorm's forward on `input`: its backward will take the gradient.
+    pub(super) fn arm(&self, input: NodeId) {
+        self.slot().armed = Some(input);
+    }
+
+    /// The gradient of the residual `residual`, left for the BatchNorm of that tensor; handed
+    /// back when no BatchNorm of it armed the handoff.
+    pub(super) fn put<B: LayerKernelBackward>(
+        &self,
+        residual: NodeId,
+        grad: FloatTensor<B>,
+    ) -> Result<(), FloatTensor<B>> {
+        let mut slot = self.slot();
+        if slot.armed != Some(residual) {
+            return Err(grad);
+        }
+        slot.grad = Some(Box::new(grad));
+        Ok(())
+    }
+
+    pub(super) fn take<B: LayerKernelBackward>(&self) -> Option<FloatTensor<B>> {
+        let grad = self.slot().grad.take()?;
+        Some(
+            *grad
+                .downcast()
+                .expect("a residual gradient of the same backend"),
+        )
+    }
+}
+
+impl std::fmt::Debug for ResidualHandoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResidualHandoff")
     }
 }
 
@@ -317,7 +382,8 @@ pub trait LayerKernelBackward: LayerKernelOps {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The gradients `(x, gamma, beta)` of [`LayerKernelOps::layer_batch_norm`], from its
-    /// input, `gamma`, the statistics it returned and the output's gradient.
+    /// input, `gamma`, the statistics it returned and the output's gradient; `residual_grad`
+    /// (a residual convolution's, [`ResidualHandoff`]) is added into `x`'s.
     fn layer_batch_norm_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -325,5 +391,6 @@ pub trait LayerKernelBackward: LayerKernelOps {
         epsilon: f64,
         batch_statistics: bool,
         output_grad: FloatTensor<Self>,
+        residual_grad: Option<FloatTensor<Self>>,
     ) -> [FloatTensor<Self>; 3];
 }

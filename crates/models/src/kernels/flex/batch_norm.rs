@@ -123,6 +123,15 @@ with_avx2!(input_grad(x: &[f32], dy: &[f32], out: &mut [MaybeUninit<f32>], terms
     }
 });
 
+// `out += residual` over one plane (`out` written just before): autodiff's sum of the two
+// gradients, in the same order (this one, then the residual's).
+with_avx2!(add_residual(out: &mut [MaybeUninit<f32>], residual: &[f32]) {
+    for (o, &r) in out.iter_mut().zip(residual) {
+        // SAFETY: the caller wrote every element of `out`.
+        unsafe { *o.assume_init_mut() += r };
+    }
+});
+
 /// Each channel's sums of `plane_sums` over its planes, in sample order, channels over the
 /// threads.
 fn channel_sums(
@@ -143,12 +152,13 @@ fn channel_sums(
         .collect()
 }
 
-/// `out[n, c] = plane(c, a[n, c], b[n, c])` plane by plane, samples over the threads.
+/// `out[n, c] = plane(c, a[n, c], b[n, c])` plane by plane, samples over the threads; `plane`
+/// also gets the plane's start in the tensor.
 fn per_channel_map(
     dims: &NormDims,
     a: &[f32],
     b: &[f32],
-    plane: impl Fn(usize, &[f32], &[f32], &mut [MaybeUninit<f32>]) + Sync,
+    plane: impl Fn(usize, usize, &[f32], &[f32], &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
     let sample = dims.channels * dims.plane;
     let len = dims.batch * sample;
@@ -160,14 +170,16 @@ fn per_channel_map(
         out.par_chunks_mut(chunk)
             .zip(a.par_chunks(chunk))
             .zip(b.par_chunks(chunk))
-            .for_each(|((out, a), b)| {
+            .enumerate()
+            .for_each(|(task, ((out, a), b))| {
                 // Chunks hold whole samples, so plane `i` of a chunk is channel `i mod C`.
                 let planes = out
                     .chunks_mut(dims.plane)
                     .zip(a.chunks(dims.plane))
                     .zip(b.chunks(dims.plane));
                 for (index, ((out, a), b)) in planes.enumerate() {
-                    plane(index % dims.channels, a, b, out);
+                    let start = task * chunk + index * dims.plane;
+                    plane(index % dims.channels, start, a, b, out);
                 }
             });
     })
@@ -193,7 +205,7 @@ pub fn batch_norm_forward(
         .map(|(&var, &gamma)| (gamma as f64 / (var as f64 + epsilon).sqrt()) as f32)
         .collect();
     // Centred first: with a mean far from zero, `x · scale + shift` would cancel digits.
-    let output = per_channel_map(dims, x, x, |c, x, _, out| {
+    let output = per_channel_map(dims, x, x, |c, _, x, _, out| {
         normalise(x, out, [mean[c], scale[c], beta[c]]);
     });
     (output, mean, variance)
@@ -214,7 +226,8 @@ fn batch_statistics(dims: &NormDims, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// The backward: `(dx, dγ, dβ)` from the input, the forward's statistics and `dy`; with
-/// `batch_statistics` through the batch's statistics, otherwise with them as constants.
+/// `batch_statistics` through the batch's statistics, otherwise with them as constants;
+/// `residual_grad` (of `x`'s shape) added into `dx` in its pass.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     dims: &NormDims,
@@ -225,6 +238,7 @@ pub fn batch_norm_backward(
     epsilon: f64,
     batch_statistics: bool,
     output_grad: &[f32],
+    residual_grad: Option<&[f32]>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let m = dims.per_channel() as f64;
     let inv_std: Vec<f64> = variance
@@ -253,15 +267,28 @@ pub fn batch_norm_backward(
         a.push((-channel_k * inv_std[c] * sum_dy_xhat / m) as f32);
         b.push((-channel_k * sum_dy / m) as f32);
     }
+    if let Some(residual) = residual_grad {
+        assert_eq!(
+            residual.len(),
+            x.len(),
+            "one residual gradient per input value"
+        );
+    }
     let input_grad = if batch_statistics {
-        per_channel_map(dims, x, output_grad, |c, x, dy, out| {
+        per_channel_map(dims, x, output_grad, |c, start, x, dy, out| {
             input_grad(x, dy, out, [k[c], mean[c], a[c], b[c]]);
+            if let Some(residual) = residual_grad {
+                add_residual(out, &residual[start..][..out.len()]);
+            }
         })
     } else {
         // Constant statistics: dx = dy · γ/σ (x does not enter: an infinite x keeps a
         // finite gradient, as in PyTorch).
-        per_channel_map(dims, output_grad, output_grad, |c, dy, _, out| {
+        per_channel_map(dims, output_grad, output_grad, |c, start, dy, _, out| {
             normalise(dy, out, [0.0, k[c], 0.0]);
+            if let Some(residual) = residual_grad {
+                add_residual(out, &residual[start..][..out.len()]);
+            }
         })
     };
     (input_grad, gamma_grad, beta_grad)

@@ -14,7 +14,7 @@ mod spatial_max_pool;
 
 use super::ops::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
-    LayerKernelOps, PooledHandoff, PooledStash, Window2d,
+    LayerKernelOps, PooledHandoff, PooledStash, ResidualHandoff, Window2d,
 };
 use activations::burn::backend::Flex;
 use activations::burn::backend::TensorMetadata;
@@ -55,6 +55,7 @@ impl LayerKernelOps for Flex {
         bias: FlexTensor,
         residual: FlexTensor,
         window: Window2d,
+        _: Option<ResidualHandoff>,
     ) -> FlexTensor {
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
         let residual = contiguous(residual);
@@ -127,6 +128,7 @@ impl LayerKernelOps for Flex {
         running: FlexTensor,
         epsilon: f64,
         batch_statistics: bool,
+        _: Option<ResidualHandoff>,
     ) -> (FlexTensor, FlexTensor) {
         let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
         let running = contiguous(running);
@@ -306,9 +308,11 @@ impl LayerKernelBackward for Flex {
         epsilon: f64,
         batch_statistics: bool,
         output_grad: FlexTensor,
+        residual_grad: Option<FlexTensor>,
     ) -> [FlexTensor; 3] {
         let (x, gamma) = (contiguous(x), contiguous(gamma));
         let (statistics, output_grad) = (contiguous(statistics), contiguous(output_grad));
+        let residual_grad = residual_grad.map(contiguous);
         let shape = x.shape();
         let dims = NormDims::new(&shape);
         let (mean, variance) = elements(&statistics).split_at(dims.channels);
@@ -321,6 +325,7 @@ impl LayerKernelBackward for Flex {
             epsilon,
             batch_statistics,
             elements(&output_grad),
+            residual_grad.as_ref().map(elements),
         );
         let per_channel = Shape::new([dims.channels]);
         [
