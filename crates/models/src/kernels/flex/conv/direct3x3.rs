@@ -169,15 +169,9 @@ impl Direct3x3 {
     /// `[tap, C_in, C_out]`.
     pub(in super::super) fn forward_weights(weight: &[f32], out_channels: usize) -> Vec<f32> {
         let in_channels = weight.len() / (out_channels * TAPS);
-        let mut laid_out = vec![0.0f32; weight.len()];
-        for (co, filters) in weight.chunks_exact(in_channels * TAPS).enumerate() {
-            for (ci, taps) in filters.chunks_exact(TAPS).enumerate() {
-                for (tap, &value) in taps.iter().enumerate() {
-                    laid_out[(tap * in_channels + ci) * out_channels + co] = value;
-                }
-            }
-        }
-        laid_out
+        lay_out(weight, out_channels, |co, ci, tap| {
+            (tap * in_channels + ci) * out_channels + co
+        })
     }
 
     /// The kernel laid out for the input gradient as a forward pass over the output gradient:
@@ -185,15 +179,9 @@ impl Direct3x3 {
     /// `[t, co, ci] = weight[co, ci, 8 − t]`.
     pub(in super::super) fn transposed_weights(weight: &[f32], out_channels: usize) -> Vec<f32> {
         let in_channels = weight.len() / (out_channels * TAPS);
-        let mut laid_out = vec![0.0f32; weight.len()];
-        for (co, filters) in weight.chunks_exact(in_channels * TAPS).enumerate() {
-            for (ci, taps) in filters.chunks_exact(TAPS).enumerate() {
-                for (tap, &value) in taps.iter().enumerate() {
-                    laid_out[((TAPS - 1 - tap) * out_channels + co) * in_channels + ci] = value;
-                }
-            }
-        }
-        laid_out
+        lay_out(weight, out_channels, |co, ci, tap| {
+            ((TAPS - 1 - tap) * out_channels + co) * in_channels + ci
+        })
     }
 
     /// One sample: `out` (`C_out` planes) = the convolution of `x` (`C_in` planes) with
@@ -323,6 +311,24 @@ impl Direct3x3 {
             first_channel += channels;
         }
     }
+}
+
+/// `weight` (`[C_out, C_in, 3, 3]`) with value `[co, ci, tap]` moved to `index(co, ci, tap)`.
+fn lay_out(
+    weight: &[f32],
+    out_channels: usize,
+    index: impl Fn(usize, usize, usize) -> usize,
+) -> Vec<f32> {
+    let in_channels = weight.len() / (out_channels * TAPS);
+    let mut laid_out = vec![0.0f32; weight.len()];
+    for (co, filters) in weight.chunks_exact(in_channels * TAPS).enumerate() {
+        for (ci, taps) in filters.chunks_exact(TAPS).enumerate() {
+            for (tap, &value) in taps.iter().enumerate() {
+                laid_out[index(co, ci, tap)] = value;
+            }
+        }
+    }
+    laid_out
 }
 
 /// Adds each group of 16 lane partials ([`Direct3x3::weight_grad`]) into one value of `sums`,
