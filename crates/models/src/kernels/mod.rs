@@ -28,7 +28,7 @@
 //!   (`flex/`: `conv.rs` with `conv/im2col.rs`, `pool.rs`, `block.rs`, `aprelu_block.rs`,
 //!   `spatial_max_pool.rs`, and the 2×2 pooling rows they use, `pool_rows.rs` with
 //!   `pool_rows_avx512.rs`) and for
-//!   `Autodiff<B>` with a handwritten backward (`autodiff.rs`) that calls
+//!   `Autodiff<B>` with handwritten backward steps (`autodiff/steps.rs`) that call
 //!   [`LayerKernelBackward`].
 //! - [`conv2d`], [`max_pool2d`] and [`conv_block`]: what the CNN calls in place of
 //!   `Conv2d::forward`, `MaxPool2d::forward` and the three together; [`conv2d_residual`]: a

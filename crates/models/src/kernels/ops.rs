@@ -1,6 +1,6 @@
 //! [`LayerKernelOps`], the backend extension with the layers' fused forward ops, the types its
 //! ops exchange, and [`LayerKernelBackward`], the backward kernels its autodiff implementation
-//! calls. Implemented for Flex (`flex/`) and `Autodiff<B>` (`autodiff.rs`).
+//! calls. Implemented for Flex (`flex/`) and `Autodiff<B>` (`autodiff/`).
 
 use activations::burn::backend::autodiff::NodeId;
 use activations::burn::backend::tensor::FloatTensor;
