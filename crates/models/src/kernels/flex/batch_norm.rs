@@ -8,6 +8,10 @@
 //!
 //! The sums are in f64, so the statistics of a channel with a large mean and small spread keep
 //! their digits (`Σx²/m − mean²` in f32 would cancel them).
+use activations::burn::backend::TensorMetadata;
+use activations::burn::backend::flex::FlexTensor;
+use activations::burn::tensor::Shape;
+use activations::fused::flex_storage::{contiguous, elements, from_vec};
 use rayon::prelude::*;
 
 use std::mem::MaybeUninit;
@@ -292,4 +296,69 @@ pub fn batch_norm_backward(
         })
     };
     (input_grad, gamma_grad, beta_grad)
+}
+
+/// [`LayerKernelOps::layer_batch_norm`](super::super::LayerKernelOps::layer_batch_norm) on
+/// Flex tensors: `(y, [mean; variance])`.
+pub fn forward(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    running: FlexTensor,
+    epsilon: f64,
+    batch_statistics: bool,
+) -> (FlexTensor, FlexTensor) {
+    let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+    let running = contiguous(running);
+    let shape = x.shape();
+    let dims = NormDims::new(&shape);
+    let (output, mut mean, variance) = batch_norm_forward(
+        &dims,
+        elements(&x),
+        elements(&gamma),
+        elements(&beta),
+        epsilon,
+        (!batch_statistics).then(|| elements(&running).split_at(dims.channels)),
+    );
+    mean.extend(variance);
+    (
+        from_vec(output, shape),
+        from_vec(mean, Shape::new([2, dims.channels])),
+    )
+}
+
+/// [`LayerKernelBackward::layer_batch_norm_backward`](super::super::LayerKernelBackward::layer_batch_norm_backward)
+/// on Flex tensors, with `statistics` the forward's `[mean; variance]`: `[dx, dγ, dβ]`.
+pub fn backward(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    statistics: FlexTensor,
+    epsilon: f64,
+    batch_statistics: bool,
+    output_grad: FlexTensor,
+    residual_grad: Option<FlexTensor>,
+) -> [FlexTensor; 3] {
+    let (x, gamma) = (contiguous(x), contiguous(gamma));
+    let (statistics, output_grad) = (contiguous(statistics), contiguous(output_grad));
+    let residual_grad = residual_grad.map(contiguous);
+    let shape = x.shape();
+    let dims = NormDims::new(&shape);
+    let (mean, variance) = elements(&statistics).split_at(dims.channels);
+    let (input_grad, gamma_grad, beta_grad) = batch_norm_backward(
+        &dims,
+        elements(&x),
+        elements(&gamma),
+        mean,
+        variance,
+        epsilon,
+        batch_statistics,
+        elements(&output_grad),
+        residual_grad.as_ref().map(elements),
+    );
+    let per_channel = Shape::new([dims.channels]);
+    [
+        from_vec(input_grad, shape),
+        from_vec(gamma_grad, per_channel.clone()),
+        from_vec(beta_grad, per_channel),
+    ]
 }

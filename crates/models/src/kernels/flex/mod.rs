@@ -28,7 +28,6 @@ use aprelu_block::{
     SqueezeGrad, SqueezedGrad, channelwise_pool_backward, channelwise_pool_forward,
     channelwise_pool_parameter_grad,
 };
-use batch_norm::{NormDims, batch_norm_backward, batch_norm_forward};
 use block::{BlockAct, BlockSaved, PooledGrad, Pooling, conv_block_forward};
 
 use conv::{
@@ -130,23 +129,7 @@ impl LayerKernelOps for Flex {
         batch_statistics: bool,
         _: Option<ResidualHandoff>,
     ) -> (FlexTensor, FlexTensor) {
-        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
-        let running = contiguous(running);
-        let shape = x.shape();
-        let dims = NormDims::new(&shape);
-        let (output, mut mean, variance) = batch_norm_forward(
-            &dims,
-            elements(&x),
-            elements(&gamma),
-            elements(&beta),
-            epsilon,
-            (!batch_statistics).then(|| elements(&running).split_at(dims.channels)),
-        );
-        mean.extend(variance);
-        (
-            from_vec(output, shape),
-            from_vec(mean, Shape::new([2, dims.channels])),
-        )
+        batch_norm::forward(x, gamma, beta, running, epsilon, batch_statistics)
     }
 
     fn layer_max_pool2d(x: FlexTensor, window: Window2d) -> FlexTensor {
@@ -310,29 +293,15 @@ impl LayerKernelBackward for Flex {
         output_grad: FlexTensor,
         residual_grad: Option<FlexTensor>,
     ) -> [FlexTensor; 3] {
-        let (x, gamma) = (contiguous(x), contiguous(gamma));
-        let (statistics, output_grad) = (contiguous(statistics), contiguous(output_grad));
-        let residual_grad = residual_grad.map(contiguous);
-        let shape = x.shape();
-        let dims = NormDims::new(&shape);
-        let (mean, variance) = elements(&statistics).split_at(dims.channels);
-        let (input_grad, gamma_grad, beta_grad) = batch_norm_backward(
-            &dims,
-            elements(&x),
-            elements(&gamma),
-            mean,
-            variance,
+        batch_norm::backward(
+            x,
+            gamma,
+            statistics,
             epsilon,
             batch_statistics,
-            elements(&output_grad),
-            residual_grad.as_ref().map(elements),
-        );
-        let per_channel = Shape::new([dims.channels]);
-        [
-            from_vec(input_grad, shape),
-            from_vec(gamma_grad, per_channel.clone()),
-            from_vec(beta_grad, per_channel),
-        ]
+            output_grad,
+            residual_grad,
+        )
     }
 
     fn layer_conv_block_saving(
