@@ -63,7 +63,10 @@ fn main() {
         // Ctrl-C stops the run in progress with a checkpoint; running again continues.
         stop: StopRequest::on_signals().unwrap_or_default(),
     };
-    if let Err(error) = run_sweep(&config, &options) {
+    // On the kernels' thread pool, as `fmnist` runs (fewer wake-ups per parallel section).
+    let swept =
+        burn_activation_lab::train::backend::in_thread_pool(|| run_sweep(&config, &options));
+    if let Err(error) = swept {
         fail(&error);
     }
     let runs = collect_runs(std::slice::from_ref(&out)).unwrap_or_else(|e| fail(&e));

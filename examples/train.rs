@@ -50,7 +50,9 @@ fn main() {
         diagnostics: false,
         stop: Default::default(),
     };
-    match train(&config, &options) {
+    // On the kernels' thread pool, as `fmnist` runs (fewer wake-ups per parallel section).
+    let result = burn_activation_lab::train::backend::in_thread_pool(|| train(&config, &options));
+    match result {
         Ok(summary) => println!(
             "{} on {}: test accuracy {:.2}%, {:.0} training images/s",
             summary.activation,

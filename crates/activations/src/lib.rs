@@ -12,6 +12,7 @@
 //!   reports all derive their lists from [`ActivationConfig::catalog`].
 //! - [`interop`]: `burn::nn::activation::ActivationConfig` → [`ActivationConfig`] (`try_from`).
 //! - [`allocator`]: [`keep_freed_memory`], the glibc tuning the kernels want in a binary.
+//! - [`threads`]: [`in_thread_pool`], which runs a training loop on the kernels' thread pool.
 //! - [`fused`]: the backend extension that runs the formulas as fused forward/backward kernels
 //!   on Flex (SIMD) and the Cube backends (CubeCL); other backends take each file's composite
 //!   path.
@@ -38,6 +39,7 @@ pub mod fused;
 pub mod interop;
 pub mod kind;
 pub mod registry;
+pub mod threads;
 
 #[cfg(test)]
 pub(crate) mod test_util;
@@ -47,6 +49,7 @@ pub use fused::Formula;
 pub use interop::UnsupportedBurnActivation;
 pub use kind::{ActivationKind, Coefficients, InvalidConfig, PerSample, SpatialMax};
 pub use registry::ParseActivationError;
+pub use threads::in_thread_pool;
 
 // The one list of activations: `file: Variant(Config) => Module`, in the order users see them.
 // Each line declares the file's module, re-exports its public items, and registers the kind

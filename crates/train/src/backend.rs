@@ -207,6 +207,9 @@ pub enum ParseBackendError {
 /// so that users of the activations alone have it too.
 pub use activations::keep_freed_memory;
 
+/// Runs a command on the kernels' thread pool; see [`activations::in_thread_pool`].
+pub use activations::in_thread_pool;
+
 #[cfg(test)]
 mod tests {
     use super::*;

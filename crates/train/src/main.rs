@@ -16,7 +16,11 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     actlab_train::backend::keep_freed_memory();
-    match cli::Cli::parse().run() {
+    let cli = cli::Cli::parse();
+    // On a thread of the kernels' pool: their parallel sections then start without handing
+    // the work over to the pool and waking this thread after it.
+    let result = actlab_train::backend::in_thread_pool(|| cli.run());
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let stopped = error.chain().any(|cause| {
