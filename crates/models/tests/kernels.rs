@@ -44,6 +44,8 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
         (5, 11, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], false, 14, 19),
         (2, 2, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 21, 14),
         (6, 10, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 7, 7),
+        // Small planes stacked: 16 samples' 7×7 planes (above) or 2 of 8×7 per direct call.
+        (3, 4, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], false, 8, 7),
         // Stride 2, 3×3, padding 1 on even planes: the direct forward through phase planes
         // (the ResNet's stage transitions, with the weight gradient too at 14×14 outputs; odd
         // channel counts, 7×9 and 8×7 outputs; rows over 32 wide, split without permutations).
@@ -67,8 +69,13 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
             .with_bias(bias)
             .init(&device);
         // Large planes with enough samples (six per task) that the direct weight gradient sums
-        // full groups (two samples of 28×28) and shorter ones (a group of up to eight, 14×14).
-        let batch = if h * w >= 196 { 22 } else { 3 };
+        // full groups (two samples of 28×28) and shorter ones (a group of up to eight, 14×14);
+        // small ones with enough (17 or more per task) for full and short stacks.
+        let batch = match h * w {
+            196.. => 22,
+            ..64 => 71,
+            _ => 3,
+        };
         let x: Tensor<4> =
             Tensor::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device);
         let params = |grads: &_| {

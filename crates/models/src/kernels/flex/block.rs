@@ -19,7 +19,7 @@
 //! gradient into the convolution's gradients either way.
 
 use super::conv::{ConvDims, OutputGrad, SampleConv};
-use super::parallel::{filled_vec, items_per_task};
+use super::parallel::{as_uninit, filled_vec, items_per_task};
 use super::pool_rows::{KeepRow, WinnerScratch, keep_row, max_row, unpool_row};
 use super::pool_rows_avx512;
 use activations::fused::{Channelwise, Pointwise, slices};
@@ -236,13 +236,6 @@ impl Pooling {
             }
         }
     }
-}
-
-/// `values` as the uninitialised slice `SampleConv::run` writes (every element gets written).
-fn as_uninit(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
-    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and the callers only write initialised
-    // values through the view, so `values` stays initialised.
-    unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), values.len()) }
 }
 
 /// One task's slices of the saved state.

@@ -1,7 +1,7 @@
 //! 2-D convolution on one sample at a time: im2col, then `gemm` for the output and, in the
-//! backward pass, for the weight gradient and (through col2im) the input gradient.
-use super::super::ops::ConvGradients;
-use super::parallel::{filled_vec, items_per_task};
+//! backward pass (`backward.rs`), for the weight gradient and (through col2im) the input
+//! gradient; the direct 3×3 path where it applies.
+use super::parallel::{as_uninit, filled_vec, items_per_task};
 
 // The sizes of a convolution.
 mod dims;
@@ -11,12 +11,18 @@ mod im2col;
 mod direct3x3;
 // The four phase planes a stride-2 direct convolution reads.
 mod phases;
+// Several samples' small planes as one, for the direct path.
+mod stack;
+// The backward: weight, bias and input gradients.
+mod backward;
 
 use activations::fused::slices;
+pub(super) use backward::{DenseGrad, OutputGrad, conv2d_backward};
 pub(super) use dims::ConvDims;
-use direct3x3::{Direct3x3, lane_totals};
-use im2col::{col2im, im2col};
+use direct3x3::Direct3x3;
+use im2col::im2col;
 use rayon::prelude::*;
+use stack::{images_per_call, stack, unstack};
 use std::mem::MaybeUninit;
 
 /// `Σ values` in sixteen interleaved partial sums, which vectorise (a single running sum is a
@@ -125,6 +131,9 @@ pub(super) struct SampleConv<'a> {
     bias: &'a [f32],
     /// The direct path and the kernel laid out for it, where it applies (no patches then).
     direct: Option<(Direct3x3, Vec<f32>)>,
+    /// Small planes: the direct path over this many samples stacked ([`stack`]), 1 if not.
+    images: usize,
+    stacked: Option<Direct3x3>,
 }
 
 impl<'a> SampleConv<'a> {
@@ -138,12 +147,76 @@ impl<'a> SampleConv<'a> {
             let weights = Direct3x3::forward_weights(weight, dims.out_channels);
             (direct, weights)
         });
+        let images = if direct.is_some() {
+            images_per_call(dims)
+        } else {
+            1
+        };
         Self {
             dims,
             kernel: Matrix::rows(weight, dims.out_channels, dims.patch_len()),
             bias,
+            stacked: (images > 1)
+                .then(|| Direct3x3::stacked(dims, images))
+                .flatten(),
+            images,
             direct,
         }
+    }
+
+    /// Samples per [`run_group`](Self::run_group) call: more than one where small planes are
+    /// stacked.
+    pub(super) fn images(&self) -> usize {
+        self.images
+    }
+
+    /// [`run`](Self::run) for up to [`images`](Self::images) samples one after the other in
+    /// `x` and `out`: stacked into `stacks` (two buffers) and run as one plane where they are
+    /// stacked, else one by one.
+    pub(super) fn run_group(
+        &self,
+        x: &[f32],
+        col: &mut [f32],
+        stacks: &mut [Vec<f32>; 2],
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        let count = x.len() / self.dims.input_len();
+        let (Some(full), Some((_, weights))) = (&self.stacked, &self.direct) else {
+            for (x, out) in x
+                .chunks(self.dims.input_len())
+                .zip(out.chunks_mut(self.dims.output_len()))
+            {
+                self.run(x, col, out);
+            }
+            return;
+        };
+        // A task's last group may be short: its own masks (rare, and cheap next to the tiles).
+        let short;
+        let direct = if count == self.images {
+            full
+        } else {
+            short = Direct3x3::stacked(self.dims, count).expect("a stride-1 direct path");
+            &short
+        };
+        let [input, output] = stacks;
+        let (input, output) = (&mut input[..x.len()], &mut output[..out.len()]);
+        stack(x, self.dims.positions(), count, input);
+        direct.forward(input, weights, Some(self.bias), as_uninit(output));
+        unstack(output, self.dims.positions(), count, out);
+    }
+
+    /// The two stack buffers [`run_group`](Self::run_group) needs (empty when nothing is
+    /// stacked).
+    pub(super) fn stack_buffers(&self) -> [Vec<f32>; 2] {
+        let images = if self.stacked.is_some() {
+            self.images
+        } else {
+            0
+        };
+        [
+            vec![0.0; images * self.dims.input_len()],
+            vec![0.0; images * self.dims.output_len()],
+        ]
     }
 
     /// A patch buffer for [`run`](Self::run) (empty on the direct path).
@@ -235,262 +308,38 @@ pub(super) fn conv2d_forward_then(
             .enumerate()
             .for_each(|(task, ((output, x), summaries))| {
                 let mut col = conv.patch_buffer();
-                for (index, (out, x)) in output
-                    .chunks_mut(dims.output_len())
-                    .zip(x.chunks(dims.input_len()))
-                    .enumerate()
-                {
-                    conv.run(x, &mut col, out);
-                    if !residual.is_empty() {
-                        let sample = task * samples + index;
-                        let residual = &residual[sample * dims.output_len()..][..out.len()];
-                        for (value, &add) in out.iter_mut().zip(residual) {
-                            // SAFETY: `run` wrote every element of `out`.
-                            unsafe { *value.assume_init_mut() += add };
+                let mut stacks = conv.stack_buffers();
+                let images = conv.images();
+                let groups = output
+                    .chunks_mut(images * dims.output_len())
+                    .zip(x.chunks(images * dims.input_len()));
+                for (group, (output, x)) in groups.enumerate() {
+                    conv.run_group(x, &mut col, &mut stacks, output);
+                    for (index, out) in output.chunks_mut(dims.output_len()).enumerate() {
+                        let index = group * images + index;
+                        if !residual.is_empty() {
+                            let sample = task * samples + index;
+                            let residual = &residual[sample * dims.output_len()..][..out.len()];
+                            for (value, &add) in out.iter_mut().zip(residual) {
+                                // SAFETY: `run` wrote every element of `out`.
+                                unsafe { *value.assume_init_mut() += add };
+                            }
                         }
-                    }
-                    if squeeze {
-                        // SAFETY: `run` wrote every element of `out`.
-                        let out = unsafe {
-                            std::slice::from_raw_parts(out.as_ptr().cast::<f32>(), out.len())
-                        };
-                        let summary = &mut summaries[index * summary_len..][..summary_len];
-                        let (positive, negative) = summary.split_at_mut(dims.out_channels);
-                        for (channel, plane) in out.chunks(dims.positions()).enumerate() {
-                            (positive[channel], negative[channel]) =
-                                slices::aprelu_plane_means(plane);
+                        if squeeze {
+                            // SAFETY: `run` wrote every element of `out`.
+                            let out = unsafe {
+                                std::slice::from_raw_parts(out.as_ptr().cast::<f32>(), out.len())
+                            };
+                            let summary = &mut summaries[index * summary_len..][..summary_len];
+                            let (positive, negative) = summary.split_at_mut(dims.out_channels);
+                            for (channel, plane) in out.chunks(dims.positions()).enumerate() {
+                                (positive[channel], negative[channel]) =
+                                    slices::aprelu_plane_means(plane);
+                            }
                         }
                     }
                 }
             })
     });
     (output, summary)
-}
-
-/// Per-task sums of the weight and bias gradients (empty when not wanted).
-pub(super) struct ParamGrads {
-    pub(super) weight: Vec<f32>,
-    pub(super) bias: Vec<f32>,
-    /// A conv block's channel-wise activation's parameters (empty otherwise).
-    pub(super) parameter: Vec<f32>,
-}
-
-impl ParamGrads {
-    fn zeros(dims: &ConvDims, wanted: ConvGradients, parameters: usize) -> Self {
-        let len = |wanted: bool, len: usize| if wanted { len } else { 0 };
-        Self {
-            weight: vec![0.0; len(wanted.weight, dims.out_channels * dims.patch_len())],
-            bias: vec![0.0; len(wanted.bias, dims.out_channels)],
-            parameter: vec![0.0; parameters],
-        }
-    }
-
-    fn add(mut self, other: Self) -> Self {
-        for (sum, value) in self.weight.iter_mut().zip(&other.weight) {
-            *sum += value;
-        }
-        for (sum, value) in self.bias.iter_mut().zip(&other.bias) {
-            *sum += value;
-        }
-        for (sum, value) in self.parameter.iter_mut().zip(&other.parameter) {
-            *sum += value;
-        }
-        self
-    }
-}
-
-/// Where the backward gets each sample's output gradient: the dense gradient
-/// ([`DenseGrad`]), or one rebuilt per sample by a fused layer above the convolution (a conv
-/// block's pooling, `block.rs`; APReLU's squeeze, `aprelu_block.rs`).
-pub(super) trait OutputGrad: Sync {
-    /// The number of activation parameters whose gradient [`sample`](Self::sample) adds to
-    /// (0: none).
-    fn parameter_len(&self) -> usize;
-
-    /// Sample `sample`'s output gradient `[C_out, H_out, W_out]`: a slice of a dense gradient,
-    /// or rebuilt into `buffer`, adding the activation parameters' gradient to
-    /// `parameter_grad`.
-    fn sample<'s>(
-        &'s self,
-        sample: usize,
-        buffer: &'s mut Vec<f32>,
-        parameter_grad: &mut [f32],
-    ) -> &'s [f32];
-}
-
-/// The convolution's output gradient, `[N, C_out, H_out, W_out]`, with one sample's length.
-pub(super) struct DenseGrad<'a> {
-    pub grad: &'a [f32],
-    pub sample_len: usize,
-}
-
-impl OutputGrad for DenseGrad<'_> {
-    fn parameter_len(&self) -> usize {
-        0
-    }
-
-    fn sample<'s>(&'s self, sample: usize, _: &'s mut Vec<f32>, _: &mut [f32]) -> &'s [f32] {
-        &self.grad[sample * self.sample_len..][..self.sample_len]
-    }
-}
-
-pub(super) fn conv2d_backward(
-    dims: &ConvDims,
-    x: &[f32],
-    weight: &[f32],
-    output_grad: &impl OutputGrad,
-    wanted: ConvGradients,
-) -> (Option<Vec<f32>>, ParamGrads) {
-    let samples = items_per_task(dims.batch);
-    let plan = BackwardPlan::new(dims, weight, wanted);
-    // One task: samples `first..` of its chunk, writing their input gradients into `dx`
-    // (uninitialised: each path writes every element of its samples' gradients).
-    let task = |first: usize, dx: Option<&mut [MaybeUninit<f32>]>| {
-        plan.task(x, output_grad, first, samples.min(dims.batch - first), dx)
-    };
-    let mut partials = Vec::new();
-    let dx = wanted.x.then(|| {
-        filled_vec(dims.batch * dims.input_len(), |dx| {
-            partials = dx
-                .par_chunks_mut(samples * dims.input_len())
-                .enumerate()
-                .map(|(task_index, dx)| task(task_index * samples, Some(dx)))
-                .collect();
-        })
-    });
-    if !wanted.x {
-        partials = (0..dims.batch.div_ceil(samples))
-            .into_par_iter()
-            .map(|task_index| task(task_index * samples, None))
-            .collect();
-    }
-    let total = partials
-        .into_iter()
-        .reduce(ParamGrads::add)
-        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted, output_grad.parameter_len()));
-    (dx, total)
-}
-
-/// How one convolution's backward runs, chosen once per call: each gradient on the direct
-/// path ([`Direct3x3`]) where it applies and pays, else through im2col and GEMM.
-struct BackwardPlan<'a> {
-    dims: &'a ConvDims,
-    wanted: ConvGradients,
-    /// The kernel transposed, for the GEMM path's input gradient.
-    kernel_t: Matrix<'a>,
-    direct: Option<Direct3x3>,
-    /// The turned-around kernel when the input gradient takes the direct path (stride 1),
-    /// else empty.
-    transposed: Vec<f32>,
-    /// Whether the weight gradient takes the direct path ([`Direct3x3::sums_weight_grad`]).
-    direct_weight_grad: bool,
-}
-
-impl<'a> BackwardPlan<'a> {
-    fn new(dims: &'a ConvDims, weight: &'a [f32], wanted: ConvGradients) -> Self {
-        let direct = Direct3x3::new(dims);
-        let direct_dx = wanted.x && direct.as_ref().is_some_and(|d| !d.needs_split());
-        let direct_weight_grad =
-            wanted.weight && direct.is_some() && Direct3x3::sums_weight_grad(dims);
-        Self {
-            dims,
-            wanted,
-            kernel_t: Matrix::transposed(weight, dims.patch_len(), dims.out_channels),
-            transposed: if direct_dx {
-                Direct3x3::transposed_weights(weight, dims.out_channels)
-            } else {
-                Vec::new()
-            },
-            direct: direct.filter(|_| direct_dx || direct_weight_grad),
-            direct_weight_grad,
-        }
-    }
-
-    /// Samples `first..first + count`: their parameter gradients summed, their input
-    /// gradients written into `dx`.
-    fn task(
-        &self,
-        x: &[f32],
-        output_grad: &impl OutputGrad,
-        first: usize,
-        count: usize,
-        mut dx: Option<&mut [MaybeUninit<f32>]>,
-    ) -> ParamGrads {
-        // Samples per direct weight-gradient call: its tiles sum them in registers before
-        // adding to memory, and a tile's planes (three gradient channels and one input channel
-        // per sample, 16 bytes a position) should stay within about 32 KiB of L1: 2 samples of
-        // 28×28, 8 of 14×14.
-        const MAX_GROUP: usize = 8;
-        let dims = self.dims;
-        let (patch_len, positions) = (dims.patch_len(), dims.positions());
-        let group_size = (2048 / positions).clamp(1, MAX_GROUP);
-        let mut sums = ParamGrads::zeros(dims, self.wanted, output_grad.parameter_len());
-        let gemm_weight_grad = self.wanted.weight && !self.direct_weight_grad;
-        let gemm_dx = dx.is_some() && self.transposed.is_empty();
-        let buffer = |wanted: bool, len: usize| vec![0.0f32; if wanted { len } else { 0 }];
-        let mut col = buffer(gemm_weight_grad, patch_len * positions);
-        let mut dcol = buffer(gemm_dx, patch_len * positions);
-        let mut partials = buffer(self.direct_weight_grad, sums.weight.len() * 16);
-        // Stride 2: each sample's phase planes, which the direct weight gradient reads.
-        let split =
-            self.direct_weight_grad && self.direct.as_ref().is_some_and(|d| d.needs_split());
-        let mut phases: [Vec<f32>; MAX_GROUP] =
-            std::array::from_fn(|index| buffer(split && index < group_size, dims.input_len()));
-        let mut rebuilt: [Vec<f32>; MAX_GROUP] = Default::default();
-        for group_start in (0..count).step_by(group_size) {
-            let group = group_size.min(count - group_start);
-            let mut pairs: Vec<(&[f32], &[f32])> = Vec::with_capacity(group);
-            let buffers = rebuilt.iter_mut().zip(phases.iter_mut());
-            for (index, (buffer, phases)) in (group_start..group_start + group).zip(buffers) {
-                let sample = first + index;
-                let grad = output_grad.sample(sample, buffer, &mut sums.parameter);
-                for (sum, channel) in sums.bias.iter_mut().zip(grad.chunks(positions)) {
-                    *sum += lane_sum(channel);
-                }
-                if let Some(dx) = dx.as_deref_mut() {
-                    let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
-                    self.input_grad(grad, &mut dcol, dx);
-                }
-                let x = &x[sample * dims.input_len()..][..dims.input_len()];
-                if gemm_weight_grad {
-                    im2col(dims, x, &mut col);
-                    let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
-                    let patches_t = Matrix::transposed(&col, positions, patch_len);
-                    matmul(&mut sums.weight, true, &grad_matrix, &patches_t);
-                }
-                if let Some(direct) = self.direct.as_ref().filter(|_| self.direct_weight_grad) {
-                    if split {
-                        direct.split_phases(x, phases);
-                        pairs.push((&*phases, grad));
-                    } else {
-                        pairs.push((x, grad));
-                    }
-                }
-            }
-            if let Some(direct) = self.direct.as_ref().filter(|_| self.direct_weight_grad) {
-                direct.weight_grad(&pairs, &mut partials);
-            }
-        }
-        if self.direct_weight_grad {
-            lane_totals(&partials, &mut sums.weight);
-        }
-        sums
-    }
-
-    /// One sample's input gradient: the direct convolution with the turned-around kernel, or
-    /// the GEMM into `dcol` and col2im.
-    fn input_grad(&self, grad: &[f32], dcol: &mut [f32], dx: &mut [MaybeUninit<f32>]) {
-        if let Some(direct) = self.direct.as_ref().filter(|_| !self.transposed.is_empty()) {
-            return direct.forward(grad, &self.transposed, None, dx);
-        }
-        let grad_matrix = Matrix::rows(grad, self.dims.out_channels, self.dims.positions());
-        matmul(dcol, false, &self.kernel_t, &grad_matrix);
-        // col2im adds into zeros.
-        for value in dx.iter_mut() {
-            value.write(0.0);
-        }
-        // SAFETY: every element was written just above.
-        let dx = unsafe { std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast::<f32>(), dx.len()) };
-        col2im(self.dims, dcol, dx);
-    }
 }

@@ -16,3 +16,11 @@ pub(super) fn filled_vec<T: Copy>(len: usize, fill: impl FnOnce(&mut [MaybeUnini
     unsafe { values.set_len(len) };
     values
 }
+
+/// `values` as the uninitialised slice a kernel writes (`SampleConv::run`, the direct path),
+/// for a buffer that is reused.
+pub(super) fn as_uninit(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and the callers only write initialised
+    // values through the view, so `values` stays initialised.
+    unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), values.len()) }
+}

@@ -56,6 +56,20 @@ impl Direct3x3 {
     /// output of at least 7×7 (so that few lanes idle), either stride 1 with the output as
     /// large as the input or stride 2 on an even-sized input (through its phase planes).
     pub(in super::super) fn new(dims: &ConvDims) -> Option<Self> {
+        Self::build(dims, 1)
+    }
+
+    /// The direct path over `images` samples at once, stride 1 only: each channel's planes of
+    /// the samples one after the other (`[C, images, H, W]`, see [`stack`](super::stack)), read
+    /// as one tall plane whose taps never cross from one image into the next. A 7×7 plane
+    /// fills 49 of the 64 lanes of its four vectors; sixteen of them fill 49 vectors.
+    pub(in super::super) fn stacked(dims: &ConvDims, images: usize) -> Option<Self> {
+        let same_size = dims.window.stride == [1, 1];
+        Self::build(dims, images).filter(|_| same_size || images == 1)
+    }
+
+    fn build(dims: &ConvDims, images: usize) -> Option<Self> {
+        assert!(images >= 1, "direct3x3: at least one image");
         let window = &dims.window;
         let common = window.kernel == [3, 3]
             && window.padding == [1, 1]
@@ -73,7 +87,8 @@ impl Direct3x3 {
         if !common || !(same_size || halving) {
             return None;
         }
-        let (height, width, plane) = (dims.out_height, dims.out_width, dims.positions());
+        let (height, width, image) = (dims.out_height, dims.out_width, dims.positions());
+        let plane = images * image;
         let phase_len = (dims.in_channels * plane) as isize;
         // Per tap, the phase plane it reads and its shift on the output grid: with stride 2,
         // input row `2r + dr` is row `r` of the even phase (dr = 0) or row `r` (dr = 1) or
@@ -91,7 +106,8 @@ impl Direct3x3 {
         let lane_mask = |vector: usize, keep: &dyn Fn(usize, usize) -> bool| {
             (0..LANES).fold(0u16, |mask, lane| {
                 let position = vector * LANES + lane;
-                let inside = position < plane && keep(position / width, position % width);
+                let in_image = position % image;
+                let inside = position < plane && keep(in_image / width, in_image % width);
                 mask | (u16::from(inside) << lane)
             })
         };

@@ -1,0 +1,293 @@
+//! The convolution's backward, one task of samples at a time: the weight and bias gradients
+//! summed per task, each sample's input gradient written in place — on the direct path where
+//! it applies ([`Direct3x3`]), else through im2col, GEMM and col2im.
+
+use super::super::super::ops::ConvGradients;
+use super::super::parallel::{as_uninit, filled_vec, items_per_task};
+use super::direct3x3::{Direct3x3, lane_totals};
+use super::im2col::{col2im, im2col};
+use super::stack::{images_per_call, stack_one, unstack};
+use super::{ConvDims, Matrix, lane_sum, matmul};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// Per-task sums of the weight and bias gradients (empty when not wanted).
+pub(in super::super) struct ParamGrads {
+    pub(in super::super) weight: Vec<f32>,
+    pub(in super::super) bias: Vec<f32>,
+    /// A conv block's channel-wise activation's parameters (empty otherwise).
+    pub(in super::super) parameter: Vec<f32>,
+}
+
+impl ParamGrads {
+    fn zeros(dims: &ConvDims, wanted: ConvGradients, parameters: usize) -> Self {
+        let len = |wanted: bool, len: usize| if wanted { len } else { 0 };
+        Self {
+            weight: vec![0.0; len(wanted.weight, dims.out_channels * dims.patch_len())],
+            bias: vec![0.0; len(wanted.bias, dims.out_channels)],
+            parameter: vec![0.0; parameters],
+        }
+    }
+
+    fn add(mut self, other: Self) -> Self {
+        for (sum, value) in self.weight.iter_mut().zip(&other.weight) {
+            *sum += value;
+        }
+        for (sum, value) in self.bias.iter_mut().zip(&other.bias) {
+            *sum += value;
+        }
+        for (sum, value) in self.parameter.iter_mut().zip(&other.parameter) {
+            *sum += value;
+        }
+        self
+    }
+}
+
+/// Where the backward gets each sample's output gradient: the dense gradient
+/// ([`DenseGrad`]), or one rebuilt per sample by a fused layer above the convolution (a conv
+/// block's pooling, `block.rs`; APReLU's squeeze, `aprelu_block.rs`).
+pub(in super::super) trait OutputGrad: Sync {
+    /// The number of activation parameters whose gradient [`sample`](Self::sample) adds to
+    /// (0: none).
+    fn parameter_len(&self) -> usize;
+
+    /// Sample `sample`'s output gradient `[C_out, H_out, W_out]`: a slice of a dense gradient,
+    /// or rebuilt into `buffer`, adding the activation parameters' gradient to
+    /// `parameter_grad`.
+    fn sample<'s>(
+        &'s self,
+        sample: usize,
+        buffer: &'s mut Vec<f32>,
+        parameter_grad: &mut [f32],
+    ) -> &'s [f32];
+}
+
+/// The convolution's output gradient, `[N, C_out, H_out, W_out]`, with one sample's length.
+pub(in super::super) struct DenseGrad<'a> {
+    pub grad: &'a [f32],
+    pub sample_len: usize,
+}
+
+impl OutputGrad for DenseGrad<'_> {
+    fn parameter_len(&self) -> usize {
+        0
+    }
+
+    fn sample<'s>(&'s self, sample: usize, _: &'s mut Vec<f32>, _: &mut [f32]) -> &'s [f32] {
+        &self.grad[sample * self.sample_len..][..self.sample_len]
+    }
+}
+
+pub(in super::super) fn conv2d_backward(
+    dims: &ConvDims,
+    x: &[f32],
+    weight: &[f32],
+    output_grad: &impl OutputGrad,
+    wanted: ConvGradients,
+) -> (Option<Vec<f32>>, ParamGrads) {
+    let samples = items_per_task(dims.batch);
+    let plan = BackwardPlan::new(dims, weight, wanted);
+    // One task: samples `first..` of its chunk, writing their input gradients into `dx`
+    // (uninitialised: each path writes every element of its samples' gradients).
+    let task = |first: usize, dx: Option<&mut [MaybeUninit<f32>]>| {
+        plan.task(x, output_grad, first, samples.min(dims.batch - first), dx)
+    };
+    let mut partials = Vec::new();
+    let dx = wanted.x.then(|| {
+        filled_vec(dims.batch * dims.input_len(), |dx| {
+            partials = dx
+                .par_chunks_mut(samples * dims.input_len())
+                .enumerate()
+                .map(|(task_index, dx)| task(task_index * samples, Some(dx)))
+                .collect();
+        })
+    });
+    if !wanted.x {
+        partials = (0..dims.batch.div_ceil(samples))
+            .into_par_iter()
+            .map(|task_index| task(task_index * samples, None))
+            .collect();
+    }
+    let total = partials
+        .into_iter()
+        .reduce(ParamGrads::add)
+        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted, output_grad.parameter_len()));
+    (dx, total)
+}
+
+/// How one convolution's backward runs, chosen once per call: each gradient on the direct
+/// path ([`Direct3x3`]) where it applies and pays, else through im2col and GEMM.
+struct BackwardPlan<'a> {
+    dims: &'a ConvDims,
+    wanted: ConvGradients,
+    /// The kernel transposed, for the GEMM path's input gradient.
+    kernel_t: Matrix<'a>,
+    direct: Option<Direct3x3>,
+    /// The turned-around kernel when the input gradient takes the direct path (stride 1),
+    /// else empty.
+    transposed: Vec<f32>,
+    /// Whether the weight gradient takes the direct path ([`Direct3x3::sums_weight_grad`]).
+    direct_weight_grad: bool,
+    /// Small planes: the direct input gradient over this many samples' output gradients
+    /// stacked ([`stack`]), 1 if not.
+    images: usize,
+    stacked: Option<Direct3x3>,
+}
+
+impl<'a> BackwardPlan<'a> {
+    fn new(dims: &'a ConvDims, weight: &'a [f32], wanted: ConvGradients) -> Self {
+        let direct = Direct3x3::new(dims);
+        let direct_dx = wanted.x && direct.as_ref().is_some_and(|d| !d.needs_split());
+        let direct_weight_grad =
+            wanted.weight && direct.is_some() && Direct3x3::sums_weight_grad(dims);
+        let images = if direct_dx { images_per_call(dims) } else { 1 };
+        Self {
+            dims,
+            wanted,
+            kernel_t: Matrix::transposed(weight, dims.patch_len(), dims.out_channels),
+            transposed: if direct_dx {
+                Direct3x3::transposed_weights(weight, dims.out_channels)
+            } else {
+                Vec::new()
+            },
+            direct: direct.filter(|_| direct_dx || direct_weight_grad),
+            direct_weight_grad,
+            stacked: (images > 1)
+                .then(|| Direct3x3::stacked(dims, images))
+                .flatten(),
+            images,
+        }
+    }
+
+    /// Samples `first..first + count`: their parameter gradients summed, their input
+    /// gradients written into `dx`.
+    fn task(
+        &self,
+        x: &[f32],
+        output_grad: &impl OutputGrad,
+        first: usize,
+        count: usize,
+        mut dx: Option<&mut [MaybeUninit<f32>]>,
+    ) -> ParamGrads {
+        // Samples per direct weight-gradient call: its tiles sum them in registers before
+        // adding to memory, and a tile's planes (three gradient channels and one input channel
+        // per sample, 16 bytes a position) should stay within about 32 KiB of L1: 2 samples of
+        // 28×28, 8 of 14×14.
+        const MAX_GROUP: usize = 8;
+        let dims = self.dims;
+        let (patch_len, positions) = (dims.patch_len(), dims.positions());
+        let group_size = (2048 / positions).clamp(1, MAX_GROUP);
+        let mut sums = ParamGrads::zeros(dims, self.wanted, output_grad.parameter_len());
+        let gemm_weight_grad = self.wanted.weight && !self.direct_weight_grad;
+        let gemm_dx = dx.is_some() && self.transposed.is_empty();
+        let buffer = |wanted: bool, len: usize| vec![0.0f32; if wanted { len } else { 0 }];
+        let mut col = buffer(gemm_weight_grad, patch_len * positions);
+        let mut dcol = buffer(gemm_dx, patch_len * positions);
+        let mut partials = buffer(self.direct_weight_grad, sums.weight.len() * 16);
+        let stacking = dx.is_some() && self.stacked.is_some();
+        let mut stacks = [
+            buffer(stacking, self.images * dims.output_len()),
+            buffer(stacking, self.images * dims.input_len()),
+        ];
+        // Stride 2: each sample's phase planes, which the direct weight gradient reads.
+        let split =
+            self.direct_weight_grad && self.direct.as_ref().is_some_and(|d| d.needs_split());
+        let mut phases: [Vec<f32>; MAX_GROUP] =
+            std::array::from_fn(|index| buffer(split && index < group_size, dims.input_len()));
+        let mut rebuilt: [Vec<f32>; MAX_GROUP] = Default::default();
+        for group_start in (0..count).step_by(group_size) {
+            let group = group_size.min(count - group_start);
+            let mut pairs: Vec<(&[f32], &[f32])> = Vec::with_capacity(group);
+            let buffers = rebuilt.iter_mut().zip(phases.iter_mut());
+            for (index, (buffer, phases)) in (group_start..group_start + group).zip(buffers) {
+                let sample = first + index;
+                let grad = output_grad.sample(sample, buffer, &mut sums.parameter);
+                for (sum, channel) in sums.bias.iter_mut().zip(grad.chunks(positions)) {
+                    *sum += lane_sum(channel);
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    if stacking {
+                        self.stacked_input_grad(grad, index, count, &mut stacks, dx);
+                    } else {
+                        let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
+                        self.input_grad(grad, &mut dcol, dx);
+                    }
+                }
+                let x = &x[sample * dims.input_len()..][..dims.input_len()];
+                if gemm_weight_grad {
+                    im2col(dims, x, &mut col);
+                    let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
+                    let patches_t = Matrix::transposed(&col, positions, patch_len);
+                    matmul(&mut sums.weight, true, &grad_matrix, &patches_t);
+                }
+                if let Some(direct) = self.direct.as_ref().filter(|_| self.direct_weight_grad) {
+                    if split {
+                        direct.split_phases(x, phases);
+                        pairs.push((&*phases, grad));
+                    } else {
+                        pairs.push((x, grad));
+                    }
+                }
+            }
+            if let Some(direct) = self.direct.as_ref().filter(|_| self.direct_weight_grad) {
+                direct.weight_grad(&pairs, &mut partials);
+            }
+        }
+        if self.direct_weight_grad {
+            lane_totals(&partials, &mut sums.weight);
+        }
+        sums
+    }
+
+    /// Sample `index` (of the task's `count`) of a stacked input gradient: its output gradient
+    /// goes into the stack (`stacks[0]`); the stack's last sample runs the direct convolution
+    /// over all of them and writes their input gradients into the task's `dx`.
+    fn stacked_input_grad(
+        &self,
+        grad: &[f32],
+        index: usize,
+        count: usize,
+        stacks: &mut [Vec<f32>; 2],
+        dx: &mut [MaybeUninit<f32>],
+    ) {
+        let dims = self.dims;
+        let image = index % self.images;
+        let first = index - image;
+        let images = self.images.min(count - first);
+        let [grads, input_grads] = stacks;
+        let grads = &mut grads[..images * dims.output_len()];
+        stack_one(grad, image, dims.positions(), grads);
+        if image + 1 < images {
+            return;
+        }
+        let short;
+        let direct = match &self.stacked {
+            Some(full) if images == self.images => full,
+            _ => {
+                short = Direct3x3::stacked(dims, images).expect("a stride-1 direct path");
+                &short
+            }
+        };
+        let input_grads = &mut input_grads[..images * dims.input_len()];
+        direct.forward(grads, &self.transposed, None, as_uninit(input_grads));
+        let dx = &mut dx[first * dims.input_len()..][..images * dims.input_len()];
+        unstack(input_grads, dims.positions(), images, dx);
+    }
+
+    /// One sample's input gradient: the direct convolution with the turned-around kernel, or
+    /// the GEMM into `dcol` and col2im.
+    fn input_grad(&self, grad: &[f32], dcol: &mut [f32], dx: &mut [MaybeUninit<f32>]) {
+        if let Some(direct) = self.direct.as_ref().filter(|_| !self.transposed.is_empty()) {
+            return direct.forward(grad, &self.transposed, None, dx);
+        }
+        let grad_matrix = Matrix::rows(grad, self.dims.out_channels, self.dims.positions());
+        matmul(dcol, false, &self.kernel_t, &grad_matrix);
+        // col2im adds into zeros.
+        for value in dx.iter_mut() {
+            value.write(0.0);
+        }
+        // SAFETY: every element was written just above.
+        let dx = unsafe { std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast::<f32>(), dx.len()) };
+        col2im(self.dims, dcol, dx);
+    }
+}
