@@ -64,11 +64,9 @@ fn main() {
         stop: StopRequest::on_signals().unwrap_or_default(),
     };
     // On the kernels' thread pool, as `fmnist` runs (fewer wake-ups per parallel section).
-    let swept =
-        burn_activation_lab::train::backend::in_thread_pool(|| run_sweep(&config, &options));
-    if let Err(error) = swept {
-        fail(&error);
-    }
+    burn_activation_lab::train::backend::in_thread_pool(|| {
+        run_sweep(&config, &options).unwrap_or_else(|error| fail(&error))
+    });
     let runs = collect_runs(std::slice::from_ref(&out)).unwrap_or_else(|e| fail(&e));
     write_report(
         &runs,

@@ -51,17 +51,16 @@ fn main() {
         stop: Default::default(),
     };
     // On the kernels' thread pool, as `fmnist` runs (fewer wake-ups per parallel section).
-    let result = burn_activation_lab::train::backend::in_thread_pool(|| train(&config, &options));
-    match result {
-        Ok(summary) => println!(
-            "{} on {}: test accuracy {:.2}%, {:.0} training images/s",
-            summary.activation,
-            summary.backend,
-            100.0 * summary.test_accuracy,
-            summary.train_images_per_second
-        ),
-        Err(error) => fail(&error),
-    }
+    let summary = burn_activation_lab::train::backend::in_thread_pool(|| {
+        train(&config, &options).unwrap_or_else(|error| fail(&error))
+    });
+    println!(
+        "{} on {}: test accuracy {:.2}%, {:.0} training images/s",
+        summary.activation,
+        summary.backend,
+        100.0 * summary.test_accuracy,
+        summary.train_images_per_second
+    );
 }
 
 /// Prints the error with its causes, as `fmnist` does, and exits.
