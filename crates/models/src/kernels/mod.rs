@@ -25,9 +25,9 @@
 //!
 //! # Map
 //! - [`LayerKernelOps`]: the backend extension (`#[backend_extension]`), implemented for Flex
-//!   (`flex/`: `conv.rs` with `conv/backward.rs`, `conv/im2col.rs`, the direct 3×3 path
-//!   `conv/direct3x3.rs` with `conv/phases.rs` and `conv/stack.rs`, `pool.rs`, `block.rs`,
-//!   `aprelu_block.rs`, `spatial_max_pool.rs`, and the 2×2 pooling rows they use,
+//!   (`flex/`: `conv.rs` with `conv/backward.rs`, `conv/matrix.rs`, `conv/im2col.rs`, the
+//!   direct 3×3 path `conv/direct3x3.rs` with `conv/phases.rs` and `conv/stack.rs`, `pool.rs`,
+//!   `block.rs`, `aprelu_block.rs`, `spatial_max_pool.rs`, and the 2×2 pooling rows they use,
 //!   `pool_rows.rs` with `pool_rows_avx512.rs`) and for `Autodiff<B>` with handwritten
 //!   backward steps (`autodiff/steps.rs`) that call [`LayerKernelBackward`].
 //! - [`conv2d`], [`max_pool2d`] and [`conv_block`]: what the CNN calls in place of

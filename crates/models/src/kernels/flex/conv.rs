@@ -15,113 +15,18 @@ mod phases;
 mod stack;
 // The backward: weight, bias and input gradients.
 mod backward;
+// The GEMM on matrix views, and lane sums.
+mod matrix;
 
 use activations::fused::slices;
 pub(super) use backward::{DenseGrad, OutputGrad, conv2d_backward};
 pub(super) use dims::ConvDims;
 use direct3x3::Direct3x3;
 use im2col::im2col;
+use matrix::{Matrix, matmul};
 use rayon::prelude::*;
 use stack::{images_per_call, stack, unstack};
 use std::mem::MaybeUninit;
-
-/// `Σ values` in sixteen interleaved partial sums, which vectorise (a single running sum is a
-/// chain of dependent additions, four cycles each).
-fn lane_sum(values: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut partial = [0.0f32; LANES];
-    let mut pieces = values.chunks_exact(LANES);
-    for piece in &mut pieces {
-        for (sum, value) in partial.iter_mut().zip(piece) {
-            *sum += value;
-        }
-    }
-    let tail: f32 = pieces.remainder().iter().sum();
-    partial.iter().sum::<f32>() + tail
-}
-
-/// A matrix view: `rows × cols` elements of `data` at `row · row_stride + col · col_stride`.
-struct Matrix<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a> Matrix<'a> {
-    /// A row-major matrix.
-    fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose of a row-major `cols × rows` matrix.
-    fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self {
-            data,
-            rows,
-            cols,
-            row_stride: 1,
-            col_stride: rows,
-        }
-    }
-
-    fn check(&self) {
-        if self.rows > 0 && self.cols > 0 {
-            let last = (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride;
-            assert!(last < self.data.len(), "matrix view out of bounds");
-        }
-    }
-}
-
-/// `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`), `dst` row-major, single-threaded:
-/// the callers already run one sample per thread.
-fn matmul(dst: &mut [f32], accumulate: bool, lhs: &Matrix, rhs: &Matrix) {
-    assert_eq!(lhs.cols, rhs.rows, "matmul: inner dimensions");
-    assert_eq!(dst.len(), lhs.rows * rhs.cols, "matmul: output size");
-    lhs.check();
-    rhs.check();
-    if dst.is_empty() {
-        return;
-    }
-    if lhs.cols == 0 {
-        if !accumulate {
-            dst.fill(0.0);
-        }
-        return;
-    }
-    // SAFETY: every view was bounds-checked above, `dst` is exclusively borrowed and
-    // row-major `lhs.rows × rhs.cols`, and the inputs do not alias it.
-    unsafe {
-        gemm::gemm(
-            lhs.rows,
-            rhs.cols,
-            lhs.cols,
-            dst.as_mut_ptr(),
-            1,
-            rhs.cols as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
 
 /// One sample's convolution: `out` (`C_out × positions`) = `weight · im2col(x) + bias`, with
 /// `col` as the patch buffer (`patch_len × positions`).
