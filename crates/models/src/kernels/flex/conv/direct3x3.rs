@@ -30,6 +30,10 @@ use super::dims::ConvDims;
 use super::phases::split_phases;
 use std::mem::MaybeUninit;
 
+// The weight gradient's tiles.
+mod weight_grad;
+pub(in super::super) use weight_grad::lane_totals;
+
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
@@ -43,6 +47,9 @@ pub(in super::super) struct Direct3x3 {
     masks: Vec<[u16; TAPS]>,
     /// Per vector: the lanes that are positions of the plane (all but the last vector's tail).
     valid: Vec<u16>,
+    /// The vectors in runs, `(end, interior)`: whether the run's vectors touch no image's
+    /// first or last row (`weight_grad.rs`).
+    runs: Vec<(usize, bool)>,
     /// Per tap: the flat offset of the input it reads (`dr · W + dc`; with stride 2, into the
     /// tap's phase plane, see [`split_phases`](Self::split_phases)).
     offsets: [isize; TAPS],
@@ -111,7 +118,7 @@ impl Direct3x3 {
                 mask | (u16::from(inside) << lane)
             })
         };
-        let masks = (0..vectors)
+        let masks: Vec<[u16; TAPS]> = (0..vectors)
             .map(|vector| {
                 taps.map(|(_, dr, dc)| {
                     lane_mask(vector, &|row, col| {
@@ -121,23 +128,25 @@ impl Direct3x3 {
                 })
             })
             .collect();
-        let valid = (0..vectors)
+        let valid: Vec<u16> = (0..vectors)
             .map(|vector| lane_mask(vector, &|_, _| true))
             .collect();
+        let mut runs: Vec<(usize, bool)> = Vec::new();
+        for (vector, (masks, &valid)) in masks.iter().zip(&valid).enumerate() {
+            let interior = weight_grad::is_interior(masks, valid);
+            match runs.last_mut() {
+                Some((end, kind)) if *kind == interior => *end = vector + 1,
+                _ => runs.push((vector + 1, interior)),
+            }
+        }
         Some(Self {
+            runs,
             positions: plane,
             masks,
             valid,
             offsets,
             stride2_width: halving.then_some(dims.width),
         })
-    }
-
-    /// Whether [`weight_grad`](Self::weight_grad) should sum `dims`' weight gradient (outputs
-    /// of at least 14×14). On smaller ones a sample's sum is too short for its lane partials
-    /// (`C_out · C_in · 9` vectors added to memory per sample); im2col + GEMM does it better.
-    pub(in super::super) fn sums_weight_grad(dims: &ConvDims) -> bool {
-        dims.out_height >= 14 && dims.out_width >= 14
     }
 
     /// Whether [`forward`](Self::forward) reads a sample's phase planes
@@ -265,68 +274,6 @@ impl Direct3x3 {
             first_channel += channels;
         }
     }
-
-    /// Lane partials of a few samples' weight gradient: adds `Σ_p dy[co, p] · x[ci, p +
-    /// offset_t]` over `samples` (`(x, dy)` pairs; with stride 2, `x` split by `split_phases`) lane by lane into `partials` (`[C_out, C_in,
-    /// tap, 16]`); [`lane_totals`] sums them. Each tile sums all the samples in registers
-    /// before it adds to `partials`, so a few samples per call keep that addition rare.
-    pub(in super::super) fn weight_grad(&self, samples: &[(&[f32], &[f32])], partials: &mut [f32]) {
-        let Some(&(x, dy)) = samples.first() else {
-            return;
-        };
-        let shape = self.shape(x.len(), dy.len());
-        for &(x, dy) in &samples[1..] {
-            let other = self.shape(x.len(), dy.len());
-            assert_eq!(
-                (other.in_channels, other.out_channels),
-                (shape.in_channels, shape.out_channels),
-                "direct3x3: samples of one shape"
-            );
-        }
-        let weights = shape.out_channels * shape.in_channels * TAPS;
-        assert_eq!(partials.len(), weights * LANES, "partials");
-        // SAFETY: as in `forward`.
-        #[cfg(target_arch = "x86_64")]
-        unsafe {
-            self.weight_grad_tiles(&shape, samples, partials)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (shape, samples, partials);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn weight_grad_tiles(
-        &self,
-        shape: &Shape,
-        samples: &[(&[f32], &[f32])],
-        partials: &mut [f32],
-    ) {
-        // Output channels outermost: a tile's gradient planes (its three channels of every
-        // sample) stay in L1 while the input channels stream past them, a third of the traffic
-        // the other order has.
-        let mut first_channel = 0;
-        while first_channel < shape.out_channels {
-            let channels = (shape.out_channels - first_channel).min(3);
-            for ci in 0..shape.in_channels {
-                // SAFETY: the channels lie inside the shape; AVX-512 is enabled here.
-                unsafe {
-                    match channels {
-                        3 => {
-                            weight_grad_tile::<3>(self, shape, ci, first_channel, samples, partials)
-                        }
-                        2 => {
-                            weight_grad_tile::<2>(self, shape, ci, first_channel, samples, partials)
-                        }
-                        _ => {
-                            weight_grad_tile::<1>(self, shape, ci, first_channel, samples, partials)
-                        }
-                    }
-                }
-            }
-            first_channel += channels;
-        }
-    }
 }
 
 /// `weight` (`[C_out, C_in, 3, 3]`) with value `[co, ci, tap]` moved to `index(co, ci, tap)`.
@@ -345,23 +292,6 @@ fn lay_out(
         }
     }
     laid_out
-}
-
-/// Adds each group of 16 lane partials ([`Direct3x3::weight_grad`]) into one value of `sums`,
-/// in a fixed order.
-pub(in super::super) fn lane_totals(partials: &[f32], sums: &mut [f32]) {
-    assert_eq!(
-        partials.len(),
-        sums.len() * LANES,
-        "one group of lanes per sum"
-    );
-    for (sum, lanes) in sums.iter_mut().zip(partials.chunks_exact(LANES)) {
-        let mut halves = [0.0f32; LANES / 2];
-        for (half, pair) in halves.iter_mut().zip(lanes.chunks_exact(2)) {
-            *half = pair[0] + pair[1];
-        }
-        *sum += halves.iter().sum::<f32>();
-    }
 }
 
 /// The sizes a call's tiles index with.
@@ -436,58 +366,6 @@ unsafe fn forward_tile<const CHANNELS: usize, const VECTORS: usize>(
                     _mm512_add_ps(sums[c][v], offset),
                 );
             }
-        }
-    }
-}
-
-/// The nine taps' lane sums of `CHANNELS` output channels against input channel `ci` over the
-/// samples' positions, added into `partials`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn weight_grad_tile<const CHANNELS: usize>(
-    direct: &Direct3x3,
-    shape: &Shape,
-    ci: usize,
-    first_channel: usize,
-    samples: &[(&[f32], &[f32])],
-    partials: &mut [f32],
-) {
-    let plane = shape.plane;
-    let mut sums = [[_mm512_setzero_ps(); TAPS]; CHANNELS];
-    for &(x, dy) in samples {
-        // From the sample's start: with stride 2 the taps reach into the other phase planes.
-        let input = x.as_ptr().wrapping_add(ci * plane);
-        let grads = &dy[first_channel * plane..][..CHANNELS * plane];
-        for (vector, (masks, &valid)) in direct.masks.iter().zip(&direct.valid).enumerate() {
-            let position = vector * LANES;
-            let mut grad = [_mm512_setzero_ps(); CHANNELS];
-            for (c, grad) in grad.iter_mut().enumerate() {
-                // SAFETY: the valid lanes are positions of the plane.
-                *grad = unsafe {
-                    _mm512_maskz_loadu_ps(valid, grads.as_ptr().add(c * plane + position))
-                };
-            }
-            for tap in 0..TAPS {
-                let source = input
-                    .wrapping_add(position)
-                    .wrapping_offset(shape.offsets[tap]);
-                // SAFETY: every lane in the mask reads inside the plane.
-                let shifted = unsafe { _mm512_maskz_loadu_ps(masks[tap], source) };
-                for c in 0..CHANNELS {
-                    sums[c][tap] = _mm512_fmadd_ps(grad[c], shifted, sums[c][tap]);
-                }
-            }
-        }
-    }
-    for c in 0..CHANNELS {
-        let co = first_channel + c;
-        let row = &mut partials[(co * shape.in_channels + ci) * TAPS * LANES..][..TAPS * LANES];
-        for tap in 0..TAPS {
-            let target = row[tap * LANES..][..LANES].as_mut_ptr();
-            // SAFETY: `target` is 16 floats of `partials`.
-            unsafe {
-                _mm512_storeu_ps(target, _mm512_add_ps(_mm512_loadu_ps(target), sums[c][tap]))
-            };
         }
     }
 }
