@@ -5,7 +5,8 @@
 use super::super::super::ops::ConvGradients;
 use super::super::parallel::{as_uninit, filled_vec, items_per_task};
 use super::dims::ConvDims;
-use super::direct3x3::{Direct3x3, lane_totals};
+use super::direct3x3::Direct3x3;
+use super::direct3x3::weight_grad::lane_totals;
 use super::im2col::{col2im, im2col};
 use super::matrix::{Matrix, lane_sum, matmul};
 use super::stack::{images_per_call, stack_one, unstack};

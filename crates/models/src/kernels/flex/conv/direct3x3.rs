@@ -31,8 +31,7 @@ use super::phases::split_phases;
 use std::mem::MaybeUninit;
 
 // The weight gradient's tiles.
-mod weight_grad;
-pub(in super::super) use weight_grad::lane_totals;
+pub(in super::super) mod weight_grad;
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -133,7 +132,7 @@ impl Direct3x3 {
             .collect();
         let mut runs: Vec<(usize, bool)> = Vec::new();
         for (vector, (masks, &valid)) in masks.iter().zip(&valid).enumerate() {
-            let interior = weight_grad::is_interior(masks, valid);
+            let interior = is_interior(masks, valid);
             match runs.last_mut() {
                 Some((end, kind)) if *kind == interior => *end = vector + 1,
                 _ => runs.push((vector + 1, interior)),
@@ -274,6 +273,13 @@ impl Direct3x3 {
             first_channel += channels;
         }
     }
+}
+
+/// Whether every tap of `masks` (one vector's) has its column's middle-row mask, that one
+/// full, and the vector is all positions: the vector touches no image's first or last row, and
+/// the weight gradient's tiles load two masks for it instead of nine (`weight_grad.rs`).
+fn is_interior(masks: &[u16; TAPS], valid: u16) -> bool {
+    valid == u16::MAX && masks[4] == u16::MAX && (0..TAPS).all(|t| masks[t] == masks[3 + t % 3])
 }
 
 /// `weight` (`[C_out, C_in, 3, 3]`) with value `[co, ci, tap]` moved to `index(co, ci, tap)`.

@@ -102,12 +102,6 @@ impl Direct3x3 {
     }
 }
 
-/// Whether every tap of `masks` (one vector's) has its column's middle-row mask, that one
-/// full, and the vector is all positions: the vector touches no image's first or last row.
-pub(super) fn is_interior(masks: &[u16; TAPS], valid: u16) -> bool {
-    valid == u16::MAX && masks[4] == u16::MAX && (0..TAPS).all(|t| masks[t] == masks[3 + t % 3])
-}
-
 /// Adds each group of 16 lane partials ([`Direct3x3::weight_grad`]) into one value of `sums`,
 /// in a fixed order.
 pub(in crate::kernels::flex) fn lane_totals(partials: &[f32], sums: &mut [f32]) {
@@ -207,6 +201,7 @@ unsafe fn weight_grad_tile<const CHANNELS: usize>(
 #[cfg(test)]
 mod tests {
     use super::super::super::super::super::ops::Window2d;
+    use super::super::is_interior;
     use super::*;
 
     fn dims(side: usize) -> ConvDims {
