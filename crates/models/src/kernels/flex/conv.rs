@@ -86,7 +86,9 @@ impl<'a> SampleConv<'a> {
         out: &mut [MaybeUninit<f32>],
     ) {
         let count = x.len() / self.dims.input_len();
-        let (Some(full), Some((_, weights))) = (&self.stacked, &self.direct) else {
+        // A single sample (batch 1, a task's last group) runs on the sample's own plane.
+        let stacked = self.stacked.as_ref().filter(|_| count > 1);
+        let (Some(full), Some((_, weights))) = (stacked, &self.direct) else {
             for (x, out) in x
                 .chunks(self.dims.input_len())
                 .zip(out.chunks_mut(self.dims.output_len()))

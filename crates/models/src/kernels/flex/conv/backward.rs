@@ -208,7 +208,9 @@ impl<'a> BackwardPlan<'a> {
                     *sum += lane_sum(channel);
                 }
                 if let Some(dx) = dx.as_deref_mut() {
-                    if stacking {
+                    // A stack of one sample (batch 1, a task's last) runs on its own plane.
+                    let first_in_stack = index - index % self.images;
+                    if stacking && self.images.min(count - first_in_stack) > 1 {
                         self.stacked_input_grad(grad, index, count, &mut stacks, dx);
                     } else {
                         let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
