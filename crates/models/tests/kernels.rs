@@ -110,8 +110,8 @@ fn conv2d_residual_matches_burns_conv_plus_residual() {
         (3, 5, 3, 2, 1, true, 2, 9, 8, false),
         (4, 6, 1, 2, 0, false, 1, 9, 35, false),
         (6, 10, 3, 1, 1, false, 1, 7, 7, false),
-        // 7×7 planes stacked sixteen at a time (the residual added as they are unstacked),
-        // with short stacks at each task's end.
+        // 7×7 planes stacked sixteen at a time (the residual added to each sample's output
+        // after the stack is copied back), with short stacks at each task's end.
         (6, 10, 3, 1, 1, true, 71, 7, 7, false),
         (4, 6, 3, 1, 1, true, 2, 5, 6, true),
     ];

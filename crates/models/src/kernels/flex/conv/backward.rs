@@ -208,10 +208,11 @@ impl<'a> BackwardPlan<'a> {
                     *sum += lane_sum(channel);
                 }
                 if let Some(dx) = dx.as_deref_mut() {
-                    // A stack of one sample (batch 1, a task's last) runs on its own plane.
-                    let first_in_stack = index - index % self.images;
-                    if stacking && self.images.min(count - first_in_stack) > 1 {
-                        self.stacked_input_grad(grad, index, count, &mut stacks, dx);
+                    // The samples in this sample's stack (fewer at the task's end); a stack
+                    // of one (batch 1, a task's last) runs on its own plane.
+                    let stack_len = self.images.min(count - (index - index % self.images));
+                    if stacking && stack_len > 1 {
+                        self.stacked_input_grad(grad, index, stack_len, &mut stacks, dx);
                     } else {
                         let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
                         self.input_grad(grad, &mut dcol, dx);
@@ -243,21 +244,21 @@ impl<'a> BackwardPlan<'a> {
         sums
     }
 
-    /// Sample `index` (of the task's `count`) of a stacked input gradient: its output gradient
-    /// goes into the stack (`stacks[0]`); the stack's last sample runs the direct convolution
-    /// over all of them and writes their input gradients into the task's `dx`.
+    /// Sample `index` (of the task) of a stacked input gradient, in a stack of `images`: its
+    /// output gradient goes into the stack (`stacks[0]`); the stack's last sample runs the
+    /// direct convolution over all of them and writes their input gradients into the task's
+    /// `dx`.
     fn stacked_input_grad(
         &self,
         grad: &[f32],
         index: usize,
-        count: usize,
+        images: usize,
         stacks: &mut [Vec<f32>; 2],
         dx: &mut [MaybeUninit<f32>],
     ) {
         let dims = self.dims;
         let image = index % self.images;
         let first = index - image;
-        let images = self.images.min(count - first);
         let [grads, input_grads] = stacks;
         let grads = &mut grads[..images * dims.output_len()];
         stack_one(grad, image, dims.positions(), grads);
