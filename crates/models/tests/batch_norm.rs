@@ -76,7 +76,7 @@ fn check_against_composite(
 #[test]
 fn fused_batch_norm_matches_burns_composite_op() {
     let device = device();
-    let cases: [([usize; 4], f32); 6] = [
+    let cases: [([usize; 4], f32); 7] = [
         ([3, 5, 7, 9], 0.0),
         ([1, 4, 5, 3], 0.0),
         ([2, 3, 1, 1], 0.0),
@@ -84,6 +84,8 @@ fn fused_batch_norm_matches_burns_composite_op() {
         ([5, 6, 4, 4], 0.0),
         // A mean far from zero: the statistics must keep the spread's digits.
         ([3, 4, 6, 6], 100.0),
+        // Sums over runs of 8 samples: two full runs and a short one.
+        ([19, 3, 5, 5], 0.0),
     ];
     for (index, (shape, offset)) in cases.into_iter().enumerate() {
         let seed = 10 * index as u64;
