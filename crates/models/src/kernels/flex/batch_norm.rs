@@ -102,9 +102,10 @@ with_avx2!(sum_and_squares(x: &[f32], sums: &mut [f64; 2]) {
 });
 
 // `[Σ dy, Σ dy·(x − mean)]` of one plane, added to `sums`: in f32 lanes over the plane, then
-// in f64. Unlike the statistics' `Σx²`, these terms are centred (`x − mean` of two nearby f32
-// values is exact), so a plane's f32 lanes lose nothing that matters, and they take a third
-// of the f64 lanes' instructions (this pass was bound by them on Zen 4).
+// in f64. Unlike the statistics' `Σx²`, these terms are centred (`x − mean` in f32, as the
+// forward normalises), so nothing large cancels, and a plane is at most a few hundred terms
+// per lane; f32 lanes take a third of the f64 lanes' instructions (this pass was bound by
+// them on Zen 4).
 with_avx2!(grad_sums(x: &[f32], dy: &[f32], mean: f32, sums: &mut [f64; 2]) {
     let mut lanes = [[0.0f32; F32_LANES]; 2];
     let (mut xs, mut dys) = (x.chunks_exact(F32_LANES), dy.chunks_exact(F32_LANES));
