@@ -50,22 +50,26 @@ impl NormDims {
     }
 }
 
-/// f64 lanes of the plane sums: LLVM keeps them in vector registers (a single f64 sum waits on
-/// each addition and stays scalar).
+/// Lanes of the plane sums, f64 or f32: eight, one AVX2 register of f32 (LLVM keeps them in
+/// vector registers; a single sum waits on each addition and stays scalar).
 const LANES: usize = 8;
 
-/// `[Σ first(a[i], b[i]), Σ second(a[i], b[i])]` in one pass, each in [`LANES`] f64 lanes,
-/// then the lanes in order ([`lanes_total`]) and the tail: a fixed order that vectorises. The
-/// activations' block sums (`f32` lanes per block) would be faster, but the statistics' `Σx²`
-/// of a channel far from zero needs every term in f64.
+/// A lane's type: f64 for the statistics, f32 for the gradient's centred terms.
+trait Lane: Copy + Default + std::ops::AddAssign + Into<f64> {}
+impl Lane for f32 {}
+impl Lane for f64 {}
+
+/// `[Σ first(a[i], b[i]), Σ second(a[i], b[i])]` in one pass, each in [`LANES`] lanes of `T`,
+/// then the lanes in order in f64 ([`lanes_total`]) and the tail: a fixed order that
+/// vectorises.
 #[inline(always)]
-fn lane_sums(
+fn lane_sums<T: Lane>(
     a: &[f32],
     b: &[f32],
-    first: impl Fn(f32, f32) -> f64,
-    second: impl Fn(f32, f32) -> f64,
+    first: impl Fn(f32, f32) -> T,
+    second: impl Fn(f32, f32) -> T,
 ) -> [f64; 2] {
-    let mut lanes = [[0.0f64; LANES]; 2];
+    let mut lanes = [[T::default(); LANES]; 2];
     let (mut xs, mut ys) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     for (x, y) in (&mut xs).zip(&mut ys) {
         // Fixed-size arrays: no bounds checks, so the lanes stay in vector registers.
@@ -78,8 +82,8 @@ fn lane_sums(
     }
     let tail = || xs.remainder().iter().zip(ys.remainder());
     let rest: [f64; 2] = [
-        tail().map(|(&x, &y)| first(x, y)).sum(),
-        tail().map(|(&x, &y)| second(x, y)).sum(),
+        tail().map(|(&x, &y)| first(x, y).into()).sum(),
+        tail().map(|(&x, &y)| second(x, y).into()).sum(),
     ];
     [
         lanes_total(lanes[0]) + rest[0],
@@ -87,53 +91,31 @@ fn lane_sums(
     ]
 }
 
-/// The lanes' sum, in order. Never inlined, on purpose: inlined, LLVM's vectoriser carried
-/// this chain's scalar additions back into the caller's loop and ran its lanes in pieces of
-/// two and four (the plane sums were a fifth of the ResNet's BatchNorm time).
+/// The lanes' sum in f64, in order. Never inlined, on purpose: inlined, LLVM's vectoriser
+/// carried this chain's scalar additions back into the caller's loop and ran its lanes in
+/// pieces of two and four (the plane sums were a fifth of the ResNet's BatchNorm time).
 #[inline(never)]
-fn lanes_total(lanes: [f64; LANES]) -> f64 {
-    lanes.iter().sum()
+fn lanes_total<T: Lane>(lanes: [T; LANES]) -> f64 {
+    lanes.iter().map(|&lane| lane.into()).sum()
 }
 
+// `[Σx, Σx²]` of one plane, added to `sums`, in f64: a channel far from zero needs every term
+// of `Σx²` in f64 (`Σx²/m − mean²` cancels).
 with_avx2!(sum_and_squares(x: &[f32], sums: &mut [f64; 2]) {
     let [sum, squares] = lane_sums(x, x, |x, _| x as f64, |x, _| x as f64 * x as f64);
     sums[0] += sum;
     sums[1] += squares;
 });
 
-// `[Σ dy, Σ dy·(x − mean)]` of one plane, added to `sums`: in f32 lanes over the plane, then
-// in f64. Unlike the statistics' `Σx²`, these terms are centred (`x − mean` in f32, as the
-// forward normalises), so nothing large cancels, and a plane is at most a few hundred terms
-// per lane; f32 lanes take a third of the f64 lanes' instructions (this pass was bound by
-// them on Zen 4).
+// `[Σ dy, Σ dy·(x − mean)]` of one plane, added to `sums`, in f32 lanes, then f64. Unlike the
+// statistics' `Σx²`, these terms are centred (`x − mean` in f32, as the forward normalises),
+// so nothing large cancels, and a plane is at most a few hundred terms per lane; f32 lanes
+// take a third of the f64 lanes' instructions (this pass was bound by them on Zen 4).
 with_avx2!(grad_sums(x: &[f32], dy: &[f32], mean: f32, sums: &mut [f64; 2]) {
-    let mut lanes = [[0.0f32; F32_LANES]; 2];
-    let (mut xs, mut dys) = (x.chunks_exact(F32_LANES), dy.chunks_exact(F32_LANES));
-    for (x, dy) in (&mut xs).zip(&mut dys) {
-        let x: &[f32; F32_LANES] = x.try_into().expect("exact chunk");
-        let dy: &[f32; F32_LANES] = dy.try_into().expect("exact chunk");
-        for j in 0..F32_LANES {
-            lanes[0][j] += dy[j];
-            lanes[1][j] += dy[j] * (x[j] - mean);
-        }
-    }
-    let mut rest = [0.0f64; 2];
-    for (&x, &dy) in xs.remainder().iter().zip(dys.remainder()) {
-        rest[0] += dy as f64;
-        rest[1] += dy as f64 * (x - mean) as f64;
-    }
-    sums[0] += f32_lanes_total(lanes[0]) + rest[0];
-    sums[1] += f32_lanes_total(lanes[1]) + rest[1];
+    let [sum, centred] = lane_sums(x, dy, |_, dy| dy, |x, dy| dy * (x - mean));
+    sums[0] += sum;
+    sums[1] += centred;
 });
-
-/// f32 lanes of the gradient sums: one AVX2 register.
-const F32_LANES: usize = 8;
-
-/// The f32 lanes' sum in f64, in order; not inlined, as [`lanes_total`].
-#[inline(never)]
-fn f32_lanes_total(lanes: [f32; F32_LANES]) -> f64 {
-    lanes.iter().map(|&lane| lane as f64).sum()
-}
 
 // `out = (x − mean)·scale + shift` over one plane.
 with_avx2!(normalise(x: &[f32], out: &mut [MaybeUninit<f32>], affine: [f32; 3]) {
