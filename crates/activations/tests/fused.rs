@@ -511,3 +511,38 @@ fn every_formula_derivative_equals_the_composite_gradient() {
         );
     }
 }
+
+/// `slices::forward_normalised` (a BatchNorm's output through the activation in one pass, for
+/// the models' fused BatchNorm-activation-convolution) gives the bits of the normalisation
+/// written out, `(x − mean)·scale + shift` in that order, then `slices::forward`, for every
+/// element-wise op, at lengths that leave vector tails.
+#[test]
+fn forward_normalised_is_the_normalisation_then_the_op() {
+    let device = Device::flex();
+    let mut list = configs();
+    list.push(ActivationConfig::Relu);
+    let affine = [0.37f32, 1.9, -0.45];
+    let mut checked = 0;
+    for len in [1, 17, 49, 200] {
+        let mut input: Vec<f32> = host_normal(len, len as u64)
+            .iter()
+            .map(|v| 3.0 * v)
+            .collect();
+        input[0] = f32::NAN;
+        let [mean, scale, shift] = affine;
+        let normalised: Vec<f32> = input.iter().map(|&x| (x - mean) * scale + shift).collect();
+        for config in &list {
+            let Some(op) = config.init(6, &device).pointwise() else {
+                continue;
+            };
+            let mut expected = vec![0.0; len];
+            fused::slices::forward(op, &normalised, &mut expected);
+            let mut actual = vec![0.0; len];
+            fused::slices::forward_normalised(op, &input, &mut actual, affine);
+            let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&actual), bits(&expected), "{config:?}, {len} values");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4 * 15, "{checked} ops checked");
+}

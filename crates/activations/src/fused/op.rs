@@ -41,6 +41,7 @@ pub(crate) struct Lowering {
     pub backward_into_saved: fn(Parameters, &mut [f32], &[f32]),
     pub backward_new: fn(Parameters, &[f32], &[f32], Output),
     pub forward_on_thread: fn(Parameters, &[f32], &mut [f32]),
+    pub forward_normalised_on_thread: fn(Parameters, &[f32], &mut [f32], [f32; 3]),
     pub backward_on_thread: fn(Parameters, &[f32], &mut [f32]),
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     pub cube: super::cube::pointwise::Launch,
@@ -69,6 +70,9 @@ impl<F: Formula> Lowered<F> {
         },
         forward_on_thread: |p, input, output| {
             kernels::forward_on_thread(F::from_parameters(p), input, output)
+        },
+        forward_normalised_on_thread: |p, input, output, affine| {
+            kernels::forward_normalised_on_thread(F::from_parameters(p), input, output, affine)
         },
         backward_on_thread: |p, saved, grad| {
             kernels::backward_on_thread(F::from_parameters(p), saved, grad)

@@ -23,6 +23,17 @@ pub fn forward(op: Pointwise, input: &[f32], output: &mut [f32]) {
     (op.lowering().forward_on_thread)(op.parameters(), input, output)
 }
 
+/// `output[i] = op((input[i] − mean)·scale + shift)`, with `affine` = `[mean, scale, shift]`:
+/// a BatchNorm's output through the activation in one pass, the same values as the
+/// normalisation written out (in that order of operations, without fused multiply-adds) and
+/// [`forward`] on it.
+///
+/// # Panics
+/// When the slices differ in length.
+pub fn forward_normalised(op: Pointwise, input: &[f32], output: &mut [f32], affine: [f32; 3]) {
+    (op.lowering().forward_normalised_on_thread)(op.parameters(), input, output, affine)
+}
+
 /// `grad[i] = grad[i] · op'(x[i])`, from `saved[i]`: the input `x[i]`, or the output when
 /// [`Pointwise::saves_output`].
 ///

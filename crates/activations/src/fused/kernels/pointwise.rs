@@ -97,6 +97,34 @@ pub(crate) fn forward_on_thread<F: Formula>(f: F, input: &[f32], output: &mut [f
     )
 }
 
+/// `f((x − mean)·scale + shift)`: a BatchNorm's output through `f`, in one pass.
+#[derive(Clone, Copy)]
+struct Normalised<F>(Parameters, [f32; 3], PhantomData<F>);
+impl<F: Formula> Unary for Normalised<F> {
+    #[inline(always)]
+    fn call(self, x: f32) -> f32 {
+        let [mean, scale, shift] = self.1;
+        F::value(self.0, (x - mean) * scale + shift)
+    }
+}
+
+/// `output[i] = f((input[i] − mean)·scale + shift)` on the calling thread, with `affine` =
+/// `[mean, scale, shift]`.
+pub(crate) fn forward_normalised_on_thread<F: Formula>(
+    f: F,
+    input: &[f32],
+    output: &mut [f32],
+    affine: [f32; 3],
+) {
+    assert_eq!(input.len(), output.len(), "one output per input");
+    map_to(
+        isa(),
+        input,
+        output,
+        Normalised(f.parameters(), affine, PhantomData::<F>),
+    )
+}
+
 /// `grad[i] = f.backward(saved[i], grad[i])` on the calling thread.
 pub(crate) fn backward_on_thread<F: Formula>(f: F, saved: &[f32], grad: &mut [f32]) {
     assert_eq!(saved.len(), grad.len(), "one gradient per saved value");
