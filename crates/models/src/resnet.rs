@@ -207,19 +207,40 @@ impl ResidualBlock {
             .shortcut
             .is_none()
             .then(kernels::ResidualHandoff::default);
-        let pre = match &handoff {
-            Some(handoff) => kernels::batch_norm_of_residual(&self.norm1, x.clone(), handoff),
-            None => kernels::batch_norm(&self.norm1, x.clone()),
+        let handoff = handoff.as_ref();
+        // Without taps, each BatchNorm and activation runs inside the convolution after it
+        // (`kernels::norm_conv2d`), except where the projection reads the activation too.
+        let fused = taps.is_none();
+        let (hidden, shortcut) = match &self.shortcut {
+            None if fused => {
+                let first = (&self.norm1, &self.activation1, &self.conv1);
+                let hidden = kernels::norm_conv2d(first.0, first.1, first.2, x.clone(), handoff);
+                (hidden, x)
+            }
+            _ => {
+                let pre = match handoff {
+                    Some(handoff) => {
+                        kernels::batch_norm_of_residual(&self.norm1, x.clone(), handoff)
+                    }
+                    None => kernels::batch_norm(&self.norm1, x.clone()),
+                };
+                let activated = activate(&self.activation1, pre, format!("{name}.1"), taps);
+                let shortcut = match &self.shortcut {
+                    Some(projection) => kernels::conv2d(projection, activated.clone()),
+                    None => x,
+                };
+                (kernels::conv2d(&self.conv1, activated), shortcut)
+            }
         };
-        let activated = activate(&self.activation1, pre, format!("{name}.1"), taps);
-        let shortcut = match &self.shortcut {
-            Some(projection) => kernels::conv2d(projection, activated.clone()),
-            None => x,
-        };
-        let hidden = kernels::conv2d(&self.conv1, activated);
+        if fused {
+            let second = (&self.norm2, &self.activation2, &self.conv2);
+            return kernels::norm_conv2d_residual(
+                second.0, second.1, second.2, hidden, shortcut, handoff,
+            );
+        }
         let pre = kernels::batch_norm(&self.norm2, hidden);
         let activated = activate(&self.activation2, pre, format!("{name}.2"), taps);
-        kernels::conv2d_residual(&self.conv2, activated, shortcut, handoff.as_ref())
+        kernels::conv2d_residual(&self.conv2, activated, shortcut, handoff)
     }
 }
 

@@ -4,22 +4,15 @@
 //! against PyTorch's rule computed on the host.
 mod common;
 
-use activations::burn::module::{Param, RunningState};
-use activations::burn::nn::{BatchNorm, BatchNormConfig};
+use activations::burn::module::Param;
+use activations::burn::nn::BatchNorm;
 use activations::burn::tensor::{Device, Gradients, Tensor};
 use activations::fused::without_fused;
 use actlab_models::kernels::batch_norm;
 use common::{assert_close, device, host_random, run_with_grads, values};
 
-/// A BatchNorm with drawn γ, β and running statistics (each call builds its own: running
-/// statistics are shared between clones).
 fn norm(channels: usize, seed: u64, device: &Device) -> BatchNorm {
-    let mut norm = BatchNormConfig::new(channels).init(device);
-    norm.gamma = Param::from_tensor(host_random([channels], seed, device).add_scalar(1.0));
-    norm.beta = Param::from_tensor(host_random([channels], seed + 1, device));
-    norm.running_mean = RunningState::new(host_random([channels], seed + 2, device));
-    norm.running_var = RunningState::new(host_random([channels], seed + 3, device).abs());
-    norm
+    common::drawn_norm(channels, seed, device)
 }
 
 fn parameter_grads(norm: &BatchNorm, grads: &Gradients) -> Vec<Vec<f32>> {

@@ -6,7 +6,7 @@
 //! channel). Burn's own `BatchNorm::forward` keeps the biased one.
 use activations::burn::backend::Dispatch;
 use activations::burn::nn::BatchNorm;
-use activations::burn::tensor::{DType, Tensor};
+use activations::burn::tensor::{DType, Device, Tensor};
 
 use super::layers::has_kernels;
 use super::ops::{LayerKernelOps, ResidualHandoff};
@@ -38,7 +38,7 @@ fn normalise<const D: usize>(
     handoff: Option<ResidualHandoff>,
 ) -> Tensor<D> {
     let device = x.device();
-    let training = device.is_autodiff() && norm.training.is_enabled();
+    let training = trains(norm, &device);
     let dims = x.dims();
     let channels = dims[1];
     let per_channel = x.shape().num_elements() / channels.max(1);
@@ -49,18 +49,11 @@ fn normalise<const D: usize>(
         return norm.forward(x);
     }
     let (output, mean, variance) = if fused {
-        let running = Tensor::stack::<2>(
-            vec![
-                norm.running_mean.value_sync().to_device(&device),
-                norm.running_var.value_sync().to_device(&device),
-            ],
-            0,
-        );
         let (output, statistics) = <Dispatch as LayerKernelOps>::layer_batch_norm(
             x.into_dispatch(),
             gamma.into_dispatch(),
             beta.into_dispatch(),
-            running.into_dispatch(),
+            running_statistics(norm, &device).into_dispatch(),
             norm.epsilon,
             training,
             handoff,
@@ -68,15 +61,51 @@ fn normalise<const D: usize>(
         if !training {
             return Tensor::from_dispatch(output);
         }
-        let statistics: Tensor<2> = Tensor::from_dispatch(statistics);
-        let mean = statistics.clone().narrow(0, 0, 1).reshape([channels]);
-        let variance = statistics.narrow(0, 1, 1).reshape([channels]);
+        let (mean, variance) = split_statistics(Tensor::from_dispatch(statistics));
         (Tensor::from_dispatch(output), mean, variance)
     } else {
         let result =
             activations::burn::tensor::module::batch_norm_train(x, gamma, beta, norm.epsilon);
         (result.output, result.mean, result.variance)
     };
+    record_batch_statistics(norm, mean, variance, per_channel);
+    output
+}
+
+/// Whether `norm` normalises with the batch's statistics: in training (an autodiff device and
+/// the layer's training flag on).
+pub(super) fn trains(norm: &BatchNorm, device: &Device) -> bool {
+    device.is_autodiff() && norm.training.is_enabled()
+}
+
+/// The running mean and variance as one `[2, C]` tensor on `device`, for the kernels.
+pub(super) fn running_statistics(norm: &BatchNorm, device: &Device) -> Tensor<2> {
+    Tensor::stack::<2>(
+        vec![
+            norm.running_mean.value_sync().to_device(device),
+            norm.running_var.value_sync().to_device(device),
+        ],
+        0,
+    )
+}
+
+/// The kernels' `[2, C]` statistics as `(mean, variance)`.
+pub(super) fn split_statistics(statistics: Tensor<2>) -> (Tensor<1>, Tensor<1>) {
+    let [_, channels] = statistics.dims();
+    let mean = statistics.clone().narrow(0, 0, 1).reshape([channels]);
+    let variance = statistics.narrow(0, 1, 1).reshape([channels]);
+    (mean, variance)
+}
+
+/// Updates `norm`'s running statistics with a batch's `mean` and biased `variance`
+/// (`per_channel` values per channel), as PyTorch does.
+pub(super) fn record_batch_statistics(
+    norm: &BatchNorm,
+    mean: Tensor<1>,
+    variance: Tensor<1>,
+    per_channel: usize,
+) {
+    let device = mean.device();
     // One value per channel has no spread to correct (PyTorch refuses to train on it).
     let bessel = if per_channel > 1 {
         per_channel as f64 / (per_channel - 1) as f64
@@ -94,5 +123,4 @@ fn normalise<const D: usize>(
         .add(variance.detach().mul_scalar(momentum * bessel));
     norm.running_mean.update(running_mean.detach());
     norm.running_var.update(running_var.detach());
-    output
 }

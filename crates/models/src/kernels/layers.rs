@@ -40,7 +40,7 @@ fn symmetric_padding(padding: &PaddingConfig2d) -> Option<[usize; 2]> {
 }
 
 /// The window, weight and bias of `conv` when the kernels can run it on `x`.
-fn conv_parts(conv: &Conv2d, x: &Tensor<4>) -> Option<(Window2d, Tensor<4>, Tensor<1>)> {
+pub(super) fn conv_parts(conv: &Conv2d, x: &Tensor<4>) -> Option<(Window2d, Tensor<4>, Tensor<1>)> {
     let [_, channels_in, height, width] = x.dims();
     let weight = conv.weight.val();
     let [_, weight_channels, ..] = weight.dims();
@@ -65,6 +65,17 @@ fn conv_parts(conv: &Conv2d, x: &Tensor<4>) -> Option<(Window2d, Tensor<4>, Tens
         None => Tensor::zeros([weight.dims()[0]], &weight.device()),
     };
     Some((window, weight, bias))
+}
+
+/// The output shape of a convolution that [`conv_parts`] accepted.
+pub(super) fn output_shape(x: &Tensor<4>, weight: &Tensor<4>, window: &Window2d) -> [usize; 4] {
+    let [batch, _, height, width] = x.dims();
+    let size = |axis, size| {
+        window
+            .output_size(axis, size)
+            .expect("conv_parts checked it")
+    };
+    [batch, weight.dims()[0], size(0, height), size(1, width)]
 }
 
 /// `conv.forward(x)`, through the kernels when `x` can use them.
@@ -96,16 +107,7 @@ pub fn conv2d_residual(
     let Some((window, weight, bias)) = conv_parts(conv, &x) else {
         return conv.forward(x) + residual;
     };
-    let [batch, _, height, width] = x.dims();
-    let output_shape = [
-        batch,
-        weight.dims()[0],
-        window
-            .output_size(0, height)
-            .expect("conv_parts checked it"),
-        window.output_size(1, width).expect("conv_parts checked it"),
-    ];
-    if residual.dims() != output_shape || !has_kernels(&residual) {
+    if residual.dims() != output_shape(&x, &weight, &window) || !has_kernels(&residual) {
         return conv2d(conv, x) + residual;
     }
     let output = <Dispatch as LayerKernelOps>::layer_conv2d_residual(

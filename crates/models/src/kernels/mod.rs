@@ -27,13 +27,17 @@
 //! - [`LayerKernelOps`]: the backend extension (`#[backend_extension]`), implemented for Flex
 //!   (`flex/`: `conv.rs` with `conv/backward.rs`, `conv/matrix.rs`, `conv/im2col.rs`, the
 //!   direct 3×3 path `conv/direct3x3.rs` with `conv/phases.rs` and `conv/stack.rs`, `pool.rs`,
-//!   `block.rs`, `aprelu_block.rs`, `spatial_max_pool.rs`, and the 2×2 pooling rows they use,
-//!   `pool_rows.rs` with `pool_rows_avx512.rs`) and for `Autodiff<B>` with handwritten
+//!   `block.rs`, `aprelu_block.rs`, `spatial_max_pool.rs`, `batch_norm.rs`, `norm_conv.rs`,
+//!   and the 2×2 pooling rows they use, `pool_rows.rs` with `pool_rows_avx512.rs`; work
+//!   buffers from `parallel.rs`) and for `Autodiff<B>` with handwritten
 //!   backward steps (`autodiff/steps.rs`) that call [`LayerKernelBackward`].
 //! - [`conv2d`], [`max_pool2d`] and [`conv_block`]: what the CNN calls in place of
 //!   `Conv2d::forward`, `MaxPool2d::forward` and the three together; [`conv2d_residual`]: a
 //!   residual block's second convolution with the shortcut added in its output pass (the
-//!   ResNet's). They take Burn's modules,
+//!   ResNet's); [`batch_norm`] (PyTorch's running statistics); [`norm_conv2d`] and
+//!   [`norm_conv2d_residual`]: a pre-activation block's BatchNorm, activation and
+//!   convolution as one op, the activated input made per sample where the convolution reads
+//!   it (the ResNet's, unless diagnostics tap the activation). They take Burn's modules,
 //!   so parameters, records and exports are unchanged, use the kernels for f32 on Flex, and
 //!   run the modules' own forward otherwise (other backends and dtypes, groups, asymmetric
 //!   padding, ceil mode; for the block, activations without an element-wise kernel other than
@@ -48,13 +52,16 @@ mod batch_norm;
 #[cfg(feature = "flex")]
 mod flex;
 mod layers;
+mod norm_conv;
 mod ops;
 
 pub use batch_norm::{batch_norm, batch_norm_of_residual};
 pub use layers::{
     activation_max_pool, conv_block, conv2d, conv2d_residual, has_kernels, max_pool2d,
 };
+pub use norm_conv::{norm_conv2d, norm_conv2d_residual};
 pub use ops::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
-    LayerKernelOps, PooledHandoff, PooledStash, ResidualHandoff, Window2d,
+    LayerKernelOps, NormActivation, NormConvGrads, NormConvHandoffs, NormConvParts, PooledHandoff,
+    PooledStash, ResidualHandoff, Window2d,
 };

@@ -130,6 +130,79 @@ pub trait LayerKernelOps: Backend {
         batch_statistics: bool,
         handoff: Option<ResidualHandoff>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// A pre-activation block's BatchNorm, activation and convolution:
+    /// `(layer_conv2d(op(y), weight, bias) + residual, statistics)` with `(y, statistics)` =
+    /// [`layer_batch_norm`](Self::layer_batch_norm)`(x, gamma, beta, running, ...)` as `norm`
+    /// says, and `op` element-wise or channel-wise with `parameters` (`[C, K]` or `[1, K]`;
+    /// element-wise ones ignore them, as in [`layer_conv_block`](Self::layer_conv_block)).
+    /// `op(y)` is made per sample where the convolution reads it, in cache, and again in the
+    /// backward for the weight gradient, instead of going to memory. `residual` has the
+    /// output's shape, or no elements for none (the extension macro does not route optional
+    /// tensors). Under autodiff the output is tracked through `x`, `gamma`, `beta`, `weight`,
+    /// `bias`, `residual` and `parameters`; the statistics are not. The handoffs play [`layer_batch_norm`](Self::layer_batch_norm)'s
+    /// (`x_handoff`: the backward adds the gradient a residual convolution of `x` left there)
+    /// and [`layer_conv2d_residual`](Self::layer_conv2d_residual)'s (`residual_handoff`: the
+    /// residual's gradient goes there when a BatchNorm of the residual armed it).
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm_conv2d(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        running: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        window: Window2d,
+        norm: NormActivation,
+        handoffs: NormConvHandoffs,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// The BatchNorm and activation of [`LayerKernelOps::layer_norm_conv2d`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NormActivation {
+    pub epsilon: f64,
+    /// The batch's own statistics (training), else the running ones.
+    pub batch_statistics: bool,
+    /// The activation between the BatchNorm and the convolution.
+    pub activation: BlockActivation,
+}
+
+/// The handoffs of [`LayerKernelOps::layer_norm_conv2d`].
+#[derive(Clone, Debug, Default)]
+pub struct NormConvHandoffs {
+    /// Armed with `x`: the backward adds the gradient a residual convolution of `x` left.
+    pub x: Option<ResidualHandoff>,
+    /// Where the residual's gradient goes when a BatchNorm of the residual armed it.
+    pub residual: Option<ResidualHandoff>,
+}
+
+/// What [`LayerKernelBackward::layer_norm_conv2d_backward`] reads: the input, the BatchNorm's
+/// parameters, the statistics the forward used, the convolution's weight and the activation's
+/// parameters.
+#[derive(Clone, Debug)]
+pub struct NormConvParts<B: Backend> {
+    pub x: FloatTensor<B>,
+    pub gamma: FloatTensor<B>,
+    pub beta: FloatTensor<B>,
+    pub statistics: FloatTensor<B>,
+    pub weight: FloatTensor<B>,
+    pub parameters: FloatTensor<B>,
+}
+
+/// The gradients of [`LayerKernelOps::layer_norm_conv2d`], each present when asked for (in
+/// [`LayerKernelBackward::layer_norm_conv2d_backward`]'s `wanted`, `true` for wanted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NormConvGrads<T> {
+    pub x: T,
+    pub gamma: T,
+    pub beta: T,
+    pub weight: T,
+    pub bias: T,
+    /// A channel-wise activation's parameters.
+    pub parameters: T,
 }
 
 /// Where APReLU's pooling ([`LayerKernelOps::layer_channelwise_max_pool`]) leaves its output gradient
@@ -393,4 +466,16 @@ pub trait LayerKernelBackward: LayerKernelOps {
         output_grad: FloatTensor<Self>,
         residual_grad: Option<FloatTensor<Self>>,
     ) -> [FloatTensor<Self>; 3];
+
+    /// The gradients asked for by `wanted` of [`LayerKernelOps::layer_norm_conv2d`] (the
+    /// residual's is the output's), from what its forward kept and the output's gradient;
+    /// `residual_grad` (a residual convolution's, [`ResidualHandoff`]) is added into `x`'s.
+    fn layer_norm_conv2d_backward(
+        parts: NormConvParts<Self>,
+        output_grad: FloatTensor<Self>,
+        window: Window2d,
+        norm: NormActivation,
+        wanted: NormConvGrads<bool>,
+        residual_grad: Option<FloatTensor<Self>>,
+    ) -> NormConvGrads<Option<FloatTensor<Self>>>;
 }

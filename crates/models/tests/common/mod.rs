@@ -105,3 +105,16 @@ pub fn twins(
         .load_record(first.clone().into_record());
     (first, second)
 }
+
+/// A BatchNorm with drawn γ, β and running statistics (each call builds its own: running
+/// statistics are shared between clones).
+#[allow(dead_code)] // the BatchNorm tests use it, the others do not
+pub fn drawn_norm(channels: usize, seed: u64, device: &Device) -> activations::burn::nn::BatchNorm {
+    use activations::burn::module::{Param, RunningState};
+    let mut norm = activations::burn::nn::BatchNormConfig::new(channels).init(device);
+    norm.gamma = Param::from_tensor(host_random([channels], seed, device).add_scalar(1.0));
+    norm.beta = Param::from_tensor(host_random([channels], seed + 1, device));
+    norm.running_mean = RunningState::new(host_random([channels], seed + 2, device));
+    norm.running_var = RunningState::new(host_random([channels], seed + 3, device).abs());
+    norm
+}

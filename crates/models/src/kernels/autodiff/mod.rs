@@ -4,8 +4,8 @@
 mod steps;
 
 use super::ops::{
-    BlockActivation, ConvBlockParts, LayerKernelBackward, LayerKernelOps, PooledHandoff,
-    ResidualHandoff, Window2d,
+    BlockActivation, ConvBlockParts, LayerKernelBackward, LayerKernelOps, NormActivation,
+    NormConvHandoffs, NormConvParts, PooledHandoff, ResidualHandoff, Window2d,
 };
 use activations::burn::backend::Autodiff;
 use activations::burn::backend::TensorMetadata;
@@ -15,7 +15,8 @@ use activations::burn::backend::tensor::FloatTensor;
 use activations::fused::Channelwise;
 use steps::{
     BatchNormBackward, ChannelwiseMaxPoolBackward, ConvBackward, ConvBlockBackward,
-    ConvResidualBackward, ConvSqueezeBackward, MaxPoolBackward, SpatialMaxPoolBackward,
+    ConvResidualBackward, ConvSqueezeBackward, MaxPoolBackward, NormConvBackward,
+    SpatialMaxPoolBackward,
 };
 
 impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<B, C> {
@@ -209,6 +210,86 @@ impl<B: LayerKernelBackward, C: CheckpointStrategy> LayerKernelOps for Autodiff<
             OpsKind::UnTracked(prep) => {
                 let (output, statistics) =
                     B::layer_batch_norm(x, gamma, beta, running, epsilon, batch_statistics, None);
+                (prep.finish(output), FloatTensor::<Self>::new(statistics))
+            }
+        }
+    }
+
+    fn layer_norm_conv2d(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        running: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        parameters: FloatTensor<Self>,
+        window: Window2d,
+        norm: NormActivation,
+        handoffs: NormConvHandoffs,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let x_id = x.id();
+        let (x, x_node) = x.into_parts();
+        let (gamma, gamma_node) = gamma.into_parts();
+        let (beta, beta_node) = beta.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        let (bias, bias_node) = bias.into_parts();
+        let (residual, residual_node) = residual.into_parts();
+        let (parameters, parameters_node) = parameters.into_parts();
+        let running = running.into_primitive();
+        let parents = [
+            x_node,
+            gamma_node,
+            beta_node,
+            weight_node,
+            bias_node,
+            residual_node,
+            parameters_node,
+        ];
+        let forward = |x, gamma, beta, weight, parameters| {
+            B::layer_norm_conv2d(
+                x,
+                gamma,
+                beta,
+                running,
+                weight,
+                bias,
+                residual,
+                parameters,
+                window,
+                norm,
+                NormConvHandoffs::default(),
+            )
+        };
+        match NormConvBackward(window, norm, handoffs.clone())
+            .prepare::<C>(parents)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (output, statistics) = forward(
+                    x.clone(),
+                    gamma.clone(),
+                    beta.clone(),
+                    weight.clone(),
+                    parameters.clone(),
+                );
+                if let Some(handoff) = &handoffs.x {
+                    handoff.arm(x_id);
+                }
+                let parts = NormConvParts {
+                    x,
+                    gamma,
+                    beta,
+                    statistics: statistics.clone(),
+                    weight,
+                    parameters,
+                };
+                let output = prep.finish(parts, output);
+                (output, FloatTensor::<Self>::new(statistics))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (output, statistics) = forward(x, gamma, beta, weight, parameters);
                 (prep.finish(output), FloatTensor::<Self>::new(statistics))
             }
         }

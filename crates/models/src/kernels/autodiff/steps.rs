@@ -3,7 +3,8 @@
 
 use super::super::ops::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
-    PooledHandoff, PooledStash, ResidualHandoff, Window2d,
+    NormActivation, NormConvGrads, NormConvHandoffs, NormConvParts, PooledHandoff, PooledStash,
+    ResidualHandoff, Window2d,
 };
 use activations::burn::backend::autodiff::NodeId;
 use activations::burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -79,15 +80,87 @@ impl<B: LayerKernelBackward> Backward<B, 4> for ConvResidualBackward {
         let output_grad = grads.consume::<B>(&ops.node);
         let [x, weight, bias, residual] = ops.parents.map(|p| p.map(|node| node.id));
         if let Some(residual) = residual {
-            let handed = match &self.1 {
-                Some(handoff) => handoff.put::<B>(residual, output_grad.clone()),
-                None => Err(output_grad.clone()),
-            };
-            if let Err(grad) = handed {
-                grads.register::<B>(residual, grad);
-            }
+            residual_grad::<B>(grads, residual, self.1.as_ref(), output_grad.clone());
         }
         convolution_grads::<B>(grads, [x, weight, bias], ops.state, output_grad, self.0);
+    }
+}
+
+/// Registers the output's gradient `grad` with the residual `node`, or leaves it in the
+/// `handoff` when a BatchNorm of the residual armed it.
+fn residual_grad<B: LayerKernelBackward>(
+    grads: &mut Gradients,
+    node: NodeId,
+    handoff: Option<&ResidualHandoff>,
+    grad: FloatTensor<B>,
+) {
+    let handed = match handoff {
+        Some(handoff) => handoff.put::<B>(node, grad),
+        None => Err(grad),
+    };
+    if let Err(grad) = handed {
+        grads.register::<B>(node, grad);
+    }
+}
+
+/// The backward step of a BatchNorm, activation and convolution (parents: x, gamma, beta,
+/// weight, bias, residual, the activation's parameters); its state is what [`NormConvParts`]
+/// holds.
+#[derive(Debug)]
+pub(super) struct NormConvBackward(
+    pub(super) Window2d,
+    pub(super) NormActivation,
+    pub(super) NormConvHandoffs,
+);
+
+impl<B: LayerKernelBackward> Backward<B, 7> for NormConvBackward {
+    type State = NormConvParts<B>;
+
+    fn backward(self, ops: Ops<Self::State, 7>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let output_grad = grads.consume::<B>(&ops.node);
+        let [x, gamma, beta, weight, bias, residual, parameters] =
+            ops.parents.map(|p| p.map(|node| node.id));
+        let Self(window, norm, handoffs) = self;
+        if let Some(residual) = residual {
+            residual_grad::<B>(
+                grads,
+                residual,
+                handoffs.residual.as_ref(),
+                output_grad.clone(),
+            );
+        }
+        let handed = handoffs.x.and_then(|handoff| handoff.take::<B>());
+        let nodes = NormConvGrads {
+            x,
+            gamma,
+            beta,
+            weight,
+            bias,
+            parameters,
+        };
+        let wanted = NormConvGrads {
+            x: x.is_some(),
+            gamma: gamma.is_some(),
+            beta: beta.is_some(),
+            weight: weight.is_some(),
+            bias: bias.is_some(),
+            parameters: parameters.is_some(),
+        };
+        let computed =
+            B::layer_norm_conv2d_backward(ops.state, output_grad, window, norm, wanted, handed);
+        let pairs = [
+            (nodes.x, computed.x),
+            (nodes.gamma, computed.gamma),
+            (nodes.beta, computed.beta),
+            (nodes.weight, computed.weight),
+            (nodes.bias, computed.bias),
+            (nodes.parameters, computed.parameters),
+        ];
+        for (node, grad) in pairs {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<B>(node, grad);
+            }
+        }
     }
 }
 

@@ -19,7 +19,7 @@
 //! gradient into the convolution's gradients either way.
 
 use super::conv::{ConvDims, OutputGrad, SampleConv};
-use super::parallel::{as_uninit, filled_vec, items_per_task};
+use super::parallel::{Scratch, as_uninit, filled_vec, items_per_task, zeroed};
 use super::pool_rows::{KeepRow, WinnerScratch, keep_row, max_row, unpool_row};
 use super::pool_rows_avx512;
 use activations::fused::{Channelwise, Pointwise, slices};
@@ -252,9 +252,9 @@ pub(super) fn conv_block_forward(
     save: bool,
 ) -> (Vec<f32>, Option<BlockSaved>) {
     let conv = SampleConv::new(dims, weight, bias);
-    let buffers = || (conv.patch_buffer(), vec![0.0f32; dims.output_len()]);
+    let buffers = || (conv.patch_buffer(), zeroed(dims.output_len()));
     let convolve =
-        |(col, pre): &mut (Vec<f32>, Vec<f32>), sample: usize, pool: &mut dyn FnMut(&[f32])| {
+        |(col, pre): &mut (Scratch, Scratch), sample: usize, pool: &mut dyn FnMut(&[f32])| {
             let x = &x[sample * dims.input_len()..][..dims.input_len()];
             conv.run(x, col, as_uninit(pre));
             pool(pre)
@@ -300,7 +300,7 @@ pub(super) fn activate_and_pool<S>(
             .enumerate()
             .for_each(|(task, (output, mut keep))| {
                 let mut state = task_state();
-                let mut post = vec![0.0f32; pooling.input_len()];
+                let mut post = zeroed(pooling.input_len());
                 let mut scratch = WinnerScratch::new(pooling.pooled_width());
                 for (index, pooled) in output.chunks_mut(pooled_len).enumerate() {
                     let sample = task * samples + index;

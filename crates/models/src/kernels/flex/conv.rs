@@ -1,7 +1,7 @@
 //! 2-D convolution on one sample at a time: im2col, then `gemm` for the output and, in the
 //! backward pass (`backward.rs`), for the weight gradient and (through col2im) the input
 //! gradient; the direct 3×3 path where it applies.
-use super::parallel::{as_uninit, filled_vec, items_per_task};
+use super::parallel::{Scratch, as_uninit, filled_vec, items_per_task, zeroed};
 
 // The sizes of a convolution.
 mod dims;
@@ -17,12 +17,16 @@ mod stack;
 mod backward;
 // The GEMM on matrix views, and lane sums.
 mod matrix;
+// What the convolution applies to each sample's input first.
+mod input_map;
 
 use activations::fused::slices;
 pub(super) use backward::{DenseGrad, OutputGrad, conv2d_backward};
 pub(super) use dims::ConvDims;
 use direct3x3::Direct3x3;
 use im2col::im2col;
+pub(super) use input_map::InputMap;
+use input_map::mapped;
 use matrix::{Matrix, matmul};
 use rayon::prelude::*;
 use stack::{images_per_call, stack, unstack};
@@ -82,7 +86,7 @@ impl<'a> SampleConv<'a> {
         &self,
         x: &[f32],
         col: &mut [f32],
-        stacks: &mut [Vec<f32>; 2],
+        stacks: &mut [Scratch; 2],
         out: &mut [MaybeUninit<f32>],
     ) {
         let count = x.len() / self.dims.input_len();
@@ -114,32 +118,29 @@ impl<'a> SampleConv<'a> {
 
     /// The two stack buffers [`run_group`](Self::run_group) needs (empty when nothing is
     /// stacked).
-    pub(super) fn stack_buffers(&self) -> [Vec<f32>; 2] {
+    pub(super) fn stack_buffers(&self) -> [Scratch; 2] {
         let images = if self.stacked.is_some() {
             self.images
         } else {
             0
         };
         [
-            vec![0.0; images * self.dims.input_len()],
-            vec![0.0; images * self.dims.output_len()],
+            zeroed(images * self.dims.input_len()),
+            zeroed(images * self.dims.output_len()),
         ]
     }
 
     /// A patch buffer for [`run`](Self::run) (empty on the direct path).
-    pub(super) fn patch_buffer(&self) -> Vec<f32> {
+    pub(super) fn patch_buffer(&self) -> Scratch {
         if let Some((direct, _)) = &self.direct {
             // Stride 2: room for the sample's phase planes.
-            return vec![
-                0.0f32;
-                if direct.needs_split() {
-                    self.dims.input_len()
-                } else {
-                    0
-                }
-            ];
+            return zeroed(if direct.needs_split() {
+                self.dims.input_len()
+            } else {
+                0
+            });
         }
-        vec![0.0f32; self.dims.patch_len() * self.dims.positions()]
+        zeroed(self.dims.patch_len() * self.dims.positions())
     }
 
     pub(super) fn run(&self, x: &[f32], col: &mut [f32], out: &mut [MaybeUninit<f32>]) {
@@ -167,7 +168,7 @@ impl<'a> SampleConv<'a> {
 }
 
 pub(super) fn conv2d_forward(dims: &ConvDims, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
-    conv2d_forward_then(dims, x, weight, bias, Epilogue::None).0
+    conv2d_forward_then(dims, x, weight, bias, None, Epilogue::None).0
 }
 
 /// What [`conv2d_forward_then`] does with each sample's output while it is in cache.
@@ -186,6 +187,7 @@ pub(super) fn conv2d_forward_then(
     x: &[f32],
     weight: &[f32],
     bias: &[f32],
+    input_map: Option<&dyn InputMap>,
     epilogue: Epilogue,
 ) -> (Vec<f32>, Vec<f32>) {
     let conv = SampleConv::new(dims, weight, bias);
@@ -217,10 +219,13 @@ pub(super) fn conv2d_forward_then(
                 let mut col = conv.patch_buffer();
                 let mut stacks = conv.stack_buffers();
                 let images = conv.images();
+                let input_len = images * dims.input_len();
+                let mut input = zeroed(if input_map.is_some() { input_len } else { 0 });
                 let groups = output
                     .chunks_mut(images * dims.output_len())
                     .zip(x.chunks(images * dims.input_len()));
                 for (group, (output, x)) in groups.enumerate() {
+                    let x = mapped(input_map, x, dims.input_len(), &mut input);
                     conv.run_group(x, &mut col, &mut stacks, output);
                     for (index, out) in output.chunks_mut(dims.output_len()).enumerate() {
                         let index = group * images + index;

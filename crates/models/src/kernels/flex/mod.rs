@@ -6,6 +6,7 @@ mod batch_norm;
 mod block;
 mod conv;
 mod lanes;
+mod norm_conv;
 mod parallel;
 mod pool;
 mod pool_rows;
@@ -14,7 +15,8 @@ mod spatial_max_pool;
 
 use super::ops::{
     BlockActivation, Conv2dGrads, ConvBlockParts, ConvGradients, LayerKernelBackward,
-    LayerKernelOps, PooledHandoff, PooledStash, ResidualHandoff, Window2d,
+    LayerKernelOps, NormActivation, NormConvGrads, NormConvHandoffs, NormConvParts, PooledHandoff,
+    PooledStash, ResidualHandoff, Window2d,
 };
 use activations::burn::backend::Flex;
 use activations::burn::backend::TensorMetadata;
@@ -66,7 +68,7 @@ impl LayerKernelOps for Flex {
         );
         let (x, weight, bias) = (elements(&x), elements(&weight), elements(&bias));
         let epilogue = Epilogue::Residual(elements(&residual));
-        let (output, _) = conv2d_forward_then(&dims, x, weight, bias, epilogue);
+        let (output, _) = conv2d_forward_then(&dims, x, weight, bias, None, epilogue);
         from_vec(output, dims.output_shape())
     }
 
@@ -112,7 +114,8 @@ impl LayerKernelOps for Flex {
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
         let dims = ConvDims::new(&x.shape(), &weight.shape(), window);
         let (x, weight, bias) = (elements(&x), elements(&weight), elements(&bias));
-        let (output, summary) = conv2d_forward_then(&dims, x, weight, bias, Epilogue::Squeeze);
+        let (output, summary) =
+            conv2d_forward_then(&dims, x, weight, bias, None, Epilogue::Squeeze);
         let summary_shape = Shape::new([dims.batch, 2 * dims.out_channels]);
         (
             from_vec(output, dims.output_shape()),
@@ -130,6 +133,23 @@ impl LayerKernelOps for Flex {
         _: Option<ResidualHandoff>,
     ) -> (FlexTensor, FlexTensor) {
         batch_norm::forward(x, gamma, beta, running, epsilon, batch_statistics)
+    }
+
+    fn layer_norm_conv2d(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        running: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        residual: FlexTensor,
+        parameters: FlexTensor,
+        window: Window2d,
+        norm: NormActivation,
+        _: NormConvHandoffs,
+    ) -> (FlexTensor, FlexTensor) {
+        let inputs = [x, gamma, beta, running, weight, bias, residual, parameters];
+        norm_conv::forward(inputs, window, norm)
     }
 
     fn layer_max_pool2d(x: FlexTensor, window: Window2d) -> FlexTensor {
@@ -235,7 +255,14 @@ fn conv_grads(
     output_grad: &impl OutputGrad,
     wanted: ConvGradients,
 ) -> (Conv2dGrads<FlexTensor>, Vec<f32>) {
-    let (dx, sums) = conv2d_backward(dims, elements(x), elements(weight), output_grad, wanted);
+    let (dx, sums) = conv2d_backward(
+        dims,
+        elements(x),
+        elements(weight),
+        output_grad,
+        wanted,
+        None,
+    );
     let grads = Conv2dGrads {
         x: dx.map(|dx| from_vec(dx, x.shape())),
         weight: wanted.weight.then(|| from_vec(sums.weight, weight.shape())),
@@ -438,6 +465,17 @@ impl LayerKernelBackward for Flex {
             from_vec(x_grad, x_shape),
             from_vec(parameter_grad, parameters.shape()),
         )
+    }
+
+    fn layer_norm_conv2d_backward(
+        parts: NormConvParts<Flex>,
+        output_grad: FlexTensor,
+        window: Window2d,
+        norm: NormActivation,
+        wanted: NormConvGrads<bool>,
+        residual_grad: Option<FlexTensor>,
+    ) -> NormConvGrads<Option<FlexTensor>> {
+        norm_conv::backward(parts, output_grad, window, norm, wanted, residual_grad)
     }
 
     fn layer_conv2d_backward(

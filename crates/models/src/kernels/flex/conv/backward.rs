@@ -3,11 +3,12 @@
 //! it applies ([`Direct3x3`]), else through im2col, GEMM and col2im.
 
 use super::super::super::ops::ConvGradients;
-use super::super::parallel::{as_uninit, filled_vec, items_per_task};
+use super::super::parallel::{Scratch, as_uninit, filled_vec, items_per_task, zeroed};
 use super::dims::ConvDims;
 use super::direct3x3::Direct3x3;
 use super::direct3x3::weight_grad::lane_totals;
 use super::im2col::{col2im, im2col};
+use super::input_map::InputMap;
 use super::matrix::{Matrix, lane_sum, matmul};
 use super::stack::{images_per_call, stack_one, unstack};
 use rayon::prelude::*;
@@ -86,9 +87,11 @@ pub(in super::super) fn conv2d_backward(
     weight: &[f32],
     output_grad: &impl OutputGrad,
     wanted: ConvGradients,
+    input_map: Option<&dyn InputMap>,
 ) -> (Option<Vec<f32>>, ParamGrads) {
     let samples = items_per_task(dims.batch);
-    let plan = BackwardPlan::new(dims, weight, wanted);
+    let plan = BackwardPlan::new(dims, weight, wanted, input_map);
+    let parameter_len = plan.parameter_len(output_grad);
     // One task: samples `first..` of its chunk, writing their input gradients into `dx`
     // (uninitialised: each path writes every element of its samples' gradients).
     let task = |first: usize, dx: Option<&mut [MaybeUninit<f32>]>| {
@@ -113,7 +116,7 @@ pub(in super::super) fn conv2d_backward(
     let total = partials
         .into_iter()
         .reduce(ParamGrads::add)
-        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted, output_grad.parameter_len()));
+        .unwrap_or_else(|| ParamGrads::zeros(dims, wanted, parameter_len));
     (dx, total)
 }
 
@@ -134,10 +137,17 @@ struct BackwardPlan<'a> {
     /// stacked ([`stack`]), 1 if not.
     images: usize,
     stacked: Option<Direct3x3>,
+    /// What the forward applied to each sample's input, applied again for the weight gradient.
+    input_map: Option<&'a dyn InputMap>,
 }
 
 impl<'a> BackwardPlan<'a> {
-    fn new(dims: &'a ConvDims, weight: &'a [f32], wanted: ConvGradients) -> Self {
+    fn new(
+        dims: &'a ConvDims,
+        weight: &'a [f32],
+        wanted: ConvGradients,
+        input_map: Option<&'a dyn InputMap>,
+    ) -> Self {
         let direct = Direct3x3::new(dims);
         let direct_dx = wanted.x && direct.as_ref().is_some_and(|d| !d.needs_split());
         let direct_weight_grad =
@@ -158,7 +168,15 @@ impl<'a> BackwardPlan<'a> {
                 .then(|| Direct3x3::stacked(dims, images))
                 .flatten(),
             images,
+            input_map,
         }
+    }
+
+    /// The activation parameters whose gradient the tasks sum: a fused layer's above the
+    /// convolution, or the input map's.
+    fn parameter_len(&self, output_grad: &impl OutputGrad) -> usize {
+        let map = self.input_map.map_or(0, |map| map.parameter_len());
+        output_grad.parameter_len().max(map)
     }
 
     /// Samples `first..first + count`: their parameter gradients summed, their input
@@ -179,10 +197,10 @@ impl<'a> BackwardPlan<'a> {
         let dims = self.dims;
         let (patch_len, positions) = (dims.patch_len(), dims.positions());
         let group_size = (2048 / positions).clamp(1, MAX_GROUP);
-        let mut sums = ParamGrads::zeros(dims, self.wanted, output_grad.parameter_len());
+        let mut sums = ParamGrads::zeros(dims, self.wanted, self.parameter_len(output_grad));
         let gemm_weight_grad = self.wanted.weight && !self.direct_weight_grad;
         let gemm_dx = dx.is_some() && self.transposed.is_empty();
-        let buffer = |wanted: bool, len: usize| vec![0.0f32; if wanted { len } else { 0 }];
+        let buffer = |wanted: bool, len: usize| zeroed(if wanted { len } else { 0 });
         let mut col = buffer(gemm_weight_grad, patch_len * positions);
         let mut dcol = buffer(gemm_dx, patch_len * positions);
         let mut partials = buffer(self.direct_weight_grad, sums.weight.len() * 16);
@@ -194,31 +212,48 @@ impl<'a> BackwardPlan<'a> {
         // Stride 2: each sample's phase planes, which the direct weight gradient reads.
         let split =
             self.direct_weight_grad && self.direct.as_ref().is_some_and(|d| d.needs_split());
-        let mut phases: [Vec<f32>; MAX_GROUP] =
+        let mut phases: [Scratch; MAX_GROUP] =
             std::array::from_fn(|index| buffer(split && index < group_size, dims.input_len()));
-        let mut rebuilt: [Vec<f32>; MAX_GROUP] = Default::default();
+        // Each sample's mapped input, for the weight gradient.
+        let map = self.input_map.filter(|_| self.wanted.weight);
+        let mut inputs: [Scratch; MAX_GROUP] = std::array::from_fn(|index| {
+            buffer(map.is_some() && index < group_size, dims.input_len())
+        });
+        let mut rebuilt: [Scratch; MAX_GROUP] = std::array::from_fn(|_| zeroed(0));
         for group_start in (0..count).step_by(group_size) {
             let group = group_size.min(count - group_start);
             let mut pairs: Vec<(&[f32], &[f32])> = Vec::with_capacity(group);
-            let buffers = rebuilt.iter_mut().zip(phases.iter_mut());
-            for (index, (buffer, phases)) in (group_start..group_start + group).zip(buffers) {
+            let buffers = rebuilt
+                .iter_mut()
+                .zip(phases.iter_mut())
+                .zip(inputs.iter_mut());
+            let samples = (group_start..group_start + group).zip(buffers);
+            for (index, ((buffer, phases), input)) in samples {
                 let sample = first + index;
                 let grad = output_grad.sample(sample, buffer, &mut sums.parameter);
                 for (sum, channel) in sums.bias.iter_mut().zip(grad.chunks(positions)) {
                     *sum += lane_sum(channel);
                 }
+                let raw = &x[sample * dims.input_len()..][..dims.input_len()];
+                let mapped = map.map(|map| -> &[f32] {
+                    map.map(raw, input);
+                    input
+                });
                 if let Some(dx) = dx.as_deref_mut() {
                     // The samples in this sample's stack (fewer at the task's end); a stack
                     // of one (batch 1, a task's last) runs on its own plane.
                     let stack_len = self.images.min(count - (index - index % self.images));
-                    if stacking && stack_len > 1 {
-                        self.stacked_input_grad(grad, index, stack_len, &mut stacks, dx);
+                    let done = if stacking && stack_len > 1 {
+                        self.stacked_input_grad(grad, index, stack_len, &mut stacks, dx)
                     } else {
                         let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
                         self.input_grad(grad, &mut dcol, dx);
-                    }
+                        index..index + 1
+                    };
+                    let this = (index, mapped);
+                    self.last_step_grads(x, first, done, this, dx, &mut sums.parameter);
                 }
-                let x = &x[sample * dims.input_len()..][..dims.input_len()];
+                let x = mapped.unwrap_or(raw);
                 if gemm_weight_grad {
                     im2col(dims, x, &mut col);
                     let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
@@ -244,18 +279,42 @@ impl<'a> BackwardPlan<'a> {
         sums
     }
 
+    /// With an input map, the input gradients of the task's samples `done` (complete, in
+    /// cache) taken back through the map's last step ([`InputMap::last_step_grad`]); `this`
+    /// is the current sample and its mapped input when it was made.
+    fn last_step_grads(
+        &self,
+        x: &[f32],
+        first: usize,
+        done: std::ops::Range<usize>,
+        this: (usize, Option<&[f32]>),
+        dx: &mut [MaybeUninit<f32>],
+        parameter_grad: &mut [f32],
+    ) {
+        let Some(map) = self.input_map else { return };
+        let len = self.dims.input_len();
+        for index in done {
+            let sample = &x[(first + index) * len..][..len];
+            let dx = &mut dx[index * len..][..len];
+            // SAFETY: the input gradient wrote every element of the sample's.
+            let dx = unsafe { std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast(), dx.len()) };
+            let mapped = if index == this.0 { this.1 } else { None };
+            map.last_step_grad(sample, mapped, dx, parameter_grad);
+        }
+    }
+
     /// Sample `index` (of the task) of a stacked input gradient, in a stack of `images`: its
     /// output gradient goes into the stack (`stacks[0]`); the stack's last sample runs the
     /// direct convolution over all of them and writes their input gradients into the task's
-    /// `dx`.
+    /// `dx`. The samples (of the task) whose input gradient it completed.
     fn stacked_input_grad(
         &self,
         grad: &[f32],
         index: usize,
         images: usize,
-        stacks: &mut [Vec<f32>; 2],
+        stacks: &mut [Scratch; 2],
         dx: &mut [MaybeUninit<f32>],
-    ) {
+    ) -> std::ops::Range<usize> {
         let dims = self.dims;
         let image = index % self.images;
         let first = index - image;
@@ -263,7 +322,7 @@ impl<'a> BackwardPlan<'a> {
         let grads = &mut grads[..images * dims.output_len()];
         stack_one(grad, image, dims.positions(), grads);
         if image + 1 < images {
-            return;
+            return 0..0;
         }
         let short;
         let direct = match &self.stacked {
@@ -277,6 +336,7 @@ impl<'a> BackwardPlan<'a> {
         direct.forward(grads, &self.transposed, None, as_uninit(input_grads));
         let dx = &mut dx[first * dims.input_len()..][..images * dims.input_len()];
         unstack(input_grads, dims.positions(), images, dx);
+        first..first + images
     }
 
     /// One sample's input gradient: the direct convolution with the turned-around kernel, or
