@@ -19,8 +19,39 @@
 use super::block::{BlockAct, BlockSaved, PooledGrad, Pooling, activate_and_pool};
 use super::conv::OutputGrad;
 use super::parallel::items_per_task;
+use activations::burn::backend::TensorMetadata;
+use activations::burn::backend::flex::FlexTensor;
+use activations::burn::tensor::Shape;
+use activations::fused::flex_storage::{contiguous, elements, from_vec};
 use activations::fused::{Channelwise, slices};
 use rayon::prelude::*;
+
+/// A channel-wise activation with per-sample parameters and 2×2 max-pooling on the tensors'
+/// storage; `save` keeps what the backward needs.
+pub(super) fn channelwise_max_pool(
+    x: FlexTensor,
+    parameters: FlexTensor,
+    op: Channelwise,
+    save: bool,
+) -> (FlexTensor, Option<BlockSaved>) {
+    let (x, parameters) = (contiguous(x), contiguous(parameters));
+    let shape = x.shape();
+    let pooling = planes(&shape);
+    let (z, parameters) = (elements(&x), elements(&parameters));
+    let (output, saved) = channelwise_pool_forward(pooling, shape[0], z, op, parameters, save);
+    let pooled = Shape::new([shape[0], shape[1], shape[2] / 2, shape[3] / 2]);
+    (from_vec(output, pooled), saved)
+}
+
+/// The pooling of `[N, C, H, W]`'s planes.
+pub(super) fn planes(shape: &Shape) -> Pooling {
+    assert_eq!(
+        shape.num_dims(),
+        4,
+        "channel-wise max-pool: [N, C, H, W] input"
+    );
+    Pooling::of_planes(shape[1], shape[2], shape[3])
+}
 
 /// `max_pool_2x2(op(z))` with one row of parameters per sample and channel (APReLU's apply,
 /// `parameters` `[N·C, K]`) on `z` `[N, C, H, W]` in memory, and what the backward needs when

@@ -76,8 +76,8 @@ impl<'a> BlockAct<'a> {
         match self {
             Self::Channelwise { op, parameters } => {
                 let count = op.parameter_count();
-                let row = if parameters.len() > count { channel } else { 0 };
-                (row, &parameters[row * count..][..count])
+                let rows = parameter_row(parameters.len(), count, channel);
+                (rows.start / count, &parameters[rows])
             }
             _ => unreachable!("the rows of a channel-wise activation of one sample"),
         }
@@ -472,4 +472,11 @@ impl<'a> PooledGrad<'a> {
             )
         });
     }
+}
+
+/// Channel `channel`'s parameters in a channel-wise activation's `len` parameters of `count`
+/// per row: its own row (`[C, count]`) or the one row all share (`[1, count]`).
+pub(super) fn parameter_row(len: usize, count: usize, channel: usize) -> std::ops::Range<usize> {
+    let row = if len > count { channel } else { 0 };
+    row * count..(row + 1) * count
 }

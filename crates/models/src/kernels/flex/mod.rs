@@ -1,6 +1,7 @@
 //! [`LayerKernelOps`] for Flex: convolution as per-sample im2col + `gemm` (`conv.rs`),
 //! max-pooling as one pass (`pool.rs`), over the tensors' f32 storage; samples (or planes)
 //! spread over rayon's threads.
+mod activated;
 mod aprelu_block;
 mod batch_norm;
 mod block;
@@ -27,10 +28,10 @@ use activations::fused::flex_storage::{contiguous, elements, from_vec};
 use std::sync::Arc;
 
 use aprelu_block::{
-    SqueezeGrad, SqueezedGrad, channelwise_pool_backward, channelwise_pool_forward,
-    channelwise_pool_parameter_grad,
+    SqueezeGrad, SqueezedGrad, channelwise_max_pool, channelwise_pool_backward,
+    channelwise_pool_parameter_grad, planes,
 };
-use block::{BlockAct, BlockSaved, PooledGrad, Pooling, conv_block_forward};
+use block::{BlockAct, BlockSaved, PooledGrad, conv_block_forward};
 
 use conv::{
     ConvDims, DenseGrad, Epilogue, OutputGrad, conv2d_backward, conv2d_forward, conv2d_forward_then,
@@ -196,33 +197,6 @@ fn conv_block(
         dims.out_width / 2,
     ]);
     (from_vec(output, shape), saved)
-}
-
-/// A channel-wise activation with per-sample parameters and 2×2 max-pooling on the tensors'
-/// storage; `save` keeps what the backward needs.
-fn channelwise_max_pool(
-    x: FlexTensor,
-    parameters: FlexTensor,
-    op: Channelwise,
-    save: bool,
-) -> (FlexTensor, Option<BlockSaved>) {
-    let (x, parameters) = (contiguous(x), contiguous(parameters));
-    let shape = x.shape();
-    let pooling = planes(&shape);
-    let (z, parameters) = (elements(&x), elements(&parameters));
-    let (output, saved) = channelwise_pool_forward(pooling, shape[0], z, op, parameters, save);
-    let pooled = Shape::new([shape[0], shape[1], shape[2] / 2, shape[3] / 2]);
-    (from_vec(output, pooled), saved)
-}
-
-/// The pooling of `[N, C, H, W]`'s planes.
-fn planes(shape: &Shape) -> Pooling {
-    assert_eq!(
-        shape.num_dims(),
-        4,
-        "channel-wise max-pool: [N, C, H, W] input"
-    );
-    Pooling::of_planes(shape[1], shape[2], shape[3])
 }
 
 /// The kernels' view of a block's activation.

@@ -10,9 +10,9 @@
 use super::super::ops::{
     BlockActivation, ConvGradients, NormActivation, NormConvGrads, NormConvParts, Window2d,
 };
-use super::batch_norm::{
-    Activated, NormDims, batch_norm_backward, batch_statistics, parameter_row, scales,
-};
+use super::activated::Activated;
+use super::batch_norm::{NormDims, batch_norm_backward, batch_statistics, scales};
+use super::block::parameter_row;
 use super::conv::{ConvDims, DenseGrad, Epilogue, InputMap, conv2d_backward, conv2d_forward_then};
 use activations::burn::backend::Flex;
 use activations::burn::backend::TensorMetadata;
@@ -52,7 +52,13 @@ fn activated(
     let (ops, learned) = match norm.activation {
         BlockActivation::Pointwise(op) => (vec![op; dims.channels], None),
         BlockActivation::Channelwise(op) => {
-            let row = |channel| parameter_row(parameters.len(), op.parameter_count(), channel);
+            let count = op.parameter_count();
+            let rows = parameters.len() / count;
+            assert!(
+                parameters.len().is_multiple_of(count) && (rows == 1 || rows == dims.channels),
+                "norm_conv2d: one row of {count} parameters, or one per input channel"
+            );
+            let row = |channel| parameter_row(parameters.len(), count, channel);
             let ops = (0..dims.channels)
                 .map(|channel| op.at(&parameters[row(channel)]))
                 .collect();
