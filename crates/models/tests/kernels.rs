@@ -57,6 +57,10 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
         (2, 3, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true, 5, 40),
         (4, 6, [1, 1], [2, 2], [0, 0, 0, 0], [1, 1], false, 9, 35),
         (3, 4, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], true, 9, 8),
+        // Planes of 64 positions and under: the weight gradient's own product on AVX-512
+        // (6 patch rows × 64 output channels a tile; the cases above leave partial row and
+        // channel tiles), here with a second tile of channels.
+        (4, 70, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], false, 6, 6),
     ];
     for (index, (c_in, c_out, kernel, stride, [top, left, bottom, right], dilation, bias, h, w)) in
         cases.into_iter().enumerate()

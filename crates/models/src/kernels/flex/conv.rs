@@ -17,6 +17,8 @@ mod stack;
 mod backward;
 // The GEMM on matrix views, and lane sums.
 mod matrix;
+// The weight gradient's product on small planes (7×7 and under), without `gemm`.
+mod patch_grad;
 // What the convolution applies to each sample's input first.
 mod input_map;
 

@@ -10,6 +10,7 @@ use super::direct3x3::weight_grad::lane_totals;
 use super::im2col::{col2im, im2col};
 use super::input_map::InputMap;
 use super::matrix::{Matrix, lane_sum, matmul};
+use super::patch_grad::PatchGrad;
 use super::stack::{images_per_call, stack_one, unstack};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -133,6 +134,9 @@ struct BackwardPlan<'a> {
     transposed: Vec<f32>,
     /// Whether the weight gradient takes the direct path ([`Direct3x3::sums_weight_grad`]).
     direct_weight_grad: bool,
+    /// Else whether im2col's product runs on the small-plane kernel ([`PatchGrad`]) instead
+    /// of `gemm`.
+    patch_weight_grad: bool,
     /// Small planes: the direct input gradient over this many samples' output gradients
     /// stacked ([`stack`]), 1 if not.
     images: usize,
@@ -164,6 +168,7 @@ impl<'a> BackwardPlan<'a> {
             },
             direct: direct.filter(|_| direct_dx || direct_weight_grad),
             direct_weight_grad,
+            patch_weight_grad: wanted.weight && !direct_weight_grad && PatchGrad::applies(dims),
             stacked: (images > 1)
                 .then(|| Direct3x3::stacked(dims, images))
                 .flatten(),
@@ -198,7 +203,9 @@ impl<'a> BackwardPlan<'a> {
         let (patch_len, positions) = (dims.patch_len(), dims.positions());
         let group_size = (2048 / positions).clamp(1, MAX_GROUP);
         let mut sums = ParamGrads::zeros(dims, self.wanted, self.parameter_len(output_grad));
-        let gemm_weight_grad = self.wanted.weight && !self.direct_weight_grad;
+        let gemm_weight_grad =
+            self.wanted.weight && !self.direct_weight_grad && !self.patch_weight_grad;
+        let mut patch_grad = self.patch_weight_grad.then(|| PatchGrad::new(dims));
         let gemm_dx = dx.is_some() && self.transposed.is_empty();
         let buffer = |wanted: bool, len: usize| zeroed(if wanted { len } else { 0 });
         let mut col = buffer(gemm_weight_grad, patch_len * positions);
@@ -254,6 +261,10 @@ impl<'a> BackwardPlan<'a> {
                     self.last_step_grads(x, first, done, this, dx, &mut sums.parameter);
                 }
                 let x = mapped.unwrap_or(raw);
+                if let Some(patch_grad) = patch_grad.as_mut() {
+                    im2col(dims, x, patch_grad.col());
+                    patch_grad.add_sample(grad);
+                }
                 if gemm_weight_grad {
                     im2col(dims, x, &mut col);
                     let grad_matrix = Matrix::rows(grad, dims.out_channels, positions);
@@ -275,6 +286,9 @@ impl<'a> BackwardPlan<'a> {
         }
         if self.direct_weight_grad {
             lane_totals(&partials, &mut sums.weight);
+        }
+        if let Some(patch_grad) = patch_grad {
+            patch_grad.add_to(&mut sums.weight);
         }
         sums
     }
