@@ -61,6 +61,13 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
         // (6 patch rows × 64 output channels a tile; the cases above leave partial row and
         // channel tiles), here with a second tile of channels.
         (4, 70, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], false, 6, 6),
+        // Stride 2 on an input twice the output: the input gradient by phases on AVX-512
+        // (7×7 outputs stacked sixteen samples a call, full and short stacks; a 1×1
+        // projection, whose odd phases get no gradient; 5×5, whose taps also read the output
+        // gradient one row or column back).
+        (3, 5, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], true, 14, 14),
+        (4, 6, [1, 1], [2, 2], [0, 0, 0, 0], [1, 1], false, 14, 14),
+        (2, 3, [5, 5], [2, 2], [2, 2, 2, 2], [1, 1], true, 12, 16),
     ];
     for (index, (c_in, c_out, kernel, stride, [top, left, bottom, right], dilation, bias, h, w)) in
         cases.into_iter().enumerate()
@@ -74,8 +81,10 @@ fn conv2d_matches_burn_over_strides_paddings_and_dilations() {
             .init(&device);
         // Large planes with enough samples (six per task) that the direct weight gradient sums
         // full groups (two samples of 28×28) and shorter ones (a group of up to eight, 14×14);
-        // small ones with enough (17 or more per task) for full and short stacks.
+        // small ones (and stride-2 ones onto 7×7) with enough (17 or more per task) for full
+        // and short stacks.
         let batch = match h * w {
+            _ if stride == [2, 2] && h * w <= 196 => 71,
             196.. => 22,
             ..64 => 71,
             _ => 3,

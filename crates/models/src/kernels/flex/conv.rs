@@ -19,6 +19,8 @@ mod backward;
 mod matrix;
 // The weight gradient's product on small planes (7×7 and under), without `gemm`.
 mod patch_grad;
+// A stride-2 convolution's input gradient by phases of the input, without col2im.
+mod phase_grad;
 // What the convolution applies to each sample's input first.
 mod input_map;
 

@@ -11,6 +11,7 @@ use super::im2col::{col2im, im2col};
 use super::input_map::InputMap;
 use super::matrix::{Matrix, lane_sum, matmul};
 use super::patch_grad::PatchGrad;
+use super::phase_grad::PhaseGrad;
 use super::stack::{images_per_call, stack_one, unstack};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -137,6 +138,8 @@ struct BackwardPlan<'a> {
     /// Else whether im2col's product runs on the small-plane kernel ([`PatchGrad`]) instead
     /// of `gemm`.
     patch_weight_grad: bool,
+    /// Else, with stride 2, the input gradient by phases ([`PhaseGrad`]) where it applies.
+    phase_dx: Option<PhaseGrad>,
     /// Small planes: the direct input gradient over this many samples' output gradients
     /// stacked ([`stack`]), 1 if not.
     images: usize,
@@ -166,6 +169,9 @@ impl<'a> BackwardPlan<'a> {
             } else {
                 Vec::new()
             },
+            phase_dx: (wanted.x && !direct_dx)
+                .then(|| PhaseGrad::new(dims, weight))
+                .flatten(),
             direct: direct.filter(|_| direct_dx || direct_weight_grad),
             direct_weight_grad,
             patch_weight_grad: wanted.weight && !direct_weight_grad && PatchGrad::applies(dims),
@@ -206,12 +212,23 @@ impl<'a> BackwardPlan<'a> {
         let gemm_weight_grad =
             self.wanted.weight && !self.direct_weight_grad && !self.patch_weight_grad;
         let mut patch_grad = self.patch_weight_grad.then(|| PatchGrad::new(dims));
-        let gemm_dx = dx.is_some() && self.transposed.is_empty();
+        let gemm_dx = dx.is_some() && self.transposed.is_empty() && self.phase_dx.is_none();
         let buffer = |wanted: bool, len: usize| zeroed(if wanted { len } else { 0 });
         let mut col = buffer(gemm_weight_grad, patch_len * positions);
         let mut dcol = buffer(gemm_dx, patch_len * positions);
         let mut partials = buffer(self.direct_weight_grad, sums.weight.len() * 16);
         let stacking = dx.is_some() && self.stacked.is_some();
+        let mut phase_buffers = self
+            .phase_dx
+            .as_ref()
+            .filter(|_| dx.is_some())
+            .map(|phase| {
+                let stack = phase.images() > 1;
+                [
+                    buffer(stack, phase.images() * dims.output_len()),
+                    phase.buffer(),
+                ]
+            });
         let mut stacks = [
             buffer(stacking, self.images * dims.output_len()),
             buffer(stacking, self.images * dims.input_len()),
@@ -250,7 +267,9 @@ impl<'a> BackwardPlan<'a> {
                     // The samples in this sample's stack (fewer at the task's end); a stack
                     // of one (batch 1, a task's last) runs on its own plane.
                     let stack_len = self.images.min(count - (index - index % self.images));
-                    let done = if stacking && stack_len > 1 {
+                    let done = if let Some(buffers) = phase_buffers.as_mut() {
+                        self.phase_input_grad(grad, index, count, buffers, dx)
+                    } else if stacking && stack_len > 1 {
                         self.stacked_input_grad(grad, index, stack_len, &mut stacks, dx)
                     } else {
                         let dx = &mut dx[index * dims.input_len()..][..dims.input_len()];
@@ -350,6 +369,39 @@ impl<'a> BackwardPlan<'a> {
         direct.forward(grads, &self.transposed, None, as_uninit(input_grads));
         let dx = &mut dx[first * dims.input_len()..][..images * dims.input_len()];
         unstack(input_grads, dims.positions(), images, dx);
+        first..first + images
+    }
+
+    /// Sample `index` (of the task's `count`) of the stride-2 input gradient by phases: its
+    /// output gradient goes into the stack (`buffers[0]`) when the plan stacks samples; a
+    /// stack's last sample runs the phases over all of them. The samples (of the task) whose
+    /// input gradient it completed.
+    fn phase_input_grad(
+        &self,
+        grad: &[f32],
+        index: usize,
+        count: usize,
+        buffers: &mut [Scratch; 2],
+        dx: &mut [MaybeUninit<f32>],
+    ) -> std::ops::Range<usize> {
+        let phase = self.phase_dx.as_ref().expect("a phase plan");
+        let len = self.dims.input_len();
+        let image = index % phase.images();
+        let first = index - image;
+        let images = phase.images().min(count - first);
+        let [stack, phases] = buffers;
+        let grads = if images == 1 {
+            grad
+        } else {
+            let stack = &mut stack[..images * self.dims.output_len()];
+            stack_one(grad, image, self.dims.positions(), stack);
+            if image + 1 < images {
+                return 0..0;
+            }
+            stack
+        };
+        let dx = &mut dx[first * len..][..images * len];
+        phase.input_grads(grads, images, phases, dx);
         first..first + images
     }
 

@@ -22,9 +22,17 @@ const MAX_POSITIONS: usize = 1024;
 /// whose positions fill whole vectors (16 / gcd(plane, 16): 16 of 7×7), if they fit in
 /// [`MAX_POSITIONS`]. Stride 1 only (stride 2 reads phase planes).
 pub(in super::super) fn images_per_call(dims: &ConvDims) -> usize {
-    let plane = dims.positions();
+    if dims.window.stride != [1, 1] {
+        return 1;
+    }
+    images_per_plane(dims.positions())
+}
+
+/// [`images_per_call`]'s rule for planes of `plane` positions, whatever reads them (also the
+/// stride-2 input gradient's phases, `phase_grad.rs`).
+pub(super) fn images_per_plane(plane: usize) -> usize {
     let lanes = plane.div_ceil(LANES) * LANES;
-    if dims.window.stride != [1, 1] || plane == 0 || 10 * (lanes - plane) <= lanes {
+    if plane == 0 || 10 * (lanes - plane) <= lanes {
         return 1;
     }
     let images = LANES / gcd(plane, LANES);
