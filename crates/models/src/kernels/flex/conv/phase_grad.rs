@@ -251,12 +251,42 @@ impl PhaseGrad {
                     let start = image * plane + m * width;
                     let even = &phase(2 * a, channel)[start..][..width];
                     let odd = &phase(2 * a + 1, channel)[start..][..width];
-                    for ((pair, &even), &odd) in dx_row.chunks_exact_mut(2).zip(even).zip(odd) {
-                        pair[0].write(even);
-                        pair[1].write(odd);
-                    }
+                    // SAFETY: `new` checked AVX-512 (the only way to a plan).
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        interleave_row(even, odd, dx_row)
+                    };
                 }
             }
+        }
+    }
+}
+
+/// `row[2n] = even[n]`, `row[2n + 1] = odd[n]`, sixteen pairs at a time (two permutations
+/// of the two rows' vectors, every element of `row` written).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn interleave_row(even: &[f32], odd: &[f32], row: &mut [MaybeUninit<f32>]) {
+    assert!(
+        even.len() == odd.len() && row.len() == 2 * even.len(),
+        "interleave_row"
+    );
+    let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    let lanes = |count: usize| (((1u32 << count.min(LANES)) - 1) & 0xffff) as u16;
+    for (chunk, (even, odd)) in even.chunks(LANES).zip(odd.chunks(LANES)).enumerate() {
+        let count = even.len();
+        let target = row[2 * chunk * LANES..].as_mut_ptr().cast::<f32>();
+        // SAFETY: the masks keep the loads inside `even` and `odd` (`count` values each) and
+        // the stores inside `row` (`2 · count` values from `target`).
+        unsafe {
+            let even = _mm512_maskz_loadu_ps(lanes(count), even.as_ptr());
+            let odd = _mm512_maskz_loadu_ps(lanes(count), odd.as_ptr());
+            let pairs = _mm512_permutex2var_ps(even, low, odd);
+            _mm512_mask_storeu_ps(target, lanes(2 * count), pairs);
+            let pairs = _mm512_permutex2var_ps(even, high, odd);
+            let rest = (2 * count).saturating_sub(LANES);
+            _mm512_mask_storeu_ps(target.wrapping_add(LANES), lanes(rest), pairs);
         }
     }
 }
