@@ -154,8 +154,9 @@ impl PhaseGrad {
                 // samples' planes).
                 unsafe { self.phase(taps, grad, positions, &masks, out, stride) };
             }
+            // SAFETY: as above.
+            unsafe { self.interleave(phases, stride, dx) };
         }
-        self.interleave(phases, stride, dx);
     }
 
     /// Per shift, per vector of the stacked positions: the lanes whose shifted position is
@@ -235,8 +236,11 @@ impl PhaseGrad {
         }
     }
 
-    /// `dx[image, ci, 2m + a, 2n + b] = phases[2a + b][ci][image · plane + m · W_out + n]`.
-    fn interleave(&self, phases: &[f32], stride: usize, dx: &mut [MaybeUninit<f32>]) {
+    /// `dx[image, ci, 2m + a, 2n + b] = phases[2a + b][ci][image · plane + m · W_out + n]`
+    /// (compiled for AVX-512 with the rows' permutations inlined).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn interleave(&self, phases: &[f32], stride: usize, dx: &mut [MaybeUninit<f32>]) {
         let (height, width) = (self.out_height, self.out_width);
         let plane = height * width;
         let phase =
@@ -251,11 +255,7 @@ impl PhaseGrad {
                     let start = image * plane + m * width;
                     let even = &phase(2 * a, channel)[start..][..width];
                     let odd = &phase(2 * a + 1, channel)[start..][..width];
-                    // SAFETY: `new` checked AVX-512 (the only way to a plan).
-                    #[cfg(target_arch = "x86_64")]
-                    unsafe {
-                        interleave_row(even, odd, dx_row)
-                    };
+                    interleave_row(even, odd, dx_row);
                 }
             }
         }
@@ -265,8 +265,9 @@ impl PhaseGrad {
 /// `row[2n] = even[n]`, `row[2n + 1] = odd[n]`, sixteen pairs at a time (two permutations
 /// of the two rows' vectors, every element of `row` written).
 #[cfg(target_arch = "x86_64")]
+#[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn interleave_row(even: &[f32], odd: &[f32], row: &mut [MaybeUninit<f32>]) {
+fn interleave_row(even: &[f32], odd: &[f32], row: &mut [MaybeUninit<f32>]) {
     assert!(
         even.len() == odd.len() && row.len() == 2 * even.len(),
         "interleave_row"
