@@ -281,8 +281,7 @@ impl<'a> BackwardPlan<'a> {
                 }
                 let x = mapped.unwrap_or(raw);
                 if let Some(patch_grad) = patch_grad.as_mut() {
-                    im2col(dims, x, patch_grad.col());
-                    patch_grad.add_sample(grad);
+                    patch_grad.add_sample(x, grad);
                 }
                 if gemm_weight_grad {
                     im2col(dims, x, &mut col);

@@ -8,8 +8,11 @@
 //! `dwᵀ[r, co] += Σ_p col[r, p] · dy[co, p]`: the patch rows' values are broadcast, the
 //! output gradient is read as vectors over the channels, so each sample's `dy` is transposed
 //! first (`C_out × positions`, a few thousand values against the patch matrix's tens of
-//! thousands). The rows and channels are padded (zero rows in `col`, zero columns in `dyᵀ`)
-//! to whole tiles, so the tiles need no masks.
+//! thousands). The patch matrix is never built: `col[r, p]` is read from a copy of the sample
+//! with the convolution's zero padding around each plane, at `start[r] + offset[p]` (the
+//! patch entry's channel and tap, the position's corner), so the copy is the input's size
+//! instead of nine times it. The rows and channels are padded to whole tiles (rows that read
+//! a zero plane, zero columns in `dyᵀ`), so the tiles need no masks.
 
 // The tile indexes its register arrays in counted loops over const sizes.
 #![allow(clippy::needless_range_loop)]
@@ -37,8 +40,16 @@ pub(super) struct PatchGrad {
     rows: usize,
     /// `out_channels` rounded up to whole tiles.
     columns: usize,
-    /// The patch matrix, `rows × positions`; rows past `patch_len` stay zero.
-    col: Scratch,
+    /// The input's planes and padding: `height × width` planes padded by `pad`.
+    plane: [usize; 2],
+    pad: [usize; 2],
+    /// `[C_in + 1, H + 2·pad, W + 2·pad]`: one sample with zeros around each plane, and a
+    /// plane of zeros that the padding rows read.
+    padded: Scratch,
+    /// Per patch row: where its channel and tap start in `padded`.
+    starts: Vec<usize>,
+    /// Per output position: where its window's corner is in a padded plane.
+    offsets: Vec<usize>,
     /// One sample's output gradient transposed, `positions × columns`; columns past
     /// `out_channels` stay zero.
     grad_t: Scratch,
@@ -57,28 +68,56 @@ impl PatchGrad {
         let (patch_len, positions) = (dims.patch_len(), dims.positions());
         let rows = patch_len.div_ceil(ROWS) * ROWS;
         let columns = dims.out_channels.div_ceil(CHANNELS) * CHANNELS;
+        let window = dims.window;
+        let [pad_h, pad_w] = window.padding;
+        let (height, width) = (dims.height + 2 * pad_h, dims.width + 2 * pad_w);
+        let padded_plane = height * width;
+        let [kernel_h, kernel_w] = window.kernel;
+        let [dilation_h, dilation_w] = window.dilation;
+        let mut starts = Vec::with_capacity(rows);
+        for channel in 0..dims.in_channels {
+            for kr in 0..kernel_h {
+                for kc in 0..kernel_w {
+                    starts.push(channel * padded_plane + kr * dilation_h * width + kc * dilation_w);
+                }
+            }
+        }
+        starts.resize(rows, dims.in_channels * padded_plane);
+        let [stride_h, stride_w] = window.stride;
+        let offsets = (0..dims.out_height)
+            .flat_map(|i| (0..dims.out_width).map(move |j| i * stride_h * width + j * stride_w))
+            .collect();
         Self {
             patch_len,
             positions,
             out_channels: dims.out_channels,
             rows,
             columns,
-            col: zeroed(rows * positions),
+            plane: [dims.height, dims.width],
+            pad: [pad_h, pad_w],
+            padded: zeroed((dims.in_channels + 1) * padded_plane),
+            starts,
+            offsets,
             grad_t: zeroed(positions * columns),
             sums_t: zeroed(rows * columns),
         }
     }
 
-    /// The patch matrix for [`im2col`](super::im2col::im2col) to fill: `patch_len ×
-    /// positions`.
-    pub(super) fn col(&mut self) -> &mut [f32] {
-        &mut self.col[..self.patch_len * self.positions]
-    }
-
-    /// Adds one sample's `Σ_p col[r, p] · grad[co, p]` (the patch matrix [`col`](Self::col)
-    /// holds) to the task's sums; `grad` is `C_out × positions`.
-    pub(super) fn add_sample(&mut self, grad: &[f32]) {
+    /// Adds one sample's `Σ_p col[r, p] · grad[co, p]` to the task's sums, `col` the patches
+    /// of `x` (`C_in × H × W`); `grad` is `C_out × positions`.
+    pub(super) fn add_sample(&mut self, x: &[f32], grad: &[f32]) {
         assert_eq!(grad.len(), self.out_channels * self.positions, "patch_grad");
+        let ([height, width], [pad_h, pad_w]) = (self.plane, self.pad);
+        let padded_width = width + 2 * pad_w;
+        let padded_plane = (height + 2 * pad_h) * padded_width;
+        assert_eq!(x.len() % (height * width).max(1), 0, "patch_grad: x");
+        // The interiors only: the padding stays as `zeroed` made it.
+        for (channel, plane) in x.chunks_exact(height * width).enumerate() {
+            for (row, values) in plane.chunks_exact(width).enumerate() {
+                let start = channel * padded_plane + (row + pad_h) * padded_width + pad_w;
+                self.padded[start..][..width].copy_from_slice(values);
+            }
+        }
         // SAFETY: `applies` checked AVX-512; the buffers have the padded sizes `new` gave
         // them, which the loops below stay within.
         #[cfg(target_arch = "x86_64")]
@@ -135,16 +174,21 @@ impl PatchGrad {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn tiles(&mut self) {
-        let (positions, columns) = (self.positions, self.columns);
+        let columns = self.columns;
         for first_channel in (0..columns).step_by(CHANNELS) {
             for first_row in (0..self.rows).step_by(ROWS) {
-                // SAFETY: the tile reads rows `first_row..+ROWS` of `col` (`rows ×
-                // positions`), columns `first_channel..+CHANNELS` of `grad_t` (`positions ×
-                // columns`) and writes the same block of `sums_t` (`rows × columns`).
+                let starts: &[usize; ROWS] = self.starts[first_row..][..ROWS]
+                    .try_into()
+                    .expect("whole tiles");
+                // SAFETY: every `start + offset` is inside `padded` (a window of the padded
+                // plane, or the zero plane); the tile reads columns `first_channel..+CHANNELS`
+                // of `grad_t` (`positions × columns`) and writes that block of rows
+                // `first_row..+ROWS` of `sums_t` (`rows × columns`).
                 unsafe {
                     tile(
-                        self.col.as_ptr().add(first_row * positions),
-                        positions,
+                        self.padded.as_ptr(),
+                        starts,
+                        &self.offsets,
                         self.grad_t.as_ptr().add(first_channel),
                         columns,
                         self.sums_t
@@ -157,14 +201,15 @@ impl PatchGrad {
     }
 }
 
-/// `sums[r, v] += Σ_p col[r, p] · grad_t[p, v]` for a tile of [`ROWS`] × [`CHANNELS`], in
-/// registers over the positions, added to memory once.
+/// `sums[r, v] += Σ_p padded[starts[r] + offsets[p]] · grad_t[p, v]` for a tile of
+/// [`ROWS`] × [`CHANNELS`], in registers over the positions, added to memory once.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile(
-    col: *const f32,
-    positions: usize,
+    padded: *const f32,
+    starts: &[usize; ROWS],
+    offsets: &[usize],
     grad_t: *const f32,
     columns: usize,
     sums: *mut f32,
@@ -172,13 +217,13 @@ unsafe fn tile(
     let mut acc = [[_mm512_setzero_ps(); VECTORS]; ROWS];
     // SAFETY (all accesses): the caller's tile bounds.
     unsafe {
-        for p in 0..positions {
+        for (p, &offset) in offsets.iter().enumerate() {
             let mut grad = [_mm512_setzero_ps(); VECTORS];
             for v in 0..VECTORS {
                 grad[v] = _mm512_loadu_ps(grad_t.add(p * columns + v * LANES));
             }
             for r in 0..ROWS {
-                let value = _mm512_set1_ps(*col.add(r * positions + p));
+                let value = _mm512_set1_ps(*padded.add(starts[r] + offset));
                 for v in 0..VECTORS {
                     acc[r][v] = _mm512_fmadd_ps(value, grad[v], acc[r][v]);
                 }
