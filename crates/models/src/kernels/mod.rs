@@ -27,7 +27,8 @@
 //! - [`LayerKernelOps`]: the backend extension (`#[backend_extension]`), implemented for Flex
 //!   (`flex/`: `conv.rs` with `conv/backward.rs`, `conv/matrix.rs`, `conv/im2col.rs`, the
 //!   direct 3×3 path `conv/direct3x3.rs` with `conv/phases.rs`, `conv/stack.rs` and
-//!   `conv/input_map.rs`, `pool.rs`, `block.rs`, `aprelu_block.rs`, `spatial_max_pool.rs`,
+//!   `conv/input_map.rs`, the small-plane weight gradient `conv/patch_grad.rs`, the stride-2
+//!   input gradient by phases `conv/phase_grad.rs`, `pool.rs`, `block.rs`, `aprelu_block.rs`, `spatial_max_pool.rs`,
 //!   `batch_norm.rs`, `norm_conv.rs` with `activated.rs`, and the 2×2 pooling rows they use,
 //!   `pool_rows.rs` with `pool_rows_avx512.rs`; work buffers from `parallel.rs`) and for
 //!   `Autodiff<B>` with handwritten
