@@ -12,7 +12,7 @@ use super::input_map::InputMap;
 use super::matrix::{Matrix, lane_sum, matmul};
 use super::patch_grad::PatchGrad;
 use super::phase_grad::PhaseGrad;
-use super::stack::{images_per_call, stack_one, unstack};
+use super::stack::{images_per_call, stack_until_full, unstack};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -351,11 +351,9 @@ impl<'a> BackwardPlan<'a> {
         let image = index % self.images;
         let first = index - image;
         let [grads, input_grads] = stacks;
-        let grads = &mut grads[..images * dims.output_len()];
-        stack_one(grad, image, dims.positions(), grads);
-        if image + 1 < images {
+        let Some(grads) = stack_until_full(grad, image, images, dims.positions(), grads) else {
             return 0..0;
-        }
+        };
         let short;
         let direct = match &self.stacked {
             Some(full) if images == self.images => full,
@@ -392,11 +390,10 @@ impl<'a> BackwardPlan<'a> {
         let grads = if images == 1 {
             grad
         } else {
-            let stack = &mut stack[..images * self.dims.output_len()];
-            stack_one(grad, image, self.dims.positions(), stack);
-            if image + 1 < images {
+            let positions = self.dims.positions();
+            let Some(stack) = stack_until_full(grad, image, images, positions, stack) else {
                 return 0..0;
-            }
+            };
             stack
         };
         let dx = &mut dx[first * len..][..images * len];

@@ -60,6 +60,20 @@ pub(in super::super) fn stack_one(sample: &[f32], image: usize, plane: usize, st
     }
 }
 
+/// [`stack_one`] into the first `images` samples' room of `stack`; the stack once this was
+/// its last sample (`image + 1 == images`), else `None` (the stack waits for the others).
+pub(in super::super) fn stack_until_full<'a>(
+    sample: &[f32],
+    image: usize,
+    images: usize,
+    plane: usize,
+    stack: &'a mut [f32],
+) -> Option<&'a [f32]> {
+    let stack = &mut stack[..images * sample.len()];
+    stack_one(sample, image, plane, stack);
+    (image + 1 == images).then_some(&*stack)
+}
+
 /// `samples` (`[images, C, P]`, one sample after the other) into `stacked` (`[C, images, P]`).
 pub(in super::super) fn stack(samples: &[f32], plane: usize, images: usize, stacked: &mut [f32]) {
     for (image, sample) in samples.chunks_exact(samples.len() / images).enumerate() {
